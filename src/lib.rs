@@ -1,0 +1,32 @@
+//! # recheck
+//!
+//! recheck makes LLM answers checkable. It wraps any chat model in verify-and-revise
+//! loops, ties claims to the sources that support them, records every step in a
+//! trace store, and replays stored traces to measure how models fail.
+//!
+//! The core pieces:
+//! - [`llm::ChatModel`]: one trait over every backend (`openai:MODEL` for any
+//!   OpenAI-compatible server, `local` for the embedded model).
+//! - [`trace::TraceStore`]: runs and their steps in sled; every model call goes
+//!   through a [`trace::RecordingModel`], so the store holds enough to replay a run.
+//! - [`orchestrator`]: strategies that drive the agents and record runs.
+//!
+//! ```no_run
+//! # async fn demo() -> recheck::Result<()> {
+//! use recheck::{llm, orchestrator, trace::TraceStore};
+//! let store = TraceStore::open("/tmp/recheck-traces")?;
+//! let model = llm::OpenAiBackend::new("gpt-4o-mini", llm::OpenAiOptions::new("http://127.0.0.1:8000/v1"))?;
+//! let outcome = orchestrator::ask(&store, std::sync::Arc::new(model), "Is 7411 prime?", &Default::default()).await?;
+//! println!("{} (run {})", outcome.answer, outcome.trace_id);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod cli;
+mod error;
+pub mod home;
+pub mod llm;
+pub mod orchestrator;
+pub mod trace;
+
+pub use error::{Error, Result};

@@ -1,0 +1,88 @@
+//! Errors of the model layer.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong between recheck and a model.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The model spec string could not be understood.
+    #[error("unknown model spec {spec:?}: {reason} (expected `openai:MODEL`, `local` or `local:/path/model.gguf`)")]
+    BadSpec {
+        /// The spec as given.
+        spec: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A backend needs a setting that is missing.
+    #[error("{0}")]
+    Config(String),
+    /// The server could not be reached (after retries).
+    #[error("cannot reach the model server at {url}: {detail}")]
+    Unreachable {
+        /// Base URL tried.
+        url: String,
+        /// Transport error text.
+        detail: String,
+    },
+    /// The call took longer than the configured timeout (after retries).
+    #[error("model call to {url} timed out after {timeout_ms} ms per attempt")]
+    Timeout {
+        /// Base URL tried.
+        url: String,
+        /// Per-attempt timeout.
+        timeout_ms: u64,
+    },
+    /// The server answered with an HTTP error status.
+    #[error("model server returned HTTP {status}: {body}")]
+    Http {
+        /// HTTP status code.
+        status: u16,
+        /// Error text or raw body from the server.
+        body: String,
+    },
+    /// The server's reply could not be understood.
+    #[error("model server sent a reply recheck cannot read: {detail}; body: {body}")]
+    BadResponse {
+        /// Parse error.
+        detail: String,
+        /// Raw body (truncated to 2 KiB).
+        body: String,
+    },
+    /// The backend does not offer this capability.
+    #[error("the {backend} backend does not support {what}")]
+    Unsupported {
+        /// Backend name.
+        backend: String,
+        /// The missing capability.
+        what: String,
+    },
+    /// A model file is missing, unreadable or not a valid model.
+    #[error("model file {path}: {detail}")]
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The call could not be written to the trace store.
+    #[error("could not record the model call in the trace store: {0}")]
+    Recording(String),
+    /// The local inference engine failed.
+    #[error("local model: {0}")]
+    Inference(String),
+}
+
+impl LlmError {
+    /// Keep at most 2 KiB of a body in an error message.
+    pub(crate) fn clip(body: &str) -> String {
+        const MAX: usize = 2048;
+        if body.len() <= MAX {
+            return body.to_string();
+        }
+        let mut end = MAX;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes)", &body[..end], body.len())
+    }
+}

@@ -1,0 +1,249 @@
+//! The `openai` backend: any OpenAI-compatible chat-completions server, through async-openai.
+//!
+//! Requests and responses use our own lenient wire types (async-openai's "bring your own
+//! types" calls), because compatible servers differ from OpenAI: a missing `object`,
+//! an empty or null `finish_reason`, missing `usage`, extra fields.
+
+use std::{sync::Arc, time::Instant};
+
+use async_openai::{config::OpenAIConfig, error::OpenAIError, middleware::ReqwestService, Client};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use super::{
+    retry::RetryPolicy, Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, Message,
+    ModelInfo, RetryConfig, TokenLogprob, Usage,
+};
+
+/// Settings of an OpenAI-compatible endpoint.
+#[derive(Debug, Clone)]
+pub struct OpenAiOptions {
+    /// Base URL, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    /// API key; local servers usually accept any value or none.
+    pub api_key: Option<String>,
+    /// Timeouts and retries.
+    pub retry: RetryConfig,
+    /// Calls in flight at once, shared by every agent using this backend.
+    pub max_concurrency: usize,
+}
+
+impl OpenAiOptions {
+    /// Options for `base_url` with defaults for the rest.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self { base_url: base_url.into(), api_key: None, retry: RetryConfig::default(), max_concurrency: 16 }
+    }
+}
+
+/// A chat model behind an OpenAI-compatible HTTP API.
+pub struct OpenAiBackend {
+    client: Client<OpenAIConfig>,
+    model: String,
+    options: OpenAiOptions,
+    limiter: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for OpenAiBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches logs.
+        f.debug_struct("OpenAiBackend").field("model", &self.model).field("base_url", &self.options.base_url).finish()
+    }
+}
+
+impl OpenAiBackend {
+    /// Build a client for `model` at the endpoint in `options`.
+    pub fn new(model: impl Into<String>, options: OpenAiOptions) -> Result<Self, LlmError> {
+        let base_url = options.base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(LlmError::Config(format!(
+                "base URL {base_url:?} must start with http:// or https:// (set --base-url or OPENAI_BASE_URL)"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(options.retry.timeout)
+            .build()
+            .map_err(|e| LlmError::Config(format!("cannot build HTTP client: {e}")))?;
+        let service = tower::ServiceBuilder::new()
+            .retry(RetryPolicy::new(options.retry.clone()))
+            .service(ReqwestService::new(http));
+        let config = OpenAIConfig::new()
+            .with_api_base(base_url.clone())
+            .with_api_key(options.api_key.clone().unwrap_or_default());
+        let client = Client::with_config(config).with_http_service(service);
+        let limiter = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
+        Ok(Self { client, model: model.into(), options: OpenAiOptions { base_url, ..options }, limiter })
+    }
+
+    fn map_error(&self, error: OpenAIError) -> LlmError {
+        let url = self.options.base_url.clone();
+        match error {
+            OpenAIError::Reqwest(e) if e.is_timeout() => {
+                LlmError::Timeout { url, timeout_ms: self.options.retry.timeout.as_millis() as u64 }
+            }
+            OpenAIError::Reqwest(e) if e.is_connect() => LlmError::Unreachable { url, detail: error_chain(&e) },
+            OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => {
+                LlmError::BadResponse { detail: format!("broken or truncated body: {}", error_chain(&e)), body: String::new() }
+            }
+            OpenAIError::Reqwest(e) => LlmError::Unreachable { url, detail: error_chain(&e) },
+            OpenAIError::ApiError(r) => LlmError::Http { status: r.status_code.as_u16(), body: LlmError::clip(&r.api_error.to_string()) },
+            OpenAIError::JSONDeserialize(e, body) => LlmError::BadResponse { detail: e.to_string(), body: LlmError::clip(&body) },
+            other => LlmError::BadResponse { detail: other.to_string(), body: String::new() },
+        }
+    }
+}
+
+/// reqwest hides the root cause (e.g. "connection refused") in its source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    temperature: f32,
+    top_p: f32,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    n: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    logprobs: bool,
+    stream: bool,
+    /// vLLM's switches for continuing a trailing assistant message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continue_final_message: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    add_generation_prompt: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    message: Option<WireMessage>,
+    /// Some servers put the text here even on the chat route.
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<WireLogprobs>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireLogprobs {
+    #[serde(default)]
+    content: Option<Vec<WireToken>>,
+}
+
+#[derive(Deserialize)]
+struct WireToken {
+    token: String,
+    logprob: f64,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+}
+
+#[async_trait]
+impl ChatModel for OpenAiBackend {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            spec: format!("openai:{}", self.model),
+            backend: "openai".into(),
+            weights_sha256: None,
+            base_url: Some(self.options.base_url.clone()),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Generated-token logprobs are part of the API; whether a trailing assistant
+        // message is continued depends on the server, so we do not promise it.
+        Capabilities { logprobs: true, score_continuation: false, prefill: false }
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        let p = &request.params;
+        let prefill = request.continues_assistant();
+        let wire = WireRequest {
+            model: &self.model,
+            messages: &request.messages,
+            temperature: p.temperature,
+            top_p: p.top_p,
+            max_tokens: p.max_tokens,
+            stop: &p.stop,
+            seed: p.seed,
+            n: p.n.max(1),
+            logprobs: p.logprobs,
+            stream: false,
+            continue_final_message: prefill.then_some(true),
+            add_generation_prompt: prefill.then_some(false),
+        };
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|_| LlmError::Config("model concurrency limiter closed".into()))?;
+        let started = Instant::now();
+        let response: WireResponse =
+            self.client.chat().create_byot(wire).await.map_err(|e| self.map_error(e))?;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        if response.choices.is_empty() {
+            return Err(LlmError::BadResponse { detail: "reply has no choices".into(), body: String::new() });
+        }
+        let choices = response
+            .choices
+            .into_iter()
+            .map(|c| Choice {
+                text: c.message.and_then(|m| m.content).or(c.text).unwrap_or_default(),
+                finish_reason: FinishReason::parse(c.finish_reason.as_deref()),
+                logprobs: c.logprobs.and_then(|l| l.content).map(|tokens| {
+                    tokens.into_iter().map(|t| TokenLogprob { token: t.token, logprob: t.logprob }).collect()
+                }),
+            })
+            .collect();
+        let usage = response
+            .usage
+            .map(|u| Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens })
+            .unwrap_or_default();
+        Ok(Completion {
+            model: response.model.unwrap_or_else(|| self.model.clone()),
+            choices,
+            usage,
+            latency_ms,
+            rendered_prompt: None,
+            seed: p.seed,
+        })
+    }
+}

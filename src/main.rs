@@ -1,0 +1,22 @@
+//! The `recheck` binary: a thin layer over the library's CLI module.
+
+use clap::Parser;
+use recheck::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("recheck={default_level},warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    if let Err(err) = cli::run(cli).await {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,138 @@
+//! JSONL export and import of traces.
+//!
+//! One record a line, each an object with `"record": "run"` or `"record": "step"` and
+//! the record's own fields (see [`RunRecord`] and [`StepRecord`]). A run's line comes
+//! before its steps, steps in order. Import checks the whole file before writing.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::File,
+    io::{BufRead, BufReader, BufWriter, Write},
+    path::Path,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{RunId, RunRecord, StepRecord, TraceError, TraceStore, SCHEMA_VERSION};
+
+/// One line of a trace export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum TraceLine {
+    /// A run record.
+    Run(RunRecord),
+    /// A step record.
+    Step(StepRecord),
+}
+
+/// What an export or import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TransferCounts {
+    /// Runs written.
+    pub runs: usize,
+    /// Steps written.
+    pub steps: usize,
+    /// Runs left alone because the store already had them.
+    pub skipped_runs: usize,
+    /// Bytes written (export) or read (import).
+    pub bytes: u64,
+}
+
+impl TraceStore {
+    /// Write `runs` (all runs when empty) with their steps to `out` as JSONL.
+    pub fn export_jsonl(&self, out: &Path, runs: &[RunId]) -> Result<TransferCounts, TraceError> {
+        let io = |source| TraceError::Io { path: out.to_path_buf(), source };
+        let selected: Vec<RunRecord> = if runs.is_empty() {
+            self.list_runs()?
+        } else {
+            runs.iter()
+                .map(|id| self.run(*id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string())))
+                .collect::<Result<_, _>>()?
+        };
+        // Write to a temporary file first so a failed export never leaves half a file.
+        let tmp = out.with_extension("jsonl.partial");
+        let mut writer = BufWriter::new(File::create(&tmp).map_err(io)?);
+        let mut counts = TransferCounts::default();
+        let mut write_line = |line: &TraceLine, counts: &mut TransferCounts| -> Result<(), TraceError> {
+            let mut bytes = serde_json::to_vec(line).map_err(|e| TraceError::Corrupt { key: "export".into(), detail: e.to_string() })?;
+            bytes.push(b'\n');
+            counts.bytes += bytes.len() as u64;
+            writer.write_all(&bytes).map_err(io)
+        };
+        for run in selected {
+            let steps = self.steps(run.id)?;
+            write_line(&TraceLine::Run(run), &mut counts)?;
+            counts.runs += 1;
+            for step in steps {
+                write_line(&TraceLine::Step(step), &mut counts)?;
+                counts.steps += 1;
+            }
+        }
+        writer.flush().map_err(io)?;
+        drop(writer);
+        std::fs::rename(&tmp, out).map_err(io)?;
+        Ok(counts)
+    }
+
+    /// Read a JSONL export into the store. Runs already present are skipped.
+    /// Nothing is written unless the whole file is valid.
+    pub fn import_jsonl(&self, input: &Path) -> Result<TransferCounts, TraceError> {
+        let file = File::open(input).map_err(|source| TraceError::Io { path: input.to_path_buf(), source })?;
+        let bad = |line: usize, detail: String| TraceError::BadImport { path: input.to_path_buf(), line, detail };
+        let mut runs: BTreeMap<RunId, RunRecord> = BTreeMap::new();
+        let mut steps: Vec<(usize, StepRecord)> = Vec::new();
+        let mut counts = TransferCounts::default();
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line_no = n + 1;
+            let line = line.map_err(|e| bad(line_no, format!("cannot read line: {e}")))?;
+            counts.bytes += line.len() as u64 + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record: TraceLine = serde_json::from_str(&line).map_err(|e| bad(line_no, e.to_string()))?;
+            let schema = match &record {
+                TraceLine::Run(r) => r.schema,
+                TraceLine::Step(s) => s.schema,
+            };
+            if schema > SCHEMA_VERSION {
+                return Err(TraceError::NewerSchema {
+                    what: format!("{}:{line_no}", input.display()),
+                    found: schema,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            match record {
+                TraceLine::Run(run) => {
+                    if runs.insert(run.id, run).is_some() {
+                        return Err(bad(line_no, "run appears twice in the file".into()));
+                    }
+                }
+                TraceLine::Step(step) => steps.push((line_no, step)),
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (line_no, step) in &steps {
+            if !runs.contains_key(&step.run_id) {
+                return Err(bad(*line_no, format!("step of run {} whose run record is not in the file", step.run_id)));
+            }
+            if !seen.insert((step.run_id, step.index)) {
+                return Err(bad(*line_no, format!("step {} of run {} appears twice", step.index, step.run_id)));
+            }
+        }
+        let mut new_runs = Vec::new();
+        for (id, run) in runs {
+            if self.run(id)?.is_some() {
+                counts.skipped_runs += 1;
+            } else {
+                new_runs.push(run);
+            }
+        }
+        let new_ids: BTreeSet<RunId> = new_runs.iter().map(|r| r.id).collect();
+        let new_steps: Vec<StepRecord> =
+            steps.into_iter().map(|(_, s)| s).filter(|s| new_ids.contains(&s.run_id)).collect();
+        counts.runs = new_runs.len();
+        counts.steps = new_steps.len();
+        self.put_raw(&new_runs, &new_steps)?;
+        Ok(counts)
+    }
+}

@@ -1,0 +1,187 @@
+//! Typed, versioned records of the trace store: runs and their steps.
+//!
+//! Every record carries `schema`; a reader refuses records newer than
+//! [`SCHEMA_VERSION`]. Changes to these types are listed in CHANGELOG.md.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::llm::{ChatRequest, Completion, ContinuationScore, Message, ModelInfo, Usage};
+
+/// The trace schema version this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A run's id: a UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(Uuid);
+
+impl RunId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+    /// The 16 key bytes; big-endian, so byte order is time order.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+    /// Rebuild from key bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still being written by a live process.
+    Running,
+    /// Finished normally.
+    Completed,
+    /// Finished with an error (recorded in `error`).
+    Failed,
+    /// Its process died before finishing; every completed step is kept.
+    Incomplete,
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Incomplete => "incomplete",
+        })
+    }
+}
+
+/// One run: what was asked, how, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Schema version of this record.
+    pub schema: u32,
+    /// The run's id.
+    pub id: RunId,
+    /// What kind of run: `ask`, `eval`, ...
+    pub kind: String,
+    /// What was asked (question, dataset item, ...).
+    pub input: serde_json::Value,
+    /// Everything that shaped the run: models, strategy, parameters, seed.
+    pub config: serde_json::Value,
+    /// The run this one was forked from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RunId>,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The run's result (final answer, metrics, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepPayload {
+    /// A chat call: the full request, and the response when it succeeded.
+    ModelCall {
+        /// The model that was called.
+        model: ModelInfo,
+        /// Messages and parameters, exactly as sent.
+        request: ChatRequest,
+        /// The reply; `None` when the call failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response: Option<Completion>,
+    },
+    /// Scoring a fixed continuation.
+    Scoring {
+        /// The model that scored.
+        model: ModelInfo,
+        /// The context.
+        messages: Vec<Message>,
+        /// The scored text.
+        continuation: String,
+        /// The score; `None` when scoring failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<ContinuationScore>,
+    },
+    /// A tool call with its input and output.
+    ToolCall {
+        /// Tool name in the registry.
+        tool: String,
+        /// Arguments.
+        input: serde_json::Value,
+        /// Result; `None` when the tool failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<serde_json::Value>,
+    },
+    /// Anything else worth replaying: a critique, a validation failure, a revision.
+    Event {
+        /// What happened.
+        name: String,
+        /// Its data.
+        data: serde_json::Value,
+    },
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Schema version of this record.
+    pub schema: u32,
+    /// The run this step belongs to.
+    pub run_id: RunId,
+    /// Position in the run, from 0, in the order steps started.
+    pub index: u32,
+    /// The agent that took the step (`solver`, `critic`, ...).
+    pub agent: String,
+    /// When the step started.
+    pub started_at: DateTime<Utc>,
+    /// Wall time of the step.
+    pub latency_ms: u64,
+    /// What the step did.
+    pub payload: StepPayload,
+    /// Why the step failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl StepRecord {
+    /// Token usage of a model call; zero for other steps.
+    pub fn usage(&self) -> Usage {
+        match &self.payload {
+            StepPayload::ModelCall { response: Some(r), .. } => r.usage,
+            _ => Usage::default(),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Recording wrappers: every model call made through them becomes a step of a run.
+//!
+//! Agents receive a [`RecordingModel`] as a plain [`ChatModel`] and never see the store.
+
+use std::{
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use super::{RunId, StepPayload, StepRecord, TraceError, TraceStore, SCHEMA_VERSION};
+use crate::llm::{Capabilities, ChatModel, ChatRequest, Completion, ContinuationScore, LlmError, Message, ModelInfo};
+
+/// Appends steps to one run, numbering them in the order they start.
+#[derive(Clone, Debug)]
+pub struct RunRecorder {
+    store: TraceStore,
+    run_id: RunId,
+    next_index: Arc<AtomicU32>,
+}
+
+impl RunRecorder {
+    /// A recorder for `run_id`, continuing after `existing_steps` steps already stored.
+    pub fn new(store: TraceStore, run_id: RunId, existing_steps: u32) -> Self {
+        Self { store, run_id, next_index: Arc::new(AtomicU32::new(existing_steps)) }
+    }
+
+    /// The run being recorded.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &TraceStore {
+        &self.store
+    }
+
+    /// Reserve the next step index (taken when a step starts, so order is start order).
+    pub fn reserve(&self) -> u32 {
+        self.next_index.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Write one step, flushed before this returns.
+    pub async fn record(
+        &self,
+        index: u32,
+        agent: &str,
+        started: (chrono::DateTime<Utc>, Instant),
+        payload: StepPayload,
+        error: Option<String>,
+    ) -> Result<StepRecord, TraceError> {
+        let step = StepRecord {
+            schema: SCHEMA_VERSION,
+            run_id: self.run_id,
+            index,
+            agent: agent.to_string(),
+            started_at: started.0,
+            latency_ms: started.1.elapsed().as_millis() as u64,
+            payload,
+            error,
+        };
+        self.store.append_step(&step).await?;
+        Ok(step)
+    }
+
+    /// Record an event step (critique, validation failure, revision, ...) now.
+    pub async fn event(&self, agent: &str, name: &str, data: serde_json::Value) -> Result<StepRecord, TraceError> {
+        let index = self.reserve();
+        let payload = StepPayload::Event { name: name.to_string(), data };
+        self.record(index, agent, (Utc::now(), Instant::now()), payload, None).await
+    }
+
+    /// Wrap `model` so each call is recorded as a step of `agent`.
+    pub fn model(&self, agent: &str, model: Arc<dyn ChatModel>) -> RecordingModel {
+        RecordingModel { inner: model, recorder: self.clone(), agent: agent.to_string() }
+    }
+}
+
+/// A [`ChatModel`] that records every call, failed ones included.
+pub struct RecordingModel {
+    inner: Arc<dyn ChatModel>,
+    recorder: RunRecorder,
+    agent: String,
+}
+
+#[async_trait]
+impl ChatModel for RecordingModel {
+    fn info(&self) -> ModelInfo {
+        self.inner.info()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        let index = self.recorder.reserve();
+        let started = (Utc::now(), Instant::now());
+        let result = self.inner.chat(request).await;
+        let (response, error) = match &result {
+            Ok(c) => (Some(c.clone()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let payload = StepPayload::ModelCall { model: self.inner.info(), request: request.clone(), response };
+        self.recorder
+            .record(index, &self.agent, started, payload, error)
+            .await
+            .map_err(|e| LlmError::Recording(e.to_string()))?;
+        result
+    }
+
+    async fn score_continuation(
+        &self,
+        messages: &[Message],
+        continuation: &str,
+    ) -> Result<ContinuationScore, LlmError> {
+        let index = self.recorder.reserve();
+        let started = (Utc::now(), Instant::now());
+        let result = self.inner.score_continuation(messages, continuation).await;
+        let (score, error) = match &result {
+            Ok(s) => (Some(s.clone()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let payload = StepPayload::Scoring {
+            model: self.inner.info(),
+            messages: messages.to_vec(),
+            continuation: continuation.to_string(),
+            score,
+        };
+        self.recorder
+            .record(index, &self.agent, started, payload, error)
+            .await
+            .map_err(|e| LlmError::Recording(e.to_string()))?;
+        result
+    }
+}

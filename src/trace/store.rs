@@ -1,0 +1,325 @@
+//! The sled-backed trace store.
+//!
+//! Layout: tree `runs` maps a run id (16 bytes, time-ordered) to its JSON record;
+//! tree `steps` maps run id ++ step index (u32 big-endian) to a step, so a prefix
+//! scan reads a run's steps in order. `meta` holds the store's schema version.
+//! sled's file lock means one process writes a store at a time; a run still marked
+//! `running` when a process opens the store was left by a dead process and is
+//! marked `incomplete`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION};
+
+const META_SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// A handle on the trace store; cheap to clone and share across tasks.
+#[derive(Clone)]
+pub struct TraceStore {
+    db: sled::Db,
+    runs: sled::Tree,
+    steps: sled::Tree,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for TraceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceStore").field("path", &self.path).finish()
+    }
+}
+
+impl TraceStore {
+    /// Open (or create) the store in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TraceError> {
+        let path = path.as_ref().to_path_buf();
+        let db = sled::Config::new().path(&path).open().map_err(|e| {
+            let detail = e.to_string();
+            if detail.contains("could not acquire lock") {
+                TraceError::InUse { path: path.clone() }
+            } else {
+                TraceError::Store { path: path.clone(), detail }
+            }
+        })?;
+        let store = Self::from_db(db, path)?;
+        store.check_schema()?;
+        store.recover_dead_runs()?;
+        Ok(store)
+    }
+
+    /// A store that lives in memory only (tests, benchmarks).
+    pub fn temporary() -> Result<Self, TraceError> {
+        let path = PathBuf::from("<temporary>");
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|e| TraceError::Store { path: path.clone(), detail: e.to_string() })?;
+        let store = Self::from_db(db, path)?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn from_db(db: sled::Db, path: PathBuf) -> Result<Self, TraceError> {
+        let err = |e: sled::Error| TraceError::Store { path: path.clone(), detail: e.to_string() };
+        let runs = db.open_tree("runs").map_err(err)?;
+        let steps = db.open_tree("steps").map_err(err)?;
+        Ok(Self { db, runs, steps, path })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sled_err(&self, e: sled::Error) -> TraceError {
+        TraceError::Store { path: self.path.clone(), detail: e.to_string() }
+    }
+
+    fn check_schema(&self) -> Result<(), TraceError> {
+        match self.db.get(META_SCHEMA_KEY).map_err(|e| self.sled_err(e))? {
+            Some(raw) => {
+                let found = <[u8; 4]>::try_from(raw.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| TraceError::Corrupt { key: "meta/schema_version".into(), detail: "not 4 bytes".into() })?;
+                if found > SCHEMA_VERSION {
+                    return Err(TraceError::NewerSchema {
+                        what: format!("trace store {}", self.path.display()),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                self.db.insert(META_SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.sled_err(e))?;
+                self.db.flush().map_err(|e| self.sled_err(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// We hold sled's exclusive lock, so no live process is writing these runs.
+    fn recover_dead_runs(&self) -> Result<(), TraceError> {
+        let mut changed = false;
+        for run in self.list_runs()? {
+            if run.status == RunStatus::Running {
+                let mut run = run;
+                run.status = RunStatus::Incomplete;
+                self.put(&self.runs, run.id.as_bytes(), &run)?;
+                changed = true;
+            }
+        }
+        if changed {
+            self.db.flush().map_err(|e| self.sled_err(e))?;
+        }
+        Ok(())
+    }
+
+    fn put<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), TraceError> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| TraceError::Corrupt { key: printable_key(key), detail: e.to_string() })?;
+        tree.insert(key, bytes).map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), TraceError> {
+        self.db.flush_async().await.map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Start a run: stores it as `running` and flushes.
+    pub async fn create_run(
+        &self,
+        kind: &str,
+        input: serde_json::Value,
+        config: serde_json::Value,
+        parent: Option<RunId>,
+    ) -> Result<RunRecord, TraceError> {
+        let run = RunRecord {
+            schema: SCHEMA_VERSION,
+            id: RunId::new(),
+            kind: kind.to_string(),
+            input,
+            config,
+            parent,
+            started_at: Utc::now(),
+            ended_at: None,
+            status: RunStatus::Running,
+            error: None,
+            output: None,
+        };
+        self.put(&self.runs, run.id.as_bytes(), &run)?;
+        self.flush().await?;
+        Ok(run)
+    }
+
+    /// Mark a run finished with `status`, its output and error, and flush.
+    pub async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        output: Option<serde_json::Value>,
+        error: Option<String>,
+    ) -> Result<RunRecord, TraceError> {
+        let mut run = self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?;
+        run.status = status;
+        run.ended_at = Some(Utc::now());
+        run.output = output;
+        run.error = error;
+        self.put(&self.runs, run.id.as_bytes(), &run)?;
+        self.flush().await?;
+        Ok(run)
+    }
+
+    /// Append a step and flush it to disk before returning.
+    pub async fn append_step(&self, step: &StepRecord) -> Result<(), TraceError> {
+        self.put(&self.steps, &step_key(step.run_id, step.index), step)?;
+        self.flush().await
+    }
+
+    /// Store records as they are (import); flushes once at the end.
+    pub(crate) fn put_raw(&self, runs: &[RunRecord], steps: &[StepRecord]) -> Result<(), TraceError> {
+        for step in steps {
+            self.put(&self.steps, &step_key(step.run_id, step.index), step)?;
+        }
+        // Runs last: a run is visible only once all its steps are in.
+        for run in runs {
+            self.put(&self.runs, run.id.as_bytes(), run)?;
+        }
+        self.db.flush().map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// One run by id.
+    pub fn run(&self, id: RunId) -> Result<Option<RunRecord>, TraceError> {
+        let key = id.as_bytes();
+        self.runs.get(key).map_err(|e| self.sled_err(e))?.map(|raw| decode(key, &raw)).transpose()
+    }
+
+    /// Every run, oldest first.
+    pub fn list_runs(&self) -> Result<Vec<RunRecord>, TraceError> {
+        self.runs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// A run's steps in order.
+    pub fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, TraceError> {
+        self.steps
+            .scan_prefix(id.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// Resolve a full run id or a unique prefix of one.
+    pub fn resolve(&self, id_or_prefix: &str) -> Result<RunId, TraceError> {
+        let wanted = id_or_prefix.trim().to_ascii_lowercase();
+        if let Ok(id) = wanted.parse::<RunId>() {
+            return match self.run(id)? {
+                Some(_) => Ok(id),
+                None => Err(TraceError::NoSuchRun(id_or_prefix.to_string())),
+            };
+        }
+        if wanted.len() < 4 {
+            return Err(TraceError::NoSuchRun(id_or_prefix.to_string()));
+        }
+        let mut hits = Vec::new();
+        for key in self.runs.iter().keys() {
+            let key = key.map_err(|e| self.sled_err(e))?;
+            let Ok(bytes) = <[u8; 16]>::try_from(key.as_ref()) else { continue };
+            let id = RunId::from_bytes(bytes);
+            if id.to_string().starts_with(&wanted) {
+                hits.push(id);
+            }
+        }
+        match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(TraceError::NoSuchRun(id_or_prefix.to_string())),
+            many => Err(TraceError::AmbiguousRun { prefix: id_or_prefix.to_string(), count: many.len() }),
+        }
+    }
+}
+
+fn step_key(run: RunId, index: u32) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    key[..16].copy_from_slice(run.as_bytes());
+    key[16..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn printable_key(key: &[u8]) -> String {
+    match <[u8; 16]>::try_from(key.get(..16).unwrap_or_default()) {
+        Ok(b) if key.len() == 16 => RunId::from_bytes(b).to_string(),
+        Ok(b) if key.len() == 20 => {
+            let idx = u32::from_be_bytes([key[16], key[17], key[18], key[19]]);
+            format!("{}#{idx}", RunId::from_bytes(b))
+        }
+        _ => format!("{key:02x?}"),
+    }
+}
+
+/// Decode a record, refusing ones written by a newer schema.
+fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T, TraceError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        schema: u32,
+    }
+    let corrupt = |e: serde_json::Error| TraceError::Corrupt { key: printable_key(key), detail: e.to_string() };
+    let version: Versioned = serde_json::from_slice(raw).map_err(corrupt)?;
+    if version.schema > SCHEMA_VERSION {
+        return Err(TraceError::NewerSchema {
+            what: format!("record {}", printable_key(key)),
+            found: version.schema,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    serde_json::from_slice(raw).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_a_store_from_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traces");
+        {
+            let store = TraceStore::open(&path).unwrap();
+            store.db.insert(META_SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
+            store.db.flush().unwrap();
+        }
+        let err = TraceStore::open(&path).unwrap_err();
+        assert!(matches!(err, TraceError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+        assert!(err.to_string().contains("upgrade recheck"));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_record_from_a_newer_schema() {
+        let store = TraceStore::temporary().unwrap();
+        let mut run = store.create_run("ask", serde_json::json!("q"), serde_json::json!({}), None).await.unwrap();
+        run.schema = SCHEMA_VERSION + 1;
+        store.put(&store.runs, run.id.as_bytes(), &run).unwrap();
+        let err = store.run(run.id).unwrap_err();
+        assert!(matches!(err, TraceError::NewerSchema { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn resolves_unique_prefixes_only() {
+        let store = TraceStore::temporary().unwrap();
+        let a = store.create_run("ask", serde_json::json!(1), serde_json::json!({}), None).await.unwrap();
+        let full = a.id.to_string();
+        assert_eq!(store.resolve(&full).unwrap(), a.id);
+        assert_eq!(store.resolve(&full[..13]).unwrap(), a.id);
+        assert!(matches!(store.resolve("zzzz"), Err(TraceError::NoSuchRun(_))));
+        assert!(matches!(store.resolve("ab"), Err(TraceError::NoSuchRun(_))));
+    }
+}

@@ -1,0 +1,163 @@
+//! End-to-end tests of the `recheck` binary in a temporary home.
+
+mod support;
+
+use std::{
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use support::{MockServer, Reply};
+
+fn recheck(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(args)
+        .env("RECHECK_HOME", home)
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let home = support::temp_home();
+    let out = recheck(home.path(), &["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["ask", "traces", "model", "--home", "Exit codes"] {
+        assert!(text.contains(word), "--help lacks {word}: {text}");
+    }
+    let out = recheck(home.path(), &["traces", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["list", "show", "export", "import"] {
+        assert!(text.contains(word), "traces --help lacks {word}");
+    }
+}
+
+#[test]
+fn ask_json_then_list_show_export_import() {
+    let server = MockServer::start(vec![Reply::chat("7411 is prime.")]);
+    let home = support::temp_home();
+    let h = home.path();
+    let out = recheck(h, &["ask", "Is 7411 a prime number?", "--model", "openai:scripted", "--base-url", &server.url, "--json"]);
+    let answer = stdout_json(&out);
+    assert_eq!(answer["answer"], "7411 is prime.");
+    assert_eq!(answer["model"], "openai:scripted");
+    assert_eq!(answer["usage"]["prompt_tokens"], 11);
+    assert_eq!(answer["usage"]["completion_tokens"], 7);
+    let id = answer["trace_id"].as_str().unwrap().to_string();
+
+    let list = stdout_json(&recheck(h, &["traces", "list", "--json"]));
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(list["runs"][0]["run"]["id"], id.as_str());
+    assert_eq!(list["runs"][0]["run"]["status"], "completed");
+    assert_eq!(list["runs"][0]["steps"], 1);
+
+    let show = stdout_json(&recheck(h, &["traces", "show", &id[..8], "--json"]));
+    let step = &show["steps"][0];
+    assert_eq!(step["payload"]["kind"], "model_call");
+    assert_eq!(step["payload"]["request"]["messages"][0]["content"], "Is 7411 a prime number?");
+    assert_eq!(step["payload"]["response"]["choices"][0]["text"], "7411 is prime.");
+
+    let text = recheck(h, &["traces", "show", &id]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("7411 is prime."));
+
+    let file = h.join("out.jsonl");
+    let exported = stdout_json(&recheck(h, &["traces", "export", "--out", file.to_str().unwrap(), "--run", &id, "--json"]));
+    assert_eq!(exported["runs"], 1);
+    assert_eq!(exported["steps"], 1);
+
+    let other = support::temp_home();
+    let imported = stdout_json(&recheck(other.path(), &["traces", "import", file.to_str().unwrap(), "--json"]));
+    assert_eq!(imported["runs"], 1);
+    let list = stdout_json(&recheck(other.path(), &["traces", "list", "--json"]));
+    assert_eq!(list["runs"][0]["run"]["id"], id.as_str());
+}
+
+#[test]
+fn unknown_model_spec_is_a_clear_error() {
+    let home = support::temp_home();
+    let out = recheck(home.path(), &["ask", "hi", "--model", "gpt4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown model spec \"gpt4\""), "{}", stderr(&out));
+}
+
+#[test]
+fn openai_model_without_server_says_what_to_set() {
+    let home = support::temp_home();
+    let out = recheck(home.path(), &["ask", "hi", "--model", "openai:gpt-4o-mini"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--base-url"), "{}", stderr(&out));
+}
+
+#[test]
+fn unreachable_url_fails_and_the_run_is_recorded() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let home = support::temp_home();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let out = recheck(home.path(), &["ask", "hi", "--model", "openai:m", "--base-url", &url, "--retries", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot reach the model server"), "{err}");
+    assert!(err.contains("recorded as run"), "{err}");
+    let list = stdout_json(&recheck(home.path(), &["traces", "list", "--json"]));
+    let run = &list["runs"][0]["run"];
+    assert_eq!(run["status"], "failed");
+    assert!(run["error"].as_str().unwrap().contains("cannot reach"));
+    assert_eq!(list["runs"][0]["steps"], 1, "the failed call is a step");
+}
+
+#[test]
+fn unusable_home_dir_is_a_clear_error() {
+    let dir = support::temp_home();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = recheck(&file, &["traces", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let home = support::temp_home();
+    let out = recheck(home.path(), &["ask"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = recheck(home.path(), &["traces", "show", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no run with id"), "{}", stderr(&out));
+}
+
+#[test]
+fn killed_ask_leaves_an_incomplete_run() {
+    let server = MockServer::start(vec![Reply::Hang]);
+    let home = support::temp_home();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["ask", "hi", "--model", "openai:m", "--base-url", &server.url])
+        .env("RECHECK_HOME", home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the request reaches the server: the run is stored by then.
+    for _ in 0..200 {
+        if server.hits() > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(server.hits(), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let list = stdout_json(&recheck(home.path(), &["traces", "list", "--json"]));
+    assert_eq!(list["runs"][0]["run"]["status"], "incomplete");
+}

@@ -1,0 +1,170 @@
+//! Test fixtures: a loopback OpenAI-compatible server that plays scripted replies
+//! and faults. It is a test double only; it never stands in for a model's behaviour.
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// One scripted reply.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 200 with this JSON body.
+    Json(Value),
+    /// Any status, raw body and extra headers.
+    Raw { status: u16, body: String, headers: Vec<(String, String)> },
+    /// Wait, then send the inner reply.
+    Delay(Duration, Box<Reply>),
+    /// Declare a longer Content-Length than is sent, then close.
+    Truncated(String),
+    /// Never answer (until the server shuts down).
+    Hang,
+}
+
+impl Reply {
+    /// A normal chat completion in OpenAI's exact shape.
+    pub fn chat(text: &str) -> Self {
+        Reply::Json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "scripted",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": null}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        }))
+    }
+
+    /// An HTTP error status with a body.
+    pub fn status(status: u16, body: &str) -> Self {
+        Reply::Raw { status, body: body.to_string(), headers: vec![] }
+    }
+}
+
+/// A running scripted server. Replies are played in order; the last one repeats.
+pub struct MockServer {
+    /// Base URL, ending in `/v1`.
+    pub url: String,
+    /// Bodies of the requests received, in order.
+    pub requests: Arc<Mutex<Vec<Value>>>,
+    /// Highest number of requests in flight at once.
+    pub max_in_flight: Arc<AtomicUsize>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl MockServer {
+    /// Start on 127.0.0.1 on a free port, on a thread and runtime of its own.
+    pub fn start(script: Vec<Reply>) -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let (reqs, maxf) = (requests.clone(), max_in_flight.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let script = Arc::new(script);
+                let counter = Arc::new(AtomicUsize::new(0));
+                let in_flight = Arc::new(AtomicUsize::new(0));
+                let serve = async {
+                    loop {
+                        let Ok((mut sock, _)) = listener.accept().await else { continue };
+                        let (script, counter, reqs, in_flight, maxf) =
+                            (script.clone(), counter.clone(), reqs.clone(), in_flight.clone(), maxf.clone());
+                        tokio::spawn(async move {
+                            let Some(body) = read_request(&mut sock).await else { return };
+                            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                            maxf.fetch_max(now, Ordering::SeqCst);
+                            reqs.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                            let n = counter.fetch_add(1, Ordering::SeqCst);
+                            let reply = script.get(n).or(script.last()).cloned().unwrap_or(Reply::status(500, "empty script"));
+                            send(&mut sock, reply).await;
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                };
+                tokio::select! { _ = serve => {}, _ = shutdown_rx => {} }
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        MockServer { url: format!("http://{addr}/v1"), requests, max_in_flight, _shutdown: shutdown_tx }
+    }
+
+    /// How many requests arrived.
+    pub fn hits(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf[header_end..header_end + len].to_vec())
+}
+
+fn send(sock: &mut tokio::net::TcpStream, reply: Reply) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        let (status, body, headers, declared) = match reply {
+            Reply::Json(v) => (200, v.to_string(), vec![], None),
+            Reply::Raw { status, body, headers } => (status, body, headers, None),
+            Reply::Delay(d, inner) => {
+                tokio::time::sleep(d).await;
+                return send(sock, *inner).await;
+            }
+            Reply::Truncated(body) => (200, body.clone(), vec![], Some(body.len() + 500)),
+            Reply::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            declared.unwrap_or(body.len())
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let _ = sock.write_all(head.as_bytes()).await;
+        let _ = sock.write_all(body.as_bytes()).await;
+        let _ = sock.flush().await;
+        let _ = sock.shutdown().await;
+    })
+}
+
+/// A fresh temporary directory for a test's home.
+pub fn temp_home() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
