@@ -1,6 +1,10 @@
 //! The crate-wide error: each subsystem's error rolls up into it.
 
-use crate::{home::HomeError, llm::LlmError, trace::{RunId, TraceError}};
+use crate::{
+    home::HomeError,
+    llm::LlmError,
+    trace::{RunId, TraceError},
+};
 
 /// Any error recheck's library returns.
 #[derive(Debug, thiserror::Error)]

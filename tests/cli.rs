@@ -1,4 +1,5 @@
 //! End-to-end tests of the `recheck` binary in a temporary home.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -22,7 +23,8 @@ fn recheck(home: &std::path::Path, args: &[&str]) -> Output {
 
 fn stdout_json(out: &Output) -> Value {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn stderr(out: &Output) -> String {
@@ -49,7 +51,10 @@ fn ask_json_then_list_show_export_import() {
     let server = MockServer::start(vec![Reply::chat("7411 is prime.")]);
     let home = support::temp_home();
     let h = home.path();
-    let out = recheck(h, &["ask", "Is 7411 a prime number?", "--model", "openai:scripted", "--base-url", &server.url, "--json"]);
+    let out = recheck(
+        h,
+        &["ask", "Is 7411 a prime number?", "--model", "openai:scripted", "--base-url", &server.url, "--json"],
+    );
     let answer = stdout_json(&out);
     assert_eq!(answer["answer"], "7411 is prime.");
     assert_eq!(answer["model"], "openai:scripted");
@@ -73,7 +78,8 @@ fn ask_json_then_list_show_export_import() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("7411 is prime."));
 
     let file = h.join("out.jsonl");
-    let exported = stdout_json(&recheck(h, &["traces", "export", "--out", file.to_str().unwrap(), "--run", &id, "--json"]));
+    let exported =
+        stdout_json(&recheck(h, &["traces", "export", "--out", file.to_str().unwrap(), "--run", &id, "--json"]));
     assert_eq!(exported["runs"], 1);
     assert_eq!(exported["steps"], 1);
 

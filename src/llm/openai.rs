@@ -82,12 +82,17 @@ impl OpenAiBackend {
                 LlmError::Timeout { url, timeout_ms: self.options.retry.timeout.as_millis() as u64 }
             }
             OpenAIError::Reqwest(e) if e.is_connect() => LlmError::Unreachable { url, detail: error_chain(&e) },
-            OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => {
-                LlmError::BadResponse { detail: format!("broken or truncated body: {}", error_chain(&e)), body: String::new() }
-            }
+            OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::BadResponse {
+                detail: format!("broken or truncated body: {}", error_chain(&e)),
+                body: String::new(),
+            },
             OpenAIError::Reqwest(e) => LlmError::Unreachable { url, detail: error_chain(&e) },
-            OpenAIError::ApiError(r) => LlmError::Http { status: r.status_code.as_u16(), body: LlmError::clip(&r.api_error.to_string()) },
-            OpenAIError::JSONDeserialize(e, body) => LlmError::BadResponse { detail: e.to_string(), body: LlmError::clip(&body) },
+            OpenAIError::ApiError(r) => {
+                LlmError::Http { status: r.status_code.as_u16(), body: LlmError::clip(&r.api_error.to_string()) }
+            }
+            OpenAIError::JSONDeserialize(e, body) => {
+                LlmError::BadResponse { detail: e.to_string(), body: LlmError::clip(&body) }
+            }
             other => LlmError::BadResponse { detail: other.to_string(), body: String::new() },
         }
     }
@@ -210,14 +215,10 @@ impl ChatModel for OpenAiBackend {
             continue_final_message: prefill.then_some(true),
             add_generation_prompt: prefill.then_some(false),
         };
-        let _permit = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| LlmError::Config("model concurrency limiter closed".into()))?;
+        let _permit =
+            self.limiter.acquire().await.map_err(|_| LlmError::Config("model concurrency limiter closed".into()))?;
         let started = Instant::now();
-        let response: WireResponse =
-            self.client.chat().create_byot(wire).await.map_err(|e| self.map_error(e))?;
+        let response: WireResponse = self.client.chat().create_byot(wire).await.map_err(|e| self.map_error(e))?;
         let latency_ms = started.elapsed().as_millis() as u64;
         if response.choices.is_empty() {
             return Err(LlmError::BadResponse { detail: "reply has no choices".into(), body: String::new() });

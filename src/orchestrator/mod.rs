@@ -44,7 +44,12 @@ pub struct AskOutcome {
 ///
 /// A failed call is recorded (step with its error, run marked failed) and returned
 /// as [`Error::RunFailed`] naming the run.
-pub async fn ask(store: &TraceStore, model: Arc<dyn ChatModel>, question: &str, options: &AskOptions) -> Result<AskOutcome> {
+pub async fn ask(
+    store: &TraceStore,
+    model: Arc<dyn ChatModel>,
+    question: &str,
+    options: &AskOptions,
+) -> Result<AskOutcome> {
     let info = model.info();
     let config = json!({ "strategy": "single", "model": info, "options": options });
     let run = store.create_run("ask", json!({ "question": question }), config, None).await?;

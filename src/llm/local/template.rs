@@ -84,7 +84,10 @@ mod tests {
     fn prefilled_turn_ends_inside_the_assistant_message() {
         let t = ChatTemplate::new(SMOLLM2, "", "<|im_end|>").unwrap();
         let p = t.render(&[Message::system("S"), Message::user("Q"), Message::assistant("Step 1: 2+2=5.")]).unwrap();
-        assert_eq!(p, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nStep 1: 2+2=5.");
+        assert_eq!(
+            p,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nStep 1: 2+2=5."
+        );
     }
 
     #[test]
