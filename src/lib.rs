@@ -23,6 +23,8 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod corpus;
+pub mod datasets;
 mod error;
 pub mod home;
 pub mod llm;

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a run or command failed, 2 bad usage.
 
 mod ask;
+mod corpus;
 mod model;
 mod traces;
 
@@ -38,6 +39,10 @@ pub enum Command {
     /// List, show, export and import recorded runs.
     #[command(subcommand)]
     Traces(traces::TracesCommand),
+    /// Build or update a passage index from JSONL files, directories or text files.
+    Index(corpus::IndexArgs),
+    /// Search an index for passages (BM25, optional MMR re-ranking).
+    Search(corpus::SearchArgs),
     /// Fetch and list local model files.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -50,6 +55,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask(args) => ask::run(&home, args).await,
         Command::Traces(cmd) => traces::run(&home, cmd).await,
         Command::Model(cmd) => model::run(&home, cmd),
+        Command::Index(args) => corpus::index(&home, args),
+        Command::Search(args) => corpus::search(&home, args),
     }
 }
 
@@ -57,6 +64,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn open_store(home: &Home) -> anyhow::Result<crate::trace::TraceStore> {
     home.ensure()?;
     Ok(crate::trace::TraceStore::open(home.traces_dir())?)
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
 }
 
 /// Print `value` as one line of JSON.

@@ -1,0 +1,97 @@
+//! The corpus: documents cut into passages with exact offsets, a tantivy index over
+//! them, and the [`Retriever`] trait the agents search through.
+
+mod document;
+pub mod evaluate;
+mod index;
+mod ingest;
+mod rerank;
+pub mod sentences;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use document::{split_passages, Document, Passage, PassageConfig};
+pub use index::{CorpusIndex, UpdateStats};
+pub use ingest::{read_sources, BadInput, Ingested, JsonlFields};
+pub use sentences::split_sentences;
+
+/// Errors of the corpus layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// There is no index in the directory.
+    #[error("no index in {0} (build one with `recheck index --index DIR SOURCE...`)")]
+    NoIndex(PathBuf),
+    /// Another process is writing the index.
+    #[error("index {0} is being written by another process")]
+    InUse(PathBuf),
+    /// tantivy failed.
+    #[error("index {path}: {detail}")]
+    Index {
+        /// Index directory.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// A query in query-syntax mode did not parse.
+    #[error("cannot parse query {query:?}: {detail} (drop --syntax to search plain text)")]
+    BadQuery {
+        /// The query.
+        query: String,
+        /// Parser message.
+        detail: String,
+    },
+}
+
+impl CorpusError {
+    fn index(path: &Path, detail: impl std::fmt::Display) -> Self {
+        Self::Index { path: path.to_path_buf(), detail: detail.to_string() }
+    }
+}
+
+/// How to search.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchOptions {
+    /// Results wanted.
+    pub k: usize,
+    /// Treat the query as tantivy query syntax (`title:aspirin AND "heart attack"`);
+    /// otherwise it is plain text and never a syntax error.
+    pub syntax: bool,
+    /// MMR re-ranking with this λ in [0, 1] (1 = relevance only).
+    pub mmr: Option<f32>,
+    /// At most this many passages from one document.
+    pub max_per_doc: Option<usize>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self { k: 10, syntax: false, mmr: None, max_per_doc: None }
+    }
+}
+
+/// One search result: a passage with its score and a highlighted snippet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// BM25 score.
+    pub score: f32,
+    /// The passage, with exact offsets into its document.
+    #[serde(flatten)]
+    pub passage: Passage,
+    /// A fragment of the passage with query terms in `<b>…</b>` (HTML-escaped).
+    pub snippet: String,
+}
+
+/// Anything that finds passages for a query. Agents depend on this, not on tantivy.
+pub trait Retriever: Send + Sync {
+    /// Ranked passages for `query`.
+    fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>, CorpusError>;
+}

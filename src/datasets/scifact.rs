@@ -1,0 +1,76 @@
+//! SciFact claims (Wadden et al., 2020): `claims_*.jsonl` with `claim`, `evidence`
+//! (doc id -> [{sentences, label}]) and `cited_doc_ids`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::DatasetError;
+use crate::corpus::evaluate::GoldQuery;
+
+#[derive(Deserialize)]
+struct RawClaim {
+    id: u64,
+    claim: String,
+    #[serde(default)]
+    evidence: std::collections::BTreeMap<String, Vec<RawEvidence>>,
+    #[serde(default)]
+    cited_doc_ids: Vec<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawEvidence {
+    sentences: Vec<usize>,
+    label: String,
+}
+
+/// One SciFact claim.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Claim id.
+    pub id: u64,
+    /// The claim text.
+    pub text: String,
+    /// Cited abstracts (the gold documents for retrieval).
+    pub cited_docs: Vec<String>,
+    /// Rationale sentences: (doc id, sentence index, label `SUPPORT`/`CONTRADICT`).
+    pub rationales: Vec<(String, usize, String)>,
+}
+
+impl Claim {
+    /// As a retrieval query with gold documents and sentences.
+    pub fn to_gold_query(&self) -> GoldQuery {
+        GoldQuery {
+            query: self.text.clone(),
+            gold_docs: self.cited_docs.clone(),
+            gold_sentences: self.rationales.iter().map(|(d, s, _)| (d.clone(), *s)).collect(),
+        }
+    }
+}
+
+/// Read a claims file.
+pub fn load_claims(path: &Path) -> Result<Vec<Claim>, DatasetError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DatasetError::Io { path: path.to_path_buf(), source: e })?;
+    let mut claims = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let raw: RawClaim = serde_json::from_str(line).map_err(|e| DatasetError::Malformed {
+            path: path.to_path_buf(),
+            line: n + 1,
+            detail: e.to_string(),
+        })?;
+        let rationales = raw
+            .evidence
+            .iter()
+            .flat_map(|(doc, evs)| {
+                evs.iter().flat_map(move |ev| ev.sentences.iter().map(move |s| (doc.clone(), *s, ev.label.clone())))
+            })
+            .collect();
+        claims.push(Claim {
+            id: raw.id,
+            text: raw.claim,
+            cited_docs: raw.cited_doc_ids.iter().map(u64::to_string).collect(),
+            rationales,
+        });
+    }
+    Ok(claims)
+}
