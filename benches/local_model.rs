@@ -8,9 +8,15 @@
 
 use std::time::Instant;
 
+use std::num::NonZeroU32;
+
+use llama_cpp_2::{
+    context::params::LlamaContextParams, llama_batch::LlamaBatch, model::params::LlamaModelParams, model::LlamaModel,
+    sampling::LlamaSampler,
+};
 use recheck::{
     home::Home,
-    llm::{local::cache, local::LocalBackend, ChatModel, ChatRequest, Message, SamplingParams},
+    llm::{local::cache, local::llama_backend, local::LocalBackend, ChatModel, ChatRequest, Message, SamplingParams},
 };
 
 const RUNS: usize = 5;
@@ -28,6 +34,51 @@ fn peak_rss_mb() -> f64 {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+fn threads() -> i32 {
+    std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+}
+
+/// Prompt and generation tokens/s of a bare decode loop on llama.cpp: same file,
+/// threads, context and batch sizes as the backend, greedy, no template or channel.
+fn raw_llama(path: &std::path::Path, prompt: &str, threads: i32) -> (f64, f64) {
+    let backend = llama_backend().unwrap();
+    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).unwrap();
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(4096))
+        .with_n_batch(512)
+        .with_n_ubatch(512)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = model.new_context(backend, params).unwrap();
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
+    let (mut prompt_rates, mut gen_rates) = (Vec::new(), Vec::new());
+    for _ in 0..=RUNS {
+        ctx.clear_kv_cache();
+        let mut batch = LlamaBatch::new(512, 1);
+        let t = Instant::now();
+        for (i, tok) in tokens.iter().enumerate() {
+            batch.add(*tok, i as i32, &[0], i + 1 == tokens.len()).unwrap();
+        }
+        ctx.decode(&mut batch).unwrap();
+        let prefill = t.elapsed().as_secs_f64();
+        let mut sampler = LlamaSampler::greedy();
+        let mut idx = batch.n_tokens() - 1;
+        let start = tokens.len() as i32;
+        let t = Instant::now();
+        for pos in start..start + 100 {
+            let tok = sampler.sample(&ctx, idx);
+            let mut one = LlamaBatch::new(1, 1);
+            one.add(tok, pos, &[0], true).unwrap();
+            ctx.decode(&mut one).unwrap();
+            idx = 0;
+        }
+        let gen = t.elapsed().as_secs_f64();
+        prompt_rates.push(tokens.len() as f64 / prefill);
+        gen_rates.push(100.0 / gen);
+    }
+    (median(prompt_rates[1..].to_vec()), median(gen_rates[1..].to_vec()))
 }
 
 #[tokio::main]
@@ -62,14 +113,21 @@ async fn main() {
         // Generation time = full call minus the prompt pass (and its first token).
         gen_rates.push((gen_tokens.saturating_sub(1)) as f64 / (full_s - prefill_s).max(1e-9));
     }
+    // The same work straight on llama.cpp (through the thin llama-cpp-2 bindings): the
+    // reference our backend's overhead is measured against.
+    let prompt = model.render(&messages).unwrap();
+    let (raw_prompt, raw_gen) = raw_llama(&path, &prompt, threads());
+
     let report = serde_json::json!({
         "model": cache::DEFAULT_MODEL_FILE,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "threads": threads(),
         "prompt_tokens": prompt_tokens,
         "generated_tokens": gen_tokens,
         "runs": RUNS,
         "prompt_tokens_per_s_median": median(prompt_rates),
         "generation_tokens_per_s_median": median(gen_rates),
+        "raw_llama_cpp_prompt_tokens_per_s_median": raw_prompt,
+        "raw_llama_cpp_generation_tokens_per_s_median": raw_gen,
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

@@ -29,6 +29,7 @@ mod error;
 pub mod home;
 pub mod llm;
 pub mod orchestrator;
+pub mod tools;
 pub mod trace;
 
 pub use error::{Error, Result};

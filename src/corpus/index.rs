@@ -197,7 +197,9 @@ impl CorpusIndex {
                         stats.added += 1;
                     }
                     for passage in split_passages(doc, config) {
-                        writer.add_document(self.tantivy_doc(&passage)).map_err(|e| CorpusError::index(&self.dir, e))?;
+                        writer
+                            .add_document(self.tantivy_doc(&passage))
+                            .map_err(|e| CorpusError::index(&self.dir, e))?;
                         stats.passages_written += 1;
                     }
                     manifest.docs.insert(doc.id.clone(), hash);

@@ -55,8 +55,8 @@ impl std::fmt::Debug for LocalBackend {
     }
 }
 
-/// llama.cpp's backend may be initialised once per process.
-fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
+/// The process-wide llama.cpp backend (llama.cpp may be initialised once per process).
+pub fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
