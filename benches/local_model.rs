@@ -83,6 +83,16 @@ fn raw_llama(path: &std::path::Path, prompt: &str, threads: i32) -> (f64, f64) {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, path] = args.as_slice() {
+        if flag == "--raw" {
+            let prompt = std::env::var("RECHECK_BENCH_PROMPT").unwrap();
+            let (p, g) = raw_llama(std::path::Path::new(path), &prompt, threads());
+            let out = serde_json::json!({"prompt_tokens_per_s_median": p, "generation_tokens_per_s_median": g, "peak_rss_mb": peak_rss_mb()});
+            println!("{out}");
+            return;
+        }
+    }
     let home = Home::resolve(std::env::var_os("RECHECK_HOME").map(Into::into)).unwrap();
     home.ensure().unwrap();
     let path = cache::ensure_default_model(&home.models_dir(), false, &|l| eprintln!("{l}")).unwrap();
@@ -113,10 +123,16 @@ async fn main() {
         // Generation time = full call minus the prompt pass (and its first token).
         gen_rates.push((gen_tokens.saturating_sub(1)) as f64 / (full_s - prefill_s).max(1e-9));
     }
-    // The same work straight on llama.cpp (through the thin llama-cpp-2 bindings): the
-    // reference our backend's overhead is measured against.
+    // The same work straight on llama.cpp (through the thin llama-cpp-2 bindings), in a
+    // child process so the two llama.cpp thread pools never compete: the reference our
+    // backend's overhead is measured against.
     let prompt = model.render(&messages).unwrap();
-    let (raw_prompt, raw_gen) = raw_llama(&path, &prompt, threads());
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--raw", path.to_str().unwrap()])
+        .env("RECHECK_BENCH_PROMPT", &prompt)
+        .output()
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&child.stdout).unwrap();
 
     let report = serde_json::json!({
         "model": cache::DEFAULT_MODEL_FILE,
@@ -126,8 +142,7 @@ async fn main() {
         "runs": RUNS,
         "prompt_tokens_per_s_median": median(prompt_rates),
         "generation_tokens_per_s_median": median(gen_rates),
-        "raw_llama_cpp_prompt_tokens_per_s_median": raw_prompt,
-        "raw_llama_cpp_generation_tokens_per_s_median": raw_gen,
+        "raw_llama_cpp": raw,
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

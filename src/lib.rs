@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod agents;
 pub mod cli;
 pub mod corpus;
 pub mod datasets;
