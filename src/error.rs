@@ -1,6 +1,8 @@
 //! The crate-wide error: each subsystem's error rolls up into it.
 
 use crate::{
+    agents::AgentError,
+    corpus::CorpusError,
     home::HomeError,
     llm::LlmError,
     trace::{RunId, TraceError},
@@ -23,6 +25,12 @@ pub enum Error {
         /// What failed.
         source: LlmError,
     },
+    /// From the agents (configs, templates).
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// From the corpus.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
     /// From the home directory.
     #[error(transparent)]
     Home(#[from] HomeError),

@@ -9,15 +9,30 @@
 //!   OpenAI-compatible server, `local` for the embedded model).
 //! - [`trace::TraceStore`]: runs and their steps in sled; every model call goes
 //!   through a [`trace::RecordingModel`], so the store holds enough to replay a run.
-//! - [`orchestrator`]: strategies that drive the agents and record runs.
+//! - [`agents`]: solver, critic (JSON validated against its schema), tool-checker and
+//!   citation-attributor, configured in `agents/*.toml` with prompts in `prompts/`.
+//! - [`tools`]: exact checkers (arithmetic, primality, graph reachability, dates, search).
+//! - [`corpus`]: passages with exact offsets in a tantivy index, behind [`corpus::Retriever`].
+//! - [`orchestrator`]: strategies (single, self-refine, critic, ioe, wait, backtrack)
+//!   that drive the agents and record runs.
 //!
 //! ```no_run
 //! # async fn demo() -> recheck::Result<()> {
-//! use recheck::{llm, orchestrator, trace::TraceStore};
+//! use std::sync::Arc;
+//! use recheck::{agents::AgentSet, llm, orchestrator::{self, AskOptions, LoopOptions, Strategy}};
+//! use recheck::{tools::ToolRegistry, trace::TraceStore};
+//!
 //! let store = TraceStore::open("/tmp/recheck-traces")?;
 //! let model = llm::OpenAiBackend::new("gpt-4o-mini", llm::OpenAiOptions::new("http://127.0.0.1:8000/v1"))?;
-//! let outcome = orchestrator::ask(&store, std::sync::Arc::new(model), "Is 7411 prime?", &Default::default()).await?;
-//! println!("{} (run {})", outcome.answer, outcome.trace_id);
+//! let options = AskOptions {
+//!     loop_options: LoopOptions { strategy: Strategy::Critic, rounds: 2, ..Default::default() },
+//!     agents: Arc::new(AgentSet::builtin()?),
+//!     tools: ToolRegistry::standard(),
+//!     retriever: None,
+//!     context_passages: 0,
+//! };
+//! let outcome = orchestrator::ask(&store, Arc::new(model), "Is 7411 a prime number?", &options).await?;
+//! println!("{} (verified: {:?}, run {})", outcome.answer, outcome.verified, outcome.trace_id);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]

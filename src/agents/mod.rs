@@ -1,8 +1,40 @@
-//! Agents. For now the tool-checker and its claim extraction; the solver, critic and
-//! citation-attributor come with the verify-and-revise strategies.
+//! Agents: the solver, the critic, the tool-checker and the citation-attributor.
+//! Each is configured in `agents/*.toml` with prompts in `prompts/`, and talks to
+//! models only through [`crate::llm::ChatModel`] (a recording wrapper in practice).
 
+pub mod attributor;
 pub mod claims;
+mod config;
+pub mod critic;
+pub mod solver;
 pub mod tool_checker;
 
+use std::path::PathBuf;
+
+pub use attributor::{attribute, citation_quality, CitedSentence};
 pub use claims::{extract_claims, Claim, ClaimKind};
+pub use config::{AgentConfig, AgentSet};
+pub use critic::Critique;
 pub use tool_checker::{check_answer, CheckedClaim, Verdict};
+
+/// Errors of the agents.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// An agent config or prompt template is invalid.
+    #[error("{file}: {detail}")]
+    Config {
+        /// The file (or built-in name).
+        file: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A model call failed.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    /// Recording failed.
+    #[error(transparent)]
+    Trace(#[from] crate::trace::TraceError),
+    /// Retrieval failed.
+    #[error(transparent)]
+    Corpus(#[from] crate::corpus::CorpusError),
+}

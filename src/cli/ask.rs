@@ -1,14 +1,16 @@
-//! `recheck ask`: one question, one recorded run.
+//! `recheck ask`: one question through a verify-and-revise strategy, recorded as a run.
 
-use std::time::Duration;
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
-use serde_json::json;
 
 use crate::{
+    agents::{AgentSet, Verdict},
+    corpus::{CorpusIndex, Retriever},
     home::Home,
-    llm::{self, BackendOptions, ModelSpec, RetryConfig, SamplingParams},
-    orchestrator::{self, AskOptions},
+    llm::{self, BackendOptions, ModelSpec, RetryConfig},
+    orchestrator::{self, AskOptions, LoopOptions, Strategy},
+    tools::{CorpusSearch, ToolRegistry},
 };
 
 /// Arguments of `recheck ask`.
@@ -22,6 +24,30 @@ pub struct AskArgs {
     #[arg(long, short, default_value = "local", value_name = "SPEC")]
     pub model: String,
 
+    /// Strategy: single, self-refine, critic (tool-verified critique), ioe, wait, backtrack.
+    #[arg(long, default_value = "single")]
+    pub strategy: Strategy,
+
+    /// Review rounds at most.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u32,
+
+    /// A corpus index (from `recheck index`) for context passages, the search tool and citations.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+
+    /// Passages given to the solver as numbered context (with --index).
+    #[arg(long, default_value_t = 3)]
+    pub context: usize,
+
+    /// Directory overriding agents/*.toml files (default: built-in configs).
+    #[arg(long, value_name = "DIR")]
+    pub agents_dir: Option<PathBuf>,
+
+    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
+    #[arg(long, value_name = "DIR")]
+    pub prompts_dir: Option<PathBuf>,
+
     /// Base URL of the OpenAI-compatible server (for `openai:` models).
     #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
@@ -30,21 +56,29 @@ pub struct AskArgs {
     #[arg(long, default_value = "OPENAI_API_KEY", value_name = "NAME")]
     pub api_key_env: String,
 
-    /// System message (default: the model's own default).
+    /// Solver temperature (default: agents/solver.toml); 0 is greedy.
     #[arg(long)]
-    pub system: Option<String>,
+    pub temperature: Option<f32>,
 
-    /// Sampling temperature; 0 is greedy.
+    /// Temperature added to the solver's each round (anti-friction schedule, e.g. 0.15).
     #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
+    pub temperature_step: f32,
 
-    /// Maximum tokens to generate.
-    #[arg(long, default_value_t = 512)]
-    pub max_tokens: u32,
-
-    /// Sampling seed, recorded in the trace.
+    /// Tell the solver which answers were rejected and resample if it repeats one.
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub reject_repeats: bool,
+
+    /// Solver generation limit (default: agents/solver.toml).
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+
+    /// Model calls allowed in the run.
+    #[arg(long, default_value_t = 24)]
+    pub max_calls: u32,
+
+    /// Seed for sampled calls, recorded in the trace.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 
     /// Timeout of one HTTP attempt, in seconds.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
@@ -64,6 +98,21 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds, got {}", args.timeout);
     }
+    let mut agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    if let Some(t) = args.temperature {
+        agents.solver.temperature = Some(t);
+    }
+    if let Some(n) = args.max_tokens {
+        agents.solver.max_tokens = Some(n);
+    }
+    let mut tools = ToolRegistry::standard();
+    let retriever: Option<Arc<dyn Retriever>> = match &args.index {
+        Some(dir) => Some(Arc::new(CorpusIndex::open(dir)?)),
+        None => None,
+    };
+    if let Some(r) = &retriever {
+        tools.register(Arc::new(CorpusSearch::new(r.clone(), Default::default())));
+    }
     let store = super::open_store(home)?;
     let options = BackendOptions {
         base_url: args.base_url.clone(),
@@ -82,27 +131,57 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     }
     let model = llm::open_model(&spec, &options)?;
     let ask = AskOptions {
-        system: args.system.clone(),
-        params: SamplingParams {
-            temperature: args.temperature,
-            max_tokens: args.max_tokens,
+        loop_options: LoopOptions {
+            strategy: args.strategy,
+            rounds: args.rounds,
+            temperature_step: args.temperature_step,
+            reject_repeats: args.reject_repeats,
+            max_calls: args.max_calls,
             seed: args.seed,
             ..Default::default()
         },
+        agents: Arc::new(agents),
+        tools,
+        retriever,
+        context_passages: args.context,
     };
+    let started = std::time::Instant::now();
     let outcome = orchestrator::ask(&store, model, &args.question, &ask).await?;
+    let latency_ms = started.elapsed().as_millis() as u64;
     if args.json {
-        super::print_json(&json!({
-            "answer": outcome.answer,
-            "trace_id": outcome.trace_id,
-            "model": outcome.model.spec,
-            "usage": outcome.usage,
-            "finish_reason": outcome.finish_reason,
-            "latency_ms": outcome.latency_ms,
-        }))
-    } else {
-        println!("{}", outcome.answer);
-        eprintln!("(run {}, {} ms)", outcome.trace_id, outcome.latency_ms);
-        Ok(())
+        let mut value = serde_json::to_value(&outcome)?;
+        value["model_info"] = value["model"].clone();
+        value["model"] = serde_json::json!(outcome.model.spec);
+        value["latency_ms"] = serde_json::json!(latency_ms);
+        return super::print_json(&value);
     }
+    println!("{}", outcome.cited_answer);
+    if !outcome.sources.is_empty() {
+        println!("\nSources:");
+        for (i, p) in outcome.sources.iter().enumerate() {
+            println!("  [{}] {} (chars {}..{}) {}", i + 1, p.passage_id, p.start, p.end, p.title);
+        }
+    }
+    let checked: Vec<_> =
+        outcome.claims.iter().filter(|c| c.verdict != Verdict::Unsupported || outcome.sources.is_empty()).collect();
+    if !checked.is_empty() {
+        println!("\nClaims:");
+        for c in checked {
+            println!("  {:<12} {}", format!("{:?}", c.verdict).to_lowercase(), c.text);
+        }
+    }
+    for r in &outcome.rounds {
+        let verdict = match (&r.critique, r.critique_failed) {
+            (Some(c), _) => c.verdict.clone(),
+            (None, true) => "critique invalid".into(),
+            (None, false) => "-".into(),
+        };
+        let changed = if r.revision.is_some() { "revised" } else { "kept" };
+        eprintln!("round {}: {} tool calls, critique {verdict}, {changed}", r.round, r.tool_calls.len());
+    }
+    eprintln!(
+        "(run {}, strategy {}, {} model calls, {} ms; stopped: {})",
+        outcome.trace_id, outcome.strategy, outcome.model_calls, latency_ms, outcome.stopped_by
+    );
+    Ok(())
 }

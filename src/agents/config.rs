@@ -1,0 +1,194 @@
+//! Agent configs (`agents/*.toml`) and prompt templates (`prompts/*.j2`).
+//!
+//! The defaults in the repository are compiled in; a directory given at run time
+//! overrides them file by file, so an agent changes without recompiling. Raw TOML
+//! deserialises into [`AgentConfig`]; [`AgentSet::load`] validates it all at once
+//! (templates compile, the critic's schema is a valid JSON Schema).
+
+use std::path::{Path, PathBuf};
+
+use minijinja::Environment;
+use serde::{Deserialize, Serialize};
+
+use super::AgentError;
+
+/// One agent's settings, as written in its TOML file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The agent's role name, recorded on its trace steps.
+    pub role: String,
+    /// Model spec, or "default" for the run's model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Generation limit.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Main prompt template file in `prompts/`.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Revision prompt template (solver).
+    #[serde(default)]
+    pub revise_prompt: Option<String>,
+    /// JSON Schema of the agent's output (critic).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Re-asks after invalid output (critic).
+    #[serde(default)]
+    pub max_reasks: Option<u32>,
+    /// Tools the agent may call (tool-checker).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    /// Candidate passages per sentence (attributor).
+    #[serde(default)]
+    pub candidates: Option<usize>,
+    /// Minimum support score for a citation (attributor).
+    #[serde(default)]
+    pub min_support: Option<f64>,
+}
+
+const DEFAULT_AGENTS: [(&str, &str); 4] = [
+    ("solver.toml", include_str!("../../agents/solver.toml")),
+    ("critic.toml", include_str!("../../agents/critic.toml")),
+    ("tool_checker.toml", include_str!("../../agents/tool_checker.toml")),
+    ("attributor.toml", include_str!("../../agents/attributor.toml")),
+];
+
+const DEFAULT_PROMPTS: [(&str, &str); 3] = [
+    ("solver.j2", include_str!("../../prompts/solver.j2")),
+    ("revise.j2", include_str!("../../prompts/revise.j2")),
+    ("critic.j2", include_str!("../../prompts/critic.j2")),
+];
+
+/// Every agent's config, compiled templates and the critic's schema validator.
+pub struct AgentSet {
+    /// The solver.
+    pub solver: AgentConfig,
+    /// The critic.
+    pub critic: AgentConfig,
+    /// The tool-checker.
+    pub tool_checker: AgentConfig,
+    /// The citation-attributor.
+    pub attributor: AgentConfig,
+    pub(crate) critic_schema: jsonschema::Validator,
+    pub(crate) templates: Environment<'static>,
+}
+
+impl std::fmt::Debug for AgentSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSet").field("solver", &self.solver).field("critic", &self.critic).finish()
+    }
+}
+
+fn read_override(dir: Option<&Path>, name: &str, default: &str) -> Result<(String, PathBuf), AgentError> {
+    if let Some(path) = dir.map(|d| d.join(name)).filter(|p| p.exists()) {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| AgentError::Config { file: path.clone(), detail: e.to_string() })?;
+        return Ok((text, path));
+    }
+    Ok((default.to_string(), PathBuf::from(format!("<built-in {name}>"))))
+}
+
+impl AgentSet {
+    /// The built-in agents and prompts.
+    pub fn builtin() -> Result<Self, AgentError> {
+        Self::load(None, None)
+    }
+
+    /// Load configs from `agents_dir` and templates from `prompts_dir`, falling back to
+    /// the built-in files for any file a directory lacks.
+    pub fn load(agents_dir: Option<&Path>, prompts_dir: Option<&Path>) -> Result<Self, AgentError> {
+        let mut configs = Vec::new();
+        for (name, default) in DEFAULT_AGENTS {
+            let (text, file) = read_override(agents_dir, name, default)?;
+            let config: AgentConfig =
+                toml::from_str(&text).map_err(|e| AgentError::Config { file: file.clone(), detail: e.to_string() })?;
+            configs.push((file, config));
+        }
+        let mut templates = Environment::new();
+        templates.set_trim_blocks(true);
+        for (name, default) in DEFAULT_PROMPTS {
+            let (text, file) = read_override(prompts_dir, name, default)?;
+            templates
+                .add_template_owned(name.to_string(), text)
+                .map_err(|e| AgentError::Config { file, detail: format!("template does not compile: {e}") })?;
+        }
+        let mut it = configs.into_iter();
+        let mut next =
+            || it.next().ok_or_else(|| AgentError::Config { file: PathBuf::new(), detail: "missing".into() });
+        let (solver, critic, tool_checker, attributor) = (next()?, next()?, next()?, next()?);
+        for (file, config) in [&solver, &critic] {
+            for name in [&config.prompt, &config.revise_prompt].into_iter().flatten() {
+                if templates.get_template(name).is_err() {
+                    return Err(AgentError::Config {
+                        file: file.clone(),
+                        detail: format!("prompt {name:?} is not a known template"),
+                    });
+                }
+            }
+        }
+        let schema_text = critic.1.schema.clone().unwrap_or_else(|| "{}".into());
+        let schema: serde_json::Value = serde_json::from_str(&schema_text)
+            .map_err(|e| AgentError::Config { file: critic.0.clone(), detail: format!("schema is not JSON: {e}") })?;
+        let critic_schema = jsonschema::validator_for(&schema).map_err(|e| AgentError::Config {
+            file: critic.0.clone(),
+            detail: format!("schema is not a valid JSON Schema: {e}"),
+        })?;
+        Ok(Self {
+            solver: solver.1,
+            critic: critic.1,
+            tool_checker: tool_checker.1,
+            attributor: attributor.1,
+            critic_schema,
+            templates,
+        })
+    }
+
+    /// Render template `name` with `context`.
+    pub fn render(&self, name: &str, context: minijinja::Value) -> Result<String, AgentError> {
+        self.templates
+            .get_template(name)
+            .and_then(|t| t.render(context))
+            .map(|s| s.trim().to_string())
+            .map_err(|e| AgentError::Config { file: PathBuf::from(name), detail: format!("rendering failed: {e}") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_agents_load_and_every_template_renders() {
+        let set = AgentSet::builtin().unwrap();
+        assert_eq!(set.solver.role, "solver");
+        assert_eq!(set.critic.max_reasks, Some(2));
+        let ctx = minijinja::context! {
+            question => "Q?", draft => "D", problems => vec!["p"], rejected => vec!["r"],
+            passages => vec![minijinja::context!{ title => "T", text => "X" }],
+            findings => vec![minijinja::context!{ text => "t", verdict => "supported" }], ioe => true,
+        };
+        for (name, _) in DEFAULT_PROMPTS {
+            let out = set.render(name, ctx.clone()).unwrap();
+            assert!(out.contains("Q?"), "{name}: {out}");
+        }
+        assert!(set.render("solver.j2", ctx).unwrap().contains("[1] T: X"));
+    }
+
+    #[test]
+    fn overrides_are_validated_with_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\nschema = \"{not json\"\n").unwrap();
+        let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.contains("critic.toml") && err.contains("schema is not JSON"), "{err}");
+        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\ncolour = 3\n").unwrap();
+        let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\nprompt = \"nope.j2\"\n").unwrap();
+        let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.contains("nope.j2"), "{err}");
+    }
+}

@@ -1,0 +1,80 @@
+//! The solver: drafts an answer (optionally from numbered passages) and revises it.
+
+use super::{AgentError, AgentSet};
+use crate::{
+    corpus::Passage,
+    llm::{ChatModel, ChatRequest, Completion, Message, SamplingParams},
+};
+
+fn params(agents: &AgentSet, temperature: Option<f32>, seed: Option<u64>) -> SamplingParams {
+    SamplingParams {
+        temperature: temperature.or(agents.solver.temperature).unwrap_or(0.0),
+        max_tokens: agents.solver.max_tokens.unwrap_or(384),
+        seed,
+        ..Default::default()
+    }
+}
+
+/// A first answer.
+pub async fn draft(
+    agents: &AgentSet,
+    model: &dyn ChatModel,
+    question: &str,
+    passages: &[Passage],
+    seed: Option<u64>,
+) -> Result<Completion, AgentError> {
+    let prompt = agents.render(
+        agents.solver.prompt.as_deref().unwrap_or("solver.j2"),
+        minijinja::context! { question => question, passages => passages },
+    )?;
+    let request = ChatRequest { messages: vec![Message::user(prompt)], params: params(agents, None, seed) };
+    Ok(model.chat(&request).await?)
+}
+
+/// What a revision starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct RevisionInput<'a> {
+    /// The question.
+    pub question: &'a str,
+    /// The answer to revise.
+    pub draft: &'a str,
+    /// Problems found by the critic and the tools.
+    pub problems: &'a [String],
+    /// Answers already rejected (anti-friction option).
+    pub rejected: &'a [String],
+}
+
+/// A revision of the draft given the problems found and answers already rejected.
+pub async fn revise(
+    agents: &AgentSet,
+    model: &dyn ChatModel,
+    input: RevisionInput<'_>,
+    temperature: f32,
+    seed: Option<u64>,
+) -> Result<Completion, AgentError> {
+    let RevisionInput { question, draft, problems, rejected } = input;
+    let prompt = agents.render(
+        agents.solver.revise_prompt.as_deref().unwrap_or("revise.j2"),
+        minijinja::context! { question => question, draft => draft, problems => problems, rejected => rejected },
+    )?;
+    let request =
+        ChatRequest { messages: vec![Message::user(prompt)], params: params(agents, Some(temperature), seed) };
+    Ok(model.chat(&request).await?)
+}
+
+/// Continue the model's own answer from `prefix` (prefilled assistant turn): used by
+/// the `wait` strategy ("Wait" appended) and `backtrack` (regenerate from a step).
+pub async fn continue_from(
+    agents: &AgentSet,
+    model: &dyn ChatModel,
+    question: &str,
+    prefix: &str,
+    temperature: f32,
+    seed: Option<u64>,
+) -> Result<Completion, AgentError> {
+    let request = ChatRequest {
+        messages: vec![Message::user(question), Message::assistant(prefix)],
+        params: params(agents, Some(temperature), seed),
+    };
+    Ok(model.chat(&request).await?)
+}

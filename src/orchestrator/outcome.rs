@@ -1,0 +1,122 @@
+//! What a run returns: the answer, its claims with verdicts and evidence, and the
+//! history of rounds.
+
+use serde::{Serialize, Serializer};
+
+use super::Strategy;
+use crate::{
+    agents::{CheckedClaim, Critique, Verdict},
+    corpus::Passage,
+    llm::{ModelInfo, Usage},
+    trace::RunId,
+};
+
+/// Whether the answer was verified: by the tools' verdicts on its claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Every checked claim holds, and at least one was checked.
+    Verified,
+    /// Some claim is contradicted.
+    Refuted,
+    /// Nothing decisive was checked.
+    Unknown,
+}
+
+impl Serialize for Verification {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Verification::Verified => s.serialize_bool(true),
+            Verification::Refuted => s.serialize_bool(false),
+            Verification::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+/// One round of review and revision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// 1-based round number.
+    pub round: u32,
+    /// The answer reviewed.
+    pub draft: String,
+    /// The critique, when the strategy asks for one and it validated.
+    pub critique: Option<Critique>,
+    /// True when the critic's output failed validation past its re-asks.
+    pub critique_failed: bool,
+    /// Tool calls made on the draft, with verdicts.
+    pub tool_calls: Vec<CheckedClaim>,
+    /// The revised answer, if the round revised.
+    pub revision: Option<String>,
+}
+
+/// Evidence for a claim.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    /// An exact tool's result.
+    Tool {
+        /// Tool name.
+        tool: String,
+        /// Its input.
+        input: serde_json::Value,
+        /// Its output.
+        output: serde_json::Value,
+    },
+    /// A corpus passage.
+    Passage {
+        /// Document id.
+        doc_id: String,
+        /// Passage id.
+        passage_id: String,
+        /// Start offset (characters) in the document.
+        start: usize,
+        /// End offset.
+        end: usize,
+        /// Lexical support score in [0, 1].
+        score: f64,
+    },
+}
+
+/// A claim of the final answer with its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimReport {
+    /// The claim as written.
+    pub text: String,
+    /// Start, in characters, in the answer.
+    pub start: usize,
+    /// End, in characters.
+    pub end: usize,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What it rests on.
+    pub evidence: Vec<Evidence>,
+}
+
+/// The result of [`super::ask`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AskOutcome {
+    /// The final answer.
+    pub answer: String,
+    /// The answer with `[n]` citation markers after cited sentences.
+    pub cited_answer: String,
+    /// Cited passages; `[n]` refers to `sources[n-1]`.
+    pub sources: Vec<Passage>,
+    /// Tool verdicts on the final answer's claims.
+    pub verified: Verification,
+    /// Claims of the final answer.
+    pub claims: Vec<ClaimReport>,
+    /// Review rounds, in order.
+    pub rounds: Vec<Round>,
+    /// Why the loop stopped.
+    pub stopped_by: String,
+    /// The strategy used.
+    pub strategy: Strategy,
+    /// The model.
+    pub model: ModelInfo,
+    /// Tokens over all calls.
+    pub usage: Usage,
+    /// Model calls made.
+    pub model_calls: u32,
+    /// The run in the trace store.
+    pub trace_id: RunId,
+}

@@ -1,0 +1,91 @@
+//! The named strategies and the anti-friction options usable with any loop.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// A verify-and-revise policy over the agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// One answer, no review (claims are still checked and reported).
+    Single,
+    /// The model critiques and revises its own answer, without tools (Madaan et al., 2023).
+    SelfRefine,
+    /// CRITIC (Gou et al., 2023): exact tools check the claims, the critique sees their
+    /// results, the solver revises.
+    Critic,
+    /// If-or-Else: the critique prompt says to keep a confident answer, else revise.
+    Ioe,
+    /// Append "Wait" to the model's own answer and let it continue (Tsui, 2025).
+    Wait,
+    /// Regenerate from the earliest wrong step the critic finds (Tyen et al., 2023).
+    Backtrack,
+}
+
+impl Strategy {
+    /// Every strategy, for help texts and tests.
+    pub const ALL: [Strategy; 6] =
+        [Strategy::Single, Strategy::SelfRefine, Strategy::Critic, Strategy::Ioe, Strategy::Wait, Strategy::Backtrack];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Single => "single",
+            Strategy::SelfRefine => "self-refine",
+            Strategy::Critic => "critic",
+            Strategy::Ioe => "ioe",
+            Strategy::Wait => "wait",
+            Strategy::Backtrack => "backtrack",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Strategy::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Strategy::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown strategy {s:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
+/// Limits and anti-friction options of a loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopOptions {
+    /// The policy.
+    pub strategy: Strategy,
+    /// Revision rounds at most.
+    pub rounds: u32,
+    /// Temperature added to the solver's each round (Jiang et al. use +0.15).
+    pub temperature_step: f32,
+    /// Cap of the scheduled temperature.
+    pub temperature_cap: f32,
+    /// Tell the solver which answers were already rejected, and resample once if it repeats one.
+    pub reject_repeats: bool,
+    /// Model calls allowed in the whole run.
+    pub max_calls: u32,
+    /// Seed for sampled calls; each call derives its own from it.
+    pub seed: u64,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Single,
+            rounds: 2,
+            temperature_step: 0.0,
+            temperature_cap: 1.0,
+            reject_repeats: false,
+            max_calls: 24,
+            seed: 0,
+        }
+    }
+}
