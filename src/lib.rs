@@ -13,7 +13,7 @@
 //!   citation-attributor, configured in `agents/*.toml` with prompts in `prompts/`.
 //! - [`tools`]: exact checkers (arithmetic, primality, graph reachability, dates, search).
 //! - [`corpus`]: passages with exact offsets in a tantivy index, behind [`corpus::Retriever`].
-//! - [`orchestrator`]: strategies (single, self-refine, critic, ioe, wait, backtrack)
+//! - [`orchestrator`] runs the strategies (single, self-refine, critic, ioe, wait, backtrack)
 //!   that drive the agents and record runs.
 //!
 //! ```no_run
