@@ -1,0 +1,220 @@
+//! Every strategy driven by scripted replies: the sequence of agent calls, tool
+//! routing, the critic's schema re-ask path, and the final outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use recheck::{
+    agents::{AgentSet, Verdict},
+    llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
+    orchestrator::{ask, AskOptions, AskOutcome, LoopOptions, Strategy, Verification},
+    tools::ToolRegistry,
+    trace::{StepPayload, StepRecord, TraceStore},
+};
+use serde_json::json;
+use support::{MockServer, Reply};
+
+const Q: &str = "Is 7411 a prime number?";
+
+fn critique(verdict: &str, step: i64, problems: &[&str]) -> Reply {
+    Reply::chat(&json!({"verdict": verdict, "earliest_wrong_step": step, "problems": problems, "confidence": 0.9}).to_string())
+}
+
+async fn run(script: Vec<Reply>, strategy: Strategy, tweak: impl FnOnce(&mut LoopOptions)) -> (AskOutcome, Vec<StepRecord>, MockServer) {
+    let server = MockServer::start(script);
+    let mut options = OpenAiOptions::new(&server.url);
+    options.retry = RetryConfig { max_retries: 0, timeout: Duration::from_secs(5), ..Default::default() };
+    let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("scripted", options).unwrap());
+    let store = TraceStore::temporary().unwrap();
+    let mut loop_options = LoopOptions { strategy, rounds: 3, ..Default::default() };
+    tweak(&mut loop_options);
+    let opts = AskOptions {
+        loop_options,
+        agents: Arc::new(AgentSet::builtin().unwrap()),
+        tools: ToolRegistry::standard(),
+        retriever: None,
+        context_passages: 0,
+    };
+    let outcome = ask(&store, model, Q, &opts).await.unwrap();
+    let steps = store.steps(outcome.trace_id).unwrap();
+    (outcome, steps, server)
+}
+
+/// The agents of the model calls, in order.
+fn calls(steps: &[StepRecord]) -> Vec<&str> {
+    steps.iter().filter(|s| matches!(s.payload, StepPayload::ModelCall { .. })).map(|s| s.agent.as_str()).collect()
+}
+
+fn events<'a>(steps: &'a [StepRecord], name: &str) -> Vec<&'a serde_json::Value> {
+    steps
+        .iter()
+        .filter_map(|s| match &s.payload {
+            StepPayload::Event { name: n, data } if n == name => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn single_answers_once_and_checks_claims() {
+    let (out, steps, _) = run(vec![Reply::chat("No. 7411 is divisible by 3.")], Strategy::Single, |_| ()).await;
+    assert_eq!(calls(&steps), vec!["solver"]);
+    assert!(out.rounds.is_empty());
+    assert_eq!(out.verified, Verification::Refuted);
+    let verdicts: Vec<_> = out.claims.iter().map(|c| (c.text.as_str(), c.verdict)).collect();
+    assert_eq!(verdicts, vec![("No", Verdict::Contradicted), ("7411 is divisible by 3", Verdict::Contradicted)]);
+    let json = serde_json::to_value(&out).unwrap();
+    assert_eq!(json["verified"], false);
+    assert_eq!(json["claims"][1]["evidence"][0]["output"]["divides"], false);
+}
+
+#[tokio::test]
+async fn self_refine_critiques_and_revises_without_tools() {
+    let script = vec![
+        Reply::chat("No, 7411 is divisible by 7."),
+        critique("incorrect", 0, &["7411 is not divisible by 7"]),
+        Reply::chat("Yes, 7411 is a prime number."),
+        critique("correct", -1, &[]),
+    ];
+    let (out, steps, server) = run(script, Strategy::SelfRefine, |_| ()).await;
+    assert_eq!(calls(&steps), vec!["solver", "critic", "solver", "critic"]);
+    assert_eq!(out.answer, "Yes, 7411 is a prime number.");
+    assert_eq!(out.rounds.len(), 2);
+    assert!(out.rounds[0].tool_calls.is_empty(), "self-refine uses no tools");
+    assert_eq!(out.rounds[0].revision.as_deref(), Some("Yes, 7411 is a prime number."));
+    assert_eq!(out.stopped_by, "review found nothing to fix");
+    assert_eq!(out.verified, Verification::Verified);
+    let revise_prompt = server.requests.lock().unwrap()[2]["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(revise_prompt.contains("7411 is not divisible by 7"), "{revise_prompt}");
+}
+
+#[tokio::test]
+async fn critic_routes_claims_to_tools_and_feeds_back_their_verdicts() {
+    let script = vec![
+        Reply::chat("No, 7411 is divisible by 7."),
+        critique("correct", -1, &[]), // the critic is fooled; the tools are not
+        Reply::chat("Yes, 7411 is prime."),
+        critique("correct", -1, &[]),
+    ];
+    let (out, steps, server) = run(script, Strategy::Critic, |_| ()).await;
+    assert_eq!(calls(&steps), vec!["solver", "critic", "solver", "critic"]);
+    let r1 = &out.rounds[0];
+    let tools: Vec<_> = r1.tool_calls.iter().map(|c| (c.tool.as_deref().unwrap(), c.verdict)).collect();
+    assert_eq!(tools, vec![("primality", Verdict::Contradicted), ("primality", Verdict::Contradicted)]);
+    let requests = server.requests.lock().unwrap();
+    let critic_prompt = requests[1]["messages"][0]["content"].as_str().unwrap();
+    assert!(critic_prompt.contains("\"7411 is divisible by 7\": contradicted"), "{critic_prompt}");
+    let revise_prompt = requests[2]["messages"][0]["content"].as_str().unwrap();
+    assert!(revise_prompt.contains("is false according to the primality tool"), "{revise_prompt}");
+    assert_eq!(out.answer, "Yes, 7411 is prime.");
+    assert_eq!(out.verified, Verification::Verified);
+    let tool_steps = steps.iter().filter(|s| matches!(s.payload, StepPayload::ToolCall { .. })).count();
+    assert_eq!(tool_steps, 2 + 1 + 1, "round 1 (2 claims), round 2 (1), final check (1)");
+}
+
+#[tokio::test]
+async fn invalid_critiques_are_re_asked_with_the_validation_error() {
+    let script = vec![
+        Reply::chat("Yes, 7411 is prime."),
+        Reply::chat("I think it is fine."),
+        Reply::chat(r#"{"verdict": "maybe", "earliest_wrong_step": -1, "problems": [], "confidence": 2}"#),
+        critique("correct", -1, &[]),
+    ];
+    let (out, steps, server) = run(script, Strategy::SelfRefine, |_| ()).await;
+    assert_eq!(calls(&steps), vec!["solver", "critic", "critic", "critic"]);
+    let failures = events(&steps, "validation_failure");
+    assert_eq!(failures.len(), 2);
+    assert!(failures[0]["error"].as_str().unwrap().contains("no JSON object"));
+    assert!(failures[1]["error"].as_str().unwrap().contains("maybe"), "{}", failures[1]);
+    let reask = server.requests.lock().unwrap()[2]["messages"].as_array().unwrap().clone();
+    assert_eq!(reask.len(), 3, "prompt, invalid reply, re-ask");
+    assert!(reask[2]["content"].as_str().unwrap().contains("not valid"));
+    assert!(out.rounds[0].critique.as_ref().unwrap().is_correct());
+}
+
+#[tokio::test]
+async fn critic_that_never_validates_leaves_the_answer_unchecked() {
+    let script = vec![Reply::chat("Yes, 7411 is prime."), Reply::chat("no json, sorry")];
+    let (out, steps, _) = run(script, Strategy::SelfRefine, |_| ()).await;
+    assert_eq!(calls(&steps), vec!["solver", "critic", "critic", "critic"], "one ask plus two re-asks");
+    assert_eq!(events(&steps, "critique_failed").len(), 1);
+    assert!(out.rounds[0].critique_failed);
+    assert_eq!(out.answer, "Yes, 7411 is prime.");
+    assert!(out.stopped_by.contains("unchecked"));
+}
+
+#[tokio::test]
+async fn ioe_tells_the_critic_to_keep_confident_answers() {
+    let script = vec![Reply::chat("Yes."), critique("correct", -1, &[])];
+    let (_, _, server) = run(script, Strategy::Ioe, |_| ()).await;
+    let prompt = server.requests.lock().unwrap()[1]["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(prompt.contains("If you are confident the answer is correct, keep it"), "{prompt}");
+}
+
+#[tokio::test]
+async fn wait_continues_the_models_own_answer() {
+    let script = vec![Reply::chat("7411 is divisible by 7."), Reply::chat(" that is wrong: 7411 is prime.")];
+    let (out, steps, server) = run(script, Strategy::Wait, |o| o.rounds = 1).await;
+    assert_eq!(calls(&steps), vec!["solver", "solver"]);
+    let sent = server.requests.lock().unwrap()[1]["messages"].clone();
+    assert_eq!(sent[1], json!({"role": "assistant", "content": "7411 is divisible by 7.\nWait,"}));
+    assert_eq!(out.answer, "7411 is divisible by 7.\nWait, that is wrong: 7411 is prime.");
+}
+
+#[tokio::test]
+async fn backtrack_regenerates_from_the_earliest_wrong_step() {
+    let script = vec![
+        Reply::chat("7411 is odd. 7411 is divisible by 7. So it is composite."),
+        critique("incorrect", 1, &["step 1 is wrong"]),
+        Reply::chat("7411 has no divisor up to 86. So 7411 is prime."),
+        critique("correct", -1, &[]),
+    ];
+    let (out, _, server) = run(script, Strategy::Backtrack, |_| ()).await;
+    let requests = server.requests.lock().unwrap();
+    assert_eq!(requests[2]["messages"][1], json!({"role": "assistant", "content": "7411 is odd. "}));
+    assert!(requests[2]["temperature"].as_f64().unwrap() >= 0.7, "regenerated by sampling");
+    assert_eq!(out.answer, "7411 is odd. 7411 has no divisor up to 86. So 7411 is prime.");
+}
+
+#[tokio::test]
+async fn budget_and_temperature_schedule() {
+    let script = vec![Reply::chat("No."), critique("incorrect", 0, &["wrong"]), Reply::chat("Still no.")];
+    let (out, _, server) = run(script, Strategy::SelfRefine, |o| {
+        o.max_calls = 3;
+        o.temperature_step = 0.15;
+        o.temperature_cap = 0.2;
+    })
+    .await;
+    assert_eq!(out.stopped_by, "call budget");
+    assert_eq!(out.model_calls, 3);
+    let temps: Vec<f64> = server.requests.lock().unwrap().iter().map(|r| r["temperature"].as_f64().unwrap()).collect();
+    assert_eq!(temps.len(), 3);
+    assert!((temps[2] - 0.15).abs() < 1e-6, "round 1 solver at +0.15: {temps:?}");
+}
+
+#[tokio::test]
+async fn repeated_answers_are_rejected_and_resampled() {
+    let script = vec![
+        Reply::chat("No, 7411 is composite."),
+        critique("incorrect", 0, &["wrong"]),
+        Reply::chat("No, 7411 is composite."),
+        Reply::chat("Yes, 7411 is prime."),
+        critique("correct", -1, &[]),
+    ];
+    let (out, steps, server) = run(script, Strategy::SelfRefine, |o| o.reject_repeats = true).await;
+    assert_eq!(events(&steps, "repeat_rejected").len(), 1);
+    let resample = server.requests.lock().unwrap()[3]["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(resample.contains("already judged wrong") && resample.contains("7411 is composite"), "{resample}");
+    assert_eq!(out.answer, "Yes, 7411 is prime.");
+}
+
+#[tokio::test]
+async fn a_failing_round_returns_the_best_answer_so_far() {
+    let script = vec![Reply::chat("Yes, 7411 is prime."), Reply::status(500, "critic backend down")];
+    let (out, steps, _) = run(script, Strategy::SelfRefine, |_| ()).await;
+    assert_eq!(out.answer, "Yes, 7411 is prime.");
+    assert!(out.stopped_by.contains("500"), "{}", out.stopped_by);
+    assert!(steps.iter().any(|s| s.error.is_some()), "the failed call is recorded");
+}
