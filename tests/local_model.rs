@@ -208,3 +208,32 @@ fn cli_answers_offline_and_records_the_weights() {
     assert_eq!(payload["model"]["weights_sha256"], cache::DEFAULT_MODEL_SHA256);
     assert!(payload["response"]["rendered_prompt"].as_str().unwrap().contains("Is 7411 a prime number?"));
 }
+
+#[test]
+fn critic_strategy_end_to_end_shows_the_primality_tool() {
+    let home = tempfile::tempdir().unwrap();
+    let spec = format!("local:{}", model_path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["ask", "Is 7411 a prime number?", "--model", &spec, "--strategy", "critic", "--rounds", "1"])
+        .args(["--max-tokens", "60", "--json"])
+        .env("RECHECK_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strategy"], "critic");
+    assert_eq!(v["rounds"].as_array().unwrap().len(), 1);
+    // Whatever the model says, the number in the question is checked exactly.
+    let primality: Vec<&serde_json::Value> = v["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["evidence"].as_array().unwrap().iter())
+        .filter(|e| e["tool"] == "primality" && e["input"]["n"] == "7411")
+        .collect();
+    assert!(!primality.is_empty(), "{v}");
+    assert_eq!(primality[0]["output"]["prime"], true);
+    for c in v["claims"].as_array().unwrap() {
+        assert!(["supported", "contradicted", "unsupported", "unchecked"].contains(&c["verdict"].as_str().unwrap()));
+    }
+}

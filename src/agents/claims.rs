@@ -45,6 +45,12 @@ pub enum ClaimKind {
         /// What the answer says.
         exists: bool,
     },
+    /// The answer takes no clear stand on whether the question's number `n` is prime;
+    /// checked so the evidence is shown, judged `unchecked`.
+    NoVerdict {
+        /// The question's number.
+        n: String,
+    },
     /// `to` can (or cannot) be reached from `from`.
     Reachability {
         /// Origin.
@@ -75,9 +81,11 @@ struct Patterns {
     divisible: Regex,
     factor: Regex,
     equation: Regex,
+    equation_rev: Regex,
     edge: Regex,
     reach: Regex,
     q_prime: Regex,
+    pronoun_prime: Regex,
     q_reach: Regex,
     yes_no: Regex,
 }
@@ -93,13 +101,23 @@ fn patterns() -> &'static Patterns {
             divisible: re(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?(?:evenly\s+)?divisible\s+by\s+(\d+(?:,\d{3})*)"),
             factor: re(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?a\s+factor\s+of\s+(\d+(?:,\d{3})*)"),
             equation: re(r"(\(?\d[\d,.]*(?:\s*[-+*/×x^]\s*\(?\d[\d,.]*\)?)+)\s*=\s*(-?\d+(?:,\d{3})*(?:\.\d+)?)"),
+            equation_rev: re(r"(?:^|[^\d.*/×x^+-])\s*(\d+(?:,\d{3})*)\s*=\s*(\(?\d[\d.]*(?:\s*[-+*/×x^]\s*\(?\d[\d.]*\)?)+)"),
             edge: re(r"(?i)there\s+is\s+(a|no)\s+(?:direct\s+)?flight\s+from\s+(?:city\s+)?(\w+)\s+to\s+(?:city\s+)?(\w+)"),
             reach: re(r"(?i)\b(can|cannot|can't|could|couldn't)\s+(?:fly|travel|get|go)\s+from\s+(?:city\s+)?(\w+)\s+to\s+(?:city\s+)?(\w+)"),
+            pronoun_prime: re(r"(?i)\b(?:it|this number|the number)\s+is\s+(not\s+)?(?:a\s+)?prime\b"),
             q_prime: re(r"(?i)\bis\s+(\d+(?:,\d{3})*)\s+a\s+prime(?:\s+number)?\s*\?"),
             q_reach: re(r"(?i)from\s+city\s+(\w+)\s+to\s+city\s+(\w+)\s*\?"),
             yes_no: re(r"(?i)^\W*(yes|no)\b"),
         }
     })
+}
+
+/// Whether the text just before a match makes it a question, not an assertion.
+fn is_conditional(before: &str) -> bool {
+    let tail: String = before.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail = tail.to_lowercase();
+    let words: Vec<&str> = tail.split_whitespace().collect();
+    matches!(words.last(), Some(&"if") | Some(&"whether") | Some(&"check") | Some(&"determine"))
 }
 
 fn digits(s: &str) -> String {
@@ -139,6 +157,11 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
         let expression = digits(&c[1]).replace('x', "*");
         out.push((m.0, m.1, ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(&c[2]) }));
     }
+    for c in p.equation_rev.captures_iter(answer) {
+        let (Some(v), Some(e)) = (c.get(1), c.get(2)) else { continue };
+        let expression = digits(e.as_str()).replace('x', "*");
+        out.push((v.start(), e.end(), ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(v.as_str()) }));
+    }
     for c in p.edge.captures_iter(answer) {
         let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
         out.push((
@@ -152,6 +175,13 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
         let can = matches!(c[1].to_lowercase().as_str(), "can" | "could");
         out.push((m.0, m.1, ClaimKind::Reachability { from: c[2].to_string(), to: c[3].to_string(), reachable: can }));
     }
+    // "It is (not) prime" refers to the question's number.
+    if let Some(q) = p.q_prime.captures(question) {
+        for c in p.pronoun_prime.captures_iter(answer) {
+            let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+            out.push((m.0, m.1, ClaimKind::Primality { n: digits(&q[1]), prime: c.get(1).is_none() }));
+        }
+    }
     // The answer's own yes/no verdict, read against the question.
     if let Some(yn) = p.yes_no.captures(answer) {
         let m = yn.get(1).map(|m| (m.start(), m.end())).unwrap_or_default();
@@ -164,6 +194,16 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
                 m.1,
                 ClaimKind::Reachability { from: q[1].to_string(), to: q[2].to_string(), reachable: yes },
             ));
+        }
+    }
+    // "if 7411 is a prime", "whether ..." ask rather than assert.
+    out.retain(|(s, _, _)| !is_conditional(&answer[..*s]));
+    // A primality question the answer never settles still gets its number checked.
+    if let Some(q) = p.q_prime.captures(question) {
+        let n = digits(&q[1]);
+        let settled = out.iter().any(|(_, _, k)| matches!(k, ClaimKind::Primality { n: m, .. } if *m == n));
+        if !settled {
+            out.push((0, 0, ClaimKind::NoVerdict { n }));
         }
     }
     out.sort_by_key(|(s, e, _)| (*s, *e));
@@ -220,6 +260,24 @@ mod tests {
         let got = kinds(q, "Yes. There is a flight from city L to city I, so you can fly from F to I.");
         assert!(got.contains(&ClaimKind::Reachability { from: "F".into(), to: "I".into(), reachable: true }));
         assert!(got.contains(&ClaimKind::Edge { from: "L".into(), to: "I".into(), exists: true }));
+    }
+
+    #[test]
+    fn unsettled_primality_questions_are_still_checked() {
+        assert_eq!(kinds("Is 7411 a prime number?", "Let me think about 7411."), vec![ClaimKind::NoVerdict { n: "7411".into() }]);
+        assert_eq!(
+            kinds("Is 7411 a prime number?", "Well, it is not a prime."),
+            vec![ClaimKind::Primality { n: "7411".into(), prime: false }]
+        );
+    }
+
+    #[test]
+    fn conditionals_are_not_claims_and_reversed_equations_are() {
+        let got = kinds("Is 7411 a prime number?", "To determine if 7411 is a prime number: 7411 = 7 * 1059 *");
+        assert_eq!(
+            got,
+            vec![ClaimKind::NoVerdict { n: "7411".into() }, ClaimKind::Arithmetic { expression: "7 * 1059".into(), value: "7411".into() }]
+        );
     }
 
     #[test]

@@ -78,12 +78,14 @@ pub struct Review<'a> {
 
 /// Ask `model` for a critique of `draft`; `None` when the critic failed validation
 /// past its re-ask limit (recorded as a failed step; the loop goes on `unchecked`).
+/// Adds the tokens and calls spent to `usage` and `calls`.
 pub async fn critique(
     agents: &AgentSet,
     model: &dyn ChatModel,
     recorder: &RunRecorder,
     review: Review<'_>,
     usage: &mut Usage,
+    calls: &mut u32,
 ) -> Result<Option<Critique>, AgentError> {
     let Review { question, draft, findings, ioe } = review;
     let cfg = &agents.critic;
@@ -104,6 +106,7 @@ pub async fn critique(
     for attempt in 0..=max_reasks {
         let reply = model.chat(&ChatRequest { messages: messages.clone(), params: params.clone() }).await?;
         *usage += reply.usage;
+        *calls += 1;
         let text = reply.text().to_string();
         let problem = match extract_json(&text) {
             None => "the reply holds no JSON object".to_string(),

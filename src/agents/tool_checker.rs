@@ -47,7 +47,7 @@ pub struct CheckedClaim {
 /// The tool call that settles `kind`, if any: (tool, input).
 fn route(question: &str, kind: &ClaimKind) -> (&'static str, Value) {
     match kind {
-        ClaimKind::Primality { n, .. } => ("primality", json!({ "n": n })),
+        ClaimKind::Primality { n, .. } | ClaimKind::NoVerdict { n } => ("primality", json!({ "n": n })),
         ClaimKind::Divisibility { n, divisor, .. } => ("primality", json!({ "n": n, "divisor": divisor })),
         ClaimKind::Arithmetic { expression, value } => {
             ("arithmetic", json!({ "expression": expression, "claimed": value }))
@@ -66,6 +66,7 @@ fn judge(kind: &ClaimKind, out: &Value) -> Verdict {
         ClaimKind::Arithmetic { .. } => out["matches"].as_bool(),
         ClaimKind::Edge { exists, .. } => out["edge_exists"].as_bool().map(|e| e == *exists),
         ClaimKind::Reachability { reachable, .. } => out["reachable"].as_bool().map(|r| r == *reachable),
+        ClaimKind::NoVerdict { .. } => None,
     };
     match truth {
         Some(true) => Verdict::Supported,

@@ -5,7 +5,7 @@ use serde::{Serialize, Serializer};
 
 use super::Strategy;
 use crate::{
-    agents::{CheckedClaim, Critique, Verdict},
+    agents::{CheckedClaim, ClaimKind, Critique, Verdict},
     corpus::Passage,
     llm::{ModelInfo, Usage},
     trace::RunId,
@@ -88,6 +88,9 @@ pub struct ClaimReport {
     pub end: usize,
     /// The verdict.
     pub verdict: Verdict,
+    /// What a tool-checked claim asserts (`None` for sentences checked against passages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ClaimKind>,
     /// What it rests on.
     pub evidence: Vec<Evidence>,
 }

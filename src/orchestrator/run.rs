@@ -223,10 +223,9 @@ impl Loop<'_> {
         if strategy == Strategy::Critic {
             record.tool_calls = check_answer(question, answer, &self.opts.tools, Some(&self.recorder)).await?;
         }
-        let mut usage = Usage::default();
         let review = Review { question, draft: answer, findings: &record.tool_calls, ioe: strategy == Strategy::Ioe };
-        let critique = critic::critique(self.agents, &*self.critic, &self.recorder, review, &mut usage).await?;
-        self.count(usage);
+        let critique =
+            critic::critique(self.agents, &*self.critic, &self.recorder, review, &mut self.usage, &mut self.calls).await?;
         record.critique_failed = critique.is_none();
         record.critique = critique.clone();
         let mut problems: Vec<String> = record
@@ -304,7 +303,7 @@ impl Loop<'_> {
                     });
                 }
                 let verdict = if evidence.is_empty() { Verdict::Unsupported } else { Verdict::Supported };
-                claims.push(ClaimReport { text: s.text.clone(), start: s.start, end: s.end, verdict, evidence });
+                claims.push(ClaimReport { text: s.text.clone(), start: s.start, end: s.end, verdict, kind: None, evidence });
             }
             // Insert markers from the back so earlier character offsets stay valid.
             let mut chars: Vec<char> = answer.chars().collect();
@@ -346,5 +345,12 @@ fn tool_claim(c: &CheckedClaim) -> ClaimReport {
         }
         _ => Vec::new(),
     };
-    ClaimReport { text: c.claim.text.clone(), start: c.claim.start, end: c.claim.end, verdict: c.verdict, evidence }
+    ClaimReport {
+        text: c.claim.text.clone(),
+        start: c.claim.start,
+        end: c.claim.end,
+        verdict: c.verdict,
+        kind: Some(c.claim.kind.clone()),
+        evidence,
+    }
 }
