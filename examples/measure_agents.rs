@@ -69,7 +69,8 @@ async fn main() {
     let mut report = serde_json::Map::new();
     for (file, name) in [("primality_testing.json", "primality"), ("graph_connectivity.json", "graph")] {
         let data: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(root.join("snowball_hallucination").join(file)).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(root.join("snowball_hallucination").join(file)).unwrap())
+                .unwrap();
         let mut t = Tally::default();
         for item in data.as_array().unwrap().iter().take(n) {
             let question = item.get("question").and_then(|q| q.as_str()).or(item.as_str()).unwrap();
@@ -100,7 +101,11 @@ async fn main() {
                 t.wrong_flagged += usize::from(flagged);
             }
             t.final_correct += usize::from(stance(&out.claims, is_answer_stance) == Some(Verdict::Supported));
-            eprintln!("{name} {}: raw {raw:?}, flagged {flagged}, final {:?}", t.n, stance(&out.claims, is_answer_stance));
+            eprintln!(
+                "{name} {}: raw {raw:?}, flagged {flagged}, final {:?}",
+                t.n,
+                stance(&out.claims, is_answer_stance)
+            );
         }
         report.insert(
             name.into(),

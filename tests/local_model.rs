@@ -237,3 +237,50 @@ fn critic_strategy_end_to_end_shows_the_primality_tool() {
         assert!(["supported", "contradicted", "unsupported", "unchecked"].contains(&c["verdict"].as_str().unwrap()));
     }
 }
+
+#[test]
+fn contextcite_citations_record_every_scoring_call() {
+    let home = tempfile::tempdir().unwrap();
+    let idx = home.path().join("idx");
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora/solar-system");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_recheck")).args(args).env("RECHECK_HOME", home.path()).output().unwrap()
+    };
+    assert!(run(&["index", "--index", idx.to_str().unwrap(), corpus.to_str().unwrap()]).status.success());
+    let agents = home.path().join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(
+        agents.join("attributor.toml"),
+        "role = \"attributor\"\ncandidates = 3\nscorer = \"contextcite\"\nablations = 6\nmin_weight = 0.5\n",
+    )
+    .unwrap();
+    let spec = format!("local:{}", model_path().display());
+    let out = run(&[
+        "ask",
+        "Who discovered Uranus?",
+        "--model",
+        &spec,
+        "--index",
+        idx.to_str().unwrap(),
+        "--max-tokens",
+        "30",
+        "--agents-dir",
+        agents.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let show = run(&["traces", "show", v["trace_id"].as_str().unwrap(), "--json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let scoring = show["steps"].as_array().unwrap().iter().filter(|s| s["payload"]["kind"] == "scoring").count();
+    let sentences = v["claims"].as_array().unwrap().iter().filter(|c| c["kind"].is_null()).count();
+    assert!(sentences > 0, "{v}");
+    assert_eq!(scoring, sentences * 7, "one full context plus 6 ablations per sentence");
+    for c in v["claims"].as_array().unwrap().iter().filter(|c| c["kind"].is_null()) {
+        let cited = !c["evidence"].as_array().unwrap().is_empty();
+        assert_eq!(c["verdict"] == "supported", cited, "{c}");
+        for e in c["evidence"].as_array().unwrap() {
+            assert!(e["score"].as_f64().unwrap() >= 0.5, "cited only at weight >= 0.5 nats: {e}");
+        }
+    }
+}

@@ -19,10 +19,16 @@ use support::{MockServer, Reply};
 const Q: &str = "Is 7411 a prime number?";
 
 fn critique(verdict: &str, step: i64, problems: &[&str]) -> Reply {
-    Reply::chat(&json!({"verdict": verdict, "earliest_wrong_step": step, "problems": problems, "confidence": 0.9}).to_string())
+    Reply::chat(
+        &json!({"verdict": verdict, "earliest_wrong_step": step, "problems": problems, "confidence": 0.9}).to_string(),
+    )
 }
 
-async fn run(script: Vec<Reply>, strategy: Strategy, tweak: impl FnOnce(&mut LoopOptions)) -> (AskOutcome, Vec<StepRecord>, MockServer) {
+async fn run(
+    script: Vec<Reply>,
+    strategy: Strategy,
+    tweak: impl FnOnce(&mut LoopOptions),
+) -> (AskOutcome, Vec<StepRecord>, MockServer) {
     let server = MockServer::start(script);
     let mut options = OpenAiOptions::new(&server.url);
     options.retry = RetryConfig { max_retries: 0, timeout: Duration::from_secs(5), ..Default::default() };

@@ -120,6 +120,11 @@ fn is_conditional(before: &str) -> bool {
     matches!(words.last(), Some(&"if") | Some(&"whether") | Some(&"check") | Some(&"determine"))
 }
 
+/// Byte span of a whole match.
+fn span(c: &regex::Captures<'_>) -> (usize, usize) {
+    c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default()
+}
+
 fn digits(s: &str) -> String {
     s.replace(',', "")
 }
@@ -129,15 +134,15 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
     let p = patterns();
     let mut out: Vec<(usize, usize, ClaimKind)> = Vec::new();
     for c in p.prime.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         out.push((m.0, m.1, ClaimKind::Primality { n: digits(&c[1]), prime: c.get(2).is_none() }));
     }
     for c in p.composite.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         out.push((m.0, m.1, ClaimKind::Primality { n: digits(&c[1]), prime: false }));
     }
     for c in p.divisible.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         out.push((
             m.0,
             m.1,
@@ -145,7 +150,7 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
         ));
     }
     for c in p.factor.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         out.push((
             m.0,
             m.1,
@@ -153,17 +158,21 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
         ));
     }
     for c in p.equation.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         let expression = digits(&c[1]).replace('x', "*");
         out.push((m.0, m.1, ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(&c[2]) }));
     }
     for c in p.equation_rev.captures_iter(answer) {
         let (Some(v), Some(e)) = (c.get(1), c.get(2)) else { continue };
         let expression = digits(e.as_str()).replace('x', "*");
-        out.push((v.start(), e.end(), ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(v.as_str()) }));
+        out.push((
+            v.start(),
+            e.end(),
+            ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(v.as_str()) },
+        ));
     }
     for c in p.edge.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         out.push((
             m.0,
             m.1,
@@ -171,14 +180,14 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
         ));
     }
     for c in p.reach.captures_iter(answer) {
-        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        let m = span(&c);
         let can = matches!(c[1].to_lowercase().as_str(), "can" | "could");
         out.push((m.0, m.1, ClaimKind::Reachability { from: c[2].to_string(), to: c[3].to_string(), reachable: can }));
     }
     // "It is (not) prime" refers to the question's number.
     if let Some(q) = p.q_prime.captures(question) {
         for c in p.pronoun_prime.captures_iter(answer) {
-            let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+            let m = span(&c);
             out.push((m.0, m.1, ClaimKind::Primality { n: digits(&q[1]), prime: c.get(1).is_none() }));
         }
     }
@@ -264,7 +273,10 @@ mod tests {
 
     #[test]
     fn unsettled_primality_questions_are_still_checked() {
-        assert_eq!(kinds("Is 7411 a prime number?", "Let me think about 7411."), vec![ClaimKind::NoVerdict { n: "7411".into() }]);
+        assert_eq!(
+            kinds("Is 7411 a prime number?", "Let me think about 7411."),
+            vec![ClaimKind::NoVerdict { n: "7411".into() }]
+        );
         assert_eq!(
             kinds("Is 7411 a prime number?", "Well, it is not a prime."),
             vec![ClaimKind::Primality { n: "7411".into(), prime: false }]
@@ -276,7 +288,10 @@ mod tests {
         let got = kinds("Is 7411 a prime number?", "To determine if 7411 is a prime number: 7411 = 7 * 1059 *");
         assert_eq!(
             got,
-            vec![ClaimKind::NoVerdict { n: "7411".into() }, ClaimKind::Arithmetic { expression: "7 * 1059".into(), value: "7411".into() }]
+            vec![
+                ClaimKind::NoVerdict { n: "7411".into() },
+                ClaimKind::Arithmetic { expression: "7 * 1059".into(), value: "7411".into() }
+            ]
         );
     }
 

@@ -48,6 +48,16 @@ pub struct AgentConfig {
     /// Minimum support score for a citation (attributor).
     #[serde(default)]
     pub min_support: Option<f64>,
+    /// Citation scorer (attributor): `lexical`, or `contextcite` where the model can
+    /// score continuations.
+    #[serde(default)]
+    pub scorer: Option<String>,
+    /// Random context ablations per sentence (attributor, `contextcite`).
+    #[serde(default)]
+    pub ablations: Option<usize>,
+    /// Minimum ContextCite weight, in nats, for a citation (attributor, `contextcite`).
+    #[serde(default)]
+    pub min_weight: Option<f64>,
 }
 
 const DEFAULT_AGENTS: [(&str, &str); 4] = [
@@ -133,6 +143,15 @@ impl AgentSet {
         let schema_text = critic.1.schema.clone().unwrap_or_else(|| "{}".into());
         let schema: serde_json::Value = serde_json::from_str(&schema_text)
             .map_err(|e| AgentError::Config { file: critic.0.clone(), detail: format!("schema is not JSON: {e}") })?;
+        match attributor.1.scorer.as_deref() {
+            None | Some("lexical") | Some("contextcite") => {}
+            Some(other) => {
+                return Err(AgentError::Config {
+                    file: attributor.0.clone(),
+                    detail: format!("scorer {other:?} is not one of \"lexical\", \"contextcite\""),
+                })
+            }
+        }
         let critic_schema = jsonschema::validator_for(&schema).map_err(|e| AgentError::Config {
             file: critic.0.clone(),
             detail: format!("schema is not a valid JSON Schema: {e}"),

@@ -5,6 +5,7 @@
 pub mod attributor;
 pub mod claims;
 mod config;
+pub mod contextcite;
 pub mod critic;
 pub mod solver;
 pub mod tool_checker;

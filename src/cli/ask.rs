@@ -40,6 +40,11 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 3)]
     pub context: usize,
 
+    /// Citation scorer: lexical, or contextcite (ablation with continuation scoring;
+    /// local models only). Default: agents/attributor.toml.
+    #[arg(long, value_name = "SCORER")]
+    pub citation_scorer: Option<String>,
+
     /// Directory overriding agents/*.toml files (default: built-in configs).
     #[arg(long, value_name = "DIR")]
     pub agents_dir: Option<PathBuf>,
@@ -104,6 +109,11 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.max_tokens {
         agents.solver.max_tokens = Some(n);
+    }
+    match args.citation_scorer.as_deref() {
+        None => {}
+        Some(s @ ("lexical" | "contextcite")) => agents.attributor.scorer = Some(s.to_string()),
+        Some(other) => anyhow::bail!("--citation-scorer must be lexical or contextcite, got {other:?}"),
     }
     let mut tools = ToolRegistry::standard();
     let retriever: Option<Arc<dyn Retriever>> = match &args.index {

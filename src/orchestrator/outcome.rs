@@ -72,7 +72,7 @@ pub enum Evidence {
         start: usize,
         /// End offset.
         end: usize,
-        /// Lexical support score in [0, 1].
+        /// Support: the lexical share in [0, 1], or the ContextCite weight in nats.
         score: f64,
     },
 }

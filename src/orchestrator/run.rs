@@ -7,7 +7,8 @@ use serde_json::json;
 use super::{AskOutcome, ClaimReport, Evidence, LoopOptions, Round, Strategy, Verification};
 use crate::{
     agents::{
-        attribute, check_answer,
+        self, attribute, check_answer,
+        contextcite::{attribute_statement, ContextCiteOptions},
         critic::{self, Review},
         solver::{self, RevisionInput},
         AgentError, AgentSet, CheckedClaim, Verdict,
@@ -47,6 +48,8 @@ struct Loop<'a> {
     recorder: RunRecorder,
     solver: Box<dyn ChatModel>,
     critic: Box<dyn ChatModel>,
+    /// The bare model, for wrappers made later (the attributor's scorer).
+    model: Arc<dyn ChatModel>,
     usage: Usage,
     calls: u32,
 }
@@ -74,7 +77,8 @@ pub async fn ask(
         opts: options,
         agents: &options.agents,
         solver: Box::new(recorder.model("solver", model.clone())),
-        critic: Box::new(recorder.model("critic", model)),
+        critic: Box::new(recorder.model("critic", model.clone())),
+        model,
         recorder,
         usage: Usage::default(),
         calls: 0,
@@ -225,7 +229,8 @@ impl Loop<'_> {
         }
         let review = Review { question, draft: answer, findings: &record.tool_calls, ioe: strategy == Strategy::Ioe };
         let critique =
-            critic::critique(self.agents, &*self.critic, &self.recorder, review, &mut self.usage, &mut self.calls).await?;
+            critic::critique(self.agents, &*self.critic, &self.recorder, review, &mut self.usage, &mut self.calls)
+                .await?;
         record.critique_failed = critique.is_none();
         record.critique = critique.clone();
         let mut problems: Vec<String> = record
@@ -265,6 +270,44 @@ impl Loop<'_> {
         Ok((record, Some(revision)))
     }
 
+    /// Citations for each sentence, by the configured scorer.
+    async fn cite(
+        &mut self,
+        question: &str,
+        answer: &str,
+        retriever: &dyn Retriever,
+    ) -> Result<Vec<agents::CitedSentence>, AgentError> {
+        let cfg = &self.agents.attributor;
+        let candidates = cfg.candidates.unwrap_or(5);
+        let mut cited = attribute(answer, retriever, candidates, cfg.min_support.unwrap_or(0.5))?;
+        if cfg.scorer.as_deref() != Some("contextcite") || !self.model.capabilities().score_continuation {
+            return Ok(cited);
+        }
+        let options = ContextCiteOptions {
+            ablations: cfg.ablations.unwrap_or(24),
+            seed: self.opts.loop_options.seed,
+            ..Default::default()
+        };
+        let min_weight = cfg.min_weight.unwrap_or(0.5);
+        let scorer = self.recorder.model("attributor", self.model.clone());
+        for sentence in &mut cited {
+            let hits = retriever.search(&sentence.text, &SearchOptions { k: candidates, ..Default::default() })?;
+            let sources: Vec<String> = hits.iter().map(|h| h.passage.text.clone()).collect();
+            if sources.is_empty() {
+                continue;
+            }
+            let weights = attribute_statement(&scorer, question, &sources, &sentence.text, &options).await?;
+            self.calls += (options.ablations + 1) as u32;
+            let best = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
+            sentence.support = best.map(|(_, w)| *w).unwrap_or(0.0);
+            sentence.citations = match best {
+                Some((i, w)) if *w >= min_weight => vec![(hits[i].passage.clone(), *w)],
+                _ => Vec::new(),
+            };
+        }
+        Ok(cited)
+    }
+
     async fn finish(
         &mut self,
         question: &str,
@@ -279,9 +322,7 @@ impl Loop<'_> {
         let mut sources: Vec<Passage> = Vec::new();
         let mut cited_answer = answer.clone();
         if let Some(retriever) = &self.opts.retriever {
-            let cfg = &self.agents.attributor;
-            let cited =
-                attribute(&answer, retriever.as_ref(), cfg.candidates.unwrap_or(5), cfg.min_support.unwrap_or(0.5))?;
+            let cited = self.cite(question, &answer, retriever.as_ref()).await?;
             let mut markers: Vec<(usize, String)> = Vec::new();
             for s in &cited {
                 let mut evidence = Vec::new();
@@ -303,7 +344,14 @@ impl Loop<'_> {
                     });
                 }
                 let verdict = if evidence.is_empty() { Verdict::Unsupported } else { Verdict::Supported };
-                claims.push(ClaimReport { text: s.text.clone(), start: s.start, end: s.end, verdict, kind: None, evidence });
+                claims.push(ClaimReport {
+                    text: s.text.clone(),
+                    start: s.start,
+                    end: s.end,
+                    verdict,
+                    kind: None,
+                    evidence,
+                });
             }
             // Insert markers from the back so earlier character offsets stay valid.
             let mut chars: Vec<char> = answer.chars().collect();
