@@ -55,8 +55,8 @@ async fn main() {
     let model: Arc<dyn ChatModel> = LocalBackend::shared(&path, "local").unwrap();
     let store = TraceStore::temporary().unwrap();
     let mut agents = AgentSet::builtin().unwrap();
-    agents.solver.max_tokens = Some(120);
-    agents.critic.max_tokens = Some(120);
+    agents.solver.max_tokens = Some(100);
+    agents.critic.max_tokens = Some(100);
     let agents = Arc::new(agents);
     let options = |strategy| AskOptions {
         loop_options: LoopOptions { strategy, rounds: 1, ..Default::default() },
@@ -64,6 +64,7 @@ async fn main() {
         tools: ToolRegistry::standard(),
         retriever: None,
         context_passages: 0,
+        critic_model: None,
     };
 
     let mut report = serde_json::Map::new();

@@ -30,6 +30,7 @@
 //!     tools: ToolRegistry::standard(),
 //!     retriever: None,
 //!     context_passages: 0,
+//!     critic_model: None,
 //! };
 //! let outcome = orchestrator::ask(&store, Arc::new(model), "Is 7411 a prime number?", &options).await?;
 //! println!("{} (verified: {:?}, run {})", outcome.answer, outcome.verified, outcome.trace_id);

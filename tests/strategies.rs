@@ -42,6 +42,7 @@ async fn run(
         tools: ToolRegistry::standard(),
         retriever: None,
         context_passages: 0,
+        critic_model: None,
     };
     let outcome = ask(&store, model, Q, &opts).await.unwrap();
     let steps = store.steps(outcome.trace_id).unwrap();
@@ -223,4 +224,14 @@ async fn a_failing_round_returns_the_best_answer_so_far() {
     assert_eq!(out.answer, "Yes, 7411 is prime.");
     assert!(out.stopped_by.contains("500"), "{}", out.stopped_by);
     assert!(steps.iter().any(|s| s.error.is_some()), "the failed call is recorded");
+}
+
+#[tokio::test]
+async fn token_budget_stops_the_loop() {
+    // Each scripted reply reports 18 tokens; a budget of 30 allows the draft and one critique.
+    let script = vec![Reply::chat("No."), critique("incorrect", 0, &["wrong"]), Reply::chat("Still no.")];
+    let (out, steps, _) = run(script, Strategy::SelfRefine, |o| o.max_tokens = 30).await;
+    assert_eq!(calls(&steps), vec!["solver", "critic", "solver"]);
+    assert_eq!(out.stopped_by, "token budget");
+    assert_eq!(out.usage.prompt_tokens + out.usage.completion_tokens, 54);
 }

@@ -81,6 +81,10 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 24)]
     pub max_calls: u32,
 
+    /// Tokens (prompt + completion) allowed in the run; 0 = no limit.
+    #[arg(long, default_value_t = 0)]
+    pub token_budget: u64,
+
     /// Seed for sampled calls, recorded in the trace.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -140,6 +144,11 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;
     }
     let model = llm::open_model(&spec, &options)?;
+    // An agent config may name its own model; "default" (or none) means --model.
+    let critic_model = match agents.critic.model.as_deref() {
+        None | Some("default") => None,
+        Some(critic_spec) => Some(llm::open_model(&critic_spec.parse()?, &options)?),
+    };
     let ask = AskOptions {
         loop_options: LoopOptions {
             strategy: args.strategy,
@@ -147,6 +156,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
             temperature_step: args.temperature_step,
             reject_repeats: args.reject_repeats,
             max_calls: args.max_calls,
+            max_tokens: args.token_budget,
             seed: args.seed,
             ..Default::default()
         },
@@ -154,6 +164,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         tools,
         retriever,
         context_passages: args.context,
+        critic_model,
     };
     let started = std::time::Instant::now();
     let outcome = orchestrator::ask(&store, model, &args.question, &ask).await?;

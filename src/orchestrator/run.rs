@@ -33,6 +33,8 @@ pub struct AskOptions {
     pub retriever: Option<Arc<dyn Retriever>>,
     /// Passages given to the solver as numbered context.
     pub context_passages: usize,
+    /// A different model for the critic (its config's `model`); `None` = the run's model.
+    pub critic_model: Option<Arc<dyn ChatModel>>,
 }
 
 impl std::fmt::Debug for AskOptions {
@@ -68,6 +70,7 @@ pub async fn ask(
     let lo = &options.loop_options;
     let config = json!({
         "strategy": lo.strategy, "loop": lo, "model": info,
+        "critic_model": options.critic_model.as_ref().map(|m| m.info()),
         "agents": { "solver": options.agents.solver, "critic": options.agents.critic },
         "tools": options.tools.names(), "retriever": options.retriever.is_some(),
     });
@@ -77,7 +80,7 @@ pub async fn ask(
         opts: options,
         agents: &options.agents,
         solver: Box::new(recorder.model("solver", model.clone())),
-        critic: Box::new(recorder.model("critic", model.clone())),
+        critic: Box::new(recorder.model("critic", options.critic_model.clone().unwrap_or_else(|| model.clone()))),
         model,
         recorder,
         usage: Usage::default(),
@@ -138,6 +141,11 @@ impl Loop<'_> {
         for round in 1..=lo.rounds {
             if self.calls >= lo.max_calls {
                 stopped_by = "call budget".into();
+                break;
+            }
+            let spent = u64::from(self.usage.prompt_tokens) + u64::from(self.usage.completion_tokens);
+            if lo.max_tokens > 0 && spent >= lo.max_tokens {
+                stopped_by = "token budget".into();
                 break;
             }
             let temperature = (self.agents.solver.temperature.unwrap_or(0.0) + lo.temperature_step * round as f32)

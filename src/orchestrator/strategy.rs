@@ -72,6 +72,8 @@ pub struct LoopOptions {
     pub reject_repeats: bool,
     /// Model calls allowed in the whole run.
     pub max_calls: u32,
+    /// Tokens (prompt + completion) allowed in the whole run; 0 = no limit.
+    pub max_tokens: u64,
     /// Seed for sampled calls; each call derives its own from it.
     pub seed: u64,
 }
@@ -85,6 +87,7 @@ impl Default for LoopOptions {
             temperature_cap: 1.0,
             reject_repeats: false,
             max_calls: 24,
+            max_tokens: 0,
             seed: 0,
         }
     }
