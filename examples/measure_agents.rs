@@ -57,6 +57,9 @@ async fn main() {
     let mut agents = AgentSet::builtin().unwrap();
     agents.solver.max_tokens = Some(100);
     agents.critic.max_tokens = Some(100);
+    // One critique per round: the 135M model rarely writes valid JSON, and re-asks
+    // triple the time without changing what the tools find.
+    agents.critic.max_reasks = Some(0);
     let agents = Arc::new(agents);
     let options = |strategy| AskOptions {
         loop_options: LoopOptions { strategy, rounds: 1, ..Default::default() },
