@@ -143,6 +143,12 @@ impl AgentSet {
         let schema_text = critic.1.schema.clone().unwrap_or_else(|| "{}".into());
         let schema: serde_json::Value = serde_json::from_str(&schema_text)
             .map_err(|e| AgentError::Config { file: critic.0.clone(), detail: format!("schema is not JSON: {e}") })?;
+        if !matches!(solver.1.model.as_deref(), None | Some("default")) {
+            return Err(AgentError::Config {
+                file: solver.0.clone(),
+                detail: "the solver always uses the run's model (--model); set model = \"default\"".into(),
+            });
+        }
         match attributor.1.scorer.as_deref() {
             None | Some("lexical") | Some("contextcite") => {}
             Some(other) => {
@@ -209,5 +215,9 @@ mod tests {
         std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\nprompt = \"nope.j2\"\n").unwrap();
         let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
         assert!(err.contains("nope.j2"), "{err}");
+        std::fs::remove_file(dir.path().join("critic.toml")).unwrap();
+        std::fs::write(dir.path().join("solver.toml"), "role = \"solver\"\nmodel = \"openai:x\"\n").unwrap();
+        let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.contains("solver.toml") && err.contains("--model"), "{err}");
     }
 }
