@@ -166,23 +166,34 @@ impl Loop<'_> {
                         self.recorder
                             .event("solver", "repeat_rejected", json!({ "round": round, "answer": revision }))
                             .await?;
-                        rejected.push(revision.clone());
+                        if !rejected.contains(&revision) {
+                            rejected.push(revision.clone());
+                        }
                         let problems = vec!["This answer was already given and judged wrong.".to_string()];
                         let input =
                             RevisionInput { question, draft: &answer, problems: &problems, rejected: &rejected };
                         // A hotter resample, so it is not the same answer again.
-                        let retry = solver::revise(
+                        let retry = match solver::revise(
                             self.agents,
                             &*self.solver,
                             input,
                             temperature + 0.3,
                             seed.map(|s| s ^ 0x5eed),
                         )
-                        .await?;
+                        .await
+                        {
+                            Ok(retry) => retry,
+                            Err(e @ AgentError::Llm(_)) => {
+                                stopped_by = format!("stopped by an error: {e}");
+                                rounds.push(record);
+                                break;
+                            }
+                            Err(e) => return Err(e),
+                        };
                         self.count(retry.usage);
                         revision = retry.text().trim().to_string();
                     }
-                    if lo.reject_repeats {
+                    if lo.reject_repeats && !rejected.contains(&answer) {
                         rejected.push(answer.clone());
                     }
                     self.recorder.event("solver", "revision", json!({ "round": round, "answer": revision })).await?;
