@@ -5,6 +5,10 @@
 //! Set RECHECK_DATA_ROOT to read SciFact from elsewhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::peak_rss_mb;
+
 use std::{path::PathBuf, time::Instant};
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -13,16 +17,6 @@ use recheck::{
     datasets::scifact,
 };
 use serde_json::json;
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

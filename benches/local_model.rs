@@ -6,6 +6,10 @@
 //! platform data dir) as `recheck model fetch` would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::peak_rss_mb;
+
 use std::time::Instant;
 
 use std::num::NonZeroU32;
@@ -20,16 +24,6 @@ use recheck::{
 };
 
 const RUNS: usize = 5;
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

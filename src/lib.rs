@@ -15,6 +15,9 @@
 //! - [`corpus`]: passages with exact offsets in a tantivy index, behind [`corpus::Retriever`].
 //! - [`orchestrator`] runs the strategies (single, self-refine, critic, ioe, wait, backtrack)
 //!   that drive the agents and record runs.
+//! - [`eval`] runs the experiments (feedback friction, snowballing, the self-correction
+//!   blind spot), resumes, replays and forks them; [`analysis`] computes their metrics
+//!   from the stored traces only.
 //!
 //! ```no_run
 //! # async fn demo() -> recheck::Result<()> {
@@ -39,10 +42,12 @@
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod analysis;
 pub mod cli;
 pub mod corpus;
 pub mod datasets;
 mod error;
+pub mod eval;
 pub mod home;
 pub mod llm;
 pub mod orchestrator;

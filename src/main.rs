@@ -5,6 +5,12 @@ use recheck::cli::{self, Cli};
 
 #[tokio::main]
 async fn main() {
+    // Die quietly on a closed pipe (`recheck ... | head`), like other Unix tools,
+    // instead of panicking inside println!.
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let default_level = match cli.verbose {
         0 => "warn",

@@ -58,19 +58,27 @@ pub struct AgentConfig {
     /// Minimum ContextCite weight, in nats, for a citation (attributor, `contextcite`).
     #[serde(default)]
     pub min_weight: Option<f64>,
+    /// Feedback mode (feedback agent): `model` or `binary`.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
-const DEFAULT_AGENTS: [(&str, &str); 4] = [
+const DEFAULT_AGENTS: [(&str, &str); 5] = [
     ("solver.toml", include_str!("../../agents/solver.toml")),
     ("critic.toml", include_str!("../../agents/critic.toml")),
     ("tool_checker.toml", include_str!("../../agents/tool_checker.toml")),
     ("attributor.toml", include_str!("../../agents/attributor.toml")),
+    ("feedback.toml", include_str!("../../agents/feedback.toml")),
 ];
 
-const DEFAULT_PROMPTS: [(&str, &str); 3] = [
+const DEFAULT_PROMPTS: [(&str, &str); 7] = [
     ("solver.j2", include_str!("../../prompts/solver.j2")),
     ("revise.j2", include_str!("../../prompts/revise.j2")),
     ("critic.j2", include_str!("../../prompts/critic.j2")),
+    ("feedback.j2", include_str!("../../prompts/feedback.j2")),
+    ("retry.j2", include_str!("../../prompts/retry.j2")),
+    ("claim_check.j2", include_str!("../../prompts/claim_check.j2")),
+    ("attempt.j2", include_str!("../../prompts/attempt.j2")),
 ];
 
 /// Every agent's config, compiled templates and the critic's schema validator.
@@ -83,6 +91,8 @@ pub struct AgentSet {
     pub tool_checker: AgentConfig,
     /// The citation-attributor.
     pub attributor: AgentConfig,
+    /// The feedback writer of the friction protocol.
+    pub feedback: AgentConfig,
     pub(crate) critic_schema: jsonschema::Validator,
     pub(crate) templates: Environment<'static>,
 }
@@ -129,8 +139,8 @@ impl AgentSet {
         let mut it = configs.into_iter();
         let mut next =
             || it.next().ok_or_else(|| AgentError::Config { file: PathBuf::new(), detail: "missing".into() });
-        let (solver, critic, tool_checker, attributor) = (next()?, next()?, next()?, next()?);
-        for (file, config) in [&solver, &critic] {
+        let (solver, critic, tool_checker, attributor, feedback) = (next()?, next()?, next()?, next()?, next()?);
+        for (file, config) in [&solver, &critic, &feedback] {
             for name in [&config.prompt, &config.revise_prompt].into_iter().flatten() {
                 if templates.get_template(name).is_err() {
                     return Err(AgentError::Config {
@@ -158,6 +168,15 @@ impl AgentSet {
                 })
             }
         }
+        if !matches!(feedback.1.mode.as_deref(), None | Some("model") | Some("binary")) {
+            return Err(AgentError::Config {
+                file: feedback.0.clone(),
+                detail: format!(
+                    "mode {:?} is not one of \"model\", \"binary\"",
+                    feedback.1.mode.as_deref().unwrap_or("")
+                ),
+            });
+        }
         let critic_schema = jsonschema::validator_for(&schema).map_err(|e| AgentError::Config {
             file: critic.0.clone(),
             detail: format!("schema is not a valid JSON Schema: {e}"),
@@ -167,6 +186,7 @@ impl AgentSet {
             critic: critic.1,
             tool_checker: tool_checker.1,
             attributor: attributor.1,
+            feedback: feedback.1,
             critic_schema,
             templates,
         })
@@ -195,10 +215,12 @@ mod tests {
             question => "Q?", draft => "D", problems => vec!["p"], rejected => vec!["r"],
             passages => vec![minijinja::context!{ title => "T", text => "X" }],
             findings => vec![minijinja::context!{ text => "t", verdict => "supported" }], ioe => true,
+            gold => "G", attempts => vec!["A"], feedback => "F", statement => "Q?", attempt => "A",
         };
         for (name, _) in DEFAULT_PROMPTS {
             let out = set.render(name, ctx.clone()).unwrap();
-            assert!(out.contains("Q?"), "{name}: {out}");
+            let expected = if name == "retry.j2" { "Feedback: F" } else { "Q?" };
+            assert!(out.contains(expected), "{name}: {out}");
         }
         assert!(set.render("solver.j2", ctx).unwrap().contains("[1] T: X"));
     }

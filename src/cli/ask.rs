@@ -1,6 +1,6 @@
 //! `recheck ask`: one question through a verify-and-revise strategy, recorded as a run.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 
@@ -8,7 +8,7 @@ use crate::{
     agents::{AgentSet, Verdict},
     corpus::{CorpusIndex, Retriever},
     home::Home,
-    llm::{self, BackendOptions, ModelSpec, RetryConfig},
+    llm::{self, ModelSpec},
     orchestrator::{self, AskOptions, LoopOptions, Strategy},
     tools::{CorpusSearch, ToolRegistry},
 };
@@ -53,13 +53,9 @@ pub struct AskArgs {
     #[arg(long, value_name = "DIR")]
     pub prompts_dir: Option<PathBuf>,
 
-    /// Base URL of the OpenAI-compatible server (for `openai:` models).
-    #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
-    pub base_url: Option<String>,
-
-    /// Name of the environment variable holding the API key.
-    #[arg(long, default_value = "OPENAI_API_KEY", value_name = "NAME")]
-    pub api_key_env: String,
+    /// Server, key, timeout and retries for `openai:` models.
+    #[command(flatten)]
+    pub server: super::models::ServerArgs,
 
     /// Solver temperature (default: agents/solver.toml); 0 is greedy.
     #[arg(long)]
@@ -89,14 +85,6 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Timeout of one HTTP attempt, in seconds.
-    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
-    pub timeout: f64,
-
-    /// Retries after a failed HTTP attempt (connect errors, timeouts, 429, 5xx).
-    #[arg(long, default_value_t = 4)]
-    pub retries: u32,
-
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -104,9 +92,6 @@ pub struct AskArgs {
 
 pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let spec: ModelSpec = args.model.parse()?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        anyhow::bail!("--timeout must be a positive number of seconds, got {}", args.timeout);
-    }
     let mut agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
     if let Some(t) = args.temperature {
         agents.solver.temperature = Some(t);
@@ -128,17 +113,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         tools.register(Arc::new(CorpusSearch::new(r.clone(), Default::default())));
     }
     let store = super::open_store(home)?;
-    let options = BackendOptions {
-        base_url: args.base_url.clone(),
-        api_key: std::env::var(&args.api_key_env).ok(),
-        retry: RetryConfig {
-            max_retries: args.retries,
-            timeout: Duration::from_secs_f64(args.timeout),
-            ..Default::default()
-        },
-        max_concurrency: 16,
-        models_dir: home.models_dir(),
-    };
+    let options = args.server.backend_options(home)?;
     if spec == (ModelSpec::Local { path: None }) {
         // Fetch on first use with visible progress (the library would fetch silently).
         llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;

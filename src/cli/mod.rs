@@ -4,7 +4,9 @@
 
 mod ask;
 mod corpus;
+mod eval;
 mod model;
+mod models;
 mod traces;
 
 use std::path::PathBuf;
@@ -46,6 +48,11 @@ pub enum Command {
     /// Fetch and list local model files.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Experiments: measure feedback friction, snowballing and the self-correction blind spot.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// Re-run a stored experiment from its record (no model calls), or fork it from a step.
+    Replay(eval::ReplayArgs),
 }
 
 /// Run a parsed command line.
@@ -57,6 +64,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(cmd) => model::run(&home, cmd),
         Command::Index(args) => corpus::index(&home, args),
         Command::Search(args) => corpus::search(&home, args),
+        Command::Eval(cmd) => eval::run(&home, cmd).await,
+        Command::Replay(args) => eval::replay(&home, args).await,
     }
 }
 

@@ -13,11 +13,14 @@ use crate::{
 /// The `traces` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TracesCommand {
-    /// List recorded runs, oldest first.
+    /// List recorded runs, oldest first (an experiment's item runs only with --items).
     List {
         /// Print JSON (`{"runs": [...]}`) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Include the per-item runs of experiments (`eval run`).
+        #[arg(long)]
+        items: bool,
     },
     /// Show one run and its steps.
     Show {
@@ -52,20 +55,27 @@ pub enum TracesCommand {
 pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
     match command {
-        TracesCommand::List { json } => {
-            let runs = store.list_runs()?;
+        TracesCommand::List { json, items } => {
+            let mut runs = store.list_runs()?;
+            let all = runs.len();
+            if !items {
+                runs.retain(|r| r.group.is_none());
+            }
             if json {
                 let rows: Vec<_> = runs
                     .iter()
-                    .map(|r| Ok(json!({ "run": r, "steps": store.steps(r.id)?.len() })))
+                    .map(|r| Ok(json!({ "run": r, "steps": store.step_count(r.id)? })))
                     .collect::<anyhow::Result<_>>()?;
                 return super::print_json(&json!({ "runs": rows }));
             }
             if runs.is_empty() {
                 println!("no runs recorded in {}", store.path().display());
             }
+            if runs.len() < all {
+                eprintln!("({} item runs of experiments not shown; --items lists them)", all - runs.len());
+            }
             for run in &runs {
-                let steps = store.steps(run.id)?.len();
+                let steps = store.step_count(run.id)?;
                 println!(
                     "{}  {}  {:<10}  {:<5}  {:>3} steps  {}",
                     run.id,

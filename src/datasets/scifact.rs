@@ -74,3 +74,22 @@ pub fn load_claims(path: &Path) -> Result<Vec<Claim>, DatasetError> {
     }
     Ok(claims)
 }
+
+/// SciFact claims that have rationales, as yes/no items: "yes" when the evidence
+/// supports the claim, "no" when it contradicts it (claims without evidence are left out).
+pub fn load_claim_items(path: &Path) -> Result<Vec<super::Item>, DatasetError> {
+    Ok(load_claims(path)?
+        .into_iter()
+        .filter_map(|c| {
+            let label = c.rationales.first()?.2.clone();
+            let gold = if label == "SUPPORT" { "yes" } else { "no" };
+            Some(super::Item {
+                id: format!("scifact:{}", c.id),
+                question: format!("Is the following claim true? {}", c.text),
+                gold: gold.into(),
+                steps: vec![],
+                mistake_index: None,
+            })
+        })
+        .collect())
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     /// The model spec string could not be understood.
-    #[error("unknown model spec {spec:?}: {reason} (expected `openai:MODEL`, `local` or `local:/path/model.gguf`)")]
+    #[error("unknown model spec {spec:?}: {reason} (expected `openai:MODEL`, `local`, `local:/path/model.gguf` or `sim:PARAMS`)")]
     BadSpec {
         /// The spec as given.
         spec: String,
@@ -70,6 +70,10 @@ pub enum LlmError {
     /// The local inference engine failed.
     #[error("local model: {0}")]
     Inference(String),
+    /// Replaying a stored run: the run asked for something the record does not hold,
+    /// or the recorded call itself failed (its error text is kept).
+    #[error("replay: {0}")]
+    Replay(String),
 }
 
 impl LlmError {

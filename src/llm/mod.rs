@@ -6,7 +6,9 @@
 mod error;
 pub mod local;
 mod openai;
+mod replay;
 mod retry;
+pub mod sim;
 mod spec;
 mod types;
 
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 
 pub use error::LlmError;
 pub use openai::{OpenAiBackend, OpenAiOptions};
+pub use replay::{RecordedCall, ReplayModel};
 pub use retry::RetryConfig;
 pub use spec::ModelSpec;
 pub use types::{
@@ -116,6 +119,11 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
                 }
             };
             Ok(local::LocalBackend::shared(&file, &spec.to_string())?)
+        }
+        ModelSpec::Sim { params } => {
+            let params =
+                sim::SimParams::parse(params).map_err(|reason| LlmError::BadSpec { spec: spec.to_string(), reason })?;
+            Ok(Arc::new(sim::SimBackend::new(params, spec.to_string())))
         }
     }
 }

@@ -17,6 +17,12 @@ pub enum ModelSpec {
         /// A GGUF file; `None` means the default model from the cache.
         path: Option<PathBuf>,
     },
+    /// `sim:key=value,...`: the planted-parameter simulator for checking analyses
+    /// (not a model; see [`super::sim`]).
+    Sim {
+        /// The parameter list as written (validated when parsed).
+        params: String,
+    },
 }
 
 impl FromStr for ModelSpec {
@@ -34,6 +40,11 @@ impl FromStr for ModelSpec {
             ("local", None) => Ok(Self::Local { path: None }),
             ("local", Some(p)) if !p.trim().is_empty() => Ok(Self::Local { path: Some(PathBuf::from(p)) }),
             ("local", Some(_)) => Err(bad("`local:` needs a path to a .gguf file")),
+            ("sim", params) => {
+                let params = params.unwrap_or("").to_string();
+                super::sim::SimParams::parse(&params).map_err(|e| bad(&e))?;
+                Ok(Self::Sim { params })
+            }
             ("", _) => Err(bad("empty spec")),
             (other, _) => Err(bad(&format!("unknown backend `{other}`"))),
         }
@@ -46,6 +57,8 @@ impl fmt::Display for ModelSpec {
             Self::OpenAi { model } => write!(f, "openai:{model}"),
             Self::Local { path: None } => write!(f, "local"),
             Self::Local { path: Some(p) } => write!(f, "local:{}", p.display()),
+            Self::Sim { params } if params.is_empty() => write!(f, "sim"),
+            Self::Sim { params } => write!(f, "sim:{params}"),
         }
     }
 }
@@ -56,7 +69,9 @@ mod tests {
 
     #[test]
     fn parses_and_prints_round_trip() {
-        for s in ["openai:gpt-4o-mini", "openai:org/model:tag", "local", "local:/m/x.gguf"] {
+        for s in
+            ["openai:gpt-4o-mini", "openai:org/model:tag", "local", "local:/m/x.gguf", "sim", "sim:adopt=0.2,seed=3"]
+        {
             let spec: ModelSpec = s.parse().unwrap();
             assert_eq!(spec.to_string(), s);
         }
@@ -64,7 +79,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_empty() {
-        for s in ["", "gpt4", "openai", "openai:", "local:", "hf:foo"] {
+        for s in ["", "gpt4", "openai", "openai:", "local:", "hf:foo", "sim:adopt=2"] {
             let err = s.parse::<ModelSpec>().unwrap_err();
             assert!(err.to_string().contains("model spec"), "{s}: {err}");
         }

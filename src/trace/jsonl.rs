@@ -45,7 +45,13 @@ impl TraceStore {
         let selected: Vec<RunRecord> = if runs.is_empty() {
             self.list_runs()?
         } else {
-            runs.iter()
+            // A group run (an experiment) goes out with the runs of its items.
+            let mut ids = Vec::new();
+            for id in runs {
+                ids.push(*id);
+                ids.extend(self.members(*id)?.into_iter().map(|(_, m)| m));
+            }
+            ids.iter()
                 .map(|id| self.run(*id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string())))
                 .collect::<Result<_, _>>()?
         };

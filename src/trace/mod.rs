@@ -11,6 +11,6 @@ mod store;
 
 pub use error::TraceError;
 pub use jsonl::{TraceLine, TransferCounts};
-pub use record::{RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
+pub use record::{GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::{RecordingModel, RunRecorder};
 pub use store::TraceStore;

@@ -94,6 +94,9 @@ pub struct RunRecord {
     /// The run this one was forked from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RunId>,
+    /// The group run (an experiment) this run is one item of, and its position there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupSlot>,
     /// Start time.
     pub started_at: DateTime<Utc>,
     /// End time, once finished.
@@ -107,6 +110,15 @@ pub struct RunRecord {
     /// The run's result (final answer, metrics, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+}
+
+/// A run's place in a group run: an experiment's item `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSlot {
+    /// The group run.
+    pub run: RunId,
+    /// Position in the group, from 0.
+    pub index: u32,
 }
 
 /// What a step did.

@@ -40,6 +40,11 @@ impl RunRecorder {
         &self.store
     }
 
+    /// The index the next step will get.
+    pub fn next_index(&self) -> u32 {
+        self.next_index.load(Ordering::SeqCst)
+    }
+
     /// Reserve the next step index (taken when a step starts, so order is start order).
     pub fn reserve(&self) -> u32 {
         self.next_index.fetch_add(1, Ordering::SeqCst)

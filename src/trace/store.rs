@@ -2,17 +2,23 @@
 //!
 //! Layout: tree `runs` maps a run id (16 bytes, time-ordered) to its JSON record;
 //! tree `steps` maps run id ++ step index (u32 big-endian) to a step, so a prefix
-//! scan reads a run's steps in order. `meta` holds the store's schema version.
+//! scan reads a run's steps in order. `members` maps a group run id ++ slot index to
+//! the newest run filling that slot (an experiment's items). `meta` holds the store's
+//! schema version.
 //! sled's file lock means one process writes a store at a time; a run still marked
 //! `running` when a process opens the store was left by a dead process and is
 //! marked `incomplete`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
 
 use chrono::Utc;
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::Notify;
 
-use super::{RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION};
+use super::{GroupSlot, RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION};
 
 const META_SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -22,7 +28,36 @@ pub struct TraceStore {
     db: sled::Db,
     runs: sled::Tree,
     steps: sled::Tree,
+    members: sled::Tree,
     path: PathBuf,
+    commit: Arc<GroupCommit>,
+}
+
+/// Shared state of group commit (see [`TraceStore::flush`]).
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<CommitState>,
+    done: Notify,
+}
+
+#[derive(Default)]
+struct CommitState {
+    /// Tickets handed out: one per write that wants to be durable.
+    written: u64,
+    /// Every ticket up to this one is on disk.
+    flushed: u64,
+    /// A flush is running.
+    flushing: bool,
+    /// Flushes done since the store was opened.
+    flushes: u64,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, CommitState>, TraceError> {
+        self.state
+            .lock()
+            .map_err(|_| TraceError::Store { path: PathBuf::new(), detail: "commit state poisoned".into() })
+    }
 }
 
 impl std::fmt::Debug for TraceStore {
@@ -65,7 +100,8 @@ impl TraceStore {
         let err = |e: sled::Error| TraceError::Store { path: path.clone(), detail: e.to_string() };
         let runs = db.open_tree("runs").map_err(err)?;
         let steps = db.open_tree("steps").map_err(err)?;
-        Ok(Self { db, runs, steps, path })
+        let members = db.open_tree("members").map_err(err)?;
+        Ok(Self { db, runs, steps, members, path, commit: Arc::default() })
     }
 
     /// The store's directory.
@@ -123,9 +159,64 @@ impl TraceStore {
         Ok(())
     }
 
+    /// Make every write made before this call durable. Group commit: a caller whose
+    /// write lands while another flush runs waits for the next flush, which one of the
+    /// waiters leads, so concurrent writers share fsyncs instead of queueing for one each.
     async fn flush(&self) -> Result<(), TraceError> {
-        self.db.flush_async().await.map_err(|e| self.sled_err(e))?;
-        Ok(())
+        let commit = &self.commit;
+        let ticket = {
+            let mut s = commit.lock()?;
+            s.written += 1;
+            s.written
+        };
+        loop {
+            let notified = commit.done.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so no wake-up is missed.
+            notified.as_mut().enable();
+            let target = {
+                let mut s = commit.lock()?;
+                if s.flushed >= ticket {
+                    return Ok(());
+                }
+                if s.flushing {
+                    None
+                } else {
+                    s.flushing = true;
+                    Some(s.written)
+                }
+            };
+            let Some(target) = target else {
+                notified.await;
+                continue;
+            };
+            let result = self.flush_now().await;
+            {
+                let mut s = commit.lock()?;
+                s.flushing = false;
+                s.flushes += 1;
+                if result.is_ok() {
+                    s.flushed = s.flushed.max(target);
+                }
+            }
+            commit.done.notify_waiters();
+            result?;
+        }
+    }
+
+    /// Disk flushes since the store was opened (group commit shares them among writers).
+    pub fn flush_count(&self) -> u64 {
+        self.commit.lock().map(|s| s.flushes).unwrap_or(0)
+    }
+
+    /// One flush on a blocking thread. Not sled's `flush_async`: in sled 0.34 concurrent
+    /// `flush_async` futures can miss their wake-up and hang (sled issues #1241, #1308).
+    async fn flush_now(&self) -> Result<(), TraceError> {
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(result) => result.map(|_| ()).map_err(|e| self.sled_err(e)),
+            Err(e) => Err(TraceError::Store { path: self.path.clone(), detail: format!("flush task failed: {e}") }),
+        }
     }
 
     /// Start a run: stores it as `running` and flushes.
@@ -136,6 +227,29 @@ impl TraceStore {
         config: serde_json::Value,
         parent: Option<RunId>,
     ) -> Result<RunRecord, TraceError> {
+        self.start(kind, input, config, parent, None).await
+    }
+
+    /// Start a run that fills slot `group` of a group run; it replaces whatever run
+    /// filled the slot before (a resumed item replaces its interrupted attempt).
+    pub async fn create_member_run(
+        &self,
+        kind: &str,
+        input: serde_json::Value,
+        config: serde_json::Value,
+        group: GroupSlot,
+    ) -> Result<RunRecord, TraceError> {
+        self.start(kind, input, config, None, Some(group)).await
+    }
+
+    async fn start(
+        &self,
+        kind: &str,
+        input: serde_json::Value,
+        config: serde_json::Value,
+        parent: Option<RunId>,
+        group: Option<GroupSlot>,
+    ) -> Result<RunRecord, TraceError> {
         let run = RunRecord {
             schema: SCHEMA_VERSION,
             id: RunId::new(),
@@ -143,6 +257,7 @@ impl TraceStore {
             input,
             config,
             parent,
+            group,
             started_at: Utc::now(),
             ended_at: None,
             status: RunStatus::Running,
@@ -150,8 +265,38 @@ impl TraceStore {
             output: None,
         };
         self.put(&self.runs, run.id.as_bytes(), &run)?;
+        self.index_member(&run)?;
         self.flush().await?;
         Ok(run)
+    }
+
+    /// Point the run's group slot at it, unless a newer run holds the slot.
+    fn index_member(&self, run: &RunRecord) -> Result<(), TraceError> {
+        let Some(slot) = run.group else { return Ok(()) };
+        let key = step_key(slot.run, slot.index);
+        let newer = self
+            .members
+            .get(key)
+            .map_err(|e| self.sled_err(e))?
+            .is_some_and(|v| v.as_ref() > run.id.as_bytes().as_slice());
+        if !newer {
+            self.members.insert(key, run.id.as_bytes().as_slice()).map_err(|e| self.sled_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The runs filling a group run's slots: (slot index, run id), by index.
+    pub fn members(&self, group: RunId) -> Result<Vec<(u32, RunId)>, TraceError> {
+        self.members
+            .scan_prefix(group.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+                let bad = || TraceError::Corrupt { key: printable_key(&k), detail: "bad member entry".into() };
+                let index = <[u8; 4]>::try_from(k.get(16..).unwrap_or_default()).map_err(|_| bad())?;
+                let id = <[u8; 16]>::try_from(v.as_ref()).map_err(|_| bad())?;
+                Ok((u32::from_be_bytes(index), RunId::from_bytes(id)))
+            })
+            .collect()
     }
 
     /// Mark a run finished with `status`, its output and error, and flush.
@@ -172,6 +317,16 @@ impl TraceStore {
         Ok(run)
     }
 
+    /// Mark a finished or interrupted run as running again (resuming it).
+    pub async fn reopen_run(&self, id: RunId) -> Result<RunRecord, TraceError> {
+        let mut run = self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?;
+        run.status = RunStatus::Running;
+        run.ended_at = None;
+        self.put(&self.runs, run.id.as_bytes(), &run)?;
+        self.flush().await?;
+        Ok(run)
+    }
+
     /// Append a step and flush it to disk before returning.
     pub async fn append_step(&self, step: &StepRecord) -> Result<(), TraceError> {
         self.put(&self.steps, &step_key(step.run_id, step.index), step)?;
@@ -186,6 +341,7 @@ impl TraceStore {
         // Runs last: a run is visible only once all its steps are in.
         for run in runs {
             self.put(&self.runs, run.id.as_bytes(), run)?;
+            self.index_member(run)?;
         }
         self.db.flush().map_err(|e| self.sled_err(e))?;
         Ok(())
@@ -217,6 +373,16 @@ impl TraceStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    /// How many steps a run has, without decoding them.
+    pub fn step_count(&self, id: RunId) -> Result<usize, TraceError> {
+        let mut n = 0;
+        for key in self.steps.scan_prefix(id.as_bytes()).keys() {
+            key.map_err(|e| self.sled_err(e))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Resolve a full run id or a unique prefix of one.
@@ -321,5 +487,34 @@ mod tests {
         assert_eq!(store.resolve(&full[..13]).unwrap(), a.id);
         assert!(matches!(store.resolve("zzzz"), Err(TraceError::NoSuchRun(_))));
         assert!(matches!(store.resolve("ab"), Err(TraceError::NoSuchRun(_))));
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_flushes_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TraceStore::open(dir.path()).unwrap();
+        let run = store.create_run("t", serde_json::json!({}), serde_json::json!({}), None).await.unwrap();
+        let before = store.flush_count();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200u32 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let step = crate::trace::StepRecord {
+                    schema: SCHEMA_VERSION,
+                    run_id: run.id,
+                    index: i,
+                    agent: "a".into(),
+                    started_at: Utc::now(),
+                    latency_ms: 0,
+                    payload: crate::trace::StepPayload::Event { name: "e".into(), data: serde_json::json!(i) },
+                    error: None,
+                };
+                store.append_step(&step).await.unwrap();
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let flushes = store.flush_count() - before;
+        assert!((1..200).contains(&flushes), "{flushes} flushes for 200 concurrent steps");
+        let steps = store.steps(run.id).unwrap();
+        assert_eq!(steps.iter().map(|s| s.index).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
     }
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Renders an experiment report in headless Chromium and saves a screenshot, to check
+# that the self-contained HTML report displays (plots, tables) in a real browser.
+#
+#   scripts/check-report.sh [RUN_ID] [OUT_DIR]
+#
+# Without RUN_ID it runs evals/friction-multiplication.toml on the `sim:` simulator in
+# a scratch home first. Writes OUT_DIR/report.html and OUT_DIR/report.png (default
+# target/report-check). Needs Debian's `chromium` (installed here if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run_id="${1:-}"
+out="${2:-target/report-check}"
+mkdir -p "$out"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "check-report: installing chromium" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
+cargo build --quiet
+bin=target/debug/recheck
+if [ -z "$run_id" ]; then
+  export RECHECK_HOME="$out/home"
+  rm -rf "$RECHECK_HOME"
+  run_id=$("$bin" eval run evals/friction-multiplication.toml --model "sim:accuracy=0.3,adopt=0.4,seed=1" 2>/dev/null)
+fi
+"$bin" eval report "$run_id" --html "$out/report.html" >/dev/null
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
+  --screenshot="$out/report.png" "file://$(realpath "$out/report.html")" 2>/dev/null
+size=$(stat -c %s "$out/report.png")
+if [ "$size" -lt 20000 ]; then
+  echo "check-report: screenshot $out/report.png is only $size bytes: the page did not render" >&2
+  exit 1
+fi
+echo "check-report: $out/report.html rendered to $out/report.png ($size bytes)"

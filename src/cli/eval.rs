@@ -1,0 +1,397 @@
+//! `recheck eval` (run, resume, report, list) and `recheck replay`.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::models::ServerArgs;
+use crate::{
+    agents::AgentSet,
+    analysis::{self, render_html, render_text},
+    eval::{self, Change, EvalSpec, ForkOptions, Progress, RunOptions, EVAL_KIND},
+    home::Home,
+    llm::{ChatModel, ModelInfo, ReplayModel},
+    tools::ToolRegistry,
+    trace::{RunId, TraceStore},
+};
+
+/// `recheck eval` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Run an experiment spec (evals/*.toml) over its datasets; prints the run id.
+    Run(RunArgs),
+    /// Continue an interrupted experiment without redoing finished items.
+    Resume(ResumeArgs),
+    /// Compute an experiment's metrics from its stored traces and print them.
+    Report(ReportArgs),
+    /// List stored experiments.
+    List(ListArgs),
+}
+
+/// Model, agents and concurrency of an experiment.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Directory overriding agents/*.toml files (default: built-in configs).
+    #[arg(long, value_name = "DIR")]
+    pub agents_dir: Option<PathBuf>,
+
+    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
+    #[arg(long, value_name = "DIR")]
+    pub prompts_dir: Option<PathBuf>,
+
+    /// Items in flight at once (the embedded model runs one call at a time anyway).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Server options for `openai:` models.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Arguments of `recheck eval run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment spec (TOML), e.g. evals/friction.toml.
+    pub spec: PathBuf,
+
+    /// Model spec: `local`, `local:/path.gguf`, `openai:MODEL`, or `sim:PARAMS` (the
+    /// simulator for checking analyses, not a model).
+    #[arg(long, short, default_value = "local", value_name = "SPEC")]
+    pub model: String,
+
+    /// The first N items of each dataset.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Where the spec's dataset paths point.
+    #[arg(long, env = "RECHECK_DATA_ROOT", default_value = "../shared/evals", value_name = "DIR")]
+    pub data_root: PathBuf,
+
+    /// Model, agent and concurrency options.
+    #[command(flatten)]
+    pub models: ModelArgs,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `recheck eval resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The experiment's run id (or a unique prefix).
+    pub run: String,
+
+    /// Model spec; default: the one the experiment recorded.
+    #[arg(long, short, value_name = "SPEC")]
+    pub model: Option<String>,
+
+    /// Model, agent and concurrency options.
+    #[command(flatten)]
+    pub models: ModelArgs,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `recheck eval report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The experiment's run id (or a unique prefix).
+    pub run: String,
+
+    /// Print `{"run_id", "protocol", "n", "metrics": {NAME: {"value", "low", "high", "n"}}, ...}`.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write a self-contained HTML report with plots to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// Arguments of `recheck eval list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// One JSON object a line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `recheck replay`.
+#[derive(Debug, Args)]
+#[command(after_help = "Without --from-step, every item is re-run from its recorded model replies (no model \
+calls) and the recomputed metrics are compared with the stored ones; exit code 1 if they differ.\n\
+With --from-step K, each item reuses its recorded calls before step K (see `traces show`), applies \
+--change from there on, and runs the rest live; the fork is a new experiment whose report compares it \
+with the parent item by item.")]
+pub struct ReplayArgs {
+    /// The experiment's run id (or a unique prefix).
+    pub run: String,
+
+    /// Fork: reuse each item's recorded steps before this index, run the rest live.
+    #[arg(long, value_name = "K")]
+    pub from_step: Option<u32>,
+
+    /// The fork's change: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=binary,
+    /// rounds=N, temperature_step=X, reject_repeats=true, ...
+    #[arg(long, value_name = "WHAT", requires = "from_step")]
+    pub change: Option<String>,
+
+    /// The fork's model for the live part; default: the recorded one.
+    #[arg(long, short, value_name = "SPEC", requires = "from_step")]
+    pub model: Option<String>,
+
+    /// Model, agent and concurrency options (forks).
+    #[command(flatten)]
+    pub models: ModelArgs,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run an `eval` subcommand.
+pub(super) async fn run(home: &Home, cmd: EvalCommand) -> anyhow::Result<()> {
+    match cmd {
+        EvalCommand::Run(args) => run_spec(home, args).await,
+        EvalCommand::Resume(args) => resume(home, args).await,
+        EvalCommand::Report(args) => report(home, args),
+        EvalCommand::List(args) => list(home, args),
+    }
+}
+
+fn options(home: &Home, args: &ModelArgs, model: Arc<dyn ChatModel>) -> anyhow::Result<RunOptions> {
+    let agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    let feedback_model = match agents.feedback.model.as_deref() {
+        None | Some("default") => None,
+        Some(spec) => Some(args.server.open(home, spec)?),
+    };
+    if args.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    Ok(RunOptions {
+        model,
+        feedback_model,
+        agents: Arc::new(agents),
+        tools: ToolRegistry::standard(),
+        concurrency: args.concurrency,
+    })
+}
+
+async fn run_spec(home: &Home, args: RunArgs) -> anyhow::Result<()> {
+    let spec = EvalSpec::load(&args.spec)?;
+    let model = args.models.server.open(home, &args.model)?;
+    let opts = options(home, &args.models, model)?;
+    let store = super::open_store(home)?;
+    let progress = CliProgress::new(&spec.name);
+    let run = eval::start(&store, &spec, &args.data_root, args.limit, &opts, &progress).await?;
+    finish(&store, run, args.json, &args.model)
+}
+
+async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
+    let store = super::open_store(home)?;
+    let id = store.resolve(&args.run)?;
+    let record = store.run(id)?.ok_or_else(|| anyhow::anyhow!("no run {id}"))?;
+    let spec = match args.model {
+        Some(m) => m,
+        None => record.config["model"]["spec"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("run {id} records no model; pass --model"))?
+            .to_string(),
+    };
+    let model = args.models.server.open(home, &spec)?;
+    let opts = options(home, &args.models, model)?;
+    let progress = CliProgress::new(record.config["spec"]["name"].as_str().unwrap_or("experiment"));
+    let run = eval::resume(&store, id, &opts, &progress).await?;
+    finish(&store, run, args.json, &spec)
+}
+
+fn finish(store: &TraceStore, run: eval::EvalRun, json_out: bool, model: &str) -> anyhow::Result<()> {
+    if json_out {
+        let mut v = serde_json::to_value(&run)?;
+        v["model"] = json!(model);
+        return super::print_json(&v);
+    }
+    let report = analysis::compute(store, run.run_id)?;
+    eprintln!(
+        "{} items: {} ran now, {} done before, {} failed. Report: recheck eval report {}",
+        run.items, run.ran, run.skipped, run.failed, run.run_id
+    );
+    eprint!("{}", render_text(&report));
+    println!("{}", run.run_id);
+    Ok(())
+}
+
+fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
+    let store = super::open_store(home)?;
+    let id = store.resolve(&args.run)?;
+    let report = analysis::compute(&store, id)?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, render_html(&report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        if !args.json {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if args.json {
+        return super::print_json(&report);
+    }
+    print!("{}", render_text(&report));
+    Ok(())
+}
+
+fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
+    let store = super::open_store(home)?;
+    for run in store.list_runs()?.into_iter().filter(|r| r.kind == EVAL_KIND) {
+        let items = run.input["items"].as_array().map(Vec::len).unwrap_or(0);
+        let row = json!({
+            "run_id": run.id, "name": run.config["spec"]["name"], "protocol": run.config["spec"]["protocol"],
+            "model": run.config["model"]["spec"], "items": items, "status": run.status,
+            "parent": run.parent, "started_at": run.started_at,
+        });
+        if args.json {
+            super::print_json(&row)?;
+        } else {
+            println!(
+                "{}  {:<10} {:<10} {:<24} {:>5} items  {}{}",
+                run.id,
+                row["name"].as_str().unwrap_or(""),
+                row["protocol"].as_str().unwrap_or(""),
+                row["model"].as_str().unwrap_or(""),
+                items,
+                run.status,
+                run.parent.map(|p| format!("  fork of {p}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `recheck replay`.
+pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
+    let store = super::open_store(home)?;
+    let id = store.resolve(&args.run)?;
+    let record = store.run(id)?.ok_or_else(|| anyhow::anyhow!("no run {id}"))?;
+    let recorded_spec = record.config["model"]["spec"].as_str().unwrap_or("").to_string();
+    let Some(from_step) = args.from_step else {
+        // Nothing is called live: any model call not in the record is an error.
+        let info: ModelInfo = serde_json::from_value(record.config["model"].clone()).unwrap_or(ModelInfo {
+            spec: recorded_spec,
+            backend: "replay".into(),
+            weights_sha256: None,
+            base_url: None,
+        });
+        let opts = options(home, &args.models, Arc::new(ReplayModel::exact(info, vec![])))?;
+        let outcome = eval::replay(&store, id, &opts).await?;
+        if args.json {
+            super::print_json(&json!({
+                "run_id": outcome.run_id, "identical": outcome.identical,
+                "metrics": outcome.metrics, "differences": outcome.differences,
+            }))?;
+        } else {
+            println!(
+                "replayed {} from its record: metrics {}",
+                outcome.run_id,
+                if outcome.identical { "identical" } else { "DIFFER" }
+            );
+            for d in &outcome.differences {
+                println!("  {d}");
+            }
+        }
+        if !outcome.identical {
+            anyhow::bail!("the replay of {id} does not reproduce its metrics");
+        }
+        return Ok(());
+    };
+    let change: Change = match &args.change {
+        Some(c) => c.parse().map_err(|e: String| anyhow::anyhow!("--change {c:?}: {e}"))?,
+        None if args.model.is_some() => Change::None,
+        None => anyhow::bail!("--from-step needs --change WHAT or --model SPEC (what the fork changes)"),
+    };
+    let live_spec = args.model.clone().unwrap_or(recorded_spec);
+    let live = args.models.server.open(home, &live_spec)?;
+    let opts = options(home, &args.models, live.clone())?;
+    let fork_opts = ForkOptions { from_step, change, model: Some(live) };
+    let progress = CliProgress::new("fork");
+    let run = eval::fork(&store, id, &fork_opts, &opts, &progress).await?;
+    finish(&store, run, args.json, &live_spec)
+}
+
+/// A progress bar on a terminal; plain lines otherwise.
+struct CliProgress {
+    name: String,
+    state: Mutex<ProgressState>,
+}
+
+struct ProgressState {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: usize,
+    correct: usize,
+    graded: usize,
+    started: Instant,
+    ran: usize,
+}
+
+impl CliProgress {
+    fn new(name: &str) -> Self {
+        let state =
+            ProgressState { bar: None, total: 0, done: 0, correct: 0, graded: 0, started: Instant::now(), ran: 0 };
+        Self { name: name.to_string(), state: Mutex::new(state) }
+    }
+}
+
+impl Progress for CliProgress {
+    fn start(&self, run: RunId, total: usize, done: usize) {
+        let Ok(mut s) = self.state.lock() else { return };
+        (s.total, s.done, s.started) = (total, done, Instant::now());
+        eprintln!("experiment {run} ({}): {total} items, {done} already done", self.name);
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = super::progress_bar(total as u64, &self.name);
+            bar.set_position(done as u64);
+            s.bar = Some(bar);
+        }
+    }
+
+    fn item(&self, correct: Option<bool>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.done += 1;
+        s.ran += 1;
+        if let Some(c) = correct {
+            s.graded += 1;
+            s.correct += usize::from(c);
+        }
+        let accuracy = if s.graded > 0 { s.correct as f64 / s.graded as f64 } else { 0.0 };
+        match &s.bar {
+            Some(bar) => {
+                bar.set_message(format!("{} acc {accuracy:.2}", self.name));
+                bar.inc(1);
+            }
+            None => {
+                let every = (s.total / 20).max(1);
+                if s.done % every == 0 || s.done == s.total {
+                    let rate = s.ran as f64 / s.started.elapsed().as_secs_f64().max(1e-9);
+                    let eta = (s.total - s.done) as f64 / rate.max(1e-9);
+                    eprintln!(
+                        "{}/{} items, {rate:.2} items/s, eta {eta:.0} s, running accuracy {accuracy:.3}",
+                        s.done, s.total
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(s) = self.state.lock() {
+            if let Some(bar) = &s.bar {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Options shared by the commands that open models.
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Args;
+
+use crate::{
+    home::Home,
+    llm::{self, BackendOptions, ChatModel, ModelSpec, RetryConfig},
+};
+
+/// How to reach an OpenAI-compatible server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Base URL of the OpenAI-compatible server (for `openai:` models).
+    #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Name of the environment variable holding the API key.
+    #[arg(long, default_value = "OPENAI_API_KEY", value_name = "NAME")]
+    pub api_key_env: String,
+
+    /// Timeout of one HTTP attempt, in seconds.
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    pub timeout: f64,
+
+    /// Retries after a failed HTTP attempt (connect errors, timeouts, 429, 5xx).
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+}
+
+impl ServerArgs {
+    /// Backend options from these arguments and the home directory.
+    pub fn backend_options(&self, home: &Home) -> anyhow::Result<BackendOptions> {
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            anyhow::bail!("--timeout must be a positive number of seconds, got {}", self.timeout);
+        }
+        Ok(BackendOptions {
+            base_url: self.base_url.clone(),
+            api_key: std::env::var(&self.api_key_env).ok(),
+            retry: RetryConfig {
+                max_retries: self.retries,
+                timeout: Duration::from_secs_f64(self.timeout),
+                ..Default::default()
+            },
+            max_concurrency: 16,
+            models_dir: home.models_dir(),
+        })
+    }
+
+    /// Open the model `spec` names, fetching the default local model with visible progress.
+    pub fn open(&self, home: &Home, spec: &str) -> anyhow::Result<Arc<dyn ChatModel>> {
+        let spec: ModelSpec = spec.parse()?;
+        let options = self.backend_options(home)?;
+        if spec == (ModelSpec::Local { path: None }) {
+            llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;
+        }
+        Ok(llm::open_model(&spec, &options)?)
+    }
+}

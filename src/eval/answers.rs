@@ -1,0 +1,190 @@
+//! Reading a final answer out of free text and grading it against the gold answer.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// How answers of a dataset are compared with the gold answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerKind {
+    /// An integer or decimal: the number after the last "answer is", else the last number.
+    Number,
+    /// A word sequence (word sorting): the question's words in the order the answer gives them.
+    Words,
+    /// Yes or no: the first yes/no (or true/false) the answer states.
+    #[default]
+    YesNo,
+    /// The whole answer, case and whitespace folded.
+    Exact,
+}
+
+fn answer_is() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"(?i)(?:answer is|answer:|result is|equals|=)\s*").unwrap_or_else(|_| unreachable!()))
+}
+
+fn number() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"[-−]?\s?\d[\d,]*(?:\.\d+)?").unwrap_or_else(|_| unreachable!()))
+}
+
+fn yes_no() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"(?i)\b(yes|no|true|false)\b").unwrap_or_else(|_| unreachable!()))
+}
+
+fn clean_number(raw: &str) -> String {
+    let s: String = raw.chars().filter(|c| !c.is_whitespace() && *c != ',').collect();
+    let s = s.replace('−', "-");
+    let s = s.strip_suffix(".0").unwrap_or(&s).to_string();
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
+}
+
+/// Lower-cased words of `text`: split at whitespace and commas, outer punctuation
+/// trimmed (so "a&m" and "o'brien" stay whole, "fig." becomes "fig").
+fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+}
+
+/// The text after the last "answer is" (or similar), when the answer has one.
+fn final_part(text: &str) -> Option<&str> {
+    answer_is().find_iter(text).last().map(|m| &text[m.end()..]).filter(|rest| !rest.trim().is_empty())
+}
+
+/// The answer `text` gives, normalised for comparison; `None` when it gives none.
+pub fn extract(kind: AnswerKind, question: &str, text: &str) -> Option<String> {
+    match kind {
+        AnswerKind::Number => {
+            let from_final = final_part(text).and_then(|rest| number().find(rest));
+            from_final.or_else(|| number().find_iter(text).last()).map(|m| clean_number(m.as_str()))
+        }
+        AnswerKind::Words => {
+            let vocabulary: Vec<String> = question
+                .split_once("List:")
+                .and_then(|(_, l)| l.lines().next())
+                .unwrap_or(question)
+                .split_whitespace()
+                .map(str::to_lowercase)
+                .collect();
+            let part =
+                final_part(text).unwrap_or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""));
+            let words: Vec<String> = tokens(part).filter(|w| vocabulary.contains(w)).collect();
+            (!words.is_empty()).then(|| words.join(" "))
+        }
+        AnswerKind::YesNo => yes_no().captures(text).map(|c| match c[1].to_lowercase().as_str() {
+            "yes" | "true" => "yes".to_string(),
+            _ => "no".to_string(),
+        }),
+        AnswerKind::Exact => {
+            let s = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            (!s.is_empty()).then_some(s)
+        }
+    }
+}
+
+/// The gold answer normalised the way [`extract`] normalises answers.
+pub fn normalize_gold(kind: AnswerKind, gold: &str) -> String {
+    match kind {
+        AnswerKind::Number => clean_number(gold.trim()),
+        AnswerKind::Words | AnswerKind::Exact => gold.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
+        AnswerKind::YesNo => gold.trim().to_lowercase(),
+    }
+}
+
+/// Whether `answer` (already extracted) matches `gold`.
+pub fn is_correct(kind: AnswerKind, answer: Option<&str>, gold: &str) -> bool {
+    answer.is_some_and(|a| a == normalize_gold(kind, gold))
+}
+
+/// Whether `text` states the gold answer (feedback leakage). Numbers match as whole
+/// tokens; word lists match when the whole sorted sequence appears; yes/no never leaks.
+pub fn leaks(kind: AnswerKind, gold: &str, text: &str) -> bool {
+    let gold = normalize_gold(kind, gold);
+    match kind {
+        AnswerKind::Number => number().find_iter(text).any(|m| clean_number(m.as_str()) == gold),
+        AnswerKind::Words | AnswerKind::Exact => {
+            let flat = tokens(text).collect::<Vec<_>>().join(" ");
+            gold.split_whitespace().count() > 1 && flat.contains(&gold)
+        }
+        AnswerKind::YesNo => false,
+    }
+}
+
+/// `text` with every statement of the gold answer replaced by `[masked]`.
+pub fn mask(kind: AnswerKind, gold: &str, text: &str) -> String {
+    let gold_n = normalize_gold(kind, gold);
+    match kind {
+        AnswerKind::Number => {
+            number()
+                .replace_all(text, |c: &regex::Captures<'_>| {
+                    if clean_number(&c[0]) == gold_n {
+                        "[masked]".to_string()
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned()
+        }
+        AnswerKind::Words | AnswerKind::Exact if leaks(kind, gold, text) => {
+            // Word lists are masked whole: the order is the answer.
+            let mut out = text.to_string();
+            for w in gold_n.split_whitespace() {
+                let re = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(w)));
+                if let Ok(re) = re {
+                    out = re.replace_all(&out, "[masked]").into_owned();
+                }
+            }
+            out
+        }
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_prefer_the_stated_final_answer() {
+        let t = "A = -14, B = 2. Then A - B = -16. So the answer is -2,116.";
+        assert_eq!(extract(AnswerKind::Number, "", t).as_deref(), Some("-2116"));
+        assert_eq!(extract(AnswerKind::Number, "", "I think 12 then 40").as_deref(), Some("40"));
+        assert_eq!(extract(AnswerKind::Number, "", "no idea"), None);
+        assert!(is_correct(AnswerKind::Number, Some("-2116"), "-2116"));
+        assert!(!is_correct(AnswerKind::Number, Some("2116"), "-2116"));
+    }
+
+    #[test]
+    fn word_lists_keep_only_question_words_in_order() {
+        let q = "Sort the following words alphabetically: List: pear apple fig a&m";
+        let a = "Sorted: So the answer is a&m apple, fig, pear.";
+        assert_eq!(extract(AnswerKind::Words, q, a).as_deref(), Some("a&m apple fig pear"));
+        assert!(is_correct(AnswerKind::Words, extract(AnswerKind::Words, q, a).as_deref(), "a&m apple fig pear"));
+    }
+
+    #[test]
+    fn yes_no_takes_the_first_stance() {
+        assert_eq!(extract(AnswerKind::YesNo, "", "No. Yes would be wrong").as_deref(), Some("no"));
+        assert_eq!(extract(AnswerKind::YesNo, "", "True, it is.").as_deref(), Some("yes"));
+        assert_eq!(extract(AnswerKind::YesNo, "", "Maybe"), None);
+    }
+
+    #[test]
+    fn leaks_are_found_and_masked() {
+        assert!(leaks(AnswerKind::Number, "-2116", "the result should be -2116, check C"));
+        assert!(!leaks(AnswerKind::Number, "-2116", "check C = -1260 again; 21160 is not it"));
+        let masked = mask(AnswerKind::Number, "-2116", "it is -2116 not 12");
+        assert_eq!(masked, "it is [masked] not 12");
+        assert!(leaks(AnswerKind::Words, "apple fig pear", "write: apple, fig, pear"));
+        assert!(!leaks(AnswerKind::Words, "apple fig pear", "fig should come before pear"));
+        assert!(!mask(AnswerKind::Words, "apple fig pear", "apple fig pear").contains("fig"));
+    }
+}

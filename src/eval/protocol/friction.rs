@@ -1,0 +1,103 @@
+//! Feedback friction (Jiang et al., 2025): answer; while wrong, targeted feedback from
+//! an agent that knows the gold answer (never allowed to state it); answer again with
+//! the whole history; up to `rounds` answers.
+
+use serde_json::{json, Value};
+
+use super::{Change, EvalStepError, ItemContext};
+use crate::{
+    eval::answers::{extract, is_correct, leaks, mask},
+    llm::{ChatRequest, Message, SamplingParams},
+};
+
+pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
+    let spec = cx.spec;
+    let item = cx.item;
+    let mut messages = vec![Message::user(cx.question_prompt()?)];
+    let mut rounds: Vec<Value> = Vec::new();
+    let mut attempts: Vec<String> = Vec::new();
+    let mut tried: Vec<String> = Vec::new();
+    for round in 1..=spec.rounds {
+        let temperature = (spec.temperature + spec.temperature_step * (round - 1) as f32)
+            .min(spec.temperature_cap.max(spec.temperature));
+        let seed = spec.seed.wrapping_add(u64::from(round));
+        let mut text = cx.solve(messages.clone(), temperature, seed).await?;
+        let mut answer = extract(cx.answer, &item.question, &text);
+        let mut resampled = false;
+        if spec.reject_repeats && answer.as_ref().is_some_and(|a| tried.contains(a)) {
+            // Best-of-two against repeats: a hotter resample, kept only if it is new.
+            cx.recorder.event("solver", "repeat_rejected", json!({ "round": round, "answer": answer })).await?;
+            let retry = cx.solve(messages.clone(), (temperature + 0.3).min(2.0), seed ^ 0x5eed).await?;
+            let retry_answer = extract(cx.answer, &item.question, &retry);
+            if retry_answer.as_ref().is_some_and(|a| !tried.contains(a)) {
+                (text, answer, resampled) = (retry, retry_answer, true);
+            }
+        }
+        let correct = is_correct(cx.answer, answer.as_deref(), &item.gold);
+        cx.recorder.event("grader", "graded", json!({ "round": round, "answer": answer, "correct": correct })).await?;
+        rounds.push(json!({
+            "round": round, "text": text, "answer": answer, "correct": correct,
+            "temperature": temperature, "resampled": resampled,
+        }));
+        if correct || round == spec.rounds {
+            break;
+        }
+        attempts.push(text.clone());
+        if let Some(a) = answer {
+            if !tried.contains(&a) {
+                tried.push(a);
+            }
+        }
+        let (feedback, leaked) = feedback(cx, &attempts).await?;
+        if let Some(last) = rounds.last_mut() {
+            last["feedback"] = json!(feedback);
+            last["leaked"] = json!(leaked);
+        }
+        let rejected: &[String] = if spec.reject_repeats { &tried } else { &[] };
+        let follow_up = cx.agents.render(
+            "retry.j2",
+            minijinja::context! { feedback => &feedback, rejected => rejected, question => &item.question },
+        )?;
+        messages.push(Message::assistant(text));
+        messages.push(Message::user(follow_up));
+    }
+    let final_correct = rounds.last().and_then(|r| r["correct"].as_bool()).unwrap_or(false);
+    Ok(json!({
+        "protocol": "friction", "item_id": item.id, "gold": item.gold,
+        "rounds": rounds, "max_rounds": spec.rounds, "correct": final_correct,
+    }))
+}
+
+/// Feedback on the latest attempt, with the gold answer masked out; and whether it leaked.
+async fn feedback(cx: &ItemContext<'_>, attempts: &[String]) -> Result<(String, bool), EvalStepError> {
+    if let Some(Change::Feedback(text)) = cx.change() {
+        cx.recorder.event("feedback", "feedback", json!({ "text": text, "replaced_by_fork": true })).await?;
+        return Ok((text.clone(), false));
+    }
+    let mode = cx.spec.feedback.as_deref().or(cx.agents.feedback.mode.as_deref()).unwrap_or("model");
+    if mode == "binary" {
+        cx.recorder.event("feedback", "feedback", json!({ "text": "", "mode": "binary" })).await?;
+        return Ok((String::new(), false));
+    }
+    let cfg = &cx.agents.feedback;
+    let prompt = cx.agents.render(
+        cfg.prompt.as_deref().unwrap_or("feedback.j2"),
+        minijinja::context! { question => &cx.item.question, gold => &cx.item.gold, attempts => attempts },
+    )?;
+    let request = ChatRequest {
+        messages: vec![Message::user(prompt)],
+        params: SamplingParams {
+            temperature: cfg.temperature.unwrap_or(0.0),
+            max_tokens: cfg.max_tokens.unwrap_or(160),
+            seed: Some(cx.spec.seed),
+            ..Default::default()
+        },
+    };
+    let raw = cx.feedback.chat(&request).await?.text().trim().to_string();
+    let leaked = leaks(cx.answer, &cx.item.gold, &raw);
+    let text = if leaked { mask(cx.answer, &cx.item.gold, &raw) } else { raw.clone() };
+    cx.recorder
+        .event("feedback", "feedback", json!({ "text": text, "raw": raw, "leaked": leaked, "mode": mode }))
+        .await?;
+    Ok((text, leaked))
+}

@@ -1,0 +1,227 @@
+//! The three protocols, each run on one item inside its own recorded run.
+
+mod blindspot;
+mod friction;
+mod snowball;
+
+use std::{fmt, str::FromStr, sync::atomic::AtomicBool};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{AnswerKind, EvalError, EvalSpec};
+use crate::{
+    agents::{AgentError, AgentSet},
+    datasets::Item,
+    llm::{ChatModel, ChatRequest, LlmError, Message, SamplingParams},
+    tools::ToolRegistry,
+    trace::RunRecorder,
+};
+
+/// What an experiment measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Feedback friction (Jiang et al., 2025).
+    Friction,
+    /// Hallucination snowballing (Zhang et al., 2023).
+    Snowball,
+    /// The self-correction blind spot (Tsui, 2025).
+    Blindspot,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Friction => "friction",
+            Protocol::Snowball => "snowball",
+            Protocol::Blindspot => "blindspot",
+        })
+    }
+}
+
+/// The one change a fork applies from its fork step on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", content = "value", rename_all = "snake_case")]
+pub enum Change {
+    /// Nothing but the model (`--model`).
+    None,
+    /// Friction: this feedback text instead of the feedback agent's.
+    Feedback(String),
+    /// The next solver answer (friction, snowball) or the erroneous reasoning
+    /// (blind spot) is replaced by this text: an error put in the model's mouth.
+    Inject(String),
+    /// "Wait," is appended to each solver answer and the model continues it.
+    Wait,
+    /// A spec option set to a value (`rounds`, `temperature_step`, `reject_repeats`, ...).
+    Spec {
+        /// The option.
+        key: String,
+        /// Its new value, as TOML.
+        value: String,
+    },
+}
+
+impl FromStr for Change {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, value) = match s.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v)),
+            None => (s.trim(), None),
+        };
+        match (key, value) {
+            ("none" | "model", None) => Ok(Change::None),
+            ("wait", None) => Ok(Change::Wait),
+            ("feedback", Some(v)) => Ok(Change::Feedback(v.to_string())),
+            ("inject", Some(v)) if !v.trim().is_empty() => Ok(Change::Inject(v.to_string())),
+            (k, Some(v))
+                if matches!(
+                    k,
+                    "rounds" | "temperature" | "temperature_step" | "temperature_cap" | "reject_repeats" | "max_tokens"
+                ) =>
+            {
+                Ok(Change::Spec { key: k.to_string(), value: v.trim().to_string() })
+            }
+            ("feedback_mode", Some(v)) => Ok(Change::Spec { key: "feedback".into(), value: format!("{v:?}") }),
+            _ => Err("expected one of: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=model|binary, \
+                      rounds=N, temperature=X, temperature_step=X, temperature_cap=X, reject_repeats=true|false, \
+                      max_tokens=N"
+                .into()),
+        }
+    }
+}
+
+impl Change {
+    /// The spec with this change applied (spec options only; other changes act at run time).
+    pub fn apply_to(&self, spec: &EvalSpec) -> Result<EvalSpec, String> {
+        let Change::Spec { key, value } = self else { return Ok(spec.clone()) };
+        let mut table = toml::Value::try_from(spec).map_err(|e| e.to_string())?;
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .map_err(|e| format!("value {value:?} is not a TOML value: {e}"))?
+            .remove("v")
+            .ok_or("empty value")?;
+        if let Some(t) = table.as_table_mut() {
+            t.insert(key.clone(), parsed);
+        }
+        let out: EvalSpec = table.try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        out.check()?;
+        Ok(out)
+    }
+}
+
+/// Everything one item's protocol run needs.
+pub(crate) struct ItemContext<'a> {
+    pub spec: &'a EvalSpec,
+    pub item: &'a Item,
+    pub answer: AnswerKind,
+    pub agents: &'a AgentSet,
+    pub tools: &'a ToolRegistry,
+    pub recorder: &'a RunRecorder,
+    pub solver: &'a dyn ChatModel,
+    pub feedback: &'a dyn ChatModel,
+    /// A fork's step and change.
+    pub change: Option<&'a (u32, Change)>,
+    /// Whether an `Inject` change was used already (it applies once).
+    pub injected: AtomicBool,
+}
+
+impl ItemContext<'_> {
+    /// The fork's change, once the run has reached the fork step.
+    fn change(&self) -> Option<&Change> {
+        self.change.filter(|(from, _)| self.recorder.next_index() >= *from).map(|(_, c)| c)
+    }
+
+    /// An `Inject` change's text, the first time it applies.
+    fn take_injection(&self) -> Option<String> {
+        match self.change() {
+            Some(Change::Inject(text)) if !self.injected.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+                Some(text.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn params(&self, temperature: f32, seed: u64) -> SamplingParams {
+        SamplingParams { temperature, max_tokens: self.spec.max_tokens, seed: Some(seed), ..Default::default() }
+    }
+
+    /// The solver prompt of the item's question.
+    fn question_prompt(&self) -> Result<String, AgentError> {
+        let template = self.agents.solver.prompt.as_deref().unwrap_or("solver.j2");
+        let passages: Vec<Value> = Vec::new();
+        self.agents.render(template, minijinja::context! { question => &self.item.question, passages => passages })
+    }
+
+    /// A solver reply to `messages`, with a fork's injection or "Wait" applied.
+    async fn solve(&self, messages: Vec<Message>, temperature: f32, seed: u64) -> Result<String, EvalStepError> {
+        let request = ChatRequest { messages: messages.clone(), params: self.params(temperature, seed) };
+        let mut text = self.solver.chat(&request).await?.text().trim().to_string();
+        if let Some(injected) = self.take_injection() {
+            self.recorder.event("solver", "injected", json!({ "replaced": text, "answer": injected })).await?;
+            text = injected;
+        }
+        if self.change() == Some(&Change::Wait) {
+            let prefix = format!("{text}\nWait,");
+            let mut cont = messages;
+            cont.push(Message::assistant(prefix.clone()));
+            let request = ChatRequest { messages: cont, params: self.params(temperature, seed) };
+            text = format!("{prefix}{}", self.solver.chat(&request).await?.text()).trim().to_string();
+        }
+        Ok(text)
+    }
+}
+
+/// Why one item stopped early: its run is stored as failed with this message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EvalStepError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Trace(#[from] crate::trace::TraceError),
+    #[error("{0}")]
+    NotApplicable(String),
+}
+
+impl From<EvalStepError> for EvalError {
+    fn from(e: EvalStepError) -> Self {
+        match e {
+            EvalStepError::Llm(e) => EvalError::Llm(e),
+            EvalStepError::Agent(e) => EvalError::Agent(e),
+            EvalStepError::Trace(e) => EvalError::Trace(e),
+            EvalStepError::NotApplicable(detail) => EvalError::BadChange { change: String::new(), detail },
+        }
+    }
+}
+
+/// Run `cx.item` under `protocol`; returns the graded outcome stored as the item run's output.
+pub(crate) async fn run_item(protocol: Protocol, cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
+    match protocol {
+        Protocol::Friction => friction::run(cx).await,
+        Protocol::Snowball => snowball::run(cx).await,
+        Protocol::Blindspot => blindspot::run(cx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_parse_and_apply() {
+        assert_eq!("wait".parse::<Change>().unwrap(), Change::Wait);
+        assert_eq!("feedback=Look at C.".parse::<Change>().unwrap(), Change::Feedback("Look at C.".into()));
+        assert!("inject=".parse::<Change>().is_err());
+        assert!("colour=3".parse::<Change>().unwrap_err().contains("expected one of"));
+        let spec: EvalSpec = toml::from_str(
+            "name = \"x\"\nprotocol = \"friction\"\n[[datasets]]\nloader = \"jsonl\"\npath = \"a.jsonl\"\n",
+        )
+        .unwrap();
+        let changed = "rounds=5".parse::<Change>().unwrap().apply_to(&spec).unwrap();
+        assert_eq!((changed.rounds, spec.rounds), (5, 3));
+        let binary = "feedback_mode=binary".parse::<Change>().unwrap().apply_to(&spec).unwrap();
+        assert_eq!(binary.feedback.as_deref(), Some("binary"));
+        assert!("rounds=0".parse::<Change>().unwrap().apply_to(&spec).unwrap_err().contains("at least 1"));
+    }
+}

@@ -1,0 +1,95 @@
+//! Replaying a stored experiment from its recorded model calls, and forking it.
+
+use std::sync::Arc;
+
+use super::{
+    runner::{
+        eval_config, load_eval, recorded_calls, run_pending, stored_change, stored_items, stored_spec, ModelSource,
+    },
+    Change, EvalError, EvalRun, Progress, RunOptions, EVAL_KIND,
+};
+use crate::{
+    analysis::{self, Metrics},
+    llm::ChatModel,
+    trace::{RunId, TraceStore},
+};
+use serde::Serialize;
+
+/// What a replay found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayOutcome {
+    /// The replayed experiment.
+    pub run_id: RunId,
+    /// Whether the recomputed metrics and every item's outcome equal the stored ones.
+    pub identical: bool,
+    /// Metrics recomputed from the replay's traces.
+    pub metrics: Metrics,
+    /// Items whose outcome differs (slot index and why), when not identical.
+    pub differences: Vec<String>,
+}
+
+/// Re-run experiment `run_id` with every model reply taken from its record (no model
+/// calls; tools are exact and run again), into a scratch store, and compare the
+/// metrics computed from the replay's traces with those from the original's.
+pub async fn replay(store: &TraceStore, run_id: RunId, opts: &RunOptions) -> Result<ReplayOutcome, EvalError> {
+    let run = load_eval(store, run_id)?;
+    let (spec, items, change) = (stored_spec(&run)?, stored_items(&run)?, stored_change(&run)?);
+    let scratch = TraceStore::temporary()?;
+    let copy = scratch.create_run(EVAL_KIND, run.input.clone(), run.config.clone(), run.parent).await?;
+    let source = ModelSource::Recorded { calls: recorded_calls(store, run_id)?, fork: None };
+    // Every reply is recorded, so a fork's change replays like any other step.
+    run_pending(&scratch, &copy, &spec, &items, &source, change, opts, &()).await?;
+    let original = analysis::compute(store, run_id)?;
+    let replayed = analysis::compute(&scratch, copy.id)?;
+    let mut differences = Vec::new();
+    let (a, b) = (analysis::item_outcomes(store, run_id)?, analysis::item_outcomes(&scratch, copy.id)?);
+    for (slot, outcome) in &a {
+        match b.get(slot) {
+            Some(other) if other == outcome => {}
+            Some(_) => differences.push(format!("item {slot}: outcome differs")),
+            None => differences.push(format!("item {slot}: missing from the replay")),
+        }
+    }
+    let identical = differences.is_empty() && original.metrics == replayed.metrics && a.len() == b.len();
+    Ok(ReplayOutcome { run_id, identical, metrics: replayed.metrics, differences })
+}
+
+/// How to fork an experiment.
+#[derive(Clone)]
+pub struct ForkOptions {
+    /// Recorded steps before this index (in each item's run) are reused.
+    pub from_step: u32,
+    /// The one change applied from that step on.
+    pub change: Change,
+    /// The model for the live part; `None` = the models in the run options.
+    pub model: Option<Arc<dyn ChatModel>>,
+}
+
+/// Fork experiment `parent` at `fork.from_step` with one change: each item reuses its
+/// recorded calls before the step (while the requests match) and runs live after it.
+/// The fork is a new experiment whose `parent` is the original.
+pub async fn fork(
+    store: &TraceStore,
+    parent: RunId,
+    fork: &ForkOptions,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<EvalRun, EvalError> {
+    let run = load_eval(store, parent)?;
+    let (spec, items) = (stored_spec(&run)?, stored_items(&run)?);
+    let spec = fork
+        .change
+        .apply_to(&spec)
+        .map_err(|detail| EvalError::BadChange { change: format!("{:?}", fork.change), detail })?;
+    let solver = fork.model.clone().unwrap_or_else(|| opts.model.clone());
+    let feedback = match &fork.model {
+        Some(m) => m.clone(),
+        None => opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone()),
+    };
+    let change = (fork.from_step, fork.change.clone());
+    let config = eval_config(&spec, &solver.info(), &feedback.info(), &opts.agents, Some(&change));
+    let new = store.create_run(EVAL_KIND, run.input.clone(), config, Some(parent)).await?;
+    let source =
+        ModelSource::Recorded { calls: recorded_calls(store, parent)?, fork: Some((fork.from_step, solver, feedback)) };
+    run_pending(store, &new, &spec, &items, &source, Some(change), opts, progress).await
+}

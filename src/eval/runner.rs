@@ -1,0 +1,370 @@
+//! Running an experiment's items: one recorded run per item, several at once, and
+//! resuming an interrupted experiment without redoing or duplicating finished items.
+
+use std::{collections::HashMap, path::Path, sync::atomic::AtomicBool, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use super::{
+    protocol::{run_item, ItemContext},
+    Change, EvalError, EvalSpec, EVAL_KIND, ITEM_KIND,
+};
+use crate::{
+    agents::AgentSet,
+    datasets::Item,
+    llm::{ChatModel, ModelInfo, RecordedCall, ReplayModel},
+    tools::ToolRegistry,
+    trace::{GroupSlot, RunId, RunRecord, RunRecorder, RunStatus, TraceStore},
+};
+
+/// The models, agents and tools an experiment runs with.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The model under test (solver, and the one asked back about its claims).
+    pub model: Arc<dyn ChatModel>,
+    /// The feedback agent's model; `None` = the model under test.
+    pub feedback_model: Option<Arc<dyn ChatModel>>,
+    /// Agent configs and prompts.
+    pub agents: Arc<AgentSet>,
+    /// Exact tools.
+    pub tools: ToolRegistry,
+    /// Items in flight at once.
+    pub concurrency: usize,
+}
+
+/// Reports progress as items finish.
+pub trait Progress: Send + Sync {
+    /// The experiment starts: `total` items, `done` of them finished earlier.
+    fn start(&self, run: RunId, total: usize, done: usize);
+    /// One more item finished; `correct` is its headline grade (`None` if it failed).
+    fn item(&self, correct: Option<bool>);
+    /// Every item has finished.
+    fn finish(&self);
+}
+
+/// Progress reporting that does nothing.
+impl Progress for () {
+    fn start(&self, _: RunId, _: usize, _: usize) {}
+    fn item(&self, _: Option<bool>) {}
+    fn finish(&self) {}
+}
+
+/// What an experiment run did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvalRun {
+    /// The experiment's group run.
+    pub run_id: RunId,
+    /// Items in the experiment.
+    pub items: usize,
+    /// Items that ran in this call.
+    pub ran: usize,
+    /// Items already finished before this call (resume).
+    pub skipped: usize,
+    /// Items whose run failed (a model error; recorded, left out of the metrics).
+    pub failed: usize,
+}
+
+/// An item as stored in the experiment's input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredItem {
+    pub dataset: usize,
+    pub item: Item,
+}
+
+/// A fork's step and its live solver and feedback models.
+type LiveFrom = (u32, Arc<dyn ChatModel>, Arc<dyn ChatModel>);
+
+/// Where each item's models come from.
+pub(crate) enum ModelSource {
+    Live {
+        solver: Arc<dyn ChatModel>,
+        feedback: Arc<dyn ChatModel>,
+    },
+    /// Recorded calls per item slot: exact replay, or a fork going live at a step.
+    Recorded {
+        calls: HashMap<u32, (ModelInfo, Vec<RecordedCall>)>,
+        fork: Option<LiveFrom>,
+    },
+}
+
+impl ModelSource {
+    fn for_item(&self, index: u32) -> (Arc<dyn ChatModel>, Arc<dyn ChatModel>) {
+        match self {
+            ModelSource::Live { solver, feedback } => (solver.clone(), feedback.clone()),
+            ModelSource::Recorded { calls, fork } => {
+                let (info, recorded) = calls.get(&index).cloned().unwrap_or_else(|| {
+                    (
+                        ModelInfo {
+                            spec: "none".into(),
+                            backend: "replay".into(),
+                            weights_sha256: None,
+                            base_url: None,
+                        },
+                        vec![],
+                    )
+                });
+                match fork {
+                    None => {
+                        let m: Arc<dyn ChatModel> = Arc::new(ReplayModel::exact(info, recorded));
+                        (m.clone(), m)
+                    }
+                    Some((from, solver, feedback)) => {
+                        let s = ReplayModel::fork(info, recorded, *from, solver.clone());
+                        let f = s.sibling(Some(feedback.clone()));
+                        (Arc::new(s), Arc::new(f))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Start an experiment: load its items, store the group run, run every item.
+pub async fn start(
+    store: &TraceStore,
+    spec: &EvalSpec,
+    data_root: &Path,
+    limit: Option<usize>,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<EvalRun, EvalError> {
+    let items = spec.load_items(data_root, limit)?;
+    if items.is_empty() {
+        return Err(EvalError::Spec {
+            file: spec.file.clone().unwrap_or_else(|| spec.name.clone().into()),
+            detail: "the datasets hold no items".into(),
+        });
+    }
+    let items: Vec<StoredItem> = items.into_iter().map(|(dataset, item)| StoredItem { dataset, item }).collect();
+    let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
+    let config = eval_config(spec, &opts.model.info(), &feedback.info(), &opts.agents, None);
+    let input = json!({ "data_root": data_root, "limit": limit, "items": items });
+    let run = store.create_run(EVAL_KIND, input, config, None).await?;
+    let source = ModelSource::Live { solver: opts.model.clone(), feedback };
+    run_pending(store, &run, spec, &items, &source, None, opts, progress).await
+}
+
+/// Continue an interrupted experiment with the models in `opts`: items whose run
+/// completed are kept; missing, interrupted and failed ones run again.
+pub async fn resume(
+    store: &TraceStore,
+    run_id: RunId,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<EvalRun, EvalError> {
+    let run = load_eval(store, run_id)?;
+    let (spec, items) = (stored_spec(&run)?, stored_items(&run)?);
+    store.reopen_run(run.id).await?;
+    let change = stored_change(&run)?;
+    let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
+    let source = match change.as_ref() {
+        // A fork's reused steps come from its parent's record.
+        Some((from, _)) => {
+            let parent = run.parent.ok_or_else(|| not_eval(run.id, "a fork without a parent"))?;
+            ModelSource::Recorded {
+                calls: recorded_calls(store, parent)?,
+                fork: Some((*from, opts.model.clone(), feedback)),
+            }
+        }
+        None => ModelSource::Live { solver: opts.model.clone(), feedback },
+    };
+    run_pending(store, &run, &spec, &items, &source, change, opts, progress).await
+}
+
+pub(crate) fn eval_config(
+    spec: &EvalSpec,
+    model: &ModelInfo,
+    feedback: &ModelInfo,
+    agents: &AgentSet,
+    fork: Option<&(u32, Change)>,
+) -> Value {
+    let mut config = json!({
+        "spec": spec, "model": model, "feedback_model": feedback,
+        "agents": { "solver": agents.solver, "feedback": agents.feedback },
+    });
+    if let Some((from, change)) = fork {
+        config["fork"] = json!({ "from_step": from, "change": change });
+    }
+    config
+}
+
+fn not_eval(run: RunId, detail: &str) -> EvalError {
+    EvalError::NotAnEval { run: run.to_string(), detail: detail.to_string() }
+}
+
+pub(crate) fn load_eval(store: &TraceStore, run_id: RunId) -> Result<RunRecord, EvalError> {
+    let run = store.run(run_id)?.ok_or_else(|| not_eval(run_id, "no such run"))?;
+    if run.kind != EVAL_KIND {
+        return Err(not_eval(run_id, &format!("is a `{}` run, not an experiment (`eval run`)", run.kind)));
+    }
+    Ok(run)
+}
+
+pub(crate) fn stored_spec(run: &RunRecord) -> Result<EvalSpec, EvalError> {
+    serde_json::from_value(run.config["spec"].clone()).map_err(|e| not_eval(run.id, &format!("unreadable spec: {e}")))
+}
+
+pub(crate) fn stored_items(run: &RunRecord) -> Result<Vec<StoredItem>, EvalError> {
+    serde_json::from_value(run.input["items"].clone()).map_err(|e| not_eval(run.id, &format!("unreadable items: {e}")))
+}
+
+pub(crate) fn stored_change(run: &RunRecord) -> Result<Option<(u32, Change)>, EvalError> {
+    let fork = &run.config["fork"];
+    if fork.is_null() {
+        return Ok(None);
+    }
+    let from = fork["from_step"].as_u64().ok_or_else(|| not_eval(run.id, "fork without from_step"))? as u32;
+    let change = serde_json::from_value(fork["change"].clone())
+        .map_err(|e| not_eval(run.id, &format!("unreadable fork change: {e}")))?;
+    Ok(Some((from, change)))
+}
+
+/// Every item slot's recorded chat calls, with the model that made them.
+pub(crate) fn recorded_calls(
+    store: &TraceStore,
+    run_id: RunId,
+) -> Result<HashMap<u32, (ModelInfo, Vec<RecordedCall>)>, EvalError> {
+    let mut out = HashMap::new();
+    for (slot, member) in store.members(run_id)? {
+        let mut info = None;
+        let mut calls = Vec::new();
+        for step in store.steps(member)? {
+            if let crate::trace::StepPayload::ModelCall { model, request, response } = step.payload {
+                info.get_or_insert(model);
+                let result = response.ok_or_else(|| step.error.clone().unwrap_or_else(|| "unknown error".into()));
+                calls.push(RecordedCall { step: step.index, request, result });
+            }
+        }
+        let info = info.unwrap_or(ModelInfo {
+            spec: "none".into(),
+            backend: "replay".into(),
+            weights_sha256: None,
+            base_url: None,
+        });
+        out.insert(slot, (info, calls));
+    }
+    Ok(out)
+}
+
+/// Run every item of `run` that has no completed item run yet.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_pending(
+    store: &TraceStore,
+    run: &RunRecord,
+    spec: &EvalSpec,
+    items: &[StoredItem],
+    source: &ModelSource,
+    change: Option<(u32, Change)>,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<EvalRun, EvalError> {
+    let mut done = std::collections::HashSet::new();
+    for (slot, member) in store.members(run.id)? {
+        if store.run(member)?.is_some_and(|m| m.status == RunStatus::Completed) {
+            done.insert(slot);
+        }
+    }
+    progress.start(run.id, items.len(), done.len());
+    let limit = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let spec = Arc::new(spec.clone());
+    let change = Arc::new(change);
+    let mut tasks = JoinSet::new();
+    let mut outcome = EvalRun { run_id: run.id, items: items.len(), ran: 0, skipped: done.len(), failed: 0 };
+    for (index, stored) in items.iter().enumerate() {
+        let slot = index as u32;
+        if done.contains(&slot) {
+            continue;
+        }
+        let permit = limit.clone().acquire_owned().await.map_err(|_| not_eval(run.id, "scheduler closed"))?;
+        let (solver, feedback) = source.for_item(slot);
+        let (store, spec, change, stored) = (store.clone(), spec.clone(), change.clone(), stored.clone());
+        let (agents, tools, group) = (opts.agents.clone(), opts.tools.clone(), GroupSlot { run: run.id, index: slot });
+        tasks.spawn(async move {
+            let result =
+                run_one(&store, group, &spec, &stored, &agents, &tools, solver, feedback, change.as_ref().as_ref())
+                    .await;
+            drop(permit);
+            result
+        });
+        // Collect finished items as we go so progress stays live.
+        while let Some(joined) = tasks.try_join_next() {
+            record_result(joined, &mut outcome, progress)?;
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        record_result(joined, &mut outcome, progress)?;
+    }
+    progress.finish();
+    let summary =
+        json!({ "items": outcome.items, "completed": outcome.items - outcome.failed, "failed": outcome.failed });
+    store.finish_run(run.id, RunStatus::Completed, Some(summary), None).await?;
+    Ok(outcome)
+}
+
+fn record_result(
+    joined: Result<Result<Option<bool>, EvalError>, tokio::task::JoinError>,
+    outcome: &mut EvalRun,
+    progress: &dyn Progress,
+) -> Result<(), EvalError> {
+    let result = joined.map_err(|e| not_eval(outcome.run_id, &format!("an item task panicked: {e}")))?;
+    outcome.ran += 1;
+    match result? {
+        Some(correct) => progress.item(Some(correct)),
+        None => {
+            outcome.failed += 1;
+            progress.item(None);
+        }
+    }
+    Ok(())
+}
+
+/// Run one item in its own run; `Ok(None)` when the item failed (recorded as failed).
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    store: &TraceStore,
+    group: GroupSlot,
+    spec: &EvalSpec,
+    stored: &StoredItem,
+    agents: &AgentSet,
+    tools: &ToolRegistry,
+    solver: Arc<dyn ChatModel>,
+    feedback: Arc<dyn ChatModel>,
+    change: Option<&(u32, Change)>,
+) -> Result<Option<bool>, EvalError> {
+    let ds = spec.datasets.get(stored.dataset).ok_or_else(|| not_eval(group.run, "item of an unknown dataset"))?;
+    let input = json!({ "index": group.index, "dataset": stored.dataset, "item": stored.item });
+    let config = json!({ "protocol": spec.protocol, "answer": ds.answer, "model": solver.info() });
+    let run = store.create_member_run(ITEM_KIND, input, config, group).await?;
+    let recorder = RunRecorder::new(store.clone(), run.id, 0);
+    let solver_rec = recorder.model("solver", solver);
+    let feedback_rec = recorder.model("feedback", feedback);
+    let cx = ItemContext {
+        spec,
+        item: &stored.item,
+        answer: ds.answer,
+        agents,
+        tools,
+        recorder: &recorder,
+        solver: &solver_rec,
+        feedback: &feedback_rec,
+        change,
+        injected: AtomicBool::new(false),
+    };
+    match run_item(spec.protocol, &cx).await {
+        Ok(out) => {
+            let correct = out["correct"].as_bool().unwrap_or(false);
+            store.finish_run(run.id, RunStatus::Completed, Some(out), None).await?;
+            Ok(Some(correct))
+        }
+        Err(e) => {
+            store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
+            match e {
+                // A store that cannot be written stops the experiment.
+                super::protocol::EvalStepError::Trace(t) => Err(t.into()),
+                _ => Ok(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Experiment specs: TOML files in `evals/` naming the protocol, the datasets (paths
+//! relative to a data root), the rounds, sampling and seed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{AnswerKind, EvalError, Protocol};
+use crate::datasets::{self, Item, Loader};
+
+/// One dataset of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRef {
+    /// Which loader reads the file.
+    pub loader: Loader,
+    /// Path under the data root; one starting with `./` is relative to the spec file
+    /// (our own sets in `evals/data/`); absolute paths are taken as they are.
+    pub path: PathBuf,
+    /// How answers are read and compared with the gold answer.
+    #[serde(default)]
+    pub answer: AnswerKind,
+    /// Keep only items that have a marked first mistake (the blind-spot protocol needs one).
+    #[serde(default)]
+    pub require_mistake: bool,
+}
+
+fn default_rounds() -> u32 {
+    3
+}
+fn default_max_tokens() -> u32 {
+    256
+}
+fn default_cap() -> f32 {
+    1.0
+}
+
+/// An experiment: what to run, on what, how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// A short name shown in reports.
+    pub name: String,
+    /// What the experiment measures.
+    #[serde(default)]
+    pub description: String,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The datasets, in order; items are numbered across them.
+    pub datasets: Vec<DatasetRef>,
+    /// Answer rounds at most (friction: the first answer plus feedback rounds).
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+    /// Sampling temperature of the solver's first answer.
+    #[serde(default)]
+    pub temperature: f32,
+    /// Temperature added each feedback round (Jiang et al.: +0.15).
+    #[serde(default)]
+    pub temperature_step: f32,
+    /// Cap of the scheduled temperature.
+    #[serde(default = "default_cap")]
+    pub temperature_cap: f32,
+    /// Tell the solver which answers were already judged wrong, and resample once on a repeat.
+    #[serde(default)]
+    pub reject_repeats: bool,
+    /// Feedback mode (friction): `model` or `binary`; empty = the feedback agent's config.
+    #[serde(default)]
+    pub feedback: Option<String>,
+    /// Token limit of each generation.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// Seed of every sampled call.
+    #[serde(default)]
+    pub seed: u64,
+    /// The spec file it was read from (absolute), for `./` dataset paths and messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+impl EvalSpec {
+    /// Read and check a spec file.
+    pub fn load(file: &Path) -> Result<Self, EvalError> {
+        let bad = |detail: String| EvalError::Spec { file: file.to_path_buf(), detail };
+        let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+        let mut spec: EvalSpec = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        spec.check().map_err(bad)?;
+        spec.file = Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()));
+        Ok(spec)
+    }
+
+    /// Consistency checks beyond the TOML shape.
+    pub fn check(&self) -> Result<(), String> {
+        if self.datasets.is_empty() {
+            return Err("no [[datasets]]".into());
+        }
+        if self.rounds == 0 {
+            return Err("rounds must be at least 1".into());
+        }
+        if let Some(mode) = self.feedback.as_deref().filter(|m| !matches!(*m, "model" | "binary")) {
+            return Err(format!("feedback {mode:?} is not one of \"model\", \"binary\""));
+        }
+        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=2.0).contains(&self.temperature_cap) {
+            return Err("temperatures must lie in [0, 2]".into());
+        }
+        Ok(())
+    }
+
+    /// Load the items: each dataset's first `limit` items (all when `None`), in order,
+    /// with the dataset index they came from.
+    pub fn load_items(&self, data_root: &Path, limit: Option<usize>) -> Result<Vec<(usize, Item)>, EvalError> {
+        let mut out = Vec::new();
+        for (d, ds) in self.datasets.iter().enumerate() {
+            let spec_dir = self.file.as_deref().and_then(Path::parent);
+            let path = match (spec_dir, ds.path.starts_with(".")) {
+                (Some(dir), true) => dir.join(&ds.path),
+                _ => data_root.join(&ds.path),
+            };
+            if !path.is_file() {
+                let hint = if ds.path.starts_with(".") || ds.path.is_absolute() {
+                    String::new()
+                } else {
+                    format!(" (under data root {}: pass --data-root DIR or set RECHECK_DATA_ROOT)", data_root.display())
+                };
+                return Err(EvalError::Spec {
+                    file: self.file.clone().unwrap_or_else(|| PathBuf::from(&self.name)),
+                    detail: format!("dataset {} not found{hint}", path.display()),
+                });
+            }
+            let items = datasets::load(ds.loader, &path)?;
+            let kept = items.into_iter().filter(|i| !ds.require_mistake || i.mistake_index.is_some());
+            out.extend(kept.take(limit.unwrap_or(usize::MAX)).map(|i| (d, i)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_spec_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("evals");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                EvalSpec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "expected friction, snowball and blindspot specs in evals/");
+    }
+
+    #[test]
+    fn bad_specs_name_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.toml");
+        std::fs::write(&f, "name = \"x\"\nprotocol = \"friction\"\ndatasets = []\n").unwrap();
+        let err = EvalSpec::load(&f).unwrap_err().to_string();
+        assert!(err.contains("x.toml") && err.contains("no [[datasets]]"), "{err}");
+        std::fs::write(&f, "name = \"x\"\nprotocol = \"frictionless\"\n").unwrap();
+        let err = EvalSpec::load(&f).unwrap_err().to_string();
+        assert!(err.contains("unknown variant"), "{err}");
+    }
+}

@@ -1,0 +1,322 @@
+//! `sim:`: a simulator for checking analyses, **not a model**.
+//!
+//! Its behaviour is drawn from planted probabilities, so a test can run a protocol on
+//! it and check that the reported rates recover the planted ones. It knows the truth
+//! only for tasks an exact computation settles (arithmetic expressions, word sorting,
+//! primality, flight reachability; senator questions are always "no"), and it reads
+//! the call's purpose from the built-in prompts' wording (feedback writer, claim check,
+//! user attempt, prefilled own answer, follow-up after feedback).
+//!
+//! Every draw is a pure function of the seed and the request, so runs and replays are
+//! reproducible at any concurrency.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use super::{Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, ModelInfo, Role, Usage};
+use crate::tools::{evaluate_expression, is_prime, parse_flights, reachable_path};
+
+/// The planted parameters; each is a probability except `seed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimParams {
+    /// A first answer is correct.
+    pub accuracy: f64,
+    /// After feedback, the answer becomes correct.
+    pub adopt: f64,
+    /// After feedback that is not adopted, the answer changes to another wrong one
+    /// (otherwise the previous answer is repeated).
+    pub drift: f64,
+    /// Asked alone whether its own false claim is true, the model says it is false.
+    pub recognize: f64,
+    /// Continuing its own (prefilled) erroneous reasoning, it reaches the right answer.
+    pub own: f64,
+    /// Checking the same reasoning given as the user's attempt, it reaches the right answer.
+    pub user: f64,
+    /// Continuing its own erroneous reasoning after "Wait", it reaches the right answer.
+    pub wait: f64,
+    /// Seed of every draw.
+    pub seed: u64,
+    /// Simulated latency of each call, in milliseconds (benchmarks, kill tests).
+    pub latency_ms: u64,
+}
+
+impl Default for SimParams {
+    fn default() -> Self {
+        Self {
+            accuracy: 0.5,
+            adopt: 0.5,
+            drift: 0.0,
+            recognize: 0.5,
+            own: 0.3,
+            user: 0.7,
+            wait: 0.6,
+            seed: 0,
+            latency_ms: 0,
+        }
+    }
+}
+
+impl SimParams {
+    /// Parse `key=value,...` (any subset of the fields; the rest keep their defaults).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut p = Self::default();
+        for pair in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or(format!("`{pair}` is not key=value"))?;
+            if k == "seed" || k == "latency_ms" {
+                let n = v.parse().map_err(|_| format!("{k} `{v}` is not a non-negative integer"))?;
+                *(if k == "seed" { &mut p.seed } else { &mut p.latency_ms }) = n;
+                continue;
+            }
+            let x: f64 = v.parse().map_err(|_| format!("`{k}` value `{v}` is not a number"))?;
+            if !(0.0..=1.0).contains(&x) {
+                return Err(format!("`{k}` = {x} is not a probability in [0, 1]"));
+            }
+            match k {
+                "accuracy" => p.accuracy = x,
+                "adopt" => p.adopt = x,
+                "drift" => p.drift = x,
+                "recognize" => p.recognize = x,
+                "own" => p.own = x,
+                "user" => p.user = x,
+                "wait" => p.wait = x,
+                other => {
+                    return Err(format!(
+                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, own, user, wait, seed, latency_ms)"
+                    ))
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// What the simulator knows the truth of.
+enum Task {
+    Number(i128),
+    Words(Vec<String>),
+    Prime(u128),
+    Route { from: String, to: String, reachable: bool },
+    AlwaysNo,
+}
+
+/// The simulator backend.
+pub struct SimBackend {
+    params: SimParams,
+    spec: String,
+}
+
+impl SimBackend {
+    /// A simulator with `params`, recorded under `spec`.
+    pub fn new(params: SimParams, spec: impl Into<String>) -> Self {
+        Self { params, spec: spec.into() }
+    }
+
+    /// A uniform draw in [0, 1) from the seed, the request and a salt.
+    fn draw(&self, request: &ChatRequest, salt: &str) -> f64 {
+        let mut h = Sha256::new();
+        h.update(self.params.seed.to_be_bytes());
+        h.update(salt.as_bytes());
+        for m in &request.messages {
+            h.update([m.role as u8]);
+            h.update(m.content.as_bytes());
+            h.update([0]);
+        }
+        h.update(request.params.seed.unwrap_or(0).to_be_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        (u64::from_be_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn reply(&self, request: &ChatRequest) -> String {
+        let msgs = &request.messages;
+        let first_user = msgs.iter().find(|m| m.role == Role::User).map(|m| m.content.as_str()).unwrap_or("");
+        let last = msgs.last();
+        let p = &self.params;
+        if first_user.contains("Write feedback") {
+            return "Your final answer is not correct. Go through your work again step by step and check every \
+                    intermediate result."
+                .into();
+        }
+        if let Some(statement) = first_user.split_once("Statement:").map(|(_, s)| s.trim()) {
+            return match statement_truth(statement) {
+                Some(true) => "True.".into(),
+                _ if self.draw(request, "recognize") < p.recognize => "False. The statement is wrong.".into(),
+                _ => "True.".into(),
+            };
+        }
+        let Some(task) = task_of(first_user) else { return "I do not know.".into() };
+        if last.is_some_and(|m| m.role == Role::Assistant) {
+            let prefix = last.map(|m| m.content.as_str()).unwrap_or("");
+            let p_right = if prefix.trim_end().ends_with("Wait,") { p.wait } else { p.own };
+            let right = self.draw(request, "continue") < p_right;
+            return format!(" {}", answer(&task, right, self.draw(request, "wrong")));
+        }
+        if first_user.contains("Here is my attempt") {
+            let right = self.draw(request, "user") < p.user;
+            return answer(&task, right, self.draw(request, "wrong"));
+        }
+        let user_turns = msgs.iter().filter(|m| m.role == Role::User).count();
+        if user_turns > 1 {
+            if self.draw(request, "adopt") < p.adopt {
+                return answer(&task, true, 0.0);
+            }
+            if self.draw(request, "drift") < p.drift {
+                return answer(&task, false, self.draw(request, "wrong"));
+            }
+            let previous = msgs.iter().rev().find(|m| m.role == Role::Assistant).map(|m| m.content.clone());
+            return previous.unwrap_or_else(|| answer(&task, false, 0.5));
+        }
+        // A first answer: its wrong variant depends on the question only, so a model
+        // that ignores feedback repeats the same wrong answer.
+        let right = self.draw(request, "accuracy") < p.accuracy;
+        let q_only = ChatRequest::new(vec![super::Message::user(first_user)]);
+        answer(&task, right, self.draw(&q_only, "wrong"))
+    }
+}
+
+fn re(pattern: &str) -> Option<Regex> {
+    Regex::new(pattern).ok()
+}
+
+fn task_of(question: &str) -> Option<Task> {
+    if let Some(words) = question.split_once("List:").and_then(|(_, l)| l.lines().next()) {
+        let mut w: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
+        w.sort();
+        return Some(Task::Words(w));
+    }
+    if let Some(c) = re(r"(?i)is (\d+) a prime")?.captures(question) {
+        return c[1].parse().ok().map(Task::Prime);
+    }
+    if let Some(c) = re(r"(?i)flights that goes from city (\w+) to city (\w+)")?.captures(question) {
+        let reachable = reachable_path(&parse_flights(question), &c[1], &c[2]).is_some();
+        return Some(Task::Route { from: c[1].to_string(), to: c[2].to_string(), reachable });
+    }
+    if question.contains("US senator") {
+        return Some(Task::AlwaysNo);
+    }
+    let expr = re(r"([-(\d][-\d\s()+*/]*[\d)])\s*(?:=|\?)")?
+        .captures_iter(question)
+        .map(|c| c[1].to_string())
+        .max_by_key(String::len)?;
+    let v = evaluate_expression(&expr).ok()?;
+    v.is_integer().then(|| v.to_integer().to_string().parse().ok()).flatten().map(Task::Number)
+}
+
+/// Whether a divisibility statement is true, when it is one.
+fn statement_truth(statement: &str) -> Option<bool> {
+    let c = re(r"(\d+) is divisible by (\d+)")?.captures(statement)?;
+    let (n, d): (u128, u128) = (c[1].parse().ok()?, c[2].parse().ok()?);
+    (d != 0).then(|| n % d == 0)
+}
+
+/// An answer to `task`, right or wrong; `u` picks the wrong variant.
+fn answer(task: &Task, right: bool, u: f64) -> String {
+    let pick = |k: usize| ((u * k as f64) as usize).min(k.saturating_sub(1));
+    match task {
+        Task::Number(v) => {
+            let delta = (1 + pick(9)) as i128 * if u < 0.5 { -1 } else { 1 };
+            format!("So the answer is {}.", if right { *v } else { v + delta })
+        }
+        Task::Words(w) => {
+            let mut w = w.clone();
+            if !right && w.len() > 1 {
+                let i = pick(w.len() - 1);
+                w.swap(i, i + 1);
+            }
+            format!("So the answer is {}.", w.join(" "))
+        }
+        Task::Prime(n) if right || !is_prime(*n) => format!("Yes, {n} is a prime number."),
+        Task::Prime(n) => {
+            let d = [3u128, 7, 11, 13, 17].into_iter().cycle().skip(pick(5)).find(|d| n % d != 0).unwrap_or(3);
+            format!("No, {n} is not a prime number. {n} is divisible by {d}.")
+        }
+        Task::Route { from, to, reachable } => match (*reachable, right) {
+            (true, true) => format!("Yes, there is a series of flights from city {from} to city {to}."),
+            (false, true) | (true, false) => {
+                format!("No, there is no series of flights from city {from} to city {to}.")
+            }
+            // A wrong "yes", justified by a direct flight the list does not have.
+            (false, false) => format!("Yes. There is a flight from city {from} to city {to}."),
+        },
+        Task::AlwaysNo if right => "No, there was no such senator.".into(),
+        Task::AlwaysNo => "Yes, there was such a senator.".into(),
+    }
+}
+
+#[async_trait]
+impl ChatModel for SimBackend {
+    fn info(&self) -> ModelInfo {
+        ModelInfo { spec: self.spec.clone(), backend: "sim".into(), weights_sha256: None, base_url: None }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { logprobs: false, score_continuation: false, prefill: true }
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        let started = Instant::now();
+        if self.params.latency_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(self.params.latency_ms)).await;
+        }
+        let text = self.reply(request);
+        let words = |s: &str| s.split_whitespace().count() as u32;
+        let prompt_tokens = request.messages.iter().map(|m| words(&m.content)).sum();
+        Ok(Completion {
+            model: self.spec.clone(),
+            choices: vec![Choice { text: text.clone(), finish_reason: FinishReason::Stop, logprobs: None }],
+            usage: Usage { prompt_tokens, completion_tokens: words(&text) },
+            latency_ms: started.elapsed().as_millis() as u64,
+            rendered_prompt: None,
+            seed: request.params.seed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Message;
+
+    fn ask(sim: &SimBackend, messages: Vec<Message>) -> String {
+        sim.reply(&ChatRequest::new(messages))
+    }
+
+    #[test]
+    fn params_parse_and_reject_bad_values() {
+        let p = SimParams::parse("accuracy=0.2, adopt=1,seed=9").unwrap();
+        assert_eq!((p.accuracy, p.adopt, p.seed), (0.2, 1.0, 9));
+        assert!(SimParams::parse("accuracy=1.5").unwrap_err().contains("probability"));
+        assert!(SimParams::parse("colour=0.1").unwrap_err().contains("unknown parameter"));
+        assert!(SimParams::parse("adopt").unwrap_err().contains("key=value"));
+    }
+
+    #[test]
+    fn certain_parameters_give_certain_behaviour() {
+        let right = SimBackend::new(SimParams { accuracy: 1.0, ..Default::default() }, "sim");
+        let wrong = SimBackend::new(SimParams { accuracy: 0.0, adopt: 0.0, ..Default::default() }, "sim");
+        let q = "((3 * 4) - 5) =";
+        assert_eq!(ask(&right, vec![Message::user(q)]), "So the answer is 7.");
+        let first = ask(&wrong, vec![Message::user(q)]);
+        assert_ne!(first, "So the answer is 7.");
+        let again = vec![Message::user(q), Message::assistant(first.clone()), Message::user("Feedback: no.")];
+        assert_eq!(ask(&wrong, again), first, "a model that never adopts repeats itself");
+        let p = "Is 7411 a prime number?";
+        assert!(ask(&right, vec![Message::user(p)]).starts_with("Yes"));
+        assert!(ask(&wrong, vec![Message::user(p)]).contains("7411 is divisible by"));
+        let words = "Sort the following words alphabetically: List: pear apple fig";
+        assert_eq!(ask(&right, vec![Message::user(words)]), "So the answer is apple fig pear.");
+    }
+
+    #[test]
+    fn draws_are_pure_functions_of_seed_and_request() {
+        let a = SimBackend::new(SimParams { seed: 1, ..Default::default() }, "sim");
+        let b = SimBackend::new(SimParams { seed: 1, ..Default::default() }, "sim");
+        let r = ChatRequest::new(vec![Message::user("Is 7411 a prime number?")]);
+        assert_eq!(a.draw(&r, "x"), b.draw(&r, "x"));
+        assert_ne!(a.draw(&r, "x"), a.draw(&r, "y"));
+    }
+}

@@ -1,0 +1,384 @@
+//! Experiments end to end: each protocol on the `sim:` simulator recovers its planted
+//! rates within the reported intervals; replay reproduces metrics exactly; forks reuse
+//! recorded steps and apply their change; a SIGKILLed `eval run` resumes without loss
+//! or duplicates. Fixture datasets are generated here; the shared datasets are used
+//! where present (and said to be absent otherwise).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use recheck::{
+    agents::AgentSet,
+    analysis::{self, Metric, Report},
+    eval::{self, Change, EvalSpec, ForkOptions, RunOptions},
+    llm::{self, ChatModel, ModelSpec},
+    tools::{is_prime, ToolRegistry},
+    trace::{StepPayload, TraceStore},
+};
+use serde_json::{json, Value};
+
+fn sim(params: &str) -> Arc<dyn ChatModel> {
+    let spec: ModelSpec = format!("sim:{params}").parse().unwrap();
+    let options = llm::BackendOptions {
+        base_url: None,
+        api_key: None,
+        retry: Default::default(),
+        max_concurrency: 1,
+        models_dir: PathBuf::from("/nonexistent"),
+    };
+    llm::open_model(&spec, &options).unwrap()
+}
+
+fn options(model: Arc<dyn ChatModel>) -> RunOptions {
+    RunOptions {
+        model,
+        feedback_model: None,
+        agents: Arc::new(AgentSet::builtin().unwrap()),
+        tools: ToolRegistry::standard(),
+        concurrency: 8,
+    }
+}
+
+fn spec(toml_text: &str) -> EvalSpec {
+    let spec: EvalSpec = toml::from_str(toml_text).unwrap();
+    spec.check().unwrap();
+    spec
+}
+
+/// Our own fixtures, in the shared datasets' formats.
+fn write_fixtures(dir: &Path, n: usize) {
+    let primes: Vec<u64> = (1009..).filter(|p| is_prime(u128::from(*p))).take(n).collect();
+    let items: Vec<Value> = primes
+        .iter()
+        .map(|p| json!({ "question": format!("Is {p} a prime number?"), "number": p, "answer": true }))
+        .collect();
+    std::fs::write(dir.join("primality.json"), serde_json::to_string(&items).unwrap()).unwrap();
+    let graphs: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "Current flight information (the following flights are one-way only):\nThere is a flight from city A{i} to city B\nThere is a flight from city C to city D\n\nQuestion: Is there a series of flights that goes from city A{i} to city D?"
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("graph.json"), serde_json::to_string(&graphs).unwrap()).unwrap();
+    let mut mult = String::new();
+    let mut bbm = String::new();
+    for i in 0..n as i64 {
+        let (a, b, c) = (10 + i, 3 + i % 7, 20 + 3 * i);
+        mult.push_str(&format!(
+            "{}\n",
+            json!({ "question": format!("What is {a} * {c}?"), "answer": (a * c).to_string() })
+        ));
+        let right = (a + b) * c;
+        let steps = [
+            format!("Let's calculate A = ({a} + {b}) = {}.", a + b),
+            format!("Then A * {c} = {}. So the answer is {}", right + 1, right + 1),
+        ];
+        bbm.push_str(&format!(
+            "{}\n",
+            json!({ "input": format!("(({a} + {b}) * {c}) ="), "steps": steps, "answer": (right + 1).to_string(), "target": right.to_string(), "mistake_index": 1 })
+        ));
+    }
+    std::fs::write(dir.join("multiplication.jsonl"), mult).unwrap();
+    std::fs::write(dir.join("arithmetic_bbm.jsonl"), bbm).unwrap();
+}
+
+fn metric<'a>(report: &'a Report, name: &str) -> &'a Metric {
+    report.metrics.get(name).unwrap_or_else(|| panic!("no metric {name} in {:?}", report.metrics.keys()))
+}
+
+/// The planted value lies inside the reported 95% interval.
+fn recovers(report: &Report, name: &str, planted: f64) {
+    let m = metric(report, name);
+    let (lo, hi) = (m.low.unwrap(), m.high.unwrap());
+    assert!(
+        lo <= planted && planted <= hi,
+        "{name}: planted {planted} outside [{lo:.3}, {hi:.3}] (value {:?})",
+        m.value
+    );
+}
+
+async fn run(store: &TraceStore, spec: &EvalSpec, root: &Path, model: &str) -> Report {
+    let outcome = eval::start(store, spec, root, None, &options(sim(model)), &()).await.unwrap();
+    assert_eq!((outcome.failed, outcome.ran), (0, outcome.items));
+    analysis::compute(store, outcome.run_id).unwrap()
+}
+
+fn friction_spec(dir: &Path, rounds: u32) -> EvalSpec {
+    spec(&format!(
+        "name = \"f\"\nprotocol = \"friction\"\nrounds = {rounds}\n[[datasets]]\nloader = \"jsonl\"\npath = \"{}\"\nanswer = \"number\"\n",
+        dir.join("multiplication.jsonl").display()
+    ))
+}
+
+#[tokio::test]
+async fn friction_on_the_simulator_recovers_planted_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 400);
+    let store = TraceStore::temporary().unwrap();
+    let report = run(&store, &friction_spec(dir.path(), 3), dir.path(), "accuracy=0.3,adopt=0.5,seed=11").await;
+    assert_eq!(report.n, 400);
+    recovers(&report, "accuracy_round_1", 0.3);
+    recovers(&report, "accuracy_round_2", 1.0 - 0.7 * 0.5);
+    recovers(&report, "accuracy_round_3", 1.0 - 0.7 * 0.25);
+    recovers(&report, "friction_rate", 0.25);
+    // A model that never drifts repeats its wrong answer: every persistent failure is one.
+    let persistent: usize = report.counts.values().sum();
+    assert_eq!(report.counts.get("persistent: repeats an earlier answer"), Some(&persistent));
+    let flips = report.flips["round 1 -> 2"];
+    assert_eq!(flips.right_right + flips.right_wrong, 0, "right answers get no feedback");
+    // With drift, wrong answers change instead of repeating.
+    let drift = run(&store, &friction_spec(dir.path(), 3), dir.path(), "accuracy=0.3,adopt=0.2,drift=1,seed=11").await;
+    let count = |k: &str| drift.counts.get(k).copied().unwrap_or(0);
+    // (A redrawn wrong answer can still equal an earlier one by chance.)
+    assert!(count("persistent: changes to another wrong answer") > 2 * count("persistent: repeats an earlier answer"));
+}
+
+#[tokio::test]
+async fn snowball_on_the_simulator_recovers_planted_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 300);
+    let store = TraceStore::temporary().unwrap();
+    let spec = spec(&format!(
+        "name = \"s\"\nprotocol = \"snowball\"\n[[datasets]]\nloader = \"snowball\"\npath = \"{}\"\nanswer = \"yes_no\"\n[[datasets]]\nloader = \"snowball\"\npath = \"{}\"\nanswer = \"yes_no\"\n",
+        dir.path().join("primality.json").display(),
+        dir.path().join("graph.json").display()
+    ));
+    let report = run(&store, &spec, dir.path(), "accuracy=0.4,recognize=0.7,seed=5").await;
+    assert_eq!(report.n, 600);
+    recovers(&report, "wrong_answer_rate", 0.6);
+    recovers(&report, "snowball_rate", 0.7);
+    // Every wrong answer of the simulator carries a false claim the tools catch.
+    assert_eq!(metric(&report, "false_claim_rate").value, Some(1.0));
+    recovers(&report, "wrong_answer_rate:primality", 0.6);
+    recovers(&report, "wrong_answer_rate:graph", 0.6);
+}
+
+#[tokio::test]
+async fn blindspot_on_the_simulator_recovers_planted_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 400);
+    let store = TraceStore::temporary().unwrap();
+    let spec = spec(&format!(
+        "name = \"b\"\nprotocol = \"blindspot\"\n[[datasets]]\nloader = \"bbm\"\npath = \"{}\"\nanswer = \"number\"\nrequire_mistake = true\n",
+        dir.path().join("arithmetic_bbm.jsonl").display()
+    ));
+    let report = run(&store, &spec, dir.path(), "own=0.2,user=0.8,wait=0.6,seed=3").await;
+    recovers(&report, "correction_rate_user", 0.8);
+    recovers(&report, "correction_rate_own", 0.2);
+    recovers(&report, "correction_rate_wait", 0.6);
+    recovers(&report, "blind_spot_rate", 1.0 - 0.2 / 0.8);
+    recovers(&report, "blind_spot_rate_wait", 1.0 - 0.6 / 0.8);
+}
+
+#[tokio::test]
+async fn shipped_specs_load_the_shared_datasets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/evals");
+    if !root.is_dir() {
+        eprintln!("SKIPPED: shared datasets not found at {}; only the generated fixtures were tested", root.display());
+        return;
+    }
+    let evals = Path::new(env!("CARGO_MANIFEST_DIR")).join("evals");
+    let store = TraceStore::temporary().unwrap();
+    for (file, items) in [("friction.toml", 400), ("snowball.toml", 1002), ("blindspot.toml", 339)] {
+        let spec = EvalSpec::load(&evals.join(file)).unwrap();
+        assert_eq!(spec.load_items(&root, None).unwrap().len(), items, "{file}");
+        let out = eval::start(&store, &spec, &root, Some(20), &options(sim("seed=1")), &()).await.unwrap();
+        assert_eq!(out.failed, 0, "{file}");
+        let report = analysis::compute(&store, out.run_id).unwrap();
+        assert_eq!(report.n, out.items, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn replay_reproduces_metrics_and_detects_a_changed_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 60);
+    let store = TraceStore::temporary().unwrap();
+    let mut spec = friction_spec(dir.path(), 4);
+    (spec.temperature_step, spec.reject_repeats) = (0.15, true);
+    let run =
+        eval::start(&store, &spec, dir.path(), None, &options(sim("accuracy=0.2,adopt=0.3,drift=0.5,seed=2")), &())
+            .await
+            .unwrap();
+    // The replay never calls a model: give it one that fails every call.
+    let dead = options(sim("seed=0"));
+    let dead = RunOptions { model: Arc::new(llm::ReplayModel::exact(dead.model.info(), vec![])), ..dead };
+    let outcome = eval::replay(&store, run.run_id, &dead).await.unwrap();
+    assert!(outcome.identical, "{:?}", outcome.differences);
+    assert_eq!(outcome.metrics, analysis::compute(&store, run.run_id).unwrap().metrics);
+    // A different solver prompt changes the requests: the replay must say so.
+    let prompts = tempfile::tempdir().unwrap();
+    std::fs::write(prompts.path().join("solver.j2"), "Answer this: {{ question }}").unwrap();
+    let changed = RunOptions { agents: Arc::new(AgentSet::load(None, Some(prompts.path())).unwrap()), ..dead };
+    let outcome = eval::replay(&store, run.run_id, &changed).await.unwrap();
+    assert!(!outcome.identical);
+}
+
+#[tokio::test]
+async fn fork_reuses_recorded_steps_and_applies_its_change() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 80);
+    let store = TraceStore::temporary().unwrap();
+    let parent = eval::start(
+        &store,
+        &friction_spec(dir.path(), 3),
+        dir.path(),
+        None,
+        &options(sim("accuracy=0.3,adopt=0,seed=4")),
+        &(),
+    )
+    .await
+    .unwrap();
+    let before = analysis::compute(&store, parent.run_id).unwrap();
+    let wrong_first =
+        before.n - (metric(&before, "accuracy_round_1").value.unwrap() * before.n as f64).round() as usize;
+    assert!(wrong_first > 20);
+    // Step 0 is the first answer, 1 its grade; fork at the feedback with a model that adopts it.
+    let fork = ForkOptions {
+        from_step: 2,
+        change: "feedback=Multiply the tens and the units separately.".parse::<Change>().unwrap(),
+        model: Some(sim("accuracy=0.3,adopt=1,seed=4")),
+    };
+    let forked = eval::fork(&store, parent.run_id, &fork, &options(sim("seed=4")), &()).await.unwrap();
+    let report = analysis::compute(&store, forked.run_id).unwrap();
+    assert_eq!(metric(&report, "accuracy_round_1").value, metric(&before, "accuracy_round_1").value);
+    assert_eq!(metric(&report, "accuracy_round_2").value, Some(1.0));
+    let cmp = report.comparison.as_ref().unwrap();
+    assert_eq!((cmp.parent, cmp.flips.wrong_right, cmp.flips.right_wrong), (parent.run_id, wrong_first, 0));
+    assert_eq!(store.run(forked.run_id).unwrap().unwrap().parent, Some(parent.run_id));
+    // Item by item: the first answer is the recorded one; the feedback is the fork's.
+    let (a, b) = (store.members(parent.run_id).unwrap(), store.members(forked.run_id).unwrap());
+    for ((_, p), (_, f)) in a.iter().zip(&b) {
+        let (ps, fs) = (store.steps(*p).unwrap(), store.steps(*f).unwrap());
+        assert_eq!(ps[0].payload, fs[0].payload);
+        if let Some(fb) =
+            fs.iter().find(|s| matches!(&s.payload, StepPayload::Event { name, .. } if name == "feedback"))
+        {
+            let StepPayload::Event { data, .. } = &fb.payload else { unreachable!() };
+            assert_eq!(data["replaced_by_fork"], true);
+        }
+    }
+}
+
+fn recheck(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recheck")).args(args).env("RECHECK_HOME", home).output().unwrap()
+}
+
+fn json_out(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn write_spec(dir: &Path) -> PathBuf {
+    let spec = dir.join("friction.toml");
+    std::fs::write(
+        &spec,
+        "name = \"kill\"\nprotocol = \"friction\"\nrounds = 3\n[[datasets]]\nloader = \"jsonl\"\npath = \"./multiplication.jsonl\"\nanswer = \"number\"\n",
+    )
+    .unwrap();
+    spec
+}
+
+#[test]
+fn killed_eval_run_resumes_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 60);
+    let spec = write_spec(dir.path());
+    let spec = spec.to_str().unwrap();
+    let model = "sim:accuracy=0.3,adopt=0.5,seed=9,latency_ms=15";
+    let home = support::temp_home();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["eval", "run", spec, "--model", model, "--concurrency", "2"])
+        .env("RECHECK_HOME", home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
+    let run_id = first.split_whitespace().nth(1).unwrap_or_else(|| panic!("no run id in {first:?}")).to_string();
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let listed = json_out(&recheck(home.path(), &["traces", "list", "--items", "--json"]));
+    let items: Vec<&Value> =
+        listed["runs"].as_array().unwrap().iter().filter(|r| r["run"]["kind"] == "eval-item").collect();
+    let done = items.iter().filter(|r| r["run"]["status"] == "completed").count();
+    assert!(done > 0 && done < 60, "the kill should land mid-run: {done} of 60 items done");
+    let resumed = json_out(&recheck(home.path(), &["eval", "resume", &run_id, "--json"]));
+    assert_eq!((resumed["skipped"].as_u64(), resumed["ran"].as_u64()), (Some(done as u64), Some(60 - done as u64)));
+    let report = json_out(&recheck(home.path(), &["eval", "report", &run_id, "--json"]));
+    assert_eq!((report["n"].as_u64(), report["unfinished"].as_u64()), (Some(60), Some(0)));
+    // The same experiment run without a kill gives the same item outcomes and metrics.
+    let clean_home = support::temp_home();
+    let clean = json_out(&recheck(clean_home.path(), &["eval", "run", spec, "--model", model, "--json"]));
+    let clean_report =
+        json_out(&recheck(clean_home.path(), &["eval", "report", clean["run_id"].as_str().unwrap(), "--json"]));
+    assert_eq!(report["metrics"], clean_report["metrics"]);
+    // No slot holds two completed item runs.
+    let store = TraceStore::open(home.path().join("traces")).unwrap();
+    let id = store.resolve(&run_id).unwrap();
+    let members = store.members(id).unwrap();
+    assert_eq!(members.len(), 60);
+    let mut slots: Vec<u32> = members.iter().map(|(s, _)| *s).collect();
+    slots.dedup();
+    assert_eq!(slots.len(), 60);
+}
+
+#[test]
+fn cli_report_json_html_replay_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 30);
+    let spec = write_spec(dir.path());
+    let home = support::temp_home();
+    let run =
+        json_out(&recheck(home.path(), &["eval", "run", spec.to_str().unwrap(), "--model", "sim:seed=1", "--json"]));
+    let id = run["run_id"].as_str().unwrap();
+    let html = dir.path().join("report.html");
+    let report = json_out(&recheck(home.path(), &["eval", "report", id, "--json", "--html", html.to_str().unwrap()]));
+    assert_eq!(
+        (report["run_id"].as_str(), report["protocol"].as_str(), report["n"].as_u64()),
+        (Some(id), Some("friction"), Some(30))
+    );
+    for name in ["accuracy_round_1", "accuracy_round_3", "friction_rate"] {
+        let m = &report["metrics"][name];
+        assert!(
+            m["value"].is_number() && m["low"].is_number() && m["high"].is_number() && m["n"].is_number(),
+            "{name}: {m}"
+        );
+    }
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains("<svg") && page.contains("friction_rate"));
+    let replayed = json_out(&recheck(home.path(), &["replay", id, "--json"]));
+    assert_eq!(replayed["identical"], true);
+    assert_eq!(replayed["metrics"], report["metrics"]);
+    let fork = recheck(home.path(), &["replay", id, "--from-step", "2"]);
+    assert_eq!(fork.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&fork.stderr).contains("--change"));
+    // Bad input: named, non-zero, nothing stored changes.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nprotocol = \"friction\"\nrounds = 0\n[[datasets]]\nloader = \"jsonl\"\npath = \"a\"\n",
+    )
+    .unwrap();
+    let out = recheck(home.path(), &["eval", "run", bad.to_str().unwrap(), "--model", "sim"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("bad.toml") && err.contains("rounds"), "{err}");
+    let out = recheck(home.path(), &["eval", "run", spec.to_str().unwrap(), "--model", "sim:adopt=7"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("probability"));
+    let out = recheck(home.path(), &["eval", "report", "not-a-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let list = json_out(&recheck(home.path(), &["traces", "list", "--json"]));
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1, "only the experiment, its item runs hidden");
+}
