@@ -51,7 +51,7 @@ fn rounds_plot(points: &[(String, &Metric)]) -> String {
 /// Horizontal bars of rates in [0, 1] with interval whiskers.
 fn rates_plot(rates: &[(&String, &Metric)]) -> String {
     // Room on the right for the "value (n=...)" label of a rate near 1.
-    let (w, left, row, right) = (680.0, 230.0, 26.0, 130.0);
+    let (w, left, row, right) = (740.0, 290.0, 26.0, 130.0);
     let h = row * rates.len() as f64 + 30.0;
     let x = |v: f64| left + (w - left - right) * v;
     let mut s = format!(r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="rates">"#);
@@ -169,7 +169,7 @@ pub fn render_html(report: &Report) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>recheck report {}</title><style>\
          body{{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
          .flips{{display:flex;gap:2em;flex-wrap:wrap}}caption{{font-weight:600;padding:4px}}</style></head>\
          <body>{body}</body></html>\n",
         report.run_id

@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 use clap::Args;
 
 use crate::{
-    agents::{AgentSet, Verdict},
+    agents::{AgentSet, ClaimKind, Verdict},
     corpus::{CorpusIndex, Retriever},
     home::Home,
     llm::{self, ModelSpec},
@@ -163,7 +163,12 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     if !checked.is_empty() {
         println!("\nClaims:");
         for c in checked {
-            println!("  {:<12} {}", format!("{:?}", c.verdict).to_lowercase(), c.text);
+            // A question the answer never settles has a claim with no text of its own.
+            let text = match (&c.kind, c.text.is_empty()) {
+                (Some(ClaimKind::NoVerdict { n }), true) => format!("(the answer never says whether {n} is prime)"),
+                _ => c.text.clone(),
+            };
+            println!("  {:<12} {text}", format!("{:?}", c.verdict).to_lowercase());
         }
     }
     for r in &outcome.rounds {
