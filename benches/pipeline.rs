@@ -6,6 +6,7 @@
 //! Run against a server (see `scripts/bench-peers.sh`, which starts
 //! `examples/fixed_reply_server.rs` in its own process):
 //! `cargo bench --bench pipeline -- --base-url http://127.0.0.1:PORT/v1 --n 200 --concurrency 1 --strategy single`
+//! `--durability periodic` flushes steps every 200 ms instead of before each next step.
 //! Prints one JSON object and appends it to `target/bench/pipeline.jsonl`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +19,7 @@ use recheck::{
     llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
     orchestrator::{self, AskOptions, LoopOptions, Strategy},
     tools::ToolRegistry,
-    trace::TraceStore,
+    trace::{Durability, TraceStore},
 };
 use serde_json::json;
 
@@ -45,7 +46,12 @@ async fn main() {
     };
     let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("fixed", options).unwrap());
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let store = TraceStore::open(dir.path()).unwrap();
+    // `--durability periodic` measures recheck without a flush per step.
+    let durability = match arg("--durability", "every-step").as_str() {
+        "periodic" => Durability::Periodic { ms: 200 },
+        _ => Durability::EveryStep,
+    };
+    let store = TraceStore::open_with(dir.path(), durability).unwrap();
     let ask = Arc::new(AskOptions {
         loop_options: LoopOptions { strategy, rounds, max_calls: 100, ..Default::default() },
         agents: Arc::new(AgentSet::builtin().unwrap()),
@@ -81,7 +87,7 @@ async fn main() {
     }
     let (wall_s, cpu) = (wall.elapsed().as_secs_f64(), common::cpu_ms() - cpu0);
     let report = json!({
-        "tool": "recheck", "strategy": strategy.name(), "rounds": rounds, "concurrency": concurrency, "questions": n,
+        "tool": "recheck", "strategy": strategy.name(), "durability": format!("{durability:?}"), "rounds": rounds, "concurrency": concurrency, "questions": n,
         "model_calls": calls, "errors": errors, "first_error": first_error,
         "wall_s": wall_s, "cpu_ms": cpu, "cpu_ms_per_call": cpu / calls.max(1) as f64,
         "cpu_ms_per_question": cpu / n as f64, "calls_per_s": calls as f64 / wall_s,

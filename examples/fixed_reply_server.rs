@@ -5,8 +5,8 @@
 //! `cargo run --release --example fixed_reply_server -- --port 0 --latency-ms 50`
 //! prints `listening on http://127.0.0.1:PORT/v1` and serves:
 //! - `POST .../chat/completions`: after the latency, a chat completion whose content is
-//!   the reply (default: DSPy's answer-field format around critic-shaped JSON, so both
-//!   DSPy's ChatAdapter and recheck's critic parse it on the first try);
+//!   the reply (default: DSPy's field format with critic-shaped JSON as the answer, so
+//!   DSPy's ChatAdapter and recheck's critic both parse it on the first try);
 //! - `GET /stats`: `{"requests": N}`, chat requests served so far.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,8 +23,11 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
+// DSPy's ChatAdapter reads `[[ ## field ## ]]` sections: `answer` for Predict, and
+// `discussion` and `advice` (a JSON object) for the feedback step inside Refine.
 const DEFAULT_REPLY: &str = "[[ ## answer ## ]]\n{\"verdict\": \"incorrect\", \"earliest_wrong_step\": 0, \
-\"problems\": [\"check the first step\"], \"confidence\": 0.5}\n\n[[ ## completed ## ]]";
+\"problems\": [\"check the first step\"], \"confidence\": 0.5}\n\n[[ ## discussion ## ]]\nThe first step is wrong.\n\n\
+[[ ## advice ## ]]\n{\"predict\": \"Check the first step.\"}\n\n[[ ## completed ## ]]";
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -50,15 +50,15 @@ start_server() {
   exit 1
 }
 
-run() { # latency tool strategy concurrency questions
-  local latency="$1" tool="$2" strategy="$3" conc="$4" q="$5" line
+run() { # latency tool strategy concurrency questions [durability]
+  local latency="$1" tool="$2" strategy="$3" conc="$4" q="$5" durability="${6:-every-step}" line
   if [ "$tool" = recheck ]; then
-    line=$(cargo bench --quiet --bench pipeline -- --base-url "$url" --n "$q" --concurrency "$conc" --strategy "$strategy" --rounds 3 2>/dev/null | tail -1)
+    line=$(cargo bench --quiet --bench pipeline -- --base-url "$url" --n "$q" --concurrency "$conc" --strategy "$strategy" --rounds 3 --durability "$durability" 2>/dev/null | tail -1)
   else
     line=$("$venv/bin/python" scripts/bench_dspy.py --base-url "$url" --n "$q" --concurrency "$conc" --mode "$strategy" 2>/dev/null | tail -1)
   fi
   echo "$line" | python3 -c "import json,sys; d=json.load(sys.stdin); d['latency_ms']=$latency; print(json.dumps(d))" >> "$results"
-  echo "bench-peers: latency $latency ms, $tool $strategy, concurrency $conc: $(tail -1 "$results" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d[\"cpu_ms_per_call\"]:.3f} CPU ms/call, {d[\"wall_s\"]:.2f} s")')" >&2
+  echo "bench-peers: latency $latency ms, $tool $strategy, concurrency $conc: $(tail -1 "$results" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f CPU ms/call, %.2f s" % (d["cpu_ms_per_call"], d["wall_s"]))')" >&2
 }
 
 for latency in 0 50; do
@@ -69,6 +69,9 @@ for latency in 0 50; do
     run "$latency" dspy predict "$conc" "$n"
     run "$latency" dspy refine "$conc" "$n"
   done
+  if [ "$latency" = 0 ]; then
+    run 0 recheck single 1 "$n" periodic
+  fi
   if [ "$latency" = 50 ]; then
     run 50 recheck single 1000 10000
   fi

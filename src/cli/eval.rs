@@ -45,7 +45,7 @@ pub struct ModelArgs {
     pub prompts_dir: Option<PathBuf>,
 
     /// Items in flight at once (the embedded model runs one call at a time anyway).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_name = "N")]
     pub concurrency: usize,
 
     /// Server options for `openai:` models.

@@ -13,4 +13,4 @@ pub use error::TraceError;
 pub use jsonl::{TraceLine, TransferCounts};
 pub use record::{GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::{RecordingModel, RunRecorder};
-pub use store::TraceStore;
+pub use store::{Durability, TraceStore};

@@ -31,6 +31,23 @@ pub struct TraceStore {
     members: sled::Tree,
     path: PathBuf,
     commit: Arc<GroupCommit>,
+    durability: Durability,
+}
+
+/// How eagerly the store's writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every step is on disk before its writer goes on (the default): a process killed
+    /// at any point keeps every completed step.
+    #[default]
+    EveryStep,
+    /// Steps are flushed by sled's background flusher every `ms` milliseconds; runs are
+    /// still flushed when they start and end. A crash can lose the steps of the last
+    /// `ms` milliseconds. For serving many requests, where each fsync's CPU counts.
+    Periodic {
+        /// Flush interval.
+        ms: u64,
+    },
 }
 
 /// Shared state of group commit (see [`TraceStore::flush`]).
@@ -67,10 +84,19 @@ impl std::fmt::Debug for TraceStore {
 }
 
 impl TraceStore {
-    /// Open (or create) the store in directory `path`.
+    /// Open (or create) the store in directory `path`, every step durable before the next.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TraceError> {
+        Self::open_with(path, Durability::EveryStep)
+    }
+
+    /// Open (or create) the store in directory `path` with the given durability.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, TraceError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new().path(&path).open().map_err(|e| {
+        let mut config = sled::Config::new().path(&path);
+        if let Durability::Periodic { ms } = durability {
+            config = config.flush_every_ms(Some(ms.max(1)));
+        }
+        let db = config.open().map_err(|e| {
             let detail = e.to_string();
             if detail.contains("could not acquire lock") {
                 TraceError::InUse { path: path.clone() }
@@ -78,7 +104,8 @@ impl TraceStore {
                 TraceError::Store { path: path.clone(), detail }
             }
         })?;
-        let store = Self::from_db(db, path)?;
+        let mut store = Self::from_db(db, path)?;
+        store.durability = durability;
         store.check_schema()?;
         store.recover_dead_runs()?;
         Ok(store)
@@ -101,7 +128,7 @@ impl TraceStore {
         let runs = db.open_tree("runs").map_err(err)?;
         let steps = db.open_tree("steps").map_err(err)?;
         let members = db.open_tree("members").map_err(err)?;
-        Ok(Self { db, runs, steps, members, path, commit: Arc::default() })
+        Ok(Self { db, runs, steps, members, path, commit: Arc::default(), durability: Durability::EveryStep })
     }
 
     /// The store's directory.
@@ -209,14 +236,12 @@ impl TraceStore {
         self.commit.lock().map(|s| s.flushes).unwrap_or(0)
     }
 
-    /// One flush on a blocking thread. Not sled's `flush_async`: in sled 0.34 concurrent
-    /// `flush_async` futures can miss their wake-up and hang (sled issues #1241, #1308).
+    /// One flush, on the calling thread. A flush takes a fraction of a millisecond, and
+    /// handing it to a blocking thread costs more CPU in wake-ups than the flush itself
+    /// (measured in `benches/pipeline.rs`). Not sled's `flush_async`: in sled 0.34
+    /// concurrent `flush_async` futures can miss their wake-up and hang (sled #1241, #1308).
     async fn flush_now(&self) -> Result<(), TraceError> {
-        let db = self.db.clone();
-        match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(result) => result.map(|_| ()).map_err(|e| self.sled_err(e)),
-            Err(e) => Err(TraceError::Store { path: self.path.clone(), detail: format!("flush task failed: {e}") }),
-        }
+        self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))
     }
 
     /// Start a run: stores it as `running` and flushes.
@@ -327,10 +352,13 @@ impl TraceStore {
         Ok(run)
     }
 
-    /// Append a step and flush it to disk before returning.
+    /// Append a step; with [`Durability::EveryStep`] it is on disk when this returns.
     pub async fn append_step(&self, step: &StepRecord) -> Result<(), TraceError> {
         self.put(&self.steps, &step_key(step.run_id, step.index), step)?;
-        self.flush().await
+        match self.durability {
+            Durability::EveryStep => self.flush().await,
+            Durability::Periodic { .. } => Ok(()),
+        }
     }
 
     /// Store records as they are (import); flushes once at the end.
