@@ -12,7 +12,6 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     sync::Arc,
-    time::Duration,
 };
 
 use recheck::{
@@ -304,10 +303,18 @@ fn killed_eval_run_resumes_without_loss_or_duplicates() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
+    stderr.read_line(&mut first).unwrap();
     let run_id = first.split_whitespace().nth(1).unwrap_or_else(|| panic!("no run id in {first:?}")).to_string();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Kill once progress lines ("N/60 items, ...") show some items done, however slow the machine.
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let done: usize = line.split('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        if done >= 6 {
+            break;
+        }
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let listed = json_out(&recheck(home.path(), &["traces", "list", "--items", "--json"]));

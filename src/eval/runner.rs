@@ -94,17 +94,7 @@ impl ModelSource {
         match self {
             ModelSource::Live { solver, feedback } => (solver.clone(), feedback.clone()),
             ModelSource::Recorded { calls, fork } => {
-                let (info, recorded) = calls.get(&index).cloned().unwrap_or_else(|| {
-                    (
-                        ModelInfo {
-                            spec: "none".into(),
-                            backend: "replay".into(),
-                            weights_sha256: None,
-                            base_url: None,
-                        },
-                        vec![],
-                    )
-                });
+                let (info, recorded) = calls.get(&index).cloned().unwrap_or_else(|| (no_model(), vec![]));
                 match fork {
                     None => {
                         let m: Arc<dyn ChatModel> = Arc::new(ReplayModel::exact(info, recorded));
@@ -119,6 +109,11 @@ impl ModelSource {
             }
         }
     }
+}
+
+/// The model of an item that recorded no model call.
+fn no_model() -> ModelInfo {
+    ModelInfo { spec: "none".into(), backend: "replay".into(), weights_sha256: None, base_url: None }
 }
 
 /// Start an experiment: load its items, store the group run, run every item.
@@ -237,12 +232,7 @@ pub(crate) fn recorded_calls(
                 calls.push(RecordedCall { step: step.index, request, result });
             }
         }
-        let info = info.unwrap_or(ModelInfo {
-            spec: "none".into(),
-            backend: "replay".into(),
-            weights_sha256: None,
-            base_url: None,
-        });
+        let info = info.unwrap_or_else(no_model);
         out.insert(slot, (info, calls));
     }
     Ok(out)
