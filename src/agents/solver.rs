@@ -15,6 +15,14 @@ fn params(agents: &AgentSet, temperature: Option<f32>, seed: Option<u64>) -> Sam
     }
 }
 
+/// The solver's prompt for `question` with `passages` as numbered context.
+pub fn question_prompt(agents: &AgentSet, question: &str, passages: &[Passage]) -> Result<String, AgentError> {
+    agents.render(
+        agents.solver.prompt.as_deref().unwrap_or("solver.j2"),
+        minijinja::context! { question => question, passages => passages },
+    )
+}
+
 /// A first answer.
 pub async fn draft(
     agents: &AgentSet,
@@ -23,10 +31,7 @@ pub async fn draft(
     passages: &[Passage],
     seed: Option<u64>,
 ) -> Result<Completion, AgentError> {
-    let prompt = agents.render(
-        agents.solver.prompt.as_deref().unwrap_or("solver.j2"),
-        minijinja::context! { question => question, passages => passages },
-    )?;
+    let prompt = question_prompt(agents, question, passages)?;
     let request = ChatRequest { messages: vec![Message::user(prompt)], params: params(agents, None, seed) };
     Ok(model.chat(&request).await?)
 }

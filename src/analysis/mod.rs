@@ -146,6 +146,14 @@ pub fn item_outcomes(store: &TraceStore, run_id: RunId) -> Result<BTreeMap<u32, 
 
 /// Compute the report of experiment `run_id` from its stored traces.
 pub fn compute(store: &TraceStore, run_id: RunId) -> Result<Report, AnalysisError> {
+    compute_with_outcomes(store, run_id).map(|(report, _)| report)
+}
+
+/// [`compute`], also returning the item outcomes it was computed from (by slot).
+pub fn compute_with_outcomes(
+    store: &TraceStore,
+    run_id: RunId,
+) -> Result<(Report, BTreeMap<u32, Value>), AnalysisError> {
     let bad = |detail: String| AnalysisError::NotAnEval { run: run_id, detail };
     let run = store.run(run_id)?.ok_or_else(|| bad("no such run".into()))?;
     if run.kind != EVAL_KIND {
@@ -187,7 +195,7 @@ pub fn compute(store: &TraceStore, run_id: RunId) -> Result<Report, AnalysisErro
         }
         report.comparison = Some(cmp);
     }
-    Ok(report)
+    Ok((report, outcomes))
 }
 
 fn headline(outcome: &Value) -> bool {

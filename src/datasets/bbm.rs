@@ -14,7 +14,7 @@ pub fn load_bbm(path: &Path) -> Result<Vec<Item>, DatasetError> {
     let text = read(path)?;
     let name = stem(path);
     let mut items = Vec::new();
-    for_each_line(path, &text, |_, v| {
+    for_each_line(path, &text, |v| {
         let field = |k: &str| v.get(k).and_then(Value::as_str).ok_or(format!("missing string field {k:?}"));
         let input = field("input")?;
         let target = field("target")?;

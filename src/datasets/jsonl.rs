@@ -12,7 +12,7 @@ pub fn load_jsonl(path: &Path) -> Result<Vec<Item>, DatasetError> {
     let text = read(path)?;
     let name = stem(path);
     let mut items = Vec::new();
-    for_each_line(path, &text, |_, v| {
+    for_each_line(path, &text, |v| {
         let question = v.get("question").and_then(Value::as_str).ok_or("missing string field \"question\"")?;
         let gold = match v.get("answer") {
             Some(Value::String(s)) => s.clone(),

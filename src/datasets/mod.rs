@@ -89,11 +89,12 @@ pub(crate) fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into())
 }
 
-/// Parse JSONL, calling `each` with the 1-based line number and value of every non-blank line.
+/// Parse JSONL, calling `each` with the value of every non-blank line; an error from
+/// either names the file and the 1-based line.
 pub(crate) fn for_each_line(
     path: &Path,
     text: &str,
-    mut each: impl FnMut(usize, serde_json::Value) -> Result<(), String>,
+    mut each: impl FnMut(serde_json::Value) -> Result<(), String>,
 ) -> Result<(), DatasetError> {
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -101,7 +102,7 @@ pub(crate) fn for_each_line(
         }
         let malformed = |detail: String| DatasetError::Malformed { path: path.to_path_buf(), line: i + 1, detail };
         let value = serde_json::from_str(line).map_err(|e| malformed(format!("not JSON: {e}")))?;
-        each(i + 1, value).map_err(malformed)?;
+        each(value).map_err(malformed)?;
     }
     Ok(())
 }

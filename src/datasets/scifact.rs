@@ -50,14 +50,10 @@ impl Claim {
 
 /// Read a claims file.
 pub fn load_claims(path: &Path) -> Result<Vec<Claim>, DatasetError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DatasetError::Io { path: path.to_path_buf(), source: e })?;
+    let text = super::read(path)?;
     let mut claims = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let raw: RawClaim = serde_json::from_str(line).map_err(|e| DatasetError::Malformed {
-            path: path.to_path_buf(),
-            line: n + 1,
-            detail: e.to_string(),
-        })?;
+    super::for_each_line(path, &text, |value| {
+        let raw: RawClaim = serde_json::from_value(value).map_err(|e| e.to_string())?;
         let rationales = raw
             .evidence
             .iter()
@@ -71,7 +67,8 @@ pub fn load_claims(path: &Path) -> Result<Vec<Claim>, DatasetError> {
             cited_docs: raw.cited_doc_ids.iter().map(u64::to_string).collect(),
             rationales,
         });
-    }
+        Ok(())
+    })?;
     Ok(claims)
 }
 

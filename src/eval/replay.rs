@@ -39,10 +39,9 @@ pub async fn replay(store: &TraceStore, run_id: RunId, opts: &RunOptions) -> Res
     let source = ModelSource::Recorded { calls: recorded_calls(store, run_id)?, fork: None };
     // Every reply is recorded, so a fork's change replays like any other step.
     run_pending(&scratch, &copy, &spec, &items, &source, change, opts, &()).await?;
-    let original = analysis::compute(store, run_id)?;
-    let replayed = analysis::compute(&scratch, copy.id)?;
+    let (original, a) = analysis::compute_with_outcomes(store, run_id)?;
+    let (replayed, b) = analysis::compute_with_outcomes(&scratch, copy.id)?;
     let mut differences = Vec::new();
-    let (a, b) = (analysis::item_outcomes(store, run_id)?, analysis::item_outcomes(&scratch, copy.id)?);
     for (slot, outcome) in &a {
         match b.get(slot) {
             Some(other) if other == outcome => {}

@@ -73,6 +73,9 @@ pub(crate) struct StoredItem {
     pub item: Item,
 }
 
+/// Each item slot's recorded chat calls, with the model that made them.
+type Recorded = HashMap<u32, (ModelInfo, Arc<Vec<RecordedCall>>)>;
+
 /// A fork's step and its live solver and feedback models.
 type LiveFrom = (u32, Arc<dyn ChatModel>, Arc<dyn ChatModel>);
 
@@ -84,7 +87,7 @@ pub(crate) enum ModelSource {
     },
     /// Recorded calls per item slot: exact replay, or a fork going live at a step.
     Recorded {
-        calls: HashMap<u32, (ModelInfo, Vec<RecordedCall>)>,
+        calls: Recorded,
         fork: Option<LiveFrom>,
     },
 }
@@ -94,7 +97,8 @@ impl ModelSource {
         match self {
             ModelSource::Live { solver, feedback } => (solver.clone(), feedback.clone()),
             ModelSource::Recorded { calls, fork } => {
-                let (info, recorded) = calls.get(&index).cloned().unwrap_or_else(|| (no_model(), vec![]));
+                // The record is shared, not copied, with the item's replay model.
+                let (info, recorded) = calls.get(&index).cloned().unwrap_or_else(|| (no_model(), Arc::default()));
                 match fork {
                     None => {
                         let m: Arc<dyn ChatModel> = Arc::new(ReplayModel::exact(info, recorded));
@@ -220,7 +224,7 @@ pub(crate) fn stored_change(run: &RunRecord) -> Result<Option<(u32, Change)>, Ev
 pub(crate) fn recorded_calls(
     store: &TraceStore,
     run_id: RunId,
-) -> Result<HashMap<u32, (ModelInfo, Vec<RecordedCall>)>, EvalError> {
+) -> Result<Recorded, EvalError> {
     let mut out = HashMap::new();
     for (slot, member) in store.members(run_id)? {
         let mut info = None;
@@ -233,7 +237,7 @@ pub(crate) fn recorded_calls(
             }
         }
         let info = info.unwrap_or_else(no_model);
-        out.insert(slot, (info, calls));
+        out.insert(slot, (info, Arc::new(calls)));
     }
     Ok(out)
 }

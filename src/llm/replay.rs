@@ -38,14 +38,19 @@ pub struct ReplayModel {
 
 impl ReplayModel {
     /// Exact replay of `calls`, reported as the recorded model `info`.
-    pub fn exact(info: ModelInfo, calls: Vec<RecordedCall>) -> Self {
-        Self { info, calls: Arc::new(calls), cursor: Arc::new(Mutex::new(Cursor { next: 0, live: false })), live: None }
+    pub fn exact(info: ModelInfo, calls: impl Into<Arc<Vec<RecordedCall>>>) -> Self {
+        Self { info, calls: calls.into(), cursor: Arc::new(Mutex::new(Cursor { next: 0, live: false })), live: None }
     }
 
     /// A fork: recorded calls at steps before `from_step`, then `live`.
-    pub fn fork(info: ModelInfo, calls: Vec<RecordedCall>, from_step: u32, live: Arc<dyn ChatModel>) -> Self {
+    pub fn fork(
+        info: ModelInfo,
+        calls: impl Into<Arc<Vec<RecordedCall>>>,
+        from_step: u32,
+        live: Arc<dyn ChatModel>,
+    ) -> Self {
         let cursor = Arc::new(Mutex::new(Cursor { next: 0, live: false }));
-        Self { info, calls: Arc::new(calls), cursor, live: Some((live, from_step)) }
+        Self { info, calls: calls.into(), cursor, live: Some((live, from_step)) }
     }
 
     /// Another handle on the same record and position, going live to `live` (a fork

@@ -217,7 +217,7 @@ impl TraceStore {
                 notified.await;
                 continue;
             };
-            let result = self.flush_now().await;
+            let result = self.flush_now();
             {
                 let mut s = commit.lock()?;
                 s.flushing = false;
@@ -240,7 +240,7 @@ impl TraceStore {
     /// handing it to a blocking thread costs more CPU in wake-ups than the flush itself
     /// (measured in `benches/pipeline.rs`). Not sled's `flush_async`: in sled 0.34
     /// concurrent `flush_async` futures can miss their wake-up and hang (sled #1241, #1308).
-    async fn flush_now(&self) -> Result<(), TraceError> {
+    fn flush_now(&self) -> Result<(), TraceError> {
         self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))
     }
 
@@ -298,7 +298,7 @@ impl TraceStore {
     /// Point the run's group slot at it, unless a newer run holds the slot.
     fn index_member(&self, run: &RunRecord) -> Result<(), TraceError> {
         let Some(slot) = run.group else { return Ok(()) };
-        let key = step_key(slot.run, slot.index);
+        let key = indexed_key(slot.run, slot.index);
         let newer = self
             .members
             .get(key)
@@ -332,11 +332,19 @@ impl TraceStore {
         output: Option<serde_json::Value>,
         error: Option<String>,
     ) -> Result<RunRecord, TraceError> {
+        self.update_run(id, |run| {
+            run.status = status;
+            run.ended_at = Some(Utc::now());
+            run.output = output;
+            run.error = error;
+        })
+        .await
+    }
+
+    /// Change a stored run record with `change`, write it back and flush.
+    async fn update_run(&self, id: RunId, change: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, TraceError> {
         let mut run = self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?;
-        run.status = status;
-        run.ended_at = Some(Utc::now());
-        run.output = output;
-        run.error = error;
+        change(&mut run);
         self.put(&self.runs, run.id.as_bytes(), &run)?;
         self.flush().await?;
         Ok(run)
@@ -344,17 +352,16 @@ impl TraceStore {
 
     /// Mark a finished or interrupted run as running again (resuming it).
     pub async fn reopen_run(&self, id: RunId) -> Result<RunRecord, TraceError> {
-        let mut run = self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?;
-        run.status = RunStatus::Running;
-        run.ended_at = None;
-        self.put(&self.runs, run.id.as_bytes(), &run)?;
-        self.flush().await?;
-        Ok(run)
+        self.update_run(id, |run| {
+            run.status = RunStatus::Running;
+            run.ended_at = None;
+        })
+        .await
     }
 
     /// Append a step; with [`Durability::EveryStep`] it is on disk when this returns.
     pub async fn append_step(&self, step: &StepRecord) -> Result<(), TraceError> {
-        self.put(&self.steps, &step_key(step.run_id, step.index), step)?;
+        self.put(&self.steps, &indexed_key(step.run_id, step.index), step)?;
         match self.durability {
             Durability::EveryStep => self.flush().await,
             Durability::Periodic { .. } => Ok(()),
@@ -364,7 +371,7 @@ impl TraceStore {
     /// Store records as they are (import); flushes once at the end.
     pub(crate) fn put_raw(&self, runs: &[RunRecord], steps: &[StepRecord]) -> Result<(), TraceError> {
         for step in steps {
-            self.put(&self.steps, &step_key(step.run_id, step.index), step)?;
+            self.put(&self.steps, &indexed_key(step.run_id, step.index), step)?;
         }
         // Runs last: a run is visible only once all its steps are in.
         for run in runs {
@@ -442,7 +449,8 @@ impl TraceStore {
     }
 }
 
-fn step_key(run: RunId, index: u32) -> [u8; 20] {
+/// A run id followed by a big-endian index: a step's key, or a group slot's key.
+fn indexed_key(run: RunId, index: u32) -> [u8; 20] {
     let mut key = [0u8; 20];
     key[..16].copy_from_slice(run.as_bytes());
     key[16..].copy_from_slice(&index.to_be_bytes());

@@ -31,13 +31,12 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
     let (t, seed) = (cx.spec.temperature, cx.spec.seed);
     let attempt =
         cx.agents.render("attempt.j2", minijinja::context! { question => &item.question, attempt => &prefix })?;
-    let user_text =
-        cx.solver.chat(&request(cx, vec![Message::user(attempt)], t, seed)).await?.text().trim().to_string();
+    let user_text = cx.solver.chat(&cx.request(vec![Message::user(attempt)], t, seed)).await?.text().trim().to_string();
     let question = Message::user(cx.question_prompt()?);
     let mut conditions = serde_json::Map::new();
     for (name, own_prefix) in [("own", prefix.clone()), ("own_wait", format!("{prefix}\nWait,"))] {
         let messages = vec![question.clone(), Message::assistant(own_prefix.clone())];
-        let cont = cx.solver.chat(&request(cx, messages, t, seed)).await?.text().to_string();
+        let cont = cx.solver.chat(&cx.request(messages, t, seed)).await?.text().to_string();
         conditions.insert(name.into(), grade(cx, &format!("{own_prefix}{cont}"), Some(cont)));
     }
     conditions.insert("user".into(), grade(cx, &user_text, None));
@@ -48,10 +47,6 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
     });
     cx.recorder.event("grader", "graded", out["conditions"].clone()).await?;
     Ok(out)
-}
-
-fn request(cx: &ItemContext<'_>, messages: Vec<Message>, temperature: f32, seed: u64) -> crate::llm::ChatRequest {
-    crate::llm::ChatRequest { messages, params: cx.params(temperature, seed) }
 }
 
 fn grade(cx: &ItemContext<'_>, text: &str, continuation: Option<String>) -> Value {

@@ -9,7 +9,7 @@ use std::{fmt, str::FromStr, sync::atomic::AtomicBool};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{AnswerKind, EvalError, EvalSpec};
+use super::{AnswerKind, EvalSpec};
 use crate::{
     agents::{AgentError, AgentSet},
     datasets::Item,
@@ -141,21 +141,22 @@ impl ItemContext<'_> {
         }
     }
 
-    fn params(&self, temperature: f32, seed: u64) -> SamplingParams {
-        SamplingParams { temperature, max_tokens: self.spec.max_tokens, seed: Some(seed), ..Default::default() }
+    /// A request with the spec's token limit.
+    fn request(&self, messages: Vec<Message>, temperature: f32, seed: u64) -> ChatRequest {
+        let params =
+            SamplingParams { temperature, max_tokens: self.spec.max_tokens, seed: Some(seed), ..Default::default() };
+        ChatRequest { messages, params }
     }
 
-    /// The solver prompt of the item's question.
+    /// The solver prompt of the item's question (no passages).
     fn question_prompt(&self) -> Result<String, AgentError> {
-        let template = self.agents.solver.prompt.as_deref().unwrap_or("solver.j2");
-        let passages: Vec<Value> = Vec::new();
-        self.agents.render(template, minijinja::context! { question => &self.item.question, passages => passages })
+        crate::agents::solver::question_prompt(self.agents, &self.item.question, &[])
     }
 
     /// A solver reply to `messages`, with a fork's injection or "Wait" applied.
     async fn solve(&self, messages: Vec<Message>, temperature: f32, seed: u64) -> Result<String, EvalStepError> {
-        let request = ChatRequest { messages: messages.clone(), params: self.params(temperature, seed) };
-        let mut text = self.solver.chat(&request).await?.text().trim().to_string();
+        let mut text =
+            self.solver.chat(&self.request(messages.clone(), temperature, seed)).await?.text().trim().to_string();
         if let Some(injected) = self.take_injection() {
             self.recorder.event("solver", "injected", json!({ "replaced": text, "answer": injected })).await?;
             text = injected;
@@ -164,8 +165,9 @@ impl ItemContext<'_> {
             let prefix = format!("{text}\nWait,");
             let mut cont = messages;
             cont.push(Message::assistant(prefix.clone()));
-            let request = ChatRequest { messages: cont, params: self.params(temperature, seed) };
-            text = format!("{prefix}{}", self.solver.chat(&request).await?.text()).trim().to_string();
+            text = format!("{prefix}{}", self.solver.chat(&self.request(cont, temperature, seed)).await?.text())
+                .trim()
+                .to_string();
         }
         Ok(text)
     }
@@ -182,17 +184,6 @@ pub(crate) enum EvalStepError {
     Trace(#[from] crate::trace::TraceError),
     #[error("{0}")]
     NotApplicable(String),
-}
-
-impl From<EvalStepError> for EvalError {
-    fn from(e: EvalStepError) -> Self {
-        match e {
-            EvalStepError::Llm(e) => EvalError::Llm(e),
-            EvalStepError::Agent(e) => EvalError::Agent(e),
-            EvalStepError::Trace(e) => EvalError::Trace(e),
-            EvalStepError::NotApplicable(detail) => EvalError::BadChange { change: String::new(), detail },
-        }
-    }
 }
 
 /// Run `cx.item` under `protocol`; returns the graded outcome stored as the item run's output.

@@ -8,7 +8,7 @@ use super::{EvalStepError, ItemContext};
 use crate::{
     agents::{check_answer, ClaimKind, Verdict},
     eval::{answers::extract, AnswerKind},
-    llm::{ChatRequest, Message},
+    llm::Message,
 };
 
 pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
@@ -32,7 +32,7 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
                 "claim_check.j2",
                 minijinja::context! { statement => &c.claim.text, context => context.map(str::trim) },
             )?;
-            let request = ChatRequest { messages: vec![Message::user(prompt)], params: cx.params(0.0, cx.spec.seed) };
+            let request = cx.request(vec![Message::user(prompt)], 0.0, cx.spec.seed);
             let reply = cx.solver.chat(&request).await?.text().trim().to_string();
             let judged = extract(AnswerKind::YesNo, "", &reply);
             let rejected = judged.as_deref() == Some("no");
