@@ -100,16 +100,16 @@ async fn main() {
     let params = |max_tokens| SamplingParams { max_tokens, ..Default::default() };
 
     // Warm up once (page in the weights).
-    model.chat(&ChatRequest { messages: messages.clone(), params: params(4) }).await.unwrap();
+    model.chat(&ChatRequest::new(messages.clone()).with_params(params(4))).await.unwrap();
 
     let (mut prompt_rates, mut gen_rates) = (Vec::new(), Vec::new());
     let (mut prompt_tokens, mut gen_tokens) = (0, 0);
     for _ in 0..RUNS {
         let t = Instant::now();
-        let one = model.chat(&ChatRequest { messages: messages.clone(), params: params(1) }).await.unwrap();
+        let one = model.chat(&ChatRequest::new(messages.clone()).with_params(params(1))).await.unwrap();
         let prefill_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let full = model.chat(&ChatRequest { messages: messages.clone(), params: params(100) }).await.unwrap();
+        let full = model.chat(&ChatRequest::new(messages.clone()).with_params(params(100))).await.unwrap();
         let full_s = t.elapsed().as_secs_f64();
         prompt_tokens = one.usage.prompt_tokens;
         gen_tokens = full.usage.completion_tokens;

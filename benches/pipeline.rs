@@ -43,6 +43,7 @@ async fn main() {
         api_key: Some("bench".into()),
         retry: RetryConfig { max_retries: 0, ..Default::default() },
         max_concurrency: concurrency,
+        prefill: false,
     };
     let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("fixed", options).unwrap());
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();

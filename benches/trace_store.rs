@@ -17,7 +17,7 @@ use recheck::{
     agents::AgentSet,
     analysis,
     eval::{self, EvalSpec, RunOptions},
-    llm::{self, ChatRequest, Choice, Completion, FinishReason, Message, ModelInfo, SamplingParams, Usage},
+    llm::{self, ChatRequest, Choice, Completion, FinishReason, Message, ModelInfo, Purpose, SamplingParams, Usage},
     tools::ToolRegistry,
     trace::{RunId, StepPayload, StepRecord, TraceStore, SCHEMA_VERSION},
 };
@@ -29,6 +29,7 @@ fn step(run: RunId, index: u32) -> StepRecord {
     let request = ChatRequest {
         messages: vec![Message::user(prompt)],
         params: SamplingParams { max_tokens: 256, seed: Some(7), ..Default::default() },
+        purpose: Purpose::Answer,
     };
     let response = Completion {
         model: "bench".into(),
@@ -42,7 +43,7 @@ fn step(run: RunId, index: u32) -> StepRecord {
         rendered_prompt: None,
         seed: Some(7),
     };
-    let model = ModelInfo { spec: "bench".into(), backend: "bench".into(), weights_sha256: None, base_url: None };
+    let model = ModelInfo::new("bench", "bench");
     StepRecord {
         schema: SCHEMA_VERSION,
         run_id: run,
@@ -105,15 +106,9 @@ async fn main() {
         data.display()
     ))
     .unwrap();
-    let sim = llm::open_model(
+    let sim = recheck::open_model(
         &"sim:accuracy=0.3,adopt=0.5,seed=1".parse().unwrap(),
-        &llm::BackendOptions {
-            base_url: None,
-            api_key: None,
-            retry: Default::default(),
-            max_concurrency: 1,
-            models_dir: dir.path().into(),
-        },
+        &llm::BackendOptions { models_dir: dir.path().into(), ..Default::default() },
     )
     .unwrap();
     let opts = RunOptions {

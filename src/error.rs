@@ -1,14 +1,20 @@
-//! The crate-wide error: each subsystem's error rolls up into it.
+//! The crate-wide error: every subsystem's error rolls up into it, and every entry
+//! point of the library returns it.
 
 use crate::{
     agents::AgentError,
+    analysis::AnalysisError,
     corpus::CorpusError,
+    datasets::DatasetError,
+    eval::EvalError,
     home::HomeError,
     llm::LlmError,
+    tools::ToolError,
     trace::{RunId, TraceError},
 };
 
-/// Any error recheck's library returns.
+/// Any error recheck's library returns. Each variant wraps the error of the
+/// subsystem that failed; match on it, or print it with `{:#}`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// From the model layer.
@@ -31,6 +37,18 @@ pub enum Error {
     /// From the corpus.
     #[error(transparent)]
     Corpus(#[from] CorpusError),
+    /// From an exact tool.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// From a dataset loader.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// From an experiment (its spec, its stored record, a fork's change).
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// From analysis of stored runs.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
     /// From the home directory.
     #[error(transparent)]
     Home(#[from] HomeError),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// Why the home directory cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("home directory {path}: {detail} (set --home or RECHECK_HOME to a writable directory)")]
+#[error("home directory {path}: {detail}")]
 pub struct HomeError {
     /// The directory.
     pub path: PathBuf,

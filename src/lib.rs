@@ -4,54 +4,184 @@
 //! loops, ties claims to the sources that support them, records every step in a
 //! trace store, and replays stored traces to measure how models fail.
 //!
-//! The core pieces:
-//! - [`llm::ChatModel`]: one trait over every backend (`openai:MODEL` for any
-//!   OpenAI-compatible server, `local` for the embedded model).
-//! - [`trace::TraceStore`]: runs and their steps in sled; every model call goes
-//!   through a [`trace::RecordingModel`], so the store holds enough to replay a run.
-//! - [`agents`]: solver, critic (JSON validated against its schema), tool-checker and
-//!   citation-attributor, configured in `agents/*.toml` with prompts in `prompts/`.
-//! - [`tools`]: exact checkers (arithmetic, primality, graph reachability, dates, search).
+//! ## The pieces, from the bottom up
+//! - [`trace`]: the sled [`TraceStore`] of runs and steps, the typed records (chat
+//!   requests and replies, tool calls, events, experiment outcomes) and JSONL export.
 //! - [`corpus`]: passages with exact offsets in a tantivy index, behind [`corpus::Retriever`].
-//! - [`orchestrator`] runs the strategies (single, self-refine, critic, ioe, wait, backtrack)
-//!   that drive the agents and record runs.
-//! - [`eval`] runs the experiments (feedback friction, snowballing, the self-correction
-//!   blind spot), resumes, replays and forks them; [`analysis`] computes their metrics
-//!   from the stored traces only.
+//! - [`tools`]: exact checkers (arithmetic, primality, graph reachability, dates, search)
+//!   behind the [`Tool`] trait, with typed outputs.
+//! - [`analysis`]: metrics with intervals, computed from stored outcomes only.
+//! - [`llm`]: the [`ChatModel`] trait and its backends (`openai:MODEL` for any
+//!   OpenAI-compatible server; `local`, the embedded model, with the `local` feature),
+//!   the recording wrapper and the run [`llm::Budget`] it enforces.
+//! - [`agents`]: solver, critic (JSON validated against its schema), tool-checker,
+//!   citation-attributor and feedback writer, configured in `agents/*.toml` with
+//!   prompts in `prompts/`.
+//! - [`orchestrator`]: [`ask`] runs a strategy (single, self-refine, critic, ioe, wait,
+//!   backtrack) over the agents and returns an [`AskOutcome`].
+//! - [`eval`]: experiments (feedback friction, snowballing, the self-correction blind
+//!   spot), resume, exact replay and forks, and the `sim:` simulator.
 //!
-//! ```no_run
-//! # async fn demo() -> recheck::Result<()> {
+//! Each module depends only on those listed before it (`datasets` and `home` sit at
+//! the bottom beside `trace`). Every entry point returns [`Error`], whose variants
+//! wrap each module's own error.
+//!
+//! ## Cargo features
+//! - `local` (default): the embedded llama.cpp model. Without it the library builds
+//!   with no C++ toolchain, cmake or libclang; `local` specs then fail to open.
+//! - `cli` (default): the `recheck` binary (clap, indicatif, progress output).
+//!
+//! ## Wrap a model in a critic loop
+//! Any [`ChatModel`] works; here a stand-in that always claims 7411 is divisible by 3.
+//! The exact tools refute the claim, so the answer is not verified, and the whole run
+//! (every call, tool call and critique) is in the store.
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> recheck::Result<()> {
 //! use std::sync::Arc;
-//! use recheck::{agents::AgentSet, llm, orchestrator::{self, AskOptions, LoopOptions, Strategy}};
-//! use recheck::{tools::ToolRegistry, trace::TraceStore};
+//! use recheck::{ask, AskOptions, Strategy, TraceStore, Verification};
+//! # use recheck::llm::{Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, ModelInfo, Usage};
+//! # struct Stubborn;
+//! # #[async_trait::async_trait]
+//! # impl ChatModel for Stubborn {
+//! #     fn info(&self) -> ModelInfo { ModelInfo::new("stubborn", "example") }
+//! #     fn capabilities(&self) -> Capabilities { Capabilities::default() }
+//! #     async fn chat(&self, _: &ChatRequest) -> Result<Completion, LlmError> {
+//! #         let text = "No. 7411 is divisible by 3.".to_string();
+//! #         Ok(Completion { model: "stubborn".into(), choices: vec![Choice { text, finish_reason: FinishReason::Stop, logprobs: None }],
+//! #             usage: Usage::default(), latency_ms: 0, rendered_prompt: None, seed: None })
+//! #     }
+//! # }
 //!
-//! let store = TraceStore::open("/tmp/recheck-traces")?;
-//! let model = llm::OpenAiBackend::new("gpt-4o-mini", llm::OpenAiOptions::new("http://127.0.0.1:8000/v1"))?;
-//! let options = AskOptions {
-//!     loop_options: LoopOptions { strategy: Strategy::Critic, rounds: 2, ..Default::default() },
-//!     agents: Arc::new(AgentSet::builtin()?),
-//!     tools: ToolRegistry::standard(),
-//!     retriever: None,
-//!     context_passages: 0,
-//!     critic_model: None,
-//! };
-//! let outcome = orchestrator::ask(&store, Arc::new(model), "Is 7411 a prime number?", &options).await?;
-//! println!("{} (verified: {:?}, run {})", outcome.answer, outcome.verified, outcome.trace_id);
+//! let store = TraceStore::temporary()?;
+//! let options = AskOptions::builtin()?.strategy(Strategy::Critic).rounds(2);
+//! let outcome = ask(&store, Arc::new(Stubborn), "Is 7411 a prime number?", &options).await?;
+//! assert_eq!(outcome.verified, Verification::Refuted);
+//! assert!(store.steps(outcome.trace_id)?.len() > 3);
+//! # Ok(()) }
+//! ```
+//! With a real backend, the model is one line: `recheck::open_model(&"local".parse()?,
+//! &options)?` for the embedded model, or [`llm::OpenAiBackend::new`] for a server.
+//!
+//! ## Implement `ChatModel` for your own model
+//! ```
+//! use async_trait::async_trait;
+//! use recheck::llm::{Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, ModelInfo, Usage};
+//!
+//! /// Answers every question with the same sentence.
+//! struct Constant(String);
+//!
+//! #[async_trait]
+//! impl ChatModel for Constant {
+//!     fn info(&self) -> ModelInfo {
+//!         ModelInfo::new("constant", "example")
+//!     }
+//!     fn capabilities(&self) -> Capabilities {
+//!         // No log-probabilities, no scoring, no prefilled turns: agents emulate a
+//!         // prefilled turn and record that they did.
+//!         Capabilities::default()
+//!     }
+//!     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+//!         let prompt_tokens = request.messages.iter().map(|m| m.content.split_whitespace().count() as u32).sum();
+//!         Ok(Completion {
+//!             model: "constant".into(),
+//!             choices: vec![Choice { text: self.0.clone(), finish_reason: FinishReason::Stop, logprobs: None }],
+//!             usage: Usage { prompt_tokens, completion_tokens: 1 },
+//!             latency_ms: 0,
+//!             rendered_prompt: None,
+//!             seed: request.params.seed,
+//!         })
+//!     }
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let reply = Constant("Yes.".into()).chat(&ChatRequest::new(vec![recheck::llm::Message::user("Hi?")])).await.unwrap();
+//! assert_eq!(reply.text(), "Yes.");
+//! # }
+//! ```
+//!
+//! ## Add your own `Tool`
+//! A tool takes JSON arguments and returns JSON; register it by name and the registry
+//! (and anything holding it) can call it.
+//! ```
+//! use std::sync::Arc;
+//! use recheck::tools::{Tool, ToolError, ToolRegistry};
+//! use serde_json::{json, Value};
+//!
+//! /// Whether a year is a leap year in the Gregorian calendar.
+//! struct LeapYear;
+//!
+//! impl Tool for LeapYear {
+//!     fn name(&self) -> &str { "leap_year" }
+//!     fn description(&self) -> &str { "Whether `year` is a Gregorian leap year." }
+//!     fn input_schema(&self) -> Value {
+//!         json!({"type": "object", "required": ["year"], "properties": {"year": {"type": "integer"}}})
+//!     }
+//!     fn call(&self, input: &Value) -> Result<Value, ToolError> {
+//!         let year = input["year"].as_i64().ok_or_else(|| ToolError::BadInput {
+//!             tool: "leap_year".into(),
+//!             detail: "`year` must be an integer".into(),
+//!         })?;
+//!         Ok(json!({ "leap": (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 }))
+//!     }
+//! }
+//!
+//! let mut tools = ToolRegistry::standard();
+//! tools.register(Arc::new(LeapYear));
+//! assert_eq!(tools.call("leap_year", &json!({"year": 1900})).unwrap()["leap"], false);
+//! assert!(tools.call("leap_year", &json!({"year": "soon"})).is_err());
+//! ```
+//!
+//! ## Read a stored run
+//! Runs and their steps are typed records; an experiment's item outcomes are typed too.
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> recheck::Result<()> {
+//! use recheck::trace::{run_kind, StepPayload, TraceStore};
+//!
+//! let store = TraceStore::temporary()?;
+//! let run = store.create_run(run_kind::ASK, serde_json::json!({"question": "2 + 2?"}), serde_json::json!({}), None).await?;
+//! let recorder = recheck::trace::RunRecorder::new(store.clone(), run.id, 0);
+//! recorder.event("solver", "draft", serde_json::json!({"answer": "4"})).await?;
+//!
+//! for record in store.list_runs()? {
+//!     println!("{} {} {}", record.id, record.kind, record.status);
+//!     for step in store.steps(record.id)? {
+//!         match step.payload {
+//!             StepPayload::ModelCall { request, response, .. } => {
+//!                 println!("  {} asked {:?}, got {:?}", step.agent, request.purpose, response.map(|r| r.text().to_string()))
+//!             }
+//!             StepPayload::ToolCall { tool, output, .. } => println!("  {tool} -> {output:?}"),
+//!             StepPayload::Event { name, data } => println!("  {} {name}: {data}", step.agent),
+//!             StepPayload::Scoring { continuation, .. } => println!("  scored {continuation:?}"),
+//!         }
+//!     }
+//! }
+//! # assert_eq!(store.steps(run.id)?.len(), 1);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
-pub mod agents;
-pub mod analysis;
-pub mod cli;
-pub mod corpus;
-pub mod datasets;
-mod error;
-pub mod eval;
-pub mod home;
-pub mod llm;
-pub mod orchestrator;
-pub mod tools;
 pub mod trace;
 
+pub mod corpus;
+pub mod datasets;
+pub mod home;
+pub mod tools;
+
+pub mod analysis;
+pub mod llm;
+
+pub mod agents;
+
+pub mod eval;
+pub mod orchestrator;
+
+mod error;
+
 pub use error::{Error, Result};
+pub use eval::open_model;
+pub use llm::ChatModel;
+pub use orchestrator::{ask, AskOptions, AskOutcome, Strategy, Verification};
+pub use tools::Tool;
+pub use trace::TraceStore;

@@ -1,7 +1,11 @@
-//! The `recheck` binary: a thin layer over the library's CLI module.
+//! The `recheck` binary: parses the command line (`cli`, this binary's own module,
+//! not part of the library), calls the library, prints results and maps errors to
+//! exit codes: 0 success, 1 a run or command failed, 2 bad usage.
+
+mod cli;
 
 use clap::Parser;
-use recheck::cli::{self, Cli};
+use cli::Cli;
 
 #[tokio::main]
 async fn main() {
@@ -22,7 +26,11 @@ async fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     if let Err(err) = cli::run(cli).await {
+        let (hint, code) = cli::diagnose(&err);
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        if let Some(hint) = hint {
+            eprintln!("hint: {hint}");
+        }
+        std::process::exit(code);
     }
 }

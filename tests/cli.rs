@@ -95,10 +95,10 @@ fn ask_json_then_list_show_export_import() {
 }
 
 #[test]
-fn unknown_model_spec_is_a_clear_error() {
+fn unknown_model_spec_is_a_usage_error() {
     let home = support::temp_home();
     let out = recheck(home.path(), &["ask", "hi", "--model", "gpt4"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown model spec \"gpt4\""), "{}", stderr(&out));
 }
 
@@ -107,7 +107,8 @@ fn openai_model_without_server_says_what_to_set() {
     let home = support::temp_home();
     let out = recheck(home.path(), &["ask", "hi", "--model", "openai:gpt-4o-mini"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--base-url"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("needs the base URL") && err.contains("hint:") && err.contains("--base-url"), "{err}");
 }
 
 #[test]

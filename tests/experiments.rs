@@ -26,14 +26,8 @@ use serde_json::{json, Value};
 
 fn sim(params: &str) -> Arc<dyn ChatModel> {
     let spec: ModelSpec = format!("sim:{params}").parse().unwrap();
-    let options = llm::BackendOptions {
-        base_url: None,
-        api_key: None,
-        retry: Default::default(),
-        max_concurrency: 1,
-        models_dir: PathBuf::from("/nonexistent"),
-    };
-    llm::open_model(&spec, &options).unwrap()
+    let options = llm::BackendOptions { models_dir: PathBuf::from("/nonexistent"), ..Default::default() };
+    recheck::open_model(&spec, &options).unwrap()
 }
 
 fn options(model: Arc<dyn ChatModel>) -> RunOptions {
@@ -47,9 +41,7 @@ fn options(model: Arc<dyn ChatModel>) -> RunOptions {
 }
 
 fn spec(toml_text: &str) -> EvalSpec {
-    let spec: EvalSpec = toml::from_str(toml_text).unwrap();
-    spec.check().unwrap();
-    spec
+    EvalSpec::parse(toml_text).unwrap()
 }
 
 /// Our own fixtures, in the shared datasets' formats.
@@ -370,7 +362,7 @@ fn cli_report_json_html_replay_and_errors() {
     assert_eq!(replayed["identical"], true);
     assert_eq!(replayed["metrics"], report["metrics"]);
     let fork = recheck(home.path(), &["replay", id, "--from-step", "2"]);
-    assert_eq!(fork.status.code(), Some(1));
+    assert_eq!(fork.status.code(), Some(2), "a fork that changes nothing is bad usage");
     assert!(String::from_utf8_lossy(&fork.stderr).contains("--change"));
     // Bad input: named, non-zero, nothing stored changes.
     let bad = dir.path().join("bad.toml");

@@ -88,7 +88,7 @@ fn bad_model_path_from_the_cli_exits_nonzero() {
 #[tokio::test]
 async fn greedy_decoding_is_deterministic() {
     let m = model();
-    let req = ChatRequest { messages: vec![Message::user("Name three colors.")], params: greedy(40) };
+    let req = ChatRequest::new(vec![Message::user("Name three colors.")]).with_params(greedy(40));
     let a = m.chat(&req).await.unwrap();
     let b = m.chat(&req).await.unwrap();
     assert!(!a.text().trim().is_empty());
@@ -113,6 +113,7 @@ async fn seeded_sampling_is_reproducible() {
             seed: Some(seed),
             ..Default::default()
         },
+        ..Default::default()
     };
     let a = m.chat(&sample(11)).await.unwrap();
     let b = m.chat(&sample(11)).await.unwrap();
@@ -134,7 +135,7 @@ async fn seeded_sampling_is_reproducible() {
 #[tokio::test]
 async fn stop_strings_and_length_limits_hold() {
     let m = model();
-    let mut req = ChatRequest { messages: vec![Message::user("List five fruits, one per line.")], params: greedy(60) };
+    let mut req = ChatRequest::new(vec![Message::user("List five fruits, one per line.")]).with_params(greedy(60));
     req.params.stop = vec!["\n".into()];
     let got = m.chat(&req).await.unwrap();
     assert!(!got.text().contains('\n'), "{:?}", got.text());
@@ -152,6 +153,7 @@ async fn prefilled_turn_is_continued() {
     let req = ChatRequest {
         messages: vec![Message::user("Compute 12 * 3 + 4 step by step."), Message::assistant(prefix)],
         params: greedy(30),
+        ..Default::default()
     };
     let got = m.chat(&req).await.unwrap();
     let prompt = got.rendered_prompt.as_deref().unwrap();
@@ -159,7 +161,7 @@ async fn prefilled_turn_is_continued() {
     assert!(!prompt.ends_with("<|im_end|>\n"));
     assert!(!got.text().is_empty());
     // Continuing differs from answering afresh.
-    let fresh = m.chat(&ChatRequest { messages: req.messages[..1].to_vec(), params: greedy(30) }).await.unwrap();
+    let fresh = m.chat(&ChatRequest::new(req.messages[..1].to_vec()).with_params(greedy(30))).await.unwrap();
     assert_ne!(fresh.rendered_prompt, got.rendered_prompt);
 }
 
@@ -169,7 +171,7 @@ async fn scoring_matches_generation_logprobs() {
     let messages = vec![Message::user("What is the capital of France? Answer in one word.")];
     let mut params = greedy(8);
     params.logprobs = true;
-    let got = m.chat(&ChatRequest { messages: messages.clone(), params }).await.unwrap();
+    let got = m.chat(&ChatRequest::new(messages.clone()).with_params(params)).await.unwrap();
     let generated = got.choices[0].logprobs.clone().unwrap();
     assert!(!generated.is_empty());
     assert!(generated.iter().all(|t| t.logprob <= 0.0));
@@ -251,7 +253,7 @@ fn contextcite_citations_record_every_scoring_call() {
     std::fs::create_dir_all(&agents).unwrap();
     std::fs::write(
         agents.join("attributor.toml"),
-        "role = \"attributor\"\ncandidates = 3\nscorer = \"contextcite\"\nablations = 6\nmin_weight = 0.5\n",
+        "candidates = 3\nscorer = \"contextcite\"\nablations = 6\nmin_weight = 0.5\n",
     )
     .unwrap();
     let spec = format!("local:{}", model_path().display());

@@ -99,6 +99,7 @@ async fn sends_parameters_and_prefill_switches() {
             n: 1,
             logprobs: true,
         },
+        ..Default::default()
     };
     let got = backend(&server.url, 0, 2000).chat(&request).await.unwrap();
     assert_eq!(got.seed, Some(42));

@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use recheck::{
     agents::{AgentSet, Verdict},
-    llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
-    orchestrator::{ask, AskOptions, AskOutcome, LoopOptions, Strategy, Verification},
+    llm::{BudgetLimit, ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
+    orchestrator::{ask, AskOptions, AskOutcome, LoopOptions, StopReason, Strategy, Verification},
     tools::ToolRegistry,
     trace::{StepPayload, StepRecord, TraceStore},
 };
@@ -29,9 +29,20 @@ async fn run(
     strategy: Strategy,
     tweak: impl FnOnce(&mut LoopOptions),
 ) -> (AskOutcome, Vec<StepRecord>, MockServer) {
+    run_on(script, strategy, false, tweak).await
+}
+
+/// [`run`] on a server that continues prefilled assistant turns (`prefill`) or not.
+async fn run_on(
+    script: Vec<Reply>,
+    strategy: Strategy,
+    prefill: bool,
+    tweak: impl FnOnce(&mut LoopOptions),
+) -> (AskOutcome, Vec<StepRecord>, MockServer) {
     let server = MockServer::start(script);
     let mut options = OpenAiOptions::new(&server.url);
     options.retry = RetryConfig { max_retries: 0, timeout: Duration::from_secs(5), ..Default::default() };
+    options.prefill = prefill;
     let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("scripted", options).unwrap());
     let store = TraceStore::temporary().unwrap();
     let mut loop_options = LoopOptions { strategy, rounds: 3, ..Default::default() };
@@ -91,7 +102,8 @@ async fn self_refine_critiques_and_revises_without_tools() {
     assert_eq!(out.rounds.len(), 2);
     assert!(out.rounds[0].tool_calls.is_empty(), "self-refine uses no tools");
     assert_eq!(out.rounds[0].revision.as_deref(), Some("Yes, 7411 is a prime number."));
-    assert_eq!(out.stopped_by, "review found nothing to fix");
+    assert_eq!(out.stopped_by, StopReason::ReviewPassed);
+    assert_eq!(serde_json::to_value(&out).unwrap()["stopped_by"], "review found nothing to fix");
     assert_eq!(out.verified, Verification::Verified);
     let revise_prompt = server.requests.lock().unwrap()[2]["messages"][0]["content"].as_str().unwrap().to_string();
     assert!(revise_prompt.contains("7411 is not divisible by 7"), "{revise_prompt}");
@@ -149,7 +161,7 @@ async fn critic_that_never_validates_leaves_the_answer_unchecked() {
     assert_eq!(events(&steps, "critique_failed").len(), 1);
     assert!(out.rounds[0].critique_failed);
     assert_eq!(out.answer, "Yes, 7411 is prime.");
-    assert!(out.stopped_by.contains("unchecked"));
+    assert_eq!(out.stopped_by, StopReason::CritiqueFailed);
 }
 
 #[tokio::test]
@@ -163,10 +175,27 @@ async fn ioe_tells_the_critic_to_keep_confident_answers() {
 #[tokio::test]
 async fn wait_continues_the_models_own_answer() {
     let script = vec![Reply::chat("7411 is divisible by 7."), Reply::chat(" that is wrong: 7411 is prime.")];
-    let (out, steps, server) = run(script, Strategy::Wait, |o| o.rounds = 1).await;
+    let (out, steps, server) = run_on(script, Strategy::Wait, true, |o| o.rounds = 1).await;
     assert_eq!(calls(&steps), vec!["solver", "solver"]);
     let sent = server.requests.lock().unwrap()[1]["messages"].clone();
     assert_eq!(sent[1], json!({"role": "assistant", "content": "7411 is divisible by 7.\nWait,"}));
+    assert_eq!(out.answer, "7411 is divisible by 7.\nWait, that is wrong: 7411 is prime.");
+    assert!(events(&steps, "prefill_emulated").is_empty());
+}
+
+#[tokio::test]
+async fn without_prefill_the_continuation_is_asked_for_and_recorded_as_emulated() {
+    let script = vec![Reply::chat("7411 is divisible by 7."), Reply::chat(" that is wrong: 7411 is prime.")];
+    let (out, steps, server) = run_on(script, Strategy::Wait, false, |o| o.rounds = 1).await;
+    let sent = server.requests.lock().unwrap()[1]["messages"].clone();
+    let last = &sent[sent.as_array().unwrap().len() - 1];
+    assert_eq!(last["role"], "user", "no trailing assistant turn is sent to a server that would answer it afresh");
+    let content = last["content"].as_str().unwrap();
+    assert!(content.contains("Continue") && content.contains("7411 is divisible by 7.\nWait,"), "{content}");
+    assert!(server.requests.lock().unwrap()[1].get("continue_final_message").is_none());
+    let emulated = events(&steps, "prefill_emulated");
+    assert_eq!(emulated.len(), 1);
+    assert_eq!(emulated[0]["prefix"], "7411 is divisible by 7.\nWait,");
     assert_eq!(out.answer, "7411 is divisible by 7.\nWait, that is wrong: 7411 is prime.");
 }
 
@@ -178,7 +207,7 @@ async fn backtrack_regenerates_from_the_earliest_wrong_step() {
         Reply::chat("7411 has no divisor up to 86. So 7411 is prime."),
         critique("correct", -1, &[]),
     ];
-    let (out, _, server) = run(script, Strategy::Backtrack, |_| ()).await;
+    let (out, _, server) = run_on(script, Strategy::Backtrack, true, |_| ()).await;
     let requests = server.requests.lock().unwrap();
     assert_eq!(requests[2]["messages"][1], json!({"role": "assistant", "content": "7411 is odd. "}));
     assert!(requests[2]["temperature"].as_f64().unwrap() >= 0.7, "regenerated by sampling");
@@ -194,7 +223,7 @@ async fn budget_and_temperature_schedule() {
         o.temperature_cap = 0.2;
     })
     .await;
-    assert_eq!(out.stopped_by, "call budget");
+    assert_eq!(out.stopped_by, StopReason::Budget(BudgetLimit::Calls));
     assert_eq!(out.model_calls, 3);
     let temps: Vec<f64> = server.requests.lock().unwrap().iter().map(|r| r["temperature"].as_f64().unwrap()).collect();
     assert_eq!(temps.len(), 3);
@@ -222,16 +251,29 @@ async fn a_failing_round_returns_the_best_answer_so_far() {
     let script = vec![Reply::chat("Yes, 7411 is prime."), Reply::status(500, "critic backend down")];
     let (out, steps, _) = run(script, Strategy::SelfRefine, |_| ()).await;
     assert_eq!(out.answer, "Yes, 7411 is prime.");
-    assert!(out.stopped_by.contains("500"), "{}", out.stopped_by);
+    assert!(matches!(&out.stopped_by, StopReason::Error(e) if e.contains("500")), "{}", out.stopped_by);
     assert!(steps.iter().any(|s| s.error.is_some()), "the failed call is recorded");
 }
 
 #[tokio::test]
-async fn token_budget_stops_the_loop() {
-    // Each scripted reply reports 18 tokens; a budget of 30 allows the draft and one critique.
+async fn token_budget_stops_the_loop_at_the_call_that_would_exceed_it() {
+    // Each scripted reply reports 18 tokens; a budget of 30 admits the draft and one
+    // critique (18 < 30 before it), then refuses the revision (36 >= 30).
     let script = vec![Reply::chat("No."), critique("incorrect", 0, &["wrong"]), Reply::chat("Still no.")];
-    let (out, steps, _) = run(script, Strategy::SelfRefine, |o| o.max_tokens = 30).await;
-    assert_eq!(calls(&steps), vec!["solver", "critic", "solver"]);
-    assert_eq!(out.stopped_by, "token budget");
-    assert_eq!(out.usage.prompt_tokens + out.usage.completion_tokens, 54);
+    let (out, steps, server) = run(script, Strategy::SelfRefine, |o| o.token_budget = 30).await;
+    assert_eq!(calls(&steps), vec!["solver", "critic"]);
+    assert_eq!(server.requests.lock().unwrap().len(), 2, "the refused call never reaches the server");
+    assert_eq!(out.stopped_by, StopReason::Budget(BudgetLimit::Tokens));
+    assert_eq!(out.usage.prompt_tokens + out.usage.completion_tokens, 36);
+    assert_eq!((out.answer.as_str(), out.model_calls), ("No.", 2));
+}
+
+#[tokio::test]
+async fn the_call_budget_is_enforced_inside_a_round() {
+    // Two calls: the draft and the critique; the critic's re-ask is refused.
+    let script = vec![Reply::chat("No."), Reply::chat("not json"), Reply::chat("never sent")];
+    let (out, _, server) = run(script, Strategy::SelfRefine, |o| o.max_calls = 2).await;
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+    assert_eq!(out.stopped_by, StopReason::Budget(BudgetLimit::Calls));
+    assert_eq!(out.model_calls, 2);
 }

@@ -11,7 +11,7 @@ use std::{
 
 use chrono::Utc;
 use recheck::{
-    llm::{ChatModel, ChatRequest, Message, OpenAiBackend, OpenAiOptions, RetryConfig},
+    llm::{ChatModel, ChatRequest, Message, OpenAiBackend, OpenAiOptions, RecordingModel, RetryConfig},
     trace::{RunRecorder, RunStatus, StepPayload, StepRecord, TraceError, TraceStore, SCHEMA_VERSION},
 };
 use serde_json::json;
@@ -54,7 +54,7 @@ async fn failed_model_calls_are_recorded_with_their_error() {
     let run = store.create_run("test", json!({}), json!({}), None).await.unwrap();
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
     let request = ChatRequest::new(vec![Message::user("hi")]);
-    let err = recorder.model("solver", model).chat(&request).await.unwrap_err();
+    let err = RecordingModel::new(&recorder, "solver", model).chat(&request).await.unwrap_err();
     let steps = store.steps(run.id).unwrap();
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].agent, "solver");
@@ -64,6 +64,7 @@ async fn failed_model_calls_are_recorded_with_their_error() {
             assert_eq!(recorded, &request);
             assert!(response.is_none());
             assert_eq!(model.spec, "openai:m");
+            assert_eq!(model.capabilities.map(|c| c.prefill), Some(false), "capabilities are recorded for replay");
         }
         other => panic!("unexpected payload {other:?}"),
     }
@@ -85,10 +86,8 @@ async fn export_import_round_trip_is_lossless() {
         latency_ms: 12,
         payload: StepPayload::Scoring {
             model: recheck::llm::ModelInfo {
-                spec: "local".into(),
-                backend: "local".into(),
                 weights_sha256: Some("ab".into()),
-                base_url: None,
+                ..recheck::llm::ModelInfo::new("local", "local")
             },
             messages: vec![Message::user("Ünïcode ✓ \"quoted\"\n")],
             continuation: "0.1 + 0.2".into(),

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
 /// What a claim asserts, in a form a tool can check.
@@ -75,19 +75,38 @@ pub struct Claim {
     pub kind: ClaimKind,
 }
 
+/// A claim found in the text: byte span and what it asserts.
+type Found = (usize, usize, ClaimKind);
+
+/// One pattern and how its match reads as a claim.
+struct Rule {
+    re: Regex,
+    read: fn(&Captures<'_>) -> Option<Found>,
+}
+
+/// Patterns that need the question too.
 struct Patterns {
-    prime: Regex,
-    composite: Regex,
-    divisible: Regex,
-    factor: Regex,
-    equation: Regex,
-    equation_rev: Regex,
-    edge: Regex,
-    reach: Regex,
-    q_prime: Regex,
+    /// Claims found in the answer alone, in this order.
+    rules: Vec<Rule>,
     pronoun_prime: Regex,
+    q_prime: Regex,
     q_reach: Regex,
     yes_no: Regex,
+}
+
+/// Byte span of a whole match.
+fn span(c: &Captures<'_>) -> (usize, usize) {
+    c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default()
+}
+
+fn digits(s: &str) -> String {
+    s.replace(',', "")
+}
+
+/// The claim a whole match states.
+fn whole(c: &Captures<'_>, kind: ClaimKind) -> Option<Found> {
+    let (start, end) = span(c);
+    Some((start, end, kind))
 }
 
 fn patterns() -> &'static Patterns {
@@ -95,21 +114,58 @@ fn patterns() -> &'static Patterns {
     P.get_or_init(|| {
         // The patterns are literals checked by the tests below.
         let re = |s: &str| Regex::new(s).unwrap_or_else(|e| unreachable!("bad built-in pattern {s}: {e}"));
+        let rule = |s: &str, read: fn(&Captures<'_>) -> Option<Found>| Rule { re: re(s), read };
         Patterns {
-            prime: re(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?(?:a\s+)?prime\b"),
-            composite: re(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(?:a\s+)?composite\b"),
-            divisible: re(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?(?:evenly\s+)?divisible\s+by\s+(\d+(?:,\d{3})*)"),
-            factor: re(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?a\s+factor\s+of\s+(\d+(?:,\d{3})*)"),
-            equation: re(r"(\(?\d[\d,.]*(?:\s*[-+*/×x^]\s*\(?\d[\d,.]*\)?)+)\s*=\s*(-?\d+(?:,\d{3})*(?:\.\d+)?)"),
-            equation_rev: re(r"(?:^|[^\d.*/×x^+-])\s*(\d+(?:,\d{3})*)\s*=\s*(\(?\d[\d.]*(?:\s*[-+*/×x^]\s*\(?\d[\d.]*\)?)+)"),
-            edge: re(r"(?i)there\s+is\s+(a|no)\s+(?:direct\s+)?flight\s+from\s+(?:city\s+)?(\w+)\s+to\s+(?:city\s+)?(\w+)"),
-            reach: re(r"(?i)\b(can|cannot|can't|could|couldn't)\s+(?:fly|travel|get|go)\s+from\s+(?:city\s+)?(\w+)\s+to\s+(?:city\s+)?(\w+)"),
+            rules: vec![
+                // "7411 is (not) a prime"
+                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?(?:a\s+)?prime\b", |c| {
+                    whole(c, ClaimKind::Primality { n: digits(&c[1]), prime: c.get(2).is_none() })
+                }),
+                // "7413 is composite"
+                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(?:a\s+)?composite\b", |c| {
+                    whole(c, ClaimKind::Primality { n: digits(&c[1]), prime: false })
+                }),
+                // "7411 is (not) divisible by 3"
+                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?(?:evenly\s+)?divisible\s+by\s+(\d+(?:,\d{3})*)", |c| {
+                    let (n, divisor) = (digits(&c[1]), digits(&c[3]));
+                    whole(c, ClaimKind::Divisibility { n, divisor, divides: c.get(2).is_none() })
+                }),
+                // "3 is (not) a factor of 7413"
+                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?a\s+factor\s+of\s+(\d+(?:,\d{3})*)", |c| {
+                    let (n, divisor) = (digits(&c[3]), digits(&c[1]));
+                    whole(c, ClaimKind::Divisibility { n, divisor, divides: c.get(2).is_none() })
+                }),
+                // "12 × 3 = 38"
+                rule(r"(\(?\d[\d,.]*(?:\s*[-+*/×x^]\s*\(?\d[\d,.]*\)?)+)\s*=\s*(-?\d+(?:,\d{3})*(?:\.\d+)?)", |c| {
+                    whole(c, equation(&c[1], &c[2]))
+                }),
+                // "7411 = 7 * 1059": the span runs from the value to the expression.
+                rule(r"(?:^|[^\d.*/×x^+-])\s*(\d+(?:,\d{3})*)\s*=\s*(\(?\d[\d.]*(?:\s*[-+*/×x^]\s*\(?\d[\d.]*\)?)+)", |c| {
+                    let (v, e) = (c.get(1)?, c.get(2)?);
+                    Some((v.start(), e.end(), equation(e.as_str(), v.as_str())))
+                }),
+                // "there is (a|no) flight from city A to city B"
+                rule(r"(?i)there\s+is\s+(a|no)\s+(?:direct\s+)?flight\s+from\s+(?:city\s+)?(\w+)\s+to\s+(?:city\s+)?(\w+)", |c| {
+                    let exists = c[1].eq_ignore_ascii_case("a");
+                    whole(c, ClaimKind::Edge { from: c[2].to_string(), to: c[3].to_string(), exists })
+                }),
+                // "you can (not) fly from A to B"
+                rule(r"(?i)\b(can|cannot|can't|could|couldn't)\s+(?:fly|travel|get|go)\s+from\s+(?:city\s+)?(\w+)\s+to\s+(?:city\s+)?(\w+)", |c| {
+                    let reachable = matches!(c[1].to_lowercase().as_str(), "can" | "could");
+                    whole(c, ClaimKind::Reachability { from: c[2].to_string(), to: c[3].to_string(), reachable })
+                }),
+            ],
             pronoun_prime: re(r"(?i)\b(?:it|this number|the number)\s+is\s+(not\s+)?(?:a\s+)?prime\b"),
             q_prime: re(r"(?i)\bis\s+(\d+(?:,\d{3})*)\s+a\s+prime(?:\s+number)?\s*\?"),
             q_reach: re(r"(?i)from\s+city\s+(\w+)\s+to\s+city\s+(\w+)\s*\?"),
             yes_no: re(r"(?i)^\W*(yes|no)\b"),
         }
     })
+}
+
+/// An arithmetic claim: `expression` equals `value` (`x` read as multiplication).
+fn equation(expression: &str, value: &str) -> ClaimKind {
+    ClaimKind::Arithmetic { expression: digits(expression).replace('x', "*").trim().to_string(), value: digits(value) }
 }
 
 /// Whether the text just before a match makes it a question, not an assertion.
@@ -120,91 +176,33 @@ fn is_conditional(before: &str) -> bool {
     matches!(words.last(), Some(&"if") | Some(&"whether") | Some(&"check") | Some(&"determine"))
 }
 
-/// Byte span of a whole match.
-fn span(c: &regex::Captures<'_>) -> (usize, usize) {
-    c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default()
-}
-
-fn digits(s: &str) -> String {
-    s.replace(',', "")
-}
-
-/// Find the checkable claims of `answer`, given the `question` it answers.
-pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
-    let p = patterns();
-    let mut out: Vec<(usize, usize, ClaimKind)> = Vec::new();
-    for c in p.prime.captures_iter(answer) {
-        let m = span(&c);
-        out.push((m.0, m.1, ClaimKind::Primality { n: digits(&c[1]), prime: c.get(2).is_none() }));
-    }
-    for c in p.composite.captures_iter(answer) {
-        let m = span(&c);
-        out.push((m.0, m.1, ClaimKind::Primality { n: digits(&c[1]), prime: false }));
-    }
-    for c in p.divisible.captures_iter(answer) {
-        let m = span(&c);
-        out.push((
-            m.0,
-            m.1,
-            ClaimKind::Divisibility { n: digits(&c[1]), divisor: digits(&c[3]), divides: c.get(2).is_none() },
-        ));
-    }
-    for c in p.factor.captures_iter(answer) {
-        let m = span(&c);
-        out.push((
-            m.0,
-            m.1,
-            ClaimKind::Divisibility { n: digits(&c[3]), divisor: digits(&c[1]), divides: c.get(2).is_none() },
-        ));
-    }
-    for c in p.equation.captures_iter(answer) {
-        let m = span(&c);
-        let expression = digits(&c[1]).replace('x', "*");
-        out.push((m.0, m.1, ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(&c[2]) }));
-    }
-    for c in p.equation_rev.captures_iter(answer) {
-        let (Some(v), Some(e)) = (c.get(1), c.get(2)) else { continue };
-        let expression = digits(e.as_str()).replace('x', "*");
-        out.push((
-            v.start(),
-            e.end(),
-            ClaimKind::Arithmetic { expression: expression.trim().to_string(), value: digits(v.as_str()) },
-        ));
-    }
-    for c in p.edge.captures_iter(answer) {
-        let m = span(&c);
-        out.push((
-            m.0,
-            m.1,
-            ClaimKind::Edge { from: c[2].to_string(), to: c[3].to_string(), exists: c[1].eq_ignore_ascii_case("a") },
-        ));
-    }
-    for c in p.reach.captures_iter(answer) {
-        let m = span(&c);
-        let can = matches!(c[1].to_lowercase().as_str(), "can" | "could");
-        out.push((m.0, m.1, ClaimKind::Reachability { from: c[2].to_string(), to: c[3].to_string(), reachable: can }));
-    }
-    // "It is (not) prime" refers to the question's number.
+/// Claims that refer to the question: "it is (not) prime" means the question's
+/// number, and the answer's leading yes/no is its verdict on the question.
+fn question_claims(p: &Patterns, question: &str, answer: &str, out: &mut Vec<Found>) {
     if let Some(q) = p.q_prime.captures(question) {
         for c in p.pronoun_prime.captures_iter(answer) {
             let m = span(&c);
             out.push((m.0, m.1, ClaimKind::Primality { n: digits(&q[1]), prime: c.get(1).is_none() }));
         }
     }
-    // The answer's own yes/no verdict, read against the question.
-    if let Some(yn) = p.yes_no.captures(answer) {
-        let m = yn.get(1).map(|m| (m.start(), m.end())).unwrap_or_default();
-        let yes = yn[1].eq_ignore_ascii_case("yes");
-        if let Some(q) = p.q_prime.captures(question) {
-            out.push((m.0, m.1, ClaimKind::Primality { n: digits(&q[1]), prime: yes }));
-        } else if let Some(q) = p.q_reach.captures(question) {
-            out.push((
-                m.0,
-                m.1,
-                ClaimKind::Reachability { from: q[1].to_string(), to: q[2].to_string(), reachable: yes },
-            ));
-        }
+    let Some(yn) = p.yes_no.captures(answer) else { return };
+    let m = yn.get(1).map(|m| (m.start(), m.end())).unwrap_or_default();
+    let yes = yn[1].eq_ignore_ascii_case("yes");
+    if let Some(q) = p.q_prime.captures(question) {
+        out.push((m.0, m.1, ClaimKind::Primality { n: digits(&q[1]), prime: yes }));
+    } else if let Some(q) = p.q_reach.captures(question) {
+        out.push((m.0, m.1, ClaimKind::Reachability { from: q[1].to_string(), to: q[2].to_string(), reachable: yes }));
     }
+}
+
+/// Find the checkable claims of `answer`, given the `question` it answers.
+pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
+    let p = patterns();
+    let mut out: Vec<Found> = Vec::new();
+    for rule in &p.rules {
+        out.extend(rule.re.captures_iter(answer).filter_map(|c| (rule.read)(&c)));
+    }
+    question_claims(p, question, answer, &mut out);
     // "if 7411 is a prime", "whether ..." ask rather than assert.
     out.retain(|(s, _, _)| !is_conditional(&answer[..*s]));
     // A primality question the answer never settles still gets its number checked.

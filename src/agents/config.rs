@@ -16,8 +16,6 @@ use super::AgentError;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// The agent's role name, recorded on its trace steps.
-    pub role: String,
     /// Model spec, or "default" for the run's model.
     #[serde(default)]
     pub model: Option<String>,
@@ -39,7 +37,8 @@ pub struct AgentConfig {
     /// Re-asks after invalid output (critic).
     #[serde(default)]
     pub max_reasks: Option<u32>,
-    /// Tools the agent may call (tool-checker).
+    /// Tools the agent may call (tool-checker); absent = every tool it can route to.
+    /// A claim whose tool is not listed stays `unchecked`.
     #[serde(default)]
     pub tools: Option<Vec<String>>,
     /// Candidate passages per sentence (attributor).
@@ -71,7 +70,11 @@ const DEFAULT_AGENTS: [(&str, &str); 5] = [
     ("feedback.toml", include_str!("../../agents/feedback.toml")),
 ];
 
-const DEFAULT_PROMPTS: [(&str, &str); 7] = [
+/// Tools the tool-checker can be allowed: those it routes claims to, and those it
+/// may be given for other checks.
+pub const CHECKER_TOOLS: [&str; 5] = ["arithmetic", "primality", "graph", "dates", "search"];
+
+const DEFAULT_PROMPTS: [(&str, &str); 8] = [
     ("solver.j2", include_str!("../../prompts/solver.j2")),
     ("revise.j2", include_str!("../../prompts/revise.j2")),
     ("critic.j2", include_str!("../../prompts/critic.j2")),
@@ -79,6 +82,7 @@ const DEFAULT_PROMPTS: [(&str, &str); 7] = [
     ("retry.j2", include_str!("../../prompts/retry.j2")),
     ("claim_check.j2", include_str!("../../prompts/claim_check.j2")),
     ("attempt.j2", include_str!("../../prompts/attempt.j2")),
+    ("continue.j2", include_str!("../../prompts/continue.j2")),
 ];
 
 /// Every agent's config, compiled templates and the critic's schema validator.
@@ -124,8 +128,15 @@ impl AgentSet {
         let mut configs = Vec::new();
         for (name, default) in DEFAULT_AGENTS {
             let (text, file) = read_override(agents_dir, name, default)?;
-            let config: AgentConfig =
-                toml::from_str(&text).map_err(|e| AgentError::Config { file: file.clone(), detail: e.to_string() })?;
+            let config: AgentConfig = toml::from_str(&text).map_err(|e| {
+                let detail = if e.message().contains("unknown field `role`") {
+                    // `role` was never read; the file's name says which agent it configures.
+                    "`role` is no longer a setting (the file's name says which agent it configures); remove it".into()
+                } else {
+                    e.to_string()
+                };
+                AgentError::Config { file: file.clone(), detail }
+            })?;
             configs.push((file, config));
         }
         let mut templates = Environment::new();
@@ -156,7 +167,7 @@ impl AgentSet {
         if !matches!(solver.1.model.as_deref(), None | Some("default")) {
             return Err(AgentError::Config {
                 file: solver.0.clone(),
-                detail: "the solver always uses the run's model (--model); set model = \"default\"".into(),
+                detail: "the solver always uses the run's model; set model = \"default\"".into(),
             });
         }
         match attributor.1.scorer.as_deref() {
@@ -167,6 +178,12 @@ impl AgentSet {
                     detail: format!("scorer {other:?} is not one of \"lexical\", \"contextcite\""),
                 })
             }
+        }
+        if let Some(unknown) = tool_checker.1.tools.iter().flatten().find(|t| !CHECKER_TOOLS.contains(&t.as_str())) {
+            return Err(AgentError::Config {
+                file: tool_checker.0.clone(),
+                detail: format!("tool {unknown:?} is not one of {}", CHECKER_TOOLS.join(", ")),
+            });
         }
         if !matches!(feedback.1.mode.as_deref(), None | Some("model") | Some("binary")) {
             return Err(AgentError::Config {
@@ -192,6 +209,14 @@ impl AgentSet {
         })
     }
 
+    /// The tools the tool-checker may call: `registry` limited to its config's `tools`.
+    pub fn checker_tools(&self, registry: &crate::tools::ToolRegistry) -> crate::tools::ToolRegistry {
+        match &self.tool_checker.tools {
+            Some(allowed) => registry.only(allowed),
+            None => registry.clone(),
+        }
+    }
+
     /// Render template `name` with `context`.
     pub fn render(&self, name: &str, context: minijinja::Value) -> Result<String, AgentError> {
         self.templates
@@ -209,13 +234,13 @@ mod tests {
     #[test]
     fn builtin_agents_load_and_every_template_renders() {
         let set = AgentSet::builtin().unwrap();
-        assert_eq!(set.solver.role, "solver");
+        assert_eq!(set.tool_checker.tools.as_ref().map(Vec::len), Some(5));
         assert_eq!(set.critic.max_reasks, Some(2));
         let ctx = minijinja::context! {
             question => "Q?", draft => "D", problems => vec!["p"], rejected => vec!["r"],
             passages => vec![minijinja::context!{ title => "T", text => "X" }],
             findings => vec![minijinja::context!{ text => "t", verdict => "supported" }], ioe => true,
-            gold => "G", attempts => vec!["A"], feedback => "F", statement => "Q?", attempt => "A",
+            gold => "G", attempts => vec!["A"], feedback => "F", statement => "Q?", attempt => "A", prefix => "Q?",
         };
         for (name, _) in DEFAULT_PROMPTS {
             let out = set.render(name, ctx.clone()).unwrap();
@@ -228,18 +253,25 @@ mod tests {
     #[test]
     fn overrides_are_validated_with_file_names() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\nschema = \"{not json\"\n").unwrap();
+        std::fs::write(dir.path().join("critic.toml"), "schema = \"{not json\"\n").unwrap();
         let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
         assert!(err.contains("critic.toml") && err.contains("schema is not JSON"), "{err}");
-        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\ncolour = 3\n").unwrap();
+        std::fs::write(dir.path().join("critic.toml"), "colour = 3\n").unwrap();
         let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");
-        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\nprompt = \"nope.j2\"\n").unwrap();
+        std::fs::write(dir.path().join("critic.toml"), "role = \"critic\"\n").unwrap();
+        let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.contains("critic.toml") && err.contains("`role` is no longer a setting"), "{err}");
+        std::fs::write(dir.path().join("critic.toml"), "prompt = \"nope.j2\"\n").unwrap();
         let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
         assert!(err.contains("nope.j2"), "{err}");
         std::fs::remove_file(dir.path().join("critic.toml")).unwrap();
-        std::fs::write(dir.path().join("solver.toml"), "role = \"solver\"\nmodel = \"openai:x\"\n").unwrap();
+        std::fs::write(dir.path().join("solver.toml"), "model = \"openai:x\"\n").unwrap();
         let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
-        assert!(err.contains("solver.toml") && err.contains("--model"), "{err}");
+        assert!(err.contains("solver.toml") && err.contains("run's model"), "{err}");
+        std::fs::remove_file(dir.path().join("solver.toml")).unwrap();
+        std::fs::write(dir.path().join("tool_checker.toml"), "tools = [\"primality\", \"oracle\"]\n").unwrap();
+        let err = AgentSet::load(Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.contains("tool_checker.toml") && err.contains("\"oracle\""), "{err}");
     }
 }

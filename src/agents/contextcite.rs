@@ -121,7 +121,7 @@ mod tests {
     #[async_trait]
     impl ChatModel for Planted {
         fn info(&self) -> ModelInfo {
-            ModelInfo { spec: "planted".into(), backend: "test".into(), weights_sha256: None, base_url: None }
+            ModelInfo::new("planted", "test")
         }
         fn capabilities(&self) -> Capabilities {
             Capabilities { score_continuation: true, ..Default::default() }

@@ -7,17 +7,29 @@ use serde_json::{json, Value};
 
 use super::{AgentError, AgentSet, CheckedClaim};
 use crate::{
-    llm::{ChatModel, ChatRequest, Message, SamplingParams, Usage},
+    llm::{ChatModel, ChatRequest, Message, Purpose, SamplingParams},
     trace::RunRecorder,
 };
+
+/// The critic's judgement of a draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CritiqueVerdict {
+    /// Nothing to fix.
+    Correct,
+    /// Something is wrong.
+    Incorrect,
+}
 
 /// A validated critique.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Critique {
-    /// `correct` or `incorrect`.
-    pub verdict: String,
-    /// Index of the first wrong step, or -1.
-    pub earliest_wrong_step: i64,
+    /// The judgement.
+    pub verdict: CritiqueVerdict,
+    /// Index of the first wrong step; `None` when every step is right (the critic
+    /// writes -1, as ProcessBench does, and so do recorded critiques).
+    #[serde(with = "step_or_minus_one")]
+    pub earliest_wrong_step: Option<usize>,
     /// Problems found.
     pub problems: Vec<String>,
     /// The critic's confidence in [0, 1].
@@ -27,7 +39,27 @@ pub struct Critique {
 impl Critique {
     /// Whether the critic judged the draft correct.
     pub fn is_correct(&self) -> bool {
-        self.verdict == "correct"
+        self.verdict == CritiqueVerdict::Correct
+    }
+}
+
+/// A step index on the wire: -1 for none.
+mod step_or_minus_one {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(step: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+        match step {
+            Some(i) => s.serialize_u64(*i as u64),
+            None => s.serialize_i64(-1),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        match i64::deserialize(d)? {
+            -1 => Ok(None),
+            i if i >= 0 => Ok(Some(i as usize)),
+            i => Err(D::Error::custom(format!("earliest_wrong_step {i} is below -1"))),
+        }
     }
 }
 
@@ -78,14 +110,12 @@ pub struct Review<'a> {
 
 /// Ask `model` for a critique of `draft`; `None` when the critic failed validation
 /// past its re-ask limit (recorded as a failed step; the loop goes on `unchecked`).
-/// Adds the tokens and calls spent to `usage` and `calls`.
+/// What the calls cost is counted by the run's budget (the model is a recording one).
 pub async fn critique(
     agents: &AgentSet,
     model: &dyn ChatModel,
     recorder: &RunRecorder,
     review: Review<'_>,
-    usage: &mut Usage,
-    calls: &mut u32,
 ) -> Result<Option<Critique>, AgentError> {
     let Review { question, draft, findings, ioe } = review;
     let cfg = &agents.critic;
@@ -104,9 +134,8 @@ pub async fn critique(
     let mut messages = vec![Message::user(prompt)];
     let max_reasks = cfg.max_reasks.unwrap_or(2);
     for attempt in 0..=max_reasks {
-        let reply = model.chat(&ChatRequest { messages: messages.clone(), params: params.clone() }).await?;
-        *usage += reply.usage;
-        *calls += 1;
+        let request = ChatRequest::new(messages.clone()).with_params(params.clone()).for_purpose(Purpose::Critique);
+        let reply = model.chat(&request).await?;
         let text = reply.text().to_string();
         let problem = match extract_json(&text) {
             None => "the reply holds no JSON object".to_string(),
@@ -148,5 +177,20 @@ mod tests {
         assert_eq!(v["p"], "a } b");
         assert_eq!(extract_json("{broken {\"ok\": 1}").unwrap()["ok"], 1);
         assert!(extract_json("no json here").is_none());
+    }
+
+    #[test]
+    fn critiques_read_minus_one_as_no_wrong_step() {
+        let c: Critique = serde_json::from_value(
+            json!({"verdict": "incorrect", "earliest_wrong_step": 2, "problems": ["x"], "confidence": 0.4}),
+        )
+        .unwrap();
+        assert_eq!((c.verdict, c.earliest_wrong_step), (CritiqueVerdict::Incorrect, Some(2)));
+        let ok = json!({"verdict": "correct", "earliest_wrong_step": -1, "problems": [], "confidence": 0.9});
+        let c: Critique = serde_json::from_value(ok.clone()).unwrap();
+        assert!(c.is_correct() && c.earliest_wrong_step.is_none());
+        assert_eq!(serde_json::to_value(&c).unwrap(), ok, "recorded critiques keep the critic's -1");
+        let bad = json!({"verdict": "maybe", "earliest_wrong_step": -1, "problems": [], "confidence": 0.9});
+        assert!(serde_json::from_value::<Critique>(bad).is_err());
     }
 }

@@ -15,8 +15,11 @@ use std::path::PathBuf;
 pub use attributor::{attribute, citation_quality, CitedSentence};
 pub use claims::{extract_claims, Claim, ClaimKind};
 pub use config::{AgentConfig, AgentSet};
-pub use critic::Critique;
-pub use tool_checker::{check_answer, CheckedClaim, Verdict};
+pub use critic::{Critique, CritiqueVerdict};
+pub use solver::continue_turn;
+pub use tool_checker::{check_answer, CheckedClaim};
+
+pub use crate::trace::Verdict;
 
 /// Errors of the agents.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,12 @@
 //! The solver: drafts an answer (optionally from numbered passages) and revises it.
 
+use serde_json::json;
+
 use super::{AgentError, AgentSet};
 use crate::{
     corpus::Passage,
-    llm::{ChatModel, ChatRequest, Completion, Message, SamplingParams},
+    llm::{ChatModel, ChatRequest, Completion, Message, Purpose, SamplingParams},
+    trace::RunRecorder,
 };
 
 fn params(agents: &AgentSet, temperature: Option<f32>, seed: Option<u64>) -> SamplingParams {
@@ -32,7 +35,9 @@ pub async fn draft(
     seed: Option<u64>,
 ) -> Result<Completion, AgentError> {
     let prompt = question_prompt(agents, question, passages)?;
-    let request = ChatRequest { messages: vec![Message::user(prompt)], params: params(agents, None, seed) };
+    let request = ChatRequest::new(vec![Message::user(prompt)])
+        .with_params(params(agents, None, seed))
+        .for_purpose(Purpose::Answer);
     Ok(model.chat(&request).await?)
 }
 
@@ -62,24 +67,49 @@ pub async fn revise(
         agents.solver.revise_prompt.as_deref().unwrap_or("revise.j2"),
         minijinja::context! { question => question, draft => draft, problems => problems, rejected => rejected },
     )?;
-    let request =
-        ChatRequest { messages: vec![Message::user(prompt)], params: params(agents, Some(temperature), seed) };
+    let request = ChatRequest::new(vec![Message::user(prompt)])
+        .with_params(params(agents, Some(temperature), seed))
+        .for_purpose(Purpose::Revise);
     Ok(model.chat(&request).await?)
 }
 
-/// Continue the model's own answer from `prefix` (prefilled assistant turn): used by
-/// the `wait` strategy ("Wait" appended) and `backtrack` (regenerate from a step).
+/// Continue the model's own answer to `question` from `prefix`: used by the `wait`
+/// strategy ("Wait" appended) and `backtrack` (regenerate from a step).
 pub async fn continue_from(
     agents: &AgentSet,
     model: &dyn ChatModel,
+    recorder: &RunRecorder,
     question: &str,
     prefix: &str,
     temperature: f32,
     seed: Option<u64>,
 ) -> Result<Completion, AgentError> {
-    let request = ChatRequest {
-        messages: vec![Message::user(question), Message::assistant(prefix)],
-        params: params(agents, Some(temperature), seed),
-    };
+    let params = params(agents, Some(temperature), seed);
+    continue_turn(agents, model, recorder, vec![Message::user(question)], prefix, params).await
+}
+
+/// The model's continuation of `prefix`, written as its own reply after `messages`.
+///
+/// A backend that continues a prefilled assistant turn ([`crate::llm::Capabilities`]'s
+/// `prefill`) gets one. Any other would answer the turn afresh, and gluing that answer
+/// onto the prefix would be wrong, so there the turn is emulated: the model is asked
+/// (`prompts/continue.j2`) to write what comes next, and a `prefill_emulated` event
+/// records that it was.
+pub async fn continue_turn(
+    agents: &AgentSet,
+    model: &dyn ChatModel,
+    recorder: &RunRecorder,
+    mut messages: Vec<Message>,
+    prefix: &str,
+    params: SamplingParams,
+) -> Result<Completion, AgentError> {
+    if model.capabilities().prefill {
+        messages.push(Message::assistant(prefix));
+    } else {
+        messages.push(Message::user(agents.render("continue.j2", minijinja::context! { prefix => prefix })?));
+        let data = json!({ "model": model.info().spec, "prefix": prefix });
+        recorder.event("solver", "prefill_emulated", data).await?;
+    }
+    let request = ChatRequest::new(messages).with_params(params).for_purpose(Purpose::Continue);
     Ok(model.chat(&request).await?)
 }

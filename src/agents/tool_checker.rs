@@ -1,6 +1,7 @@
 //! The tool-checker: routes each checkable claim of an answer to an exact tool and
-//! turns the tool's output into a verdict. Every tool call is recorded when a run
-//! recorder is given.
+//! turns the tool's typed output into a verdict. Every tool call is recorded when a
+//! run recorder is given. A claim whose tool is not in the registry it is given (see
+//! [`super::AgentSet::checker_tools`]) stays `unchecked`, with no call.
 
 use std::time::Instant;
 
@@ -10,23 +11,9 @@ use serde_json::{json, Value};
 
 use super::claims::{extract_claims, Claim, ClaimKind};
 use crate::{
-    tools::ToolRegistry,
-    trace::{RunRecorder, StepPayload, TraceError},
+    tools::{ArithmeticOutput, GraphOutput, PrimalityOutput, ToolRegistry},
+    trace::{RunRecorder, StepPayload, TraceError, Verdict},
 };
-
-/// What the evidence says about a claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// A tool or passage confirms it.
-    Supported,
-    /// A tool or passage refutes it.
-    Contradicted,
-    /// Checked, but nothing supports it.
-    Unsupported,
-    /// Not checked (no tool applies, or the tool failed).
-    Unchecked,
-}
 
 /// A claim with its verdict and the tool evidence behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,21 +45,29 @@ fn route(question: &str, kind: &ClaimKind) -> (&'static str, Value) {
     }
 }
 
-/// Compare what the claim says with what the tool found.
-fn judge(kind: &ClaimKind, out: &Value) -> Verdict {
+/// Compare what the claim says with what the tool found. An output that is not the
+/// tool's typed output is an error (its text goes into the step), never a guess.
+fn judge(kind: &ClaimKind, out: &Value) -> Result<Verdict, String> {
+    fn read<'a, T: Deserialize<'a>>(out: &'a Value, what: &str) -> Result<T, String> {
+        T::deserialize(out).map_err(|e| format!("the tool's output is not a {what}: {e}"))
+    }
     let truth = match kind {
-        ClaimKind::Primality { prime, .. } => out["prime"].as_bool().map(|p| p == *prime),
-        ClaimKind::Divisibility { divides, .. } => out["divides"].as_bool().map(|d| d == *divides),
-        ClaimKind::Arithmetic { .. } => out["matches"].as_bool(),
-        ClaimKind::Edge { exists, .. } => out["edge_exists"].as_bool().map(|e| e == *exists),
-        ClaimKind::Reachability { reachable, .. } => out["reachable"].as_bool().map(|r| r == *reachable),
+        ClaimKind::Primality { prime, .. } => Some(read::<PrimalityOutput>(out, "primality output")?.prime == *prime),
+        ClaimKind::Divisibility { divides, .. } => {
+            read::<PrimalityOutput>(out, "primality output")?.divides.map(|d| d == *divides)
+        }
+        ClaimKind::Arithmetic { .. } => read::<ArithmeticOutput>(out, "arithmetic output")?.matches,
+        ClaimKind::Edge { exists, .. } => Some(read::<GraphOutput>(out, "graph output")?.edge_exists == *exists),
+        ClaimKind::Reachability { reachable, .. } => {
+            Some(read::<GraphOutput>(out, "graph output")?.reachable == *reachable)
+        }
         ClaimKind::NoVerdict { .. } => None,
     };
-    match truth {
+    Ok(match truth {
         Some(true) => Verdict::Supported,
         Some(false) => Verdict::Contradicted,
         None => Verdict::Unchecked,
-    }
+    })
 }
 
 /// Check every claim of `answer` with `tools`, recording each call under `agent`.
@@ -85,11 +80,18 @@ pub async fn check_answer(
     let mut checked = Vec::new();
     for claim in extract_claims(question, answer) {
         let (tool, input) = route(question, &claim.kind);
+        if tools.get(tool).is_none() {
+            checked.push(CheckedClaim { claim, verdict: Verdict::Unchecked, tool: None, input: None, output: None });
+            continue;
+        }
         let started = (Utc::now(), Instant::now());
         let index = recorder.map(RunRecorder::reserve);
         let result = tools.call(tool, &input);
         let (verdict, output, error) = match &result {
-            Ok(out) => (judge(&claim.kind, out), Some(out.clone()), None),
+            Ok(out) => match judge(&claim.kind, out) {
+                Ok(verdict) => (verdict, Some(out.clone()), None),
+                Err(mismatch) => (Verdict::Unchecked, Some(out.clone()), Some(mismatch)),
+            },
             Err(e) => (Verdict::Unchecked, Some(json!({ "error": e.to_string() })), Some(e.to_string())),
         };
         if let (Some(rec), Some(index)) = (recorder, index) {
@@ -136,5 +138,23 @@ mod tests {
             .unwrap();
         assert_eq!(checked.len(), 2);
         assert!(checked.iter().all(|c| c.verdict == Verdict::Contradicted), "{checked:?}");
+    }
+
+    #[tokio::test]
+    async fn claims_outside_the_allowed_tools_stay_unchecked_without_a_call() {
+        let only_graph = ToolRegistry::standard().only(&["graph".to_string()]);
+        let checked = check_answer("Is 7411 a prime number?", "No, 7411 is divisible by 7.", &only_graph, None)
+            .await
+            .unwrap();
+        assert!(!checked.is_empty());
+        assert!(checked.iter().all(|c| c.verdict == Verdict::Unchecked && c.tool.is_none()), "{checked:?}");
+    }
+
+    #[test]
+    fn a_tool_output_of_another_shape_is_an_error_not_a_verdict() {
+        let kind = ClaimKind::Primality { n: "7".into(), prime: true };
+        assert_eq!(judge(&kind, &json!({"n": "7", "prime": true, "factors": ["7"], "deterministic": true})), Ok(Verdict::Supported));
+        let err = judge(&kind, &json!({"n": "7", "is_prime": true})).unwrap_err();
+        assert!(err.contains("primality output"), "{err}");
     }
 }

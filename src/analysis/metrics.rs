@@ -1,23 +1,22 @@
 //! Each protocol's metrics from its items' recorded outcomes.
 
-use serde_json::Value;
-
 use super::{intervals::bootstrap, Flips, Metric, Report};
+use crate::trace::{BlindspotOutcome, ConditionResult, FrictionOutcome, ItemOutcome, SnowballOutcome};
 
-fn flag(v: &Value, key: &str) -> bool {
-    v[key].as_bool().unwrap_or(false)
+/// The outcomes of one protocol (the caller checked that every item has it).
+pub(super) fn of<'a, T>(items: &[&'a ItemOutcome], pick: fn(&'a ItemOutcome) -> Option<&'a T>) -> Vec<&'a T> {
+    items.iter().filter_map(|o| pick(o)).collect()
 }
 
 /// Feedback friction: accuracy per round, target accuracy, friction rate, leaks,
 /// flips between rounds, and the kinds of persistent failure.
-pub(super) fn friction(items: &[&Value], report: &mut Report) {
-    let max_rounds = items.iter().filter_map(|i| i["max_rounds"].as_u64()).max().unwrap_or(1) as usize;
+pub(super) fn friction(items: &[&FrictionOutcome], report: &mut Report) {
+    let max_rounds = items.iter().map(|i| i.max_rounds).max().unwrap_or(1) as usize;
     // An item stops once right, so it stays right in later rounds.
     let grades: Vec<Vec<bool>> = items
         .iter()
         .map(|i| {
-            let rounds = i["rounds"].as_array().cloned().unwrap_or_default();
-            let mut g: Vec<bool> = rounds.iter().map(|r| flag(r, "correct")).collect();
+            let mut g: Vec<bool> = i.rounds.iter().map(|r| r.correct).collect();
             let last = g.last().copied().unwrap_or(false);
             g.resize(max_rounds, last);
             g
@@ -32,18 +31,14 @@ pub(super) fn friction(items: &[&Value], report: &mut Report) {
         let mut flips = Flips::default();
         for (g, item) in grades.iter().zip(items) {
             // Only items that were actually answered again in round k+1.
-            if item["rounds"].as_array().is_some_and(|r| r.len() > k) {
+            if item.rounds.len() > k {
                 flips.add(g[k - 1], g[k]);
             }
         }
         report.flips.insert(format!("round {} -> {}", k, k + 1), flips);
     }
-    let got_feedback: Vec<(&Value, &Vec<bool>)> = items
-        .iter()
-        .copied()
-        .zip(&grades)
-        .filter(|(i, _)| i["rounds"].as_array().is_some_and(|r| r.len() > 1))
-        .collect();
+    let got_feedback: Vec<(&FrictionOutcome, &Vec<bool>)> =
+        items.iter().copied().zip(&grades).filter(|(i, _)| i.rounds.len() > 1).collect();
     let still_wrong = got_feedback.iter().filter(|(_, g)| !g[max_rounds - 1]).count();
     report.metrics.insert("friction_rate".into(), Metric::proportion(still_wrong, got_feedback.len()));
     // Full use of the feedback given would fix every item whose feedback said something
@@ -52,20 +47,17 @@ pub(super) fn friction(items: &[&Value], report: &mut Report) {
     let mut leaked = 0;
     let mut reachable = 0;
     for (item, g) in items.iter().zip(&grades) {
-        let rounds = item["rounds"].as_array().cloned().unwrap_or_default();
-        let given: Vec<&Value> = rounds.iter().filter(|r| r.get("feedback").is_some()).collect();
-        feedback_total += given.len();
-        leaked += given.iter().filter(|r| flag(r, "leaked")).count();
-        let usable = !given.is_empty() && given.iter().all(|r| r["feedback"].as_str().is_some());
-        if g[0] || usable {
+        let given = item.rounds.iter().filter(|r| r.feedback.is_some()).count();
+        feedback_total += given;
+        leaked += item.rounds.iter().filter(|r| r.feedback.is_some() && r.leaked == Some(true)).count();
+        if g[0] || given > 0 {
             reachable += 1;
         }
     }
     report.metrics.insert("target_accuracy".into(), Metric::proportion(reachable, n));
     report.metrics.insert("feedback_leak_rate".into(), Metric::proportion(leaked, feedback_total));
     for (item, _) in got_feedback.iter().filter(|(_, g)| !g[max_rounds - 1]) {
-        let rounds = item["rounds"].as_array().cloned().unwrap_or_default();
-        let answers: Vec<Option<&str>> = rounds.iter().map(|r| r["answer"].as_str()).collect();
+        let answers: Vec<Option<&str>> = item.rounds.iter().map(|r| r.answer.as_deref()).collect();
         let kind = match answers.split_last() {
             Some((None, _)) => "persistent: no final answer",
             Some((Some(last), earlier)) if earlier.contains(&Some(*last)) => "persistent: repeats an earlier answer",
@@ -77,68 +69,66 @@ pub(super) fn friction(items: &[&Value], report: &mut Report) {
 
 /// Snowballing: wrong answers, their false supporting claims, and how often the model
 /// rejects its own false claim when asked alone.
-pub(super) fn snowball(items: &[&Value], report: &mut Report) {
+pub(super) fn snowball(items: &[&SnowballOutcome], report: &mut Report) {
     let n = items.len();
-    let wrong: Vec<&&Value> = items.iter().filter(|i| !flag(i, "correct")).collect();
+    let wrong: Vec<&&SnowballOutcome> = items.iter().filter(|i| !i.correct).collect();
     report.metrics.insert("accuracy_round_1".into(), Metric::proportion(n - wrong.len(), n));
     report.metrics.insert("wrong_answer_rate".into(), Metric::proportion(wrong.len(), n));
-    let no_stance = items.iter().filter(|i| i["stance"].is_null()).count();
+    let no_stance = items.iter().filter(|i| i.stance.is_none()).count();
     report.metrics.insert("no_stance_rate".into(), Metric::proportion(no_stance, n));
-    let with_false: Vec<&&&Value> =
-        wrong.iter().filter(|i| i["false_claims"].as_array().is_some_and(|c| !c.is_empty())).collect();
+    let with_false: Vec<&&&SnowballOutcome> = wrong.iter().filter(|i| !i.false_claims.is_empty()).collect();
     report.metrics.insert("false_claim_rate".into(), Metric::proportion(with_false.len(), wrong.len()));
-    let claims: Vec<&Value> =
-        with_false.iter().flat_map(|i| i["false_claims"].as_array().into_iter().flatten()).collect();
-    let rejected = claims.iter().filter(|c| flag(c, "rejected")).count();
+    let claims: Vec<_> = with_false.iter().flat_map(|i| &i.false_claims).collect();
+    let rejected = claims.iter().filter(|c| c.rejected).count();
     report.metrics.insert("snowball_rate".into(), Metric::proportion(rejected, claims.len()));
-    let answers_snowballed = with_false
-        .iter()
-        .filter(|i| i["false_claims"].as_array().is_some_and(|c| c.iter().any(|c| flag(c, "rejected"))))
-        .count();
+    let answers_snowballed = with_false.iter().filter(|i| i.false_claims.iter().any(|c| c.rejected)).count();
     report.metrics.insert("snowball_rate_answers".into(), Metric::proportion(answers_snowballed, with_false.len()));
-    let mut datasets: Vec<&str> = items.iter().filter_map(|i| i["dataset"].as_str()).collect();
+    let mut datasets: Vec<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
     datasets.sort();
     datasets.dedup();
     if datasets.len() > 1 {
         for d in datasets {
-            let of: Vec<&&Value> = items.iter().filter(|i| i["dataset"].as_str() == Some(d)).collect();
-            let w = of.iter().filter(|i| !flag(i, "correct")).count();
+            let of: Vec<&&SnowballOutcome> = items.iter().filter(|i| i.dataset == d).collect();
+            let w = of.iter().filter(|i| !i.correct).count();
             report.metrics.insert(format!("wrong_answer_rate:{d}"), Metric::proportion(w, of.len()));
         }
     }
-    let supporting: usize = items.iter().map(|i| i["claims"].as_array().map(Vec::len).unwrap_or(0)).sum();
+    let supporting: usize = items.iter().map(|i| i.claims.len()).sum();
     report.counts.insert("supporting claims checked".into(), supporting);
     report.counts.insert("false claims asked back".into(), claims.len());
 }
 
 /// The blind spot: correction rates of the user's and the model's own erroneous
 /// reasoning, with and without "Wait", and the relative shortfall (Tsui, 2025).
-pub(super) fn blindspot(items: &[&Value], report: &mut Report) {
+pub(super) fn blindspot(items: &[&BlindspotOutcome], report: &mut Report) {
+    type Condition = fn(&BlindspotOutcome) -> &ConditionResult;
+    let user: Condition = |i| &i.conditions.user;
+    let own: Condition = |i| &i.conditions.own;
+    let own_wait: Condition = |i| &i.conditions.own_wait;
     let n = items.len();
-    let right = |i: &Value, c: &str| i["conditions"][c]["correct"].as_bool().unwrap_or(false);
     for (name, cond) in
-        [("correction_rate_user", "user"), ("correction_rate_own", "own"), ("correction_rate_wait", "own_wait")]
+        [("correction_rate_user", user), ("correction_rate_own", own), ("correction_rate_wait", own_wait)]
     {
-        let k = items.iter().filter(|i| right(i, cond)).count();
+        let k = items.iter().filter(|i| cond(i).correct).count();
         report.metrics.insert(name.into(), Metric::proportion(k, n));
     }
-    let shortfall = |cond: &'static str| {
-        move |s: &[&&Value]| {
-            let user = s.iter().filter(|i| right(i, "user")).count() as f64;
-            let own = s.iter().filter(|i| right(i, cond)).count() as f64;
-            (user > 0.0).then(|| 1.0 - own / user)
+    let shortfall = |cond: Condition| {
+        move |s: &[&&BlindspotOutcome]| {
+            let corrected_user = s.iter().filter(|i| user(i).correct).count() as f64;
+            let corrected = s.iter().filter(|i| cond(i).correct).count() as f64;
+            (corrected_user > 0.0).then(|| 1.0 - corrected / corrected_user)
         }
     };
-    report.metrics.insert("blind_spot_rate".into(), Metric::from_interval(bootstrap(items, shortfall("own")), n));
+    report.metrics.insert("blind_spot_rate".into(), Metric::from_interval(bootstrap(items, shortfall(own)), n));
     report
         .metrics
-        .insert("blind_spot_rate_wait".into(), Metric::from_interval(bootstrap(items, shortfall("own_wait")), n));
+        .insert("blind_spot_rate_wait".into(), Metric::from_interval(bootstrap(items, shortfall(own_wait)), n));
     let mut user_own = Flips::default();
-    let mut own_wait = Flips::default();
+    let mut own_then_wait = Flips::default();
     for i in items {
-        user_own.add(right(i, "user"), right(i, "own"));
-        own_wait.add(right(i, "own"), right(i, "own_wait"));
+        user_own.add(user(i).correct, own(i).correct);
+        own_then_wait.add(own(i).correct, own_wait(i).correct);
     }
     report.flips.insert("user -> own".into(), user_own);
-    report.flips.insert("own -> own + Wait".into(), own_wait);
+    report.flips.insert("own -> own + Wait".into(), own_then_wait);
 }

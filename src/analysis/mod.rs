@@ -9,15 +9,14 @@ mod text;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{de::IgnoredAny, Deserialize, Serialize};
 
 pub use html::render_html;
 pub use text::render_text;
 
 use crate::{
-    eval::{Protocol, EVAL_KIND},
-    trace::{RunId, RunStatus, TraceError, TraceStore},
+    trace::{run_kind, ItemOutcome, ModelInfo, Protocol, RunId, RunStatus, TraceError, TraceStore},
+    Result,
 };
 
 /// One metric: its value, 95% interval and the n it is computed over.
@@ -81,8 +80,21 @@ pub struct Comparison {
     pub parent: RunId,
     /// Headline grade in the parent (before) against the fork (after).
     pub flips: Flips,
-    /// Items whose headline grade differs: (slot, item id, parent, fork).
-    pub changed: Vec<(u32, String, bool, bool)>,
+    /// Items whose headline grade differs.
+    pub changed: Vec<ChangedItem>,
+}
+
+/// An item whose headline grade differs between a parent experiment and its fork.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedItem {
+    /// The item's slot in both experiments.
+    pub slot: u32,
+    /// Its id in its dataset.
+    pub item_id: String,
+    /// Right in the parent.
+    pub before: bool,
+    /// Right in the fork.
+    pub after: bool,
 }
 
 /// Everything `eval report` shows.
@@ -129,15 +141,48 @@ pub enum AnalysisError {
         /// What is wrong.
         detail: String,
     },
+    /// An item run's stored outcome does not match the outcome types of this build.
+    #[error(
+        "item run {run} (slot {slot}): its outcome does not match this build's outcome types: {detail}; \
+         it was written by an incompatible version of recheck"
+    )]
+    BadOutcome {
+        /// The item run.
+        run: RunId,
+        /// Its slot in the experiment.
+        slot: u32,
+        /// What did not match.
+        detail: String,
+    },
+}
+
+/// The parts of an experiment's stored config a report names.
+#[derive(Deserialize)]
+struct ConfigView {
+    spec: SpecView,
+    model: ModelInfo,
+}
+
+#[derive(Deserialize)]
+struct SpecView {
+    name: String,
+    protocol: Protocol,
+}
+
+#[derive(Deserialize)]
+struct InputView {
+    items: Vec<IgnoredAny>,
 }
 
 /// The recorded outcome of every completed item run of experiment `run_id`, by slot.
-pub fn item_outcomes(store: &TraceStore, run_id: RunId) -> Result<BTreeMap<u32, Value>, AnalysisError> {
+pub fn item_outcomes(store: &TraceStore, run_id: RunId) -> Result<BTreeMap<u32, ItemOutcome>> {
     let mut out = BTreeMap::new();
     for (slot, member) in store.members(run_id)? {
         if let Some(run) = store.run(member)?.filter(|r| r.status == RunStatus::Completed) {
             if let Some(output) = run.output {
-                out.insert(slot, output);
+                let outcome = ItemOutcome::deserialize(&output)
+                    .map_err(|e| AnalysisError::BadOutcome { run: member, slot, detail: e.to_string() })?;
+                out.insert(slot, outcome);
             }
         }
     }
@@ -145,30 +190,30 @@ pub fn item_outcomes(store: &TraceStore, run_id: RunId) -> Result<BTreeMap<u32, 
 }
 
 /// Compute the report of experiment `run_id` from its stored traces.
-pub fn compute(store: &TraceStore, run_id: RunId) -> Result<Report, AnalysisError> {
+pub fn compute(store: &TraceStore, run_id: RunId) -> Result<Report> {
     compute_with_outcomes(store, run_id).map(|(report, _)| report)
 }
 
 /// [`compute`], also returning the item outcomes it was computed from (by slot).
-pub fn compute_with_outcomes(
-    store: &TraceStore,
-    run_id: RunId,
-) -> Result<(Report, BTreeMap<u32, Value>), AnalysisError> {
+pub fn compute_with_outcomes(store: &TraceStore, run_id: RunId) -> Result<(Report, BTreeMap<u32, ItemOutcome>)> {
     let bad = |detail: String| AnalysisError::NotAnEval { run: run_id, detail };
     let run = store.run(run_id)?.ok_or_else(|| bad("no such run".into()))?;
-    if run.kind != EVAL_KIND {
-        return Err(bad(format!("is a `{}` run, not an experiment", run.kind)));
+    if run.kind != run_kind::EVAL {
+        return Err(bad(format!("is a `{}` run, not an experiment", run.kind)).into());
     }
-    let protocol: Protocol = serde_json::from_value(run.config["spec"]["protocol"].clone())
-        .map_err(|e| bad(format!("unreadable protocol: {e}")))?;
-    let items = run.input["items"].as_array().map(Vec::len).unwrap_or(0);
+    let config = ConfigView::deserialize(&run.config).map_err(|e| bad(format!("unreadable config: {e}")))?;
+    let items = InputView::deserialize(&run.input).map_err(|e| bad(format!("unreadable input: {e}")))?.items.len();
+    let protocol = config.spec.protocol;
     let outcomes = item_outcomes(store, run_id)?;
-    let list: Vec<&Value> = outcomes.values().collect();
+    if let Some((slot, other)) = outcomes.iter().find(|(_, o)| o.protocol() != protocol) {
+        return Err(bad(format!("item {slot} holds a {} outcome in a {protocol} experiment", other.protocol())).into());
+    }
+    let list: Vec<&ItemOutcome> = outcomes.values().collect();
     let mut report = Report {
         run_id,
         protocol,
-        name: run.config["spec"]["name"].as_str().unwrap_or("").to_string(),
-        model: run.config["model"]["spec"].as_str().unwrap_or("").to_string(),
+        name: config.spec.name,
+        model: config.model.spec,
         n: list.len(),
         items,
         unfinished: items.saturating_sub(list.len()),
@@ -178,26 +223,51 @@ pub fn compute_with_outcomes(
         comparison: None,
     };
     match protocol {
-        Protocol::Friction => metrics::friction(&list, &mut report),
-        Protocol::Snowball => metrics::snowball(&list, &mut report),
-        Protocol::Blindspot => metrics::blindspot(&list, &mut report),
+        Protocol::Friction => metrics::friction(&metrics::of(&list, as_friction), &mut report),
+        Protocol::Snowball => metrics::snowball(&metrics::of(&list, as_snowball), &mut report),
+        Protocol::Blindspot => metrics::blindspot(&metrics::of(&list, as_blindspot), &mut report),
     }
     if let Some(parent) = run.parent {
-        let before = item_outcomes(store, parent)?;
-        let mut cmp = Comparison { parent, flips: Flips::default(), changed: vec![] };
-        for (slot, after) in &outcomes {
-            let Some(b) = before.get(slot) else { continue };
-            let (was, now) = (headline(b), headline(after));
-            cmp.flips.add(was, now);
-            if was != now {
-                cmp.changed.push((*slot, after["item_id"].as_str().unwrap_or("").to_string(), was, now));
-            }
-        }
-        report.comparison = Some(cmp);
+        report.comparison = Some(compare(parent, &item_outcomes(store, parent)?, &outcomes));
     }
     Ok((report, outcomes))
 }
 
-fn headline(outcome: &Value) -> bool {
-    outcome["correct"].as_bool().unwrap_or(false)
+fn as_friction(o: &ItemOutcome) -> Option<&crate::trace::FrictionOutcome> {
+    match o {
+        ItemOutcome::Friction(f) => Some(f),
+        _ => None,
+    }
+}
+
+fn as_snowball(o: &ItemOutcome) -> Option<&crate::trace::SnowballOutcome> {
+    match o {
+        ItemOutcome::Snowball(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_blindspot(o: &ItemOutcome) -> Option<&crate::trace::BlindspotOutcome> {
+    match o {
+        ItemOutcome::Blindspot(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// A fork's items against its parent's, by headline grade.
+fn compare(parent: RunId, before: &BTreeMap<u32, ItemOutcome>, after: &BTreeMap<u32, ItemOutcome>) -> Comparison {
+    let mut cmp = Comparison { parent, flips: Flips::default(), changed: vec![] };
+    for (slot, now) in after {
+        let Some(was) = before.get(slot) else { continue };
+        cmp.flips.add(was.correct(), now.correct());
+        if was.correct() != now.correct() {
+            cmp.changed.push(ChangedItem {
+                slot: *slot,
+                item_id: now.item_id().to_string(),
+                before: was.correct(),
+                after: now.correct(),
+            });
+        }
+    }
+    cmp
 }

@@ -50,9 +50,9 @@ pub fn render_text(report: &Report) -> String {
             "\nagainst parent {}: R->R {}, R->W {}, W->R {}, W->W {}",
             c.parent, f.right_right, f.right_wrong, f.wrong_right, f.wrong_wrong
         );
-        for (slot, id, was, now) in &c.changed {
-            let grade = |b: &bool| if *b { "right" } else { "wrong" };
-            let _ = writeln!(out, "  item {slot} ({id}): {} -> {}", grade(was), grade(now));
+        for item in &c.changed {
+            let grade = |b: bool| if b { "right" } else { "wrong" };
+            let _ = writeln!(out, "  item {} ({}): {} -> {}", item.slot, item.item_id, grade(item.before), grade(item.after));
         }
     }
     out

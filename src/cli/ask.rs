@@ -4,12 +4,11 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 
-use crate::{
+use recheck::{
     agents::{AgentSet, ClaimKind, Verdict},
     corpus::{CorpusIndex, Retriever},
     home::Home,
-    llm::{self, ModelSpec},
-    orchestrator::{self, AskOptions, LoopOptions, Strategy},
+    orchestrator::{AskOptions, AskOutcome, LoopOptions, Strategy},
     tools::{CorpusSearch, ToolRegistry},
 };
 
@@ -20,7 +19,8 @@ pub struct AskArgs {
     pub question: String,
 
     /// Model spec: `local` (embedded default model), `local:/path/model.gguf`,
-    /// or `openai:MODEL` for any OpenAI-compatible server.
+    /// `openai:MODEL` for any OpenAI-compatible server, or `sim:PARAMS` (the
+    /// simulator for checking analyses, not a model).
     #[arg(long, short, default_value = "local", value_name = "SPEC")]
     pub model: String,
 
@@ -73,11 +73,11 @@ pub struct AskArgs {
     #[arg(long)]
     pub max_tokens: Option<u32>,
 
-    /// Model calls allowed in the run.
+    /// Model calls the verify-and-revise loop may make (citation scoring is not limited).
     #[arg(long, default_value_t = 24)]
     pub max_calls: u32,
 
-    /// Tokens (prompt + completion) allowed in the run; 0 = no limit.
+    /// Tokens (prompt + completion) the loop may spend; 0 = no limit.
     #[arg(long, default_value_t = 0)]
     pub token_budget: u64,
 
@@ -91,38 +91,21 @@ pub struct AskArgs {
 }
 
 pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
-    let spec: ModelSpec = args.model.parse()?;
-    let mut agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
-    if let Some(t) = args.temperature {
-        agents.solver.temperature = Some(t);
-    }
-    if let Some(n) = args.max_tokens {
-        agents.solver.max_tokens = Some(n);
-    }
-    match args.citation_scorer.as_deref() {
-        None => {}
-        Some(s @ ("lexical" | "contextcite")) => agents.attributor.scorer = Some(s.to_string()),
-        Some(other) => anyhow::bail!("--citation-scorer must be lexical or contextcite, got {other:?}"),
-    }
-    let mut tools = ToolRegistry::standard();
+    let agents = agents(&args)?;
     let retriever: Option<Arc<dyn Retriever>> = match &args.index {
         Some(dir) => Some(Arc::new(CorpusIndex::open(dir)?)),
         None => None,
     };
+    let mut tools = ToolRegistry::standard();
     if let Some(r) = &retriever {
         tools.register(Arc::new(CorpusSearch::new(r.clone(), Default::default())));
     }
     let store = super::open_store(home)?;
-    let options = args.server.backend_options(home)?;
-    if spec == (ModelSpec::Local { path: None }) {
-        // Fetch on first use with visible progress (the library would fetch silently).
-        llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;
-    }
-    let model = llm::open_model(&spec, &options)?;
+    let model = args.server.open(home, &args.model)?;
     // An agent config may name its own model; "default" (or none) means --model.
     let critic_model = match agents.critic.model.as_deref() {
         None | Some("default") => None,
-        Some(critic_spec) => Some(llm::open_model(&critic_spec.parse()?, &options)?),
+        Some(critic_spec) => Some(args.server.open(home, critic_spec)?),
     };
     let ask = AskOptions {
         loop_options: LoopOptions {
@@ -131,7 +114,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
             temperature_step: args.temperature_step,
             reject_repeats: args.reject_repeats,
             max_calls: args.max_calls,
-            max_tokens: args.token_budget,
+            token_budget: args.token_budget,
             seed: args.seed,
             ..Default::default()
         },
@@ -142,7 +125,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         critic_model,
     };
     let started = std::time::Instant::now();
-    let outcome = orchestrator::ask(&store, model, &args.question, &ask).await?;
+    let outcome = recheck::ask(&store, model, &args.question, &ask).await?;
     let latency_ms = started.elapsed().as_millis() as u64;
     if args.json {
         let mut value = serde_json::to_value(&outcome)?;
@@ -151,6 +134,29 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         value["latency_ms"] = serde_json::json!(latency_ms);
         return super::print_json(&value);
     }
+    print_outcome(&outcome, latency_ms);
+    Ok(())
+}
+
+/// The agents, with this command line's overrides.
+fn agents(args: &AskArgs) -> anyhow::Result<AgentSet> {
+    let mut agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    if let Some(t) = args.temperature {
+        agents.solver.temperature = Some(t);
+    }
+    if let Some(n) = args.max_tokens {
+        agents.solver.max_tokens = Some(n);
+    }
+    match args.citation_scorer.as_deref() {
+        None => {}
+        Some(s @ ("lexical" | "contextcite")) => agents.attributor.scorer = Some(s.to_string()),
+        Some(other) => super::usage!("--citation-scorer must be lexical or contextcite, got {other:?}"),
+    }
+    Ok(agents)
+}
+
+/// The answer with citations on stdout; claims, rounds and the run on stderr.
+fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
     println!("{}", outcome.cited_answer);
     if !outcome.sources.is_empty() {
         println!("\nSources:");
@@ -173,9 +179,10 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     }
     for r in &outcome.rounds {
         let verdict = match (&r.critique, r.critique_failed) {
-            (Some(c), _) => c.verdict.clone(),
-            (None, true) => "critique invalid".into(),
-            (None, false) => "-".into(),
+            (Some(c), _) if c.is_correct() => "correct",
+            (Some(_), _) => "incorrect",
+            (None, true) => "critique invalid",
+            (None, false) => "-",
         };
         let changed = if r.revision.is_some() { "revised" } else { "kept" };
         eprintln!("round {}: {} tool calls, critique {verdict}, {changed}", r.round, r.tool_calls.len());
@@ -184,5 +191,4 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         "(run {}, strategy {}, {} model calls, {} ms; stopped: {})",
         outcome.trace_id, outcome.strategy, outcome.model_calls, latency_ms, outcome.stopped_by
     );
-    Ok(())
 }

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Instant};
 use clap::Args;
 use serde_json::json;
 
-use crate::{
+use recheck::{
     corpus::{read_sources, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions},
     home::Home,
 };

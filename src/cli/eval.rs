@@ -10,12 +10,12 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::models::ServerArgs;
-use crate::{
+use recheck::{
     agents::AgentSet,
     analysis::{self, render_html, render_text},
-    eval::{self, Change, EvalSpec, ForkOptions, Progress, RunOptions, EVAL_KIND},
+    eval::{self, Change, EvalSpec, ForkOptions, Progress, RunOptions},
     home::Home,
-    llm::{ChatModel, ModelInfo, ReplayModel},
+    llm::{ChatModel, ReplayModel},
     tools::ToolRegistry,
     trace::{RunId, TraceStore},
 };
@@ -173,7 +173,7 @@ fn options(home: &Home, args: &ModelArgs, model: Arc<dyn ChatModel>) -> anyhow::
         Some(spec) => Some(args.server.open(home, spec)?),
     };
     if args.concurrency == 0 {
-        anyhow::bail!("--concurrency must be at least 1");
+        super::usage!("--concurrency must be at least 1");
     }
     Ok(RunOptions {
         model,
@@ -197,17 +197,11 @@ async fn run_spec(home: &Home, args: RunArgs) -> anyhow::Result<()> {
 async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
     let id = store.resolve(&args.run)?;
-    let record = store.run(id)?.ok_or_else(|| anyhow::anyhow!("no run {id}"))?;
-    let spec = match args.model {
-        Some(m) => m,
-        None => record.config["model"]["spec"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("run {id} records no model; pass --model"))?
-            .to_string(),
-    };
+    let experiment = eval::experiment(&store, id)?;
+    let spec = args.model.unwrap_or(experiment.model.spec);
     let model = args.models.server.open(home, &spec)?;
     let opts = options(home, &args.models, model)?;
-    let progress = CliProgress::new(record.config["spec"]["name"].as_str().unwrap_or("experiment"));
+    let progress = CliProgress::new(&experiment.name);
     let run = eval::resume(&store, id, &opts, &progress).await?;
     finish(&store, run, args.json, &spec)
 }
@@ -248,25 +242,22 @@ fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
 
 fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
-    for run in store.list_runs()?.into_iter().filter(|r| r.kind == EVAL_KIND) {
-        let items = run.input["items"].as_array().map(Vec::len).unwrap_or(0);
-        let row = json!({
-            "run_id": run.id, "name": run.config["spec"]["name"], "protocol": run.config["spec"]["protocol"],
-            "model": run.config["model"]["spec"], "items": items, "status": run.status,
-            "parent": run.parent, "started_at": run.started_at,
-        });
+    for e in eval::experiments(&store)? {
         if args.json {
-            super::print_json(&row)?;
+            super::print_json(&json!({
+                "run_id": e.run_id, "name": e.name, "protocol": e.protocol, "model": e.model.spec,
+                "items": e.items, "status": e.status, "parent": e.parent, "started_at": e.started_at,
+            }))?;
         } else {
             println!(
                 "{}  {:<10} {:<10} {:<24} {:>5} items  {}{}",
-                run.id,
-                row["name"].as_str().unwrap_or(""),
-                row["protocol"].as_str().unwrap_or(""),
-                row["model"].as_str().unwrap_or(""),
-                items,
-                run.status,
-                run.parent.map(|p| format!("  fork of {p}")).unwrap_or_default()
+                e.run_id,
+                e.name,
+                e.protocol,
+                e.model.spec,
+                e.items,
+                e.status,
+                e.parent.map(|p| format!("  fork of {p}")).unwrap_or_default()
             );
         }
     }
@@ -277,17 +268,11 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
 pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
     let id = store.resolve(&args.run)?;
-    let record = store.run(id)?.ok_or_else(|| anyhow::anyhow!("no run {id}"))?;
-    let recorded_spec = record.config["model"]["spec"].as_str().unwrap_or("").to_string();
+    let experiment = eval::experiment(&store, id)?;
     let Some(from_step) = args.from_step else {
         // Nothing is called live: any model call not in the record is an error.
-        let info: ModelInfo = serde_json::from_value(record.config["model"].clone()).unwrap_or(ModelInfo {
-            spec: recorded_spec,
-            backend: "replay".into(),
-            weights_sha256: None,
-            base_url: None,
-        });
-        let opts = options(home, &args.models, Arc::new(ReplayModel::exact(info, vec![])))?;
+        let recorded = Arc::new(ReplayModel::exact(experiment.model, vec![]));
+        let opts = options(home, &args.models, recorded)?;
         let outcome = eval::replay(&store, id, &opts).await?;
         if args.json {
             super::print_json(&json!({
@@ -310,11 +295,11 @@ pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> 
         return Ok(());
     };
     let change: Change = match &args.change {
-        Some(c) => c.parse().map_err(|e: String| anyhow::anyhow!("--change {c:?}: {e}"))?,
+        Some(c) => c.parse()?,
         None if args.model.is_some() => Change::None,
-        None => anyhow::bail!("--from-step needs --change WHAT or --model SPEC (what the fork changes)"),
+        None => super::usage!("--from-step needs --change WHAT or --model SPEC (what the fork changes)"),
     };
-    let live_spec = args.model.clone().unwrap_or(recorded_spec);
+    let live_spec = args.model.clone().unwrap_or(experiment.model.spec);
     let live = args.models.server.open(home, &live_spec)?;
     let opts = options(home, &args.models, live.clone())?;
     let fork_opts = ForkOptions { from_step, change, model: Some(live) };

@@ -1,4 +1,6 @@
-//! The command line: parses arguments, calls the library, prints results.
+//! The command line: parses arguments, calls the library, prints results. Part of the
+//! binary, not the library: library errors describe what went wrong, and the hints
+//! that name flags are added here, in [`diagnose`], with the exit code.
 //!
 //! Exit codes: 0 success, 1 a run or command failed, 2 bad usage.
 
@@ -13,7 +15,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::home::Home;
+use recheck::{
+    corpus::CorpusError,
+    eval::EvalError,
+    home::{Home, HomeError},
+    llm::LlmError,
+    trace::TraceError,
+    Error,
+};
 
 /// recheck: verified, cited, replayable answers from language models.
 #[derive(Debug, Parser)]
@@ -69,10 +78,103 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A command line that asks for something impossible (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Bail out of a command with a usage error.
+macro_rules! usage {
+    ($($arg:tt)*) => { return Err(crate::cli::UsageError(format!($($arg)*)).into()) };
+}
+pub(crate) use usage;
+
+/// The hint to print after `err` (naming the flag or command that helps) and the
+/// process exit code: 2 for bad usage, 1 for everything else.
+pub fn diagnose(err: &anyhow::Error) -> (Option<&'static str>, i32) {
+    let mut hint = None;
+    let mut code = 1;
+    for cause in err.chain() {
+        let (h, usage) = classify(cause);
+        hint = hint.or(h);
+        if usage {
+            code = 2;
+        }
+    }
+    (hint, code)
+}
+
+/// A hint for one error in the chain, and whether it is a usage error.
+fn classify(cause: &(dyn std::error::Error + 'static)) -> (Option<&'static str>, bool) {
+    if cause.is::<UsageError>() || cause.is::<clap::Error>() {
+        return (None, true);
+    }
+    if let Some(e) = cause.downcast_ref::<Error>() {
+        return match e {
+            Error::Llm(l) | Error::RunFailed { source: l, .. } => llm_hint(l),
+            Error::Trace(t) => (trace_hint(t), false),
+            Error::Corpus(c) => (corpus_hint(c), false),
+            Error::Eval(v) => eval_hint(v),
+            Error::Home(_) => (Some(HOME_HINT), false),
+            Error::Agent(recheck::agents::AgentError::Llm(l)) => llm_hint(l),
+            _ => (None, false),
+        };
+    }
+    if let Some(l) = cause.downcast_ref::<LlmError>() {
+        return llm_hint(l);
+    }
+    if let Some(t) = cause.downcast_ref::<TraceError>() {
+        return (trace_hint(t), false);
+    }
+    if let Some(c) = cause.downcast_ref::<CorpusError>() {
+        return (corpus_hint(c), false);
+    }
+    if let Some(v) = cause.downcast_ref::<EvalError>() {
+        return eval_hint(v);
+    }
+    if cause.is::<HomeError>() {
+        return (Some(HOME_HINT), false);
+    }
+    (None, false)
+}
+
+const HOME_HINT: &str = "set --home or RECHECK_HOME to a writable directory";
+
+fn llm_hint(e: &LlmError) -> (Option<&'static str>, bool) {
+    match e {
+        LlmError::BadSpec { .. } => (None, true),
+        LlmError::Config(_) => (Some("for openai: models pass --base-url URL or set OPENAI_BASE_URL"), false),
+        _ => (None, false),
+    }
+}
+
+fn trace_hint(e: &TraceError) -> Option<&'static str> {
+    matches!(e, TraceError::InUse { .. })
+        .then_some("wait for the other recheck process to finish, or use another --home")
+}
+
+fn corpus_hint(e: &CorpusError) -> Option<&'static str> {
+    match e {
+        CorpusError::NoIndex(_) => Some("build one with `recheck index --index DIR SOURCE...`"),
+        CorpusError::BadQuery { .. } => Some("drop --syntax to search plain text"),
+        _ => None,
+    }
+}
+
+fn eval_hint(e: &EvalError) -> (Option<&'static str>, bool) {
+    match e {
+        EvalError::DatasetMissing { under: Some(_), .. } => {
+            (Some("pass --data-root DIR or set RECHECK_DATA_ROOT to the folder holding the datasets"), false)
+        }
+        EvalError::BadChange { .. } => (None, true),
+        _ => (None, false),
+    }
+}
+
 /// Open the trace store under `home`, creating the home directory if needed.
-fn open_store(home: &Home) -> anyhow::Result<crate::trace::TraceStore> {
+fn open_store(home: &Home) -> anyhow::Result<recheck::trace::TraceStore> {
     home.ensure()?;
-    Ok(crate::trace::TraceStore::open(home.traces_dir())?)
+    Ok(recheck::trace::TraceStore::open(home.traces_dir())?)
 }
 
 /// A progress bar on stderr; indicatif hides it when stderr is not a terminal.

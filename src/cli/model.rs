@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::{home::Home, llm::local::cache};
+use recheck::{home::Home, llm::local::cache};
 
 /// The `model` subcommands.
 #[derive(Debug, Subcommand)]

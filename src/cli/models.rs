@@ -4,9 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use clap::Args;
 
-use crate::{
+use recheck::{
     home::Home,
-    llm::{self, BackendOptions, ChatModel, ModelSpec, RetryConfig},
+    llm::{BackendOptions, ChatModel, ModelSpec, RetryConfig},
 };
 
 /// How to reach an OpenAI-compatible server.
@@ -27,13 +27,20 @@ pub struct ServerArgs {
     /// Retries after a failed HTTP attempt (connect errors, timeouts, 429, 5xx).
     #[arg(long, default_value_t = 4)]
     pub retries: u32,
+
+    /// The server continues a trailing assistant message (vLLM's
+    /// `continue_final_message`). Without it, `wait`, `backtrack` and "Wait" forks
+    /// emulate the prefilled turn (recorded in the trace), and the blind-spot
+    /// protocol refuses the model.
+    #[arg(long)]
+    pub prefill: bool,
 }
 
 impl ServerArgs {
     /// Backend options from these arguments and the home directory.
     pub fn backend_options(&self, home: &Home) -> anyhow::Result<BackendOptions> {
         if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            anyhow::bail!("--timeout must be a positive number of seconds, got {}", self.timeout);
+            super::usage!("--timeout must be a positive number of seconds, got {}", self.timeout);
         }
         Ok(BackendOptions {
             base_url: self.base_url.clone(),
@@ -45,6 +52,7 @@ impl ServerArgs {
             },
             max_concurrency: 16,
             models_dir: home.models_dir(),
+            prefill: self.prefill,
         })
     }
 
@@ -53,8 +61,9 @@ impl ServerArgs {
         let spec: ModelSpec = spec.parse()?;
         let options = self.backend_options(home)?;
         if spec == (ModelSpec::Local { path: None }) {
-            llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;
+            // Fetch on first use with visible progress (the library would fetch silently).
+            recheck::llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;
         }
-        Ok(llm::open_model(&spec, &options)?)
+        Ok(recheck::open_model(&spec, &options)?)
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::{
+use recheck::{
     home::Home,
     trace::{RunRecord, StepPayload, StepRecord},
 };

@@ -29,7 +29,7 @@ pub enum CorpusError {
         source: std::io::Error,
     },
     /// There is no index in the directory.
-    #[error("no index in {0} (build one with `recheck index --index DIR SOURCE...`)")]
+    #[error("no index in {0}")]
     NoIndex(PathBuf),
     /// Another process is writing the index.
     #[error("index {0} is being written by another process")]
@@ -43,7 +43,7 @@ pub enum CorpusError {
         detail: String,
     },
     /// A query in query-syntax mode did not parse.
-    #[error("cannot parse query {query:?}: {detail} (drop --syntax to search plain text)")]
+    #[error("cannot parse query {query:?}: {detail}")]
     BadQuery {
         /// The query.
         query: String,

@@ -1,10 +1,9 @@
-//! Errors of experiments.
+//! Errors of experiments' own making; what other modules report reaches the caller
+//! as the crate's [`crate::Error`].
 
 use std::path::PathBuf;
 
-use crate::{agents::AgentError, analysis::AnalysisError, datasets::DatasetError, llm::LlmError, trace::TraceError};
-
-/// Everything that can stop an experiment.
+/// What can be wrong with an experiment itself.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// The experiment spec is unreadable or invalid.
@@ -15,21 +14,16 @@ pub enum EvalError {
         /// What was wrong.
         detail: String,
     },
-    /// A dataset could not be loaded.
-    #[error(transparent)]
-    Dataset(#[from] DatasetError),
-    /// The trace store failed.
-    #[error(transparent)]
-    Trace(#[from] TraceError),
-    /// An agent's config or template failed.
-    #[error(transparent)]
-    Agent(#[from] AgentError),
-    /// Metrics could not be computed.
-    #[error(transparent)]
-    Analysis(#[from] AnalysisError),
-    /// A model could not be opened (calls that fail are recorded per item instead).
-    #[error(transparent)]
-    Llm(#[from] LlmError),
+    /// A dataset file the spec names does not exist.
+    #[error("experiment spec {file}: dataset {path} not found{}", under.as_ref().map(|r| format!(" under data root {}", r.display())).unwrap_or_default())]
+    DatasetMissing {
+        /// The spec file.
+        file: PathBuf,
+        /// The path looked at.
+        path: PathBuf,
+        /// The data root it was resolved against, for paths relative to it.
+        under: Option<PathBuf>,
+    },
     /// The run is not an experiment, or its record lacks what the operation needs.
     #[error("run {run}: {detail}")]
     NotAnEval {
@@ -38,8 +32,8 @@ pub enum EvalError {
         /// What is missing.
         detail: String,
     },
-    /// A `--change` could not be understood or does not apply.
-    #[error("--change {change:?}: {detail}")]
+    /// A fork's change could not be understood or does not apply.
+    #[error("change {change:?}: {detail}")]
     BadChange {
         /// The change as given.
         change: String,

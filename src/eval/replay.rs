@@ -2,18 +2,18 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 use super::{
-    runner::{
-        eval_config, load_eval, recorded_calls, run_pending, stored_change, stored_items, stored_spec, ModelSource,
-    },
-    Change, EvalError, EvalRun, Progress, RunOptions, EVAL_KIND,
+    runner::{eval_config, load_eval, recorded_calls, run_pending, stored_config, stored_items, ModelSource},
+    Change, EvalRun, Progress, RunOptions, EVAL_KIND,
 };
 use crate::{
     analysis::{self, Metrics},
     llm::ChatModel,
     trace::{RunId, TraceStore},
+    Result,
 };
-use serde::Serialize;
 
 /// What a replay found.
 #[derive(Debug, Clone, Serialize)]
@@ -31,14 +31,15 @@ pub struct ReplayOutcome {
 /// Re-run experiment `run_id` with every model reply taken from its record (no model
 /// calls; tools are exact and run again), into a scratch store, and compare the
 /// metrics computed from the replay's traces with those from the original's.
-pub async fn replay(store: &TraceStore, run_id: RunId, opts: &RunOptions) -> Result<ReplayOutcome, EvalError> {
+pub async fn replay(store: &TraceStore, run_id: RunId, opts: &RunOptions) -> Result<ReplayOutcome> {
     let run = load_eval(store, run_id)?;
-    let (spec, items, change) = (stored_spec(&run)?, stored_items(&run)?, stored_change(&run)?);
+    let (config, items) = (stored_config(&run)?, stored_items(&run)?);
+    let change = config.fork.map(|f| (f.from_step, f.change));
     let scratch = TraceStore::temporary()?;
     let copy = scratch.create_run(EVAL_KIND, run.input.clone(), run.config.clone(), run.parent).await?;
     let source = ModelSource::Recorded { calls: recorded_calls(store, run_id)?, fork: None };
     // Every reply is recorded, so a fork's change replays like any other step.
-    run_pending(&scratch, &copy, &spec, &items, &source, change, opts, &()).await?;
+    run_pending(&scratch, &copy, &config.spec, &items, &source, change, opts, &()).await?;
     let (original, a) = analysis::compute_with_outcomes(store, run_id)?;
     let (replayed, b) = analysis::compute_with_outcomes(&scratch, copy.id)?;
     let mut differences = Vec::new();
@@ -73,13 +74,10 @@ pub async fn fork(
     fork: &ForkOptions,
     opts: &RunOptions,
     progress: &dyn Progress,
-) -> Result<EvalRun, EvalError> {
+) -> Result<EvalRun> {
     let run = load_eval(store, parent)?;
-    let (spec, items) = (stored_spec(&run)?, stored_items(&run)?);
-    let spec = fork
-        .change
-        .apply_to(&spec)
-        .map_err(|detail| EvalError::BadChange { change: format!("{:?}", fork.change), detail })?;
+    let (config, items) = (stored_config(&run)?, stored_items(&run)?);
+    let spec = fork.change.apply_to(&config.spec)?;
     let solver = fork.model.clone().unwrap_or_else(|| opts.model.clone());
     let feedback = match &fork.model {
         Some(m) => m.clone(),

@@ -8,15 +8,16 @@ use serde_json::{json, Value};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::{
-    protocol::{run_item, ItemContext},
+    protocol::{run_item, EvalStepError, ItemContext},
     Change, EvalError, EvalSpec, EVAL_KIND, ITEM_KIND,
 };
 use crate::{
     agents::AgentSet,
     datasets::Item,
-    llm::{ChatModel, ModelInfo, RecordedCall, ReplayModel},
+    llm::{ChatModel, ModelInfo, RecordedCall, RecordedError, RecordingModel, ReplayModel},
     tools::ToolRegistry,
-    trace::{GroupSlot, RunId, RunRecord, RunRecorder, RunStatus, TraceStore},
+    trace::{GroupSlot, Protocol, RunId, RunRecord, RunRecorder, RunStatus, StepPayload, TraceStore},
+    Result,
 };
 
 /// The models, agents and tools an experiment runs with.
@@ -117,7 +118,51 @@ impl ModelSource {
 
 /// The model of an item that recorded no model call.
 fn no_model() -> ModelInfo {
-    ModelInfo { spec: "none".into(), backend: "replay".into(), weights_sha256: None, base_url: None }
+    ModelInfo::new("none", "replay")
+}
+
+/// An experiment's group-run config, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EvalConfig {
+    pub spec: EvalSpec,
+    pub model: ModelInfo,
+    pub feedback_model: ModelInfo,
+    /// The solver's and feedback agent's configs, recorded for the reader.
+    #[serde(default)]
+    pub agents: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork: Option<ForkRecord>,
+}
+
+/// A fork's step and change, as stored in its config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ForkRecord {
+    pub from_step: u32,
+    pub change: Change,
+}
+
+/// An experiment's group-run input, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EvalInput {
+    pub data_root: std::path::PathBuf,
+    pub limit: Option<usize>,
+    pub items: Vec<StoredItem>,
+}
+
+/// The blind-spot protocol needs a real prefilled turn; refuse a backend without one
+/// before any item runs.
+fn check_backend(spec: &EvalSpec, model: &dyn ChatModel) -> Result<(), EvalError> {
+    if spec.protocol == Protocol::Blindspot && !model.capabilities().prefill {
+        return Err(EvalError::Spec {
+            file: spec.file.clone().unwrap_or_else(|| spec.name.clone().into()),
+            detail: format!(
+                "the blind-spot protocol continues the model's own prefilled answer, and model {} does not \
+                 continue a prefilled assistant turn (the embedded model does; so does a vLLM server with prefill on)",
+                model.info().spec
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Start an experiment: load its items, store the group run, run every item.
@@ -128,19 +173,22 @@ pub async fn start(
     limit: Option<usize>,
     opts: &RunOptions,
     progress: &dyn Progress,
-) -> Result<EvalRun, EvalError> {
+) -> Result<EvalRun> {
     let items = spec.load_items(data_root, limit)?;
     if items.is_empty() {
         return Err(EvalError::Spec {
             file: spec.file.clone().unwrap_or_else(|| spec.name.clone().into()),
             detail: "the datasets hold no items".into(),
-        });
+        }
+        .into());
     }
+    check_backend(spec, opts.model.as_ref())?;
     let items: Vec<StoredItem> = items.into_iter().map(|(dataset, item)| StoredItem { dataset, item }).collect();
     let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
     let config = eval_config(spec, &opts.model.info(), &feedback.info(), &opts.agents, None);
-    let input = json!({ "data_root": data_root, "limit": limit, "items": items });
-    let run = store.create_run(EVAL_KIND, input, config, None).await?;
+    let input = EvalInput { data_root: data_root.to_path_buf(), limit, items };
+    let run = store.create_run(EVAL_KIND, to_json(&input)?, config, None).await?;
+    let items = input.items;
     let source = ModelSource::Live { solver: opts.model.clone(), feedback };
     run_pending(store, &run, spec, &items, &source, None, opts, progress).await
 }
@@ -152,11 +200,26 @@ pub async fn resume(
     run_id: RunId,
     opts: &RunOptions,
     progress: &dyn Progress,
-) -> Result<EvalRun, EvalError> {
+) -> Result<EvalRun> {
     let run = load_eval(store, run_id)?;
-    let (spec, items) = (stored_spec(&run)?, stored_items(&run)?);
+    let (config, items) = (stored_config(&run)?, stored_items(&run)?);
+    let spec = config.spec;
+    let recorded = &config.model;
+    if !same_model(recorded, &opts.model.info()) {
+        return Err(EvalError::NotAnEval {
+            run: run.id.to_string(),
+            detail: format!(
+                "was run with model {}, not {}: resuming with another model would mix two models in one \
+                 experiment (fork it instead to compare)",
+                recorded.spec,
+                opts.model.info().spec
+            ),
+        }
+        .into());
+    }
+    check_backend(&spec, opts.model.as_ref())?;
     store.reopen_run(run.id).await?;
-    let change = stored_change(&run)?;
+    let change = config.fork.map(|f| (f.from_step, f.change));
     let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
     let source = match change.as_ref() {
         // A fork's reused steps come from its parent's record.
@@ -172,6 +235,19 @@ pub async fn resume(
     run_pending(store, &run, &spec, &items, &source, change, opts, progress).await
 }
 
+/// Whether two model infos name the same model: the same weights where both know
+/// them, else the same spec (capabilities and base URL may differ between machines).
+fn same_model(a: &ModelInfo, b: &ModelInfo) -> bool {
+    match (&a.weights_sha256, &b.weights_sha256) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.spec == b.spec,
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Value, EvalError> {
+    serde_json::to_value(value).map_err(|e| EvalError::NotAnEval { run: "new".into(), detail: e.to_string() })
+}
+
 pub(crate) fn eval_config(
     spec: &EvalSpec,
     model: &ModelInfo,
@@ -179,60 +255,52 @@ pub(crate) fn eval_config(
     agents: &AgentSet,
     fork: Option<&(u32, Change)>,
 ) -> Value {
-    let mut config = json!({
-        "spec": spec, "model": model, "feedback_model": feedback,
-        "agents": { "solver": agents.solver, "feedback": agents.feedback },
-    });
-    if let Some((from, change)) = fork {
-        config["fork"] = json!({ "from_step": from, "change": change });
-    }
-    config
+    let config = EvalConfig {
+        spec: spec.clone(),
+        model: model.clone(),
+        feedback_model: feedback.clone(),
+        agents: json!({ "solver": agents.solver, "feedback": agents.feedback }),
+        fork: fork.map(|(from, change)| ForkRecord { from_step: *from, change: change.clone() }),
+    };
+    serde_json::to_value(config).unwrap_or_default()
 }
 
 fn not_eval(run: RunId, detail: &str) -> EvalError {
     EvalError::NotAnEval { run: run.to_string(), detail: detail.to_string() }
 }
 
-pub(crate) fn load_eval(store: &TraceStore, run_id: RunId) -> Result<RunRecord, EvalError> {
+pub(crate) fn load_eval(store: &TraceStore, run_id: RunId) -> Result<RunRecord> {
     let run = store.run(run_id)?.ok_or_else(|| not_eval(run_id, "no such run"))?;
     if run.kind != EVAL_KIND {
-        return Err(not_eval(run_id, &format!("is a `{}` run, not an experiment (`eval run`)", run.kind)));
+        return Err(not_eval(run_id, &format!("is a `{}` run, not an experiment (`eval run`)", run.kind)).into());
     }
     Ok(run)
 }
 
-pub(crate) fn stored_spec(run: &RunRecord) -> Result<EvalSpec, EvalError> {
-    serde_json::from_value(run.config["spec"].clone()).map_err(|e| not_eval(run.id, &format!("unreadable spec: {e}")))
+pub(crate) fn stored_config(run: &RunRecord) -> Result<EvalConfig, EvalError> {
+    EvalConfig::deserialize(&run.config).map_err(|e| not_eval(run.id, &format!("unreadable experiment config: {e}")))
 }
 
 pub(crate) fn stored_items(run: &RunRecord) -> Result<Vec<StoredItem>, EvalError> {
-    serde_json::from_value(run.input["items"].clone()).map_err(|e| not_eval(run.id, &format!("unreadable items: {e}")))
-}
-
-pub(crate) fn stored_change(run: &RunRecord) -> Result<Option<(u32, Change)>, EvalError> {
-    let fork = &run.config["fork"];
-    if fork.is_null() {
-        return Ok(None);
-    }
-    let from = fork["from_step"].as_u64().ok_or_else(|| not_eval(run.id, "fork without from_step"))? as u32;
-    let change = serde_json::from_value(fork["change"].clone())
-        .map_err(|e| not_eval(run.id, &format!("unreadable fork change: {e}")))?;
-    Ok(Some((from, change)))
+    EvalInput::deserialize(&run.input)
+        .map(|input| input.items)
+        .map_err(|e| not_eval(run.id, &format!("unreadable experiment input: {e}")))
 }
 
 /// Every item slot's recorded chat calls, with the model that made them.
 pub(crate) fn recorded_calls(
     store: &TraceStore,
     run_id: RunId,
-) -> Result<Recorded, EvalError> {
+) -> Result<Recorded> {
     let mut out = HashMap::new();
     for (slot, member) in store.members(run_id)? {
         let mut info = None;
         let mut calls = Vec::new();
         for step in store.steps(member)? {
-            if let crate::trace::StepPayload::ModelCall { model, request, response } = step.payload {
+            if let StepPayload::ModelCall { model, request, response } = step.payload {
                 info.get_or_insert(model);
-                let result = response.ok_or_else(|| step.error.clone().unwrap_or_else(|| "unknown error".into()));
+                let result = response
+                    .ok_or_else(|| RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into())));
                 calls.push(RecordedCall { step: step.index, request, result });
             }
         }
@@ -253,7 +321,7 @@ pub(crate) async fn run_pending(
     change: Option<(u32, Change)>,
     opts: &RunOptions,
     progress: &dyn Progress,
-) -> Result<EvalRun, EvalError> {
+) -> Result<EvalRun> {
     let mut done = std::collections::HashSet::new();
     for (slot, member) in store.members(run.id)? {
         if store.run(member)?.is_some_and(|m| m.status == RunStatus::Completed) {
@@ -298,10 +366,10 @@ pub(crate) async fn run_pending(
 }
 
 fn record_result(
-    joined: Result<Result<Option<bool>, EvalError>, tokio::task::JoinError>,
+    joined: Result<Result<Option<bool>>, tokio::task::JoinError>,
     outcome: &mut EvalRun,
     progress: &dyn Progress,
-) -> Result<(), EvalError> {
+) -> Result<()> {
     let result = joined.map_err(|e| not_eval(outcome.run_id, &format!("an item task panicked: {e}")))?;
     outcome.ran += 1;
     match result? {
@@ -326,14 +394,14 @@ async fn run_one(
     solver: Arc<dyn ChatModel>,
     feedback: Arc<dyn ChatModel>,
     change: Option<&(u32, Change)>,
-) -> Result<Option<bool>, EvalError> {
+) -> Result<Option<bool>> {
     let ds = spec.datasets.get(stored.dataset).ok_or_else(|| not_eval(group.run, "item of an unknown dataset"))?;
     let input = json!({ "index": group.index, "dataset": stored.dataset, "item": stored.item });
     let config = json!({ "protocol": spec.protocol, "answer": ds.answer, "model": solver.info() });
     let run = store.create_member_run(ITEM_KIND, input, config, group).await?;
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
-    let solver_rec = recorder.model("solver", solver);
-    let feedback_rec = recorder.model("feedback", feedback);
+    let solver_rec = RecordingModel::new(&recorder, "solver", solver);
+    let feedback_rec = RecordingModel::new(&recorder, "feedback", feedback);
     let cx = ItemContext {
         spec,
         item: &stored.item,
@@ -347,16 +415,16 @@ async fn run_one(
         injected: AtomicBool::new(false),
     };
     match run_item(spec.protocol, &cx).await {
-        Ok(out) => {
-            let correct = out["correct"].as_bool().unwrap_or(false);
-            store.finish_run(run.id, RunStatus::Completed, Some(out), None).await?;
+        Ok(outcome) => {
+            let correct = outcome.correct();
+            store.finish_run(run.id, RunStatus::Completed, Some(to_json(&outcome)?), None).await?;
             Ok(Some(correct))
         }
         Err(e) => {
             store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
             match e {
                 // A store that cannot be written stops the experiment.
-                super::protocol::EvalStepError::Trace(t) => Err(t.into()),
+                EvalStepError::Trace(t) => Err(t.into()),
                 _ => Ok(None),
             }
         }

@@ -88,8 +88,16 @@ impl EvalSpec {
         Ok(spec)
     }
 
-    /// Consistency checks beyond the TOML shape.
-    pub fn check(&self) -> Result<(), String> {
+    /// A spec from TOML text (dataset paths then resolve against the data root only).
+    pub fn parse(text: &str) -> Result<Self, EvalError> {
+        let bad = |detail: String| EvalError::Spec { file: PathBuf::from("<text>"), detail };
+        let spec: EvalSpec = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        spec.check().map_err(bad)?;
+        Ok(spec)
+    }
+
+    /// Consistency checks beyond the TOML shape; what is wrong, in words.
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.datasets.is_empty() {
             return Err("no [[datasets]]".into());
         }
@@ -107,7 +115,7 @@ impl EvalSpec {
 
     /// Load the items: each dataset's first `limit` items (all when `None`), in order,
     /// with the dataset index they came from.
-    pub fn load_items(&self, data_root: &Path, limit: Option<usize>) -> Result<Vec<(usize, Item)>, EvalError> {
+    pub fn load_items(&self, data_root: &Path, limit: Option<usize>) -> crate::Result<Vec<(usize, Item)>> {
         let mut out = Vec::new();
         for (d, ds) in self.datasets.iter().enumerate() {
             let spec_dir = self.file.as_deref().and_then(Path::parent);
@@ -116,15 +124,13 @@ impl EvalSpec {
                 _ => data_root.join(&ds.path),
             };
             if !path.is_file() {
-                let hint = if ds.path.starts_with(".") || ds.path.is_absolute() {
-                    String::new()
-                } else {
-                    format!(" (under data root {}: pass --data-root DIR or set RECHECK_DATA_ROOT)", data_root.display())
-                };
-                return Err(EvalError::Spec {
+                let relative_to_root = !(ds.path.starts_with(".") || ds.path.is_absolute());
+                return Err(EvalError::DatasetMissing {
                     file: self.file.clone().unwrap_or_else(|| PathBuf::from(&self.name)),
-                    detail: format!("dataset {} not found{hint}", path.display()),
-                });
+                    path,
+                    under: relative_to_root.then(|| data_root.to_path_buf()),
+                }
+                .into());
             }
             let items = datasets::load(ds.loader, &path)?;
             let kept = items.into_iter().filter(|i| !ds.require_mistake || i.mistake_index.is_some());

@@ -1,16 +1,18 @@
 //! The model layer: the [`ChatModel`] trait and its backends.
 //!
 //! Everything above this module talks to models only through the trait; wire
-//! formats, retries and inference engines stay inside the backends.
+//! formats, retries and inference engines stay inside the backends. The request and
+//! response types are the trace store's records (re-exported here), so the model layer
+//! depends on `trace` alone. The embedded llama.cpp backend is behind the `local`
+//! cargo feature; the model cache (fetching the default GGUF) is always there.
 
 mod error;
 pub mod local;
 mod openai;
+mod recording;
 mod replay;
 mod retry;
-pub mod sim;
 mod spec;
-mod types;
 
 use std::sync::Arc;
 
@@ -18,11 +20,13 @@ use async_trait::async_trait;
 
 pub use error::LlmError;
 pub use openai::{OpenAiBackend, OpenAiOptions};
-pub use replay::{RecordedCall, ReplayModel};
+pub use recording::{Budget, BudgetLimit, RecordingModel};
+pub use replay::{RecordedCall, RecordedError, ReplayModel};
 pub use retry::RetryConfig;
 pub use spec::ModelSpec;
-pub use types::{
-    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Role,
+
+pub use crate::trace::{
+    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Purpose, Role,
     SamplingParams, TokenLogprob, Usage,
 };
 
@@ -89,16 +93,32 @@ pub struct BackendOptions {
     pub max_concurrency: usize,
     /// Directory of cached model files.
     pub models_dir: std::path::PathBuf,
+    /// The OpenAI-compatible server continues a trailing assistant message
+    /// ([`OpenAiOptions::prefill`]).
+    pub prefill: bool,
 }
 
-/// Build the backend a spec names.
+impl Default for BackendOptions {
+    /// No server, no key, default retries, 16 calls in flight, models in `./models`.
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            retry: RetryConfig::default(),
+            max_concurrency: 16,
+            models_dir: std::path::PathBuf::from("models"),
+            prefill: false,
+        }
+    }
+}
+
+/// Build the backend a spec names: `openai:` or `local`. (`sim:` is not a model; it is
+/// opened by `recheck::open_model`, which knows every spec.)
 pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn ChatModel>, LlmError> {
     match spec {
         ModelSpec::OpenAi { model } => {
             let base_url = options.base_url.clone().ok_or_else(|| {
-                LlmError::Config(format!(
-                    "model {spec} needs a server: pass --base-url URL or set OPENAI_BASE_URL (e.g. https://api.openai.com/v1)"
-                ))
+                LlmError::Config(format!("model {spec} needs the base URL of its server (e.g. https://api.openai.com/v1)"))
             })?;
             let backend = OpenAiBackend::new(
                 model.clone(),
@@ -107,23 +127,42 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
                     api_key: options.api_key.clone(),
                     retry: options.retry.clone(),
                     max_concurrency: options.max_concurrency,
+                    prefill: options.prefill,
                 },
             )?;
             Ok(Arc::new(backend))
         }
-        ModelSpec::Local { path } => {
-            let file = match path {
-                Some(p) => p.clone(),
-                None => {
-                    local::cache::ensure_default_model(&options.models_dir, false, &|line| tracing::info!("{line}"))?
-                }
-            };
-            Ok(local::LocalBackend::shared(&file, &spec.to_string())?)
-        }
-        ModelSpec::Sim { params } => {
-            let params =
-                sim::SimParams::parse(params).map_err(|reason| LlmError::BadSpec { spec: spec.to_string(), reason })?;
-            Ok(Arc::new(sim::SimBackend::new(params, spec.to_string())))
-        }
+        ModelSpec::Local { path } => open_local(path.as_deref(), &spec.to_string(), &options.models_dir),
+        ModelSpec::Sim { .. } => Err(LlmError::BadSpec {
+            spec: spec.to_string(),
+            reason: "the simulator is opened by recheck::open_model, not llm::open_model".into(),
+        }),
     }
+}
+
+/// The embedded model from `path`, or the default model (fetched into `models_dir`).
+#[cfg(feature = "local")]
+fn open_local(
+    path: Option<&std::path::Path>,
+    spec: &str,
+    models_dir: &std::path::Path,
+) -> Result<Arc<dyn ChatModel>, LlmError> {
+    let file = match path {
+        Some(p) => p.to_path_buf(),
+        None => local::cache::ensure_default_model(models_dir, false, &|line| tracing::info!("{line}"))?,
+    };
+    Ok(local::LocalBackend::shared(&file, spec)?)
+}
+
+/// Without the `local` feature there is no embedded engine to open.
+#[cfg(not(feature = "local"))]
+fn open_local(
+    _path: Option<&std::path::Path>,
+    spec: &str,
+    _models_dir: &std::path::Path,
+) -> Result<Arc<dyn ChatModel>, LlmError> {
+    Err(LlmError::Unsupported {
+        backend: spec.to_string(),
+        what: "the embedded model: this build has no `local` cargo feature".into(),
+    })
 }

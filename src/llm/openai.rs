@@ -27,12 +27,16 @@ pub struct OpenAiOptions {
     pub retry: RetryConfig,
     /// Calls in flight at once, shared by every agent using this backend.
     pub max_concurrency: usize,
+    /// The server continues a trailing assistant message instead of answering it
+    /// (vLLM's `continue_final_message`). Off by default: agents then emulate the
+    /// prefilled turn and record that they did.
+    pub prefill: bool,
 }
 
 impl OpenAiOptions {
     /// Options for `base_url` with defaults for the rest.
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self { base_url: base_url.into(), api_key: None, retry: RetryConfig::default(), max_concurrency: 16 }
+        Self { base_url: base_url.into(), api_key: None, retry: RetryConfig::default(), max_concurrency: 16, prefill: false }
     }
 }
 
@@ -184,18 +188,14 @@ struct WireUsage {
 #[async_trait]
 impl ChatModel for OpenAiBackend {
     fn info(&self) -> ModelInfo {
-        ModelInfo {
-            spec: format!("openai:{}", self.model),
-            backend: "openai".into(),
-            weights_sha256: None,
-            base_url: Some(self.options.base_url.clone()),
-        }
+        ModelInfo { base_url: Some(self.options.base_url.clone()), ..ModelInfo::new(format!("openai:{}", self.model), "openai") }
     }
 
     fn capabilities(&self) -> Capabilities {
         // Generated-token logprobs are part of the API; whether a trailing assistant
-        // message is continued depends on the server, so we do not promise it.
-        Capabilities { logprobs: true, score_continuation: false, prefill: false }
+        // message is continued depends on the server (vLLM's `continue_final_message`),
+        // so it is promised only when the options say the server does it.
+        Capabilities { logprobs: true, score_continuation: false, prefill: self.options.prefill }
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {

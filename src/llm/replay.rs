@@ -15,8 +15,13 @@ pub struct RecordedCall {
     /// The request as sent.
     pub request: ChatRequest,
     /// The reply, or the recorded call's error.
-    pub result: Result<Completion, String>,
+    pub result: Result<Completion, RecordedError>,
 }
+
+/// The error text a recorded call failed with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordedError(pub String);
 
 struct Cursor {
     next: usize,
@@ -73,13 +78,13 @@ impl ReplayModel {
     }
 
     /// The recorded reply for `request`, `Ok(None)` when a fork should go live.
-    fn take(&self, request: &ChatRequest) -> Result<Option<Result<Completion, String>>, LlmError> {
+    fn take(&self, request: &ChatRequest) -> Result<Option<Result<Completion, RecordedError>>, LlmError> {
         let mut cur = self.cursor.lock().map_err(|_| LlmError::Replay("replay state poisoned".into()))?;
         if cur.live {
             return Ok(None);
         }
         let recorded = self.calls.get(cur.next);
-        let fits = |c: &RecordedCall| c.request == *request;
+        let fits = |c: &RecordedCall| c.request.sends_same_as(request);
         match (&self.live, recorded) {
             (Some((_, from)), Some(c)) if c.step < *from && fits(c) => {}
             (Some(_), _) => {
@@ -117,7 +122,9 @@ impl ChatModel for ReplayModel {
     fn capabilities(&self) -> Capabilities {
         match &self.live {
             Some((live, _)) => live.capabilities(),
-            None => Capabilities { logprobs: true, score_continuation: false, prefill: true },
+            // What the recorded backend could do, so prefills are emulated (or not) as
+            // they were; runs recorded before capabilities were kept always prefilled.
+            None => self.info.capabilities.unwrap_or(Capabilities { logprobs: true, score_continuation: false, prefill: true }),
         }
     }
 
@@ -136,60 +143,81 @@ impl ChatModel for ReplayModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{
-        sim::{SimBackend, SimParams},
-        Message,
-    };
+    use crate::llm::{Choice, FinishReason, Message};
 
     fn info() -> ModelInfo {
-        ModelInfo { spec: "recorded".into(), backend: "sim".into(), weights_sha256: None, base_url: None }
+        ModelInfo::new("recorded", "test")
+    }
+
+    fn completion(text: &str) -> Completion {
+        Completion {
+            model: "m".into(),
+            choices: vec![Choice { text: text.into(), finish_reason: FinishReason::Stop, logprobs: None }],
+            usage: Default::default(),
+            latency_ms: 0,
+            rendered_prompt: None,
+            seed: None,
+        }
+    }
+
+    /// Answers every request with "live: " and its last message.
+    struct Echo;
+
+    #[async_trait]
+    impl ChatModel for Echo {
+        fn info(&self) -> ModelInfo {
+            ModelInfo::new("echo", "test")
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+        async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+            let last = request.messages.last().map(|m| m.content.as_str()).unwrap_or("");
+            Ok(completion(&format!("live: {last}")))
+        }
+    }
+
+    fn req(q: &str) -> ChatRequest {
+        ChatRequest::new(vec![Message::user(q)])
     }
 
     #[tokio::test]
     async fn exact_replay_serves_in_order_and_detects_divergence() {
-        let sim = SimBackend::new(SimParams::default(), "sim");
-        let reqs: Vec<ChatRequest> =
-            ["1 + 2 =", "Is 7 a prime number?"].iter().map(|q| ChatRequest::new(vec![Message::user(*q)])).collect();
-        let mut calls = Vec::new();
-        for (i, r) in reqs.iter().enumerate() {
-            calls.push(RecordedCall { step: i as u32 * 2, request: r.clone(), result: Ok(sim.chat(r).await.unwrap()) });
-        }
+        let calls = vec![
+            RecordedCall { step: 0, request: req("1 + 2 ="), result: Ok(completion("3")) },
+            RecordedCall { step: 2, request: req("Is 7 a prime number?"), result: Ok(completion("Yes")) },
+        ];
         let replay = ReplayModel::exact(info(), calls.clone());
-        for c in &calls {
-            assert_eq!(replay.chat(&c.request).await.unwrap(), *c.result.as_ref().unwrap());
-        }
-        let extra = replay.chat(&reqs[0]).await.unwrap_err().to_string();
+        // The purpose is not sent to a model, so it does not count as a divergence.
+        let with_purpose = req("1 + 2 =").for_purpose(crate::llm::Purpose::Answer);
+        assert_eq!(replay.chat(&with_purpose).await.unwrap().text(), "3");
+        assert_eq!(replay.chat(&calls[1].request).await.unwrap().text(), "Yes");
+        let extra = replay.chat(&calls[0].request).await.unwrap_err().to_string();
         assert!(extra.contains("more model calls"), "{extra}");
-        let other = ReplayModel::exact(info(), calls);
-        let err = other.chat(&reqs[1]).await.unwrap_err().to_string();
+        let other = ReplayModel::exact(info(), calls.clone());
+        let err = other.chat(&calls[1].request).await.unwrap_err().to_string();
         assert!(err.contains("diverged") && err.contains("step 0"), "{err}");
     }
 
     #[tokio::test]
     async fn forks_go_live_at_the_step_and_stay_live() {
-        let recorded = Completion {
-            model: "old".into(),
-            choices: vec![crate::llm::Choice {
-                text: "recorded".into(),
-                finish_reason: crate::llm::FinishReason::Stop,
-                logprobs: None,
-            }],
-            usage: Default::default(),
-            latency_ms: 0,
-            rendered_prompt: None,
-            seed: None,
-        };
-        let req = |q: &str| ChatRequest::new(vec![Message::user(q)]);
         let calls = vec![
-            RecordedCall { step: 0, request: req("1 + 1 ="), result: Ok(recorded.clone()) },
-            RecordedCall { step: 3, request: req("2 + 2 ="), result: Ok(recorded.clone()) },
+            RecordedCall { step: 0, request: req("1 + 1 ="), result: Ok(completion("recorded")) },
+            RecordedCall { step: 3, request: req("2 + 2 ="), result: Ok(completion("recorded")) },
         ];
-        let live: Arc<dyn ChatModel> =
-            Arc::new(SimBackend::new(SimParams { accuracy: 1.0, ..Default::default() }, "sim"));
-        let fork = ReplayModel::fork(info(), calls, 2, live);
+        let fork = ReplayModel::fork(info(), calls, 2, Arc::new(Echo));
         assert_eq!(fork.chat(&req("1 + 1 =")).await.unwrap().text(), "recorded");
-        assert_eq!(fork.chat(&req("2 + 2 =")).await.unwrap().text(), "So the answer is 4.");
+        assert_eq!(fork.chat(&req("2 + 2 =")).await.unwrap().text(), "live: 2 + 2 =");
         assert_eq!(fork.replayed(), 1);
-        assert_eq!(fork.info().spec, "sim");
+        assert_eq!(fork.info().spec, "echo");
+    }
+
+    #[test]
+    fn replays_report_the_recorded_capabilities() {
+        let legacy = ReplayModel::exact(info(), Vec::new());
+        assert!(legacy.capabilities().prefill, "runs recorded before capabilities were kept always prefilled");
+        let no_prefill = Capabilities { prefill: false, ..Default::default() };
+        let recorded = ReplayModel::exact(ModelInfo { capabilities: Some(no_prefill), ..info() }, Vec::new());
+        assert!(!recorded.capabilities().prefill);
     }
 }

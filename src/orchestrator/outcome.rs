@@ -1,15 +1,55 @@
 //! What a run returns: the answer, its claims with verdicts and evidence, and the
 //! history of rounds.
 
+use std::fmt;
+
 use serde::{Serialize, Serializer};
 
 use super::Strategy;
 use crate::{
     agents::{CheckedClaim, ClaimKind, Critique, Verdict},
     corpus::Passage,
-    llm::{ModelInfo, Usage},
+    llm::{BudgetLimit, ModelInfo, Usage},
     trace::RunId,
 };
+
+/// Why a verify-and-revise loop stopped. Serialised as its sentence (the JSON output
+/// and recorded outcomes keep the wording they always had).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The `single` strategy answers once.
+    SingleAnswer,
+    /// Review found nothing to fix.
+    ReviewPassed,
+    /// The critic's output failed validation past its re-asks; the answer is unchecked.
+    CritiqueFailed,
+    /// The round limit was reached.
+    RoundLimit,
+    /// The run's call or token budget was spent.
+    Budget(BudgetLimit),
+    /// A model call failed after the first draft; the best answer so far is kept.
+    Error(String),
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::SingleAnswer => f.write_str("single answer"),
+            StopReason::ReviewPassed => f.write_str("review found nothing to fix"),
+            StopReason::CritiqueFailed => f.write_str("critique failed validation; answer unchecked"),
+            StopReason::RoundLimit => f.write_str("round limit"),
+            StopReason::Budget(BudgetLimit::Calls) => f.write_str("call budget"),
+            StopReason::Budget(BudgetLimit::Tokens) => f.write_str("token budget"),
+            StopReason::Error(e) => write!(f, "stopped by an error: {e}"),
+        }
+    }
+}
+
+impl Serialize for StopReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// Whether the answer was verified: by the tools' verdicts on its claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,14 +151,14 @@ pub struct AskOutcome {
     /// Review rounds, in order.
     pub rounds: Vec<Round>,
     /// Why the loop stopped.
-    pub stopped_by: String,
+    pub stopped_by: StopReason,
     /// The strategy used.
     pub strategy: Strategy,
     /// The model.
     pub model: ModelInfo,
     /// Tokens over all calls.
     pub usage: Usage,
-    /// Model calls made.
+    /// Model calls made (citation scoring included).
     pub model_calls: u32,
     /// The run in the trace store.
     pub trace_id: RunId,

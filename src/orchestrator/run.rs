@@ -1,10 +1,14 @@
 //! The verify-and-revise loop shared by every strategy.
+//!
+//! Every model call goes through a recording model drawing on the run's [`Budget`],
+//! so the trace holds each call and the budget is enforced where calls are made; the
+//! loop only reads what was spent.
 
 use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{AskOutcome, ClaimReport, Evidence, LoopOptions, Round, Strategy, Verification};
+use super::{citations, AskOptions, AskOutcome, ClaimReport, Evidence, Round, StopReason, Strategy, Verification};
 use crate::{
     agents::{
         self, attribute, check_answer,
@@ -14,47 +18,11 @@ use crate::{
         AgentError, AgentSet, CheckedClaim, Verdict,
     },
     corpus::{split_sentences, Passage, Retriever, SearchOptions},
-    llm::{ChatModel, Usage},
+    llm::{Budget, ChatModel, LlmError, ModelInfo, RecordingModel},
     tools::ToolRegistry,
-    trace::{RunRecorder, RunStatus, TraceStore},
+    trace::{run_kind, RunId, RunRecorder, RunStatus, TraceStore},
     Error, Result,
 };
-
-/// Everything a run needs besides the model and the question.
-#[derive(Clone)]
-pub struct AskOptions {
-    /// Strategy, rounds, budget, anti-friction options.
-    pub loop_options: LoopOptions,
-    /// Agent configs and prompts.
-    pub agents: Arc<AgentSet>,
-    /// Exact tools for the tool-checker.
-    pub tools: ToolRegistry,
-    /// A corpus for context passages and citations.
-    pub retriever: Option<Arc<dyn Retriever>>,
-    /// Passages given to the solver as numbered context.
-    pub context_passages: usize,
-    /// A different model for the critic (its config's `model`); `None` = the run's model.
-    pub critic_model: Option<Arc<dyn ChatModel>>,
-}
-
-impl std::fmt::Debug for AskOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AskOptions").field("loop_options", &self.loop_options).field("tools", &self.tools).finish()
-    }
-}
-
-/// State carried through the rounds.
-struct Loop<'a> {
-    opts: &'a AskOptions,
-    agents: &'a AgentSet,
-    recorder: RunRecorder,
-    solver: Box<dyn ChatModel>,
-    critic: Box<dyn ChatModel>,
-    /// The bare model, for wrappers made later (the attributor's scorer).
-    model: Arc<dyn ChatModel>,
-    usage: Usage,
-    calls: u32,
-}
 
 /// Answer `question` under `options.loop_options.strategy`, recording the run in `store`.
 ///
@@ -74,160 +42,184 @@ pub async fn ask(
         "agents": { "solver": options.agents.solver, "critic": options.agents.critic },
         "tools": options.tools.names(), "retriever": options.retriever.is_some(),
     });
-    let run = store.create_run("ask", json!({ "question": question }), config, None).await?;
+    let run = store.create_run(run_kind::ASK, json!({ "question": question }), config, None).await?;
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
-    let mut state = Loop {
+    let budget = Budget::new(lo.max_calls, lo.token_budget);
+    let critic_model = options.critic_model.clone().unwrap_or_else(|| model.clone());
+    let state = Loop {
         opts: options,
         agents: &options.agents,
-        solver: Box::new(recorder.model("solver", model.clone())),
-        critic: Box::new(recorder.model("critic", options.critic_model.clone().unwrap_or_else(|| model.clone()))),
-        model,
+        tools: options.agents.checker_tools(&options.tools),
+        solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
+        critic: RecordingModel::with_budget(&recorder, "critic", critic_model, budget.clone()),
+        // Citation scoring is counted, not limited: it runs after the loop's budget.
+        scorer: RecordingModel::new(&recorder, "attributor", model),
         recorder,
-        usage: Usage::default(),
-        calls: 0,
+        budget,
     };
-    match state.run(question).await {
-        Ok((answer, rounds, stopped_by)) => {
-            let outcome = state.finish(question, answer, rounds, stopped_by, info, run.id).await;
-            match outcome {
-                Ok(outcome) => {
-                    store.finish_run(run.id, RunStatus::Completed, Some(json!(outcome)), None).await?;
-                    Ok(outcome)
-                }
-                Err(e) => {
-                    store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
-                    Err(agent_error(run.id, e))
-                }
-            }
+    let result = match state.revise(question).await {
+        Ok(revised) => state.finish(question, revised, info, run.id).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(outcome) => {
+            store.finish_run(run.id, RunStatus::Completed, Some(json!(outcome)), None).await?;
+            Ok(outcome)
         }
         Err(e) => {
             store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
-            Err(agent_error(run.id, e))
+            Err(match e {
+                AgentError::Llm(source) => Error::RunFailed { run_id: run.id, source },
+                other => Error::Agent(other),
+            })
         }
     }
 }
 
-fn agent_error(run_id: crate::trace::RunId, e: AgentError) -> Error {
-    match e {
-        AgentError::Llm(source) => Error::RunFailed { run_id, source },
-        other => Error::Agent(other),
-    }
+/// What the rounds produced.
+struct Revised {
+    answer: String,
+    rounds: Vec<Round>,
+    stopped_by: StopReason,
+}
+
+/// How one review round ended.
+enum RoundEnd {
+    /// Review found nothing to fix (or the critique failed): stop here.
+    Kept(Round),
+    /// The round revised the answer.
+    Revised(Round, String),
+}
+
+/// The run's agents, models and budget, carried through the rounds.
+struct Loop<'a> {
+    opts: &'a AskOptions,
+    agents: &'a AgentSet,
+    /// The tools the tool-checker may call.
+    tools: ToolRegistry,
+    recorder: RunRecorder,
+    solver: RecordingModel,
+    critic: RecordingModel,
+    scorer: RecordingModel,
+    budget: Arc<Budget>,
 }
 
 fn normalize(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// A model failure that stops the loop and keeps the best answer so far (a budget
+/// refusal is one too); any other error fails the run.
+fn stop_reason(e: AgentError) -> Result<StopReason, AgentError> {
+    match e {
+        AgentError::Llm(LlmError::BudgetExhausted(limit)) => Ok(StopReason::Budget(limit)),
+        e @ AgentError::Llm(_) => Ok(StopReason::Error(e.to_string())),
+        other => Err(other),
+    }
+}
+
 impl Loop<'_> {
-    async fn run(&mut self, question: &str) -> Result<(String, Vec<Round>, String), AgentError> {
-        let lo = self.opts.loop_options.clone();
-        let passages: Vec<Passage> = match (&self.opts.retriever, self.opts.context_passages) {
-            (Some(r), k) if k > 0 => {
-                r.search(question, &SearchOptions { k, ..Default::default() })?.into_iter().map(|h| h.passage).collect()
-            }
-            _ => Vec::new(),
-        };
-        let first = solver::draft(self.agents, &*self.solver, question, &passages, Some(lo.seed)).await?;
-        self.count(first.usage);
+    /// The first draft, then review rounds until review passes, a limit is reached or
+    /// a model call fails.
+    async fn revise(&self, question: &str) -> Result<Revised, AgentError> {
+        let lo = &self.opts.loop_options;
+        let passages = self.context_passages(question)?;
+        let first = solver::draft(self.agents, &self.solver, question, &passages, Some(lo.seed)).await?;
         let mut answer = first.text().trim().to_string();
         self.recorder.event("solver", "draft", json!({ "answer": answer })).await?;
+        if lo.strategy == Strategy::Single {
+            return Ok(Revised { answer, rounds: Vec::new(), stopped_by: StopReason::SingleAnswer });
+        }
         let mut history = vec![normalize(&answer)];
         let mut rejected: Vec<String> = Vec::new();
         let mut rounds = Vec::new();
-        if lo.strategy == Strategy::Single {
-            return Ok((answer, rounds, "single answer".into()));
-        }
-        let mut stopped_by = "round limit".to_string();
+        let mut stopped_by = StopReason::RoundLimit;
         for round in 1..=lo.rounds {
-            if self.calls >= lo.max_calls {
-                stopped_by = "call budget".into();
-                break;
-            }
-            let spent = u64::from(self.usage.prompt_tokens) + u64::from(self.usage.completion_tokens);
-            if lo.max_tokens > 0 && spent >= lo.max_tokens {
-                stopped_by = "token budget".into();
+            if let Some(limit) = self.budget.exhausted() {
+                stopped_by = StopReason::Budget(limit);
                 break;
             }
             let temperature = (self.agents.solver.temperature.unwrap_or(0.0) + lo.temperature_step * round as f32)
                 .min(lo.temperature_cap);
             let seed = Some(lo.seed.wrapping_add(round as u64));
-            match self.round(question, &answer, round, temperature, seed, &rejected).await {
-                Ok((record, None)) => {
-                    stopped_by = if record.critique_failed {
-                        "critique failed validation; answer unchecked".into()
-                    } else {
-                        "review found nothing to fix".into()
-                    };
+            let (record, revision) = match self.round(question, &answer, round, temperature, seed, &rejected).await {
+                Ok(RoundEnd::Kept(record)) => {
+                    stopped_by =
+                        if record.critique_failed { StopReason::CritiqueFailed } else { StopReason::ReviewPassed };
                     rounds.push(record);
                     break;
                 }
-                Ok((mut record, Some(mut revision))) => {
-                    if lo.reject_repeats && history.contains(&normalize(&revision)) {
-                        self.recorder
-                            .event("solver", "repeat_rejected", json!({ "round": round, "answer": revision }))
-                            .await?;
-                        if !rejected.contains(&revision) {
-                            rejected.push(revision.clone());
-                        }
-                        let problems = vec!["This answer was already given and judged wrong.".to_string()];
-                        let input =
-                            RevisionInput { question, draft: &answer, problems: &problems, rejected: &rejected };
-                        // A hotter resample, so it is not the same answer again.
-                        let retry = match solver::revise(
-                            self.agents,
-                            &*self.solver,
-                            input,
-                            temperature + 0.3,
-                            seed.map(|s| s ^ 0x5eed),
-                        )
-                        .await
-                        {
-                            Ok(retry) => retry,
-                            Err(e @ AgentError::Llm(_)) => {
-                                stopped_by = format!("stopped by an error: {e}");
-                                rounds.push(record);
-                                break;
-                            }
-                            Err(e) => return Err(e),
-                        };
-                        self.count(retry.usage);
-                        revision = retry.text().trim().to_string();
-                    }
-                    if lo.reject_repeats && !rejected.contains(&answer) {
-                        rejected.push(answer.clone());
-                    }
-                    self.recorder.event("solver", "revision", json!({ "round": round, "answer": revision })).await?;
-                    history.push(normalize(&revision));
-                    record.revision = Some(revision.clone());
-                    rounds.push(record);
-                    answer = revision;
-                }
-                Err(e @ AgentError::Llm(_)) => {
-                    // Keep the best answer so far; the failed call is already a recorded step.
-                    stopped_by = format!("stopped by an error: {e}");
+                Ok(RoundEnd::Revised(record, revision)) => (record, revision),
+                Err(e) => {
+                    // The failed call is already a recorded step.
+                    stopped_by = stop_reason(e)?;
                     break;
                 }
-                Err(e) => return Err(e),
+            };
+            let mut record = record;
+            let revision = if lo.reject_repeats && history.contains(&normalize(&revision)) {
+                let retry = RetryInput { question, answer: &answer, round, temperature, seed };
+                match self.resample_repeat(retry, revision, &mut rejected).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        stopped_by = stop_reason(e)?;
+                        rounds.push(record);
+                        break;
+                    }
+                }
+            } else {
+                revision
+            };
+            if lo.reject_repeats && !rejected.contains(&answer) {
+                rejected.push(answer.clone());
             }
+            self.recorder.event("solver", "revision", json!({ "round": round, "answer": revision })).await?;
+            history.push(normalize(&revision));
+            record.revision = Some(revision.clone());
+            rounds.push(record);
+            answer = revision;
         }
-        Ok((answer, rounds, stopped_by))
+        Ok(Revised { answer, rounds, stopped_by })
     }
 
-    fn count(&mut self, usage: Usage) {
-        self.usage += usage;
-        self.calls += 1;
+    /// The corpus passages given to the solver as context.
+    fn context_passages(&self, question: &str) -> Result<Vec<Passage>, AgentError> {
+        Ok(match (&self.opts.retriever, self.opts.context_passages) {
+            (Some(r), k) if k > 0 => {
+                r.search(question, &SearchOptions { k, ..Default::default() })?.into_iter().map(|h| h.passage).collect()
+            }
+            _ => Vec::new(),
+        })
     }
 
-    /// One review round; returns the round record and the revision, if any.
+    /// A revision repeated an earlier answer: tell the solver and resample, hotter.
+    async fn resample_repeat(
+        &self,
+        at: RetryInput<'_>,
+        repeated: String,
+        rejected: &mut Vec<String>,
+    ) -> Result<String, AgentError> {
+        self.recorder.event("solver", "repeat_rejected", json!({ "round": at.round, "answer": repeated })).await?;
+        if !rejected.contains(&repeated) {
+            rejected.push(repeated);
+        }
+        let problems = vec!["This answer was already given and judged wrong.".to_string()];
+        let input = RevisionInput { question: at.question, draft: at.answer, problems: &problems, rejected };
+        let retry =
+            solver::revise(self.agents, &self.solver, input, at.temperature + 0.3, at.seed.map(|s| s ^ 0x5eed)).await?;
+        Ok(retry.text().trim().to_string())
+    }
+
+    /// One review round: check, critique, and revise when something is wrong.
     async fn round(
-        &mut self,
+        &self,
         question: &str,
         answer: &str,
         round: u32,
         temperature: f32,
         seed: Option<u64>,
         rejected: &[String],
-    ) -> Result<(Round, Option<String>), AgentError> {
+    ) -> Result<RoundEnd, AgentError> {
         let strategy = self.opts.loop_options.strategy;
         let mut record = Round {
             round,
@@ -239,30 +231,22 @@ impl Loop<'_> {
         };
         if strategy == Strategy::Wait {
             let prefix = format!("{answer}\nWait,");
-            let cont = solver::continue_from(self.agents, &*self.solver, question, &prefix, temperature, seed).await?;
-            self.count(cont.usage);
-            return Ok((record, Some(format!("{prefix}{}", cont.text()).trim().to_string())));
+            let cont =
+                solver::continue_from(self.agents, &self.solver, &self.recorder, question, &prefix, temperature, seed)
+                    .await?;
+            return Ok(RoundEnd::Revised(record, format!("{prefix}{}", cont.text()).trim().to_string()));
         }
         if strategy == Strategy::Critic {
-            record.tool_calls = check_answer(question, answer, &self.opts.tools, Some(&self.recorder)).await?;
+            record.tool_calls = check_answer(question, answer, &self.tools, Some(&self.recorder)).await?;
         }
         let review = Review { question, draft: answer, findings: &record.tool_calls, ioe: strategy == Strategy::Ioe };
-        let critique =
-            critic::critique(self.agents, &*self.critic, &self.recorder, review, &mut self.usage, &mut self.calls)
-                .await?;
+        let critique = critic::critique(self.agents, &self.critic, &self.recorder, review).await?;
         record.critique_failed = critique.is_none();
         record.critique = critique.clone();
-        let mut problems: Vec<String> = record
-            .tool_calls
-            .iter()
-            .filter(|c| c.verdict == Verdict::Contradicted)
-            .map(|c| {
-                format!("\"{}\" is false according to the {} tool", c.claim.text, c.tool.as_deref().unwrap_or("exact"))
-            })
-            .collect();
         let critic_says_wrong = critique.as_ref().is_some_and(|c| !c.is_correct());
+        let mut problems = refuted_by_tools(&record.tool_calls);
         if problems.is_empty() && !critic_says_wrong {
-            return Ok((record, None));
+            return Ok(RoundEnd::Kept(record));
         }
         if let Some(c) = critique.as_ref().filter(|_| critic_says_wrong) {
             problems.extend(c.problems.iter().cloned());
@@ -270,28 +254,30 @@ impl Loop<'_> {
         if problems.is_empty() {
             problems.push("The reviewer judged the answer incorrect.".into());
         }
-        let wrong_step = critique.as_ref().map(|c| c.earliest_wrong_step).unwrap_or(-1);
-        let revision = if strategy == Strategy::Backtrack && wrong_step >= 0 {
-            let steps = split_sentences(answer);
-            let keep = steps.get(wrong_step as usize).map(|r| r.start).unwrap_or(answer.len());
-            let prefix = answer[..keep].to_string();
-            // Sample, so the regenerated step differs from the original.
-            let cont = solver::continue_from(self.agents, &*self.solver, question, &prefix, temperature.max(0.7), seed)
-                .await?;
-            self.count(cont.usage);
-            format!("{prefix}{}", cont.text()).trim().to_string()
-        } else {
-            let input = RevisionInput { question, draft: answer, problems: &problems, rejected };
-            let rev = solver::revise(self.agents, &*self.solver, input, temperature, seed).await?;
-            self.count(rev.usage);
-            rev.text().trim().to_string()
+        let wrong_step = critique.as_ref().and_then(|c| c.earliest_wrong_step);
+        let revision = match wrong_step.filter(|_| strategy == Strategy::Backtrack) {
+            Some(step) => {
+                let steps = split_sentences(answer);
+                let keep = steps.get(step).map(|r| r.start).unwrap_or(answer.len());
+                let prefix = &answer[..keep];
+                // Sample, so the regenerated step differs from the original.
+                let t = temperature.max(0.7);
+                let cont =
+                    solver::continue_from(self.agents, &self.solver, &self.recorder, question, prefix, t, seed).await?;
+                format!("{prefix}{}", cont.text()).trim().to_string()
+            }
+            None => {
+                let input = RevisionInput { question, draft: answer, problems: &problems, rejected };
+                let rev = solver::revise(self.agents, &self.solver, input, temperature, seed).await?;
+                rev.text().trim().to_string()
+            }
         };
-        Ok((record, Some(revision)))
+        Ok(RoundEnd::Revised(record, revision))
     }
 
     /// Citations for each sentence, by the configured scorer.
     async fn cite(
-        &mut self,
+        &self,
         question: &str,
         answer: &str,
         retriever: &dyn Retriever,
@@ -299,7 +285,7 @@ impl Loop<'_> {
         let cfg = &self.agents.attributor;
         let candidates = cfg.candidates.unwrap_or(5);
         let mut cited = attribute(answer, retriever, candidates, cfg.min_support.unwrap_or(0.5))?;
-        if cfg.scorer.as_deref() != Some("contextcite") || !self.model.capabilities().score_continuation {
+        if cfg.scorer.as_deref() != Some("contextcite") || !self.scorer.capabilities().score_continuation {
             return Ok(cited);
         }
         let options = ContextCiteOptions {
@@ -308,15 +294,13 @@ impl Loop<'_> {
             ..Default::default()
         };
         let min_weight = cfg.min_weight.unwrap_or(0.5);
-        let scorer = self.recorder.model("attributor", self.model.clone());
         for sentence in &mut cited {
             let hits = retriever.search(&sentence.text, &SearchOptions { k: candidates, ..Default::default() })?;
             let sources: Vec<String> = hits.iter().map(|h| h.passage.text.clone()).collect();
             if sources.is_empty() {
                 continue;
             }
-            let weights = attribute_statement(&scorer, question, &sources, &sentence.text, &options).await?;
-            self.calls += (options.ablations + 1) as u32;
+            let weights = attribute_statement(&self.scorer, question, &sources, &sentence.text, &options).await?;
             let best = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
             sentence.support = best.map(|(_, w)| *w).unwrap_or(0.0);
             sentence.citations = match best {
@@ -327,81 +311,70 @@ impl Loop<'_> {
         Ok(cited)
     }
 
+    /// Check and cite the final answer.
     async fn finish(
-        &mut self,
+        &self,
         question: &str,
-        answer: String,
-        rounds: Vec<Round>,
-        stopped_by: String,
-        model: crate::llm::ModelInfo,
-        trace_id: crate::trace::RunId,
+        revised: Revised,
+        model: ModelInfo,
+        trace_id: RunId,
     ) -> Result<AskOutcome, AgentError> {
-        let checked = check_answer(question, &answer, &self.opts.tools, Some(&self.recorder)).await?;
+        let Revised { answer, rounds, stopped_by } = revised;
+        let checked = check_answer(question, &answer, &self.tools, Some(&self.recorder)).await?;
         let mut claims: Vec<ClaimReport> = checked.iter().map(tool_claim).collect();
         let mut sources: Vec<Passage> = Vec::new();
         let mut cited_answer = answer.clone();
         if let Some(retriever) = &self.opts.retriever {
             let cited = self.cite(question, &answer, retriever.as_ref()).await?;
-            let mut markers: Vec<(usize, String)> = Vec::new();
-            for s in &cited {
-                let mut evidence = Vec::new();
-                for (p, score) in &s.citations {
-                    let n = match sources.iter().position(|q| q.passage_id == p.passage_id) {
-                        Some(i) => i + 1,
-                        None => {
-                            sources.push(p.clone());
-                            sources.len()
-                        }
-                    };
-                    markers.push((s.end, format!(" [{n}]")));
-                    evidence.push(Evidence::Passage {
-                        doc_id: p.doc_id.clone(),
-                        passage_id: p.passage_id.clone(),
-                        start: p.start,
-                        end: p.end,
-                        score: *score,
-                    });
-                }
-                let verdict = if evidence.is_empty() { Verdict::Unsupported } else { Verdict::Supported };
-                claims.push(ClaimReport {
-                    text: s.text.clone(),
-                    start: s.start,
-                    end: s.end,
-                    verdict,
-                    kind: None,
-                    evidence,
-                });
-            }
-            // Insert markers from the back so earlier character offsets stay valid.
-            let mut chars: Vec<char> = answer.chars().collect();
-            for (at, mark) in markers.into_iter().rev() {
-                chars.splice(at..at, mark.chars());
-            }
-            cited_answer = chars.into_iter().collect();
+            let numbered = citations::number(&answer, &cited);
+            (cited_answer, sources) = (numbered.cited_answer, numbered.sources);
+            claims.extend(numbered.claims);
             self.recorder.event("attributor", "citations", json!({ "sentences": cited })).await?;
         }
         claims.sort_by_key(|c| (c.start, c.end));
-        let verified = if checked.iter().any(|c| c.verdict == Verdict::Contradicted) {
-            Verification::Refuted
-        } else if checked.iter().any(|c| c.verdict == Verdict::Supported) {
-            Verification::Verified
-        } else {
-            Verification::Unknown
-        };
         Ok(AskOutcome {
             answer,
             cited_answer,
             sources,
-            verified,
+            verified: verification(&checked),
             claims,
             rounds,
             stopped_by,
             strategy: self.opts.loop_options.strategy,
             model,
-            usage: self.usage,
-            model_calls: self.calls,
+            usage: self.budget.usage() + self.scorer.budget().usage(),
+            model_calls: self.budget.calls() + self.scorer.budget().calls(),
             trace_id,
         })
+    }
+}
+
+/// Where a repeat is resampled.
+struct RetryInput<'a> {
+    question: &'a str,
+    answer: &'a str,
+    round: u32,
+    temperature: f32,
+    seed: Option<u64>,
+}
+
+/// The problems the tools found: each contradicted claim.
+fn refuted_by_tools(checked: &[CheckedClaim]) -> Vec<String> {
+    checked
+        .iter()
+        .filter(|c| c.verdict == Verdict::Contradicted)
+        .map(|c| format!("\"{}\" is false according to the {} tool", c.claim.text, c.tool.as_deref().unwrap_or("exact")))
+        .collect()
+}
+
+/// Verified when a tool supports some claim and refutes none.
+fn verification(checked: &[CheckedClaim]) -> Verification {
+    if checked.iter().any(|c| c.verdict == Verdict::Contradicted) {
+        Verification::Refuted
+    } else if checked.iter().any(|c| c.verdict == Verdict::Supported) {
+        Verification::Verified
+    } else {
+        Verification::Unknown
     }
 }
 

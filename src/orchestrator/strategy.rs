@@ -47,13 +47,15 @@ impl fmt::Display for Strategy {
     }
 }
 
+/// A strategy name that is not one of [`Strategy::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {0:?} (one of: single, self-refine, critic, ioe, wait, backtrack)")]
+pub struct UnknownStrategy(pub String);
+
 impl FromStr for Strategy {
-    type Err = String;
+    type Err = UnknownStrategy;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Strategy::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Strategy::ALL.iter().map(|s| s.name()).collect();
-            format!("unknown strategy {s:?} (one of: {})", names.join(", "))
-        })
+        Strategy::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| UnknownStrategy(s.to_string()))
     }
 }
 
@@ -70,10 +72,14 @@ pub struct LoopOptions {
     pub temperature_cap: f32,
     /// Tell the solver which answers were already rejected, and resample once if it repeats one.
     pub reject_repeats: bool,
-    /// Model calls allowed in the whole run.
+    /// Model calls the verify-and-revise loop may make (drafts, critiques, revisions);
+    /// the run's recording models refuse calls past it. Citation scoring is counted in
+    /// the outcome but not limited.
     pub max_calls: u32,
-    /// Tokens (prompt + completion) allowed in the whole run; 0 = no limit.
-    pub max_tokens: u64,
+    /// Tokens (prompt + completion) the loop may spend; 0 = no limit. A run budget,
+    /// unlike an agent's `max_tokens`, which limits one generation.
+    #[serde(alias = "max_tokens")]
+    pub token_budget: u64,
     /// Seed for sampled calls; each call derives its own from it.
     pub seed: u64,
 }
@@ -87,7 +93,7 @@ impl Default for LoopOptions {
             temperature_cap: 1.0,
             reject_repeats: false,
             max_calls: 24,
-            max_tokens: 0,
+            token_budget: 0,
             seed: 0,
         }
     }

@@ -4,9 +4,10 @@
 use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::{Signed, ToPrimitive, Zero};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{arg_str, Tool, ToolError};
+use super::{arg_str, to_output, Tool, ToolError};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -166,8 +167,12 @@ impl Parser {
     }
 }
 
-/// Evaluate an expression exactly.
-pub fn evaluate_expression(expr: &str) -> Result<BigRational, String> {
+/// Evaluate an expression exactly; a malformed one is [`ToolError::BadInput`].
+pub fn evaluate_expression(expr: &str) -> Result<BigRational, ToolError> {
+    evaluate(expr).map_err(|detail| ToolError::BadInput { tool: "arithmetic".into(), detail })
+}
+
+fn evaluate(expr: &str) -> Result<BigRational, String> {
     let tokens = tokenize(expr)?;
     if tokens.is_empty() {
         return Err("empty expression".into());
@@ -210,6 +215,25 @@ fn decimal(v: &BigRational) -> String {
 #[derive(Debug, Default)]
 pub struct Arithmetic;
 
+/// What [`Arithmetic`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArithmeticOutput {
+    /// The expression as given.
+    pub expression: String,
+    /// Its exact value (`p/q` or an integer).
+    pub value: String,
+    /// Its value as a decimal.
+    pub decimal: String,
+    /// Whether the value is an integer.
+    pub integer: bool,
+    /// The claimed value, exactly, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<String>,
+    /// Whether the claimed value equals the expression's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<bool>,
+}
+
 impl Tool for Arithmetic {
     fn name(&self) -> &str {
         "arithmetic"
@@ -227,19 +251,25 @@ impl Tool for Arithmetic {
     fn call(&self, input: &Value) -> Result<Value, ToolError> {
         let bad = |detail: String| ToolError::BadInput { tool: "arithmetic".into(), detail };
         let expr = arg_str(input, "arithmetic", "expression")?;
-        let v = evaluate_expression(expr).map_err(|e| bad(format!("{e} in {expr:?}")))?;
-        let mut out =
-            json!({"expression": expr, "value": exact(&v), "decimal": decimal(&v), "integer": v.is_integer()});
+        let v = evaluate(expr).map_err(|e| bad(format!("{e} in {expr:?}")))?;
+        let mut out = ArithmeticOutput {
+            expression: expr.to_string(),
+            value: exact(&v),
+            decimal: decimal(&v),
+            integer: v.is_integer(),
+            claimed: None,
+            matches: None,
+        };
         if let Some(claimed) = input.get("claimed") {
             let text = match claimed {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let c = evaluate_expression(&text).map_err(|e| bad(format!("claimed value {text:?}: {e}")))?;
-            out["claimed"] = json!(exact(&c));
-            out["matches"] = json!(c == v);
+            let c = evaluate(&text).map_err(|e| bad(format!("claimed value {text:?}: {e}")))?;
+            out.claimed = Some(exact(&c));
+            out.matches = Some(c == v);
         }
-        Ok(out)
+        to_output("arithmetic", &out)
     }
 }
 
@@ -274,7 +304,7 @@ mod tests {
             ("2 $ 3", "unexpected character"),
             ("", "empty"),
         ] {
-            let err = evaluate_expression(e).unwrap_err();
+            let err = evaluate_expression(e).unwrap_err().to_string();
             assert!(err.contains(msg), "{e}: {err}");
         }
     }

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{arg_str, Tool, ToolError};
+use super::{arg_str, to_output, Tool, ToolError};
 
 /// Edges read from text: every "from city X to city Y" (or "from X to Y") line.
 pub fn parse_flights(text: &str) -> Vec<(String, String)> {
@@ -77,6 +78,23 @@ pub fn reachable_path(edges: &[(String, String)], from: &str, to: &str) -> Optio
 #[derive(Debug, Default)]
 pub struct Graph;
 
+/// What [`Graph`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphOutput {
+    /// Origin.
+    pub from: String,
+    /// Destination.
+    pub to: String,
+    /// Edges searched.
+    pub edges: usize,
+    /// Whether `to` can be reached from `from`.
+    pub reachable: bool,
+    /// A shortest path, when there is one.
+    pub path: Option<Vec<String>>,
+    /// Whether a direct edge `from` -> `to` exists.
+    pub edge_exists: bool,
+}
+
 impl Tool for Graph {
     fn name(&self) -> &str {
         "graph"
@@ -108,11 +126,15 @@ impl Tool for Graph {
             _ => return Err(bad("give `edges` or `text`")),
         };
         let path = reachable_path(&edges, from, to);
-        Ok(json!({
-            "from": from, "to": to, "edges": edges.len(),
-            "reachable": path.is_some(), "path": path,
-            "edge_exists": edges.iter().any(|(a, b)| a == from && b == to),
-        }))
+        let out = GraphOutput {
+            from: from.to_string(),
+            to: to.to_string(),
+            edges: edges.len(),
+            reachable: path.is_some(),
+            path,
+            edge_exists: edges.iter().any(|(a, b)| a == from && b == to),
+        };
+        to_output("graph", &out)
     }
 }
 

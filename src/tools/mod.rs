@@ -12,10 +12,10 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use serde_json::Value;
 
-pub use arithmetic::{evaluate_expression, Arithmetic};
+pub use arithmetic::{evaluate_expression, Arithmetic, ArithmeticOutput};
 pub use dates::Dates;
-pub use graph::{parse_flights, reachable_path, Graph};
-pub use primality::{factorize, is_prime, Primality};
+pub use graph::{parse_flights, reachable_path, Graph, GraphOutput};
+pub use primality::{factorize, is_prime, Primality, PrimalityOutput};
 pub use search::CorpusSearch;
 
 /// Errors of tool calls.
@@ -96,6 +96,17 @@ impl ToolRegistry {
     pub fn names(&self) -> Vec<&str> {
         self.tools.keys().map(String::as_str).collect()
     }
+
+    /// The registry restricted to `names` (an agent's allowed tools).
+    pub fn only(&self, names: &[String]) -> Self {
+        let tools = self.tools.iter().filter(|(n, _)| names.contains(n)).map(|(n, t)| (n.clone(), t.clone())).collect();
+        Self { tools }
+    }
+}
+
+/// A tool's typed output as the JSON the [`Tool`] trait returns.
+pub(crate) fn to_output<T: serde::Serialize>(tool: &str, out: &T) -> Result<Value, ToolError> {
+    serde_json::to_value(out).map_err(|e| ToolError::Failed { tool: tool.to_string(), detail: e.to_string() })
 }
 
 /// A non-negative integer argument given as a JSON number or a decimal string.

@@ -1,15 +1,19 @@
-//! Primality, factorisation and divisibility for integers up to 2^128, exactly.
+//! Primality, factorisation and divisibility for integers below 2^128.
 //!
-//! Miller–Rabin with the first twelve prime bases is deterministic below 3.3·10^24;
-//! above that we add more bases (a composite passing all 20 is not known below 2^128
-//! but not proven impossible, which the output says). Factorisation uses trial
+//! Miller–Rabin with the first twelve prime bases is proven exact below 3.3·10^24
+//! (Sorenson and Webster, 2015). Above that bound the test is Baillie–PSW (those bases,
+//! base 2 among them, plus a strong Lucas test with Selfridge's parameters): no
+//! composite is known to pass it, but none is proven impossible, and the tool's
+//! output says which case applies (`deterministic`). Factorisation uses trial
 //! division then Pollard's rho (Brent's variant).
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{arg_integer, Tool, ToolError};
+use super::{arg_integer, to_output, Tool, ToolError};
 
 const SMALL_BASES: [u128; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
+/// Trial divisors beyond the bases, so small factors never reach the tests.
 const EXTRA_BASES: [u128; 8] = [41, 43, 47, 53, 59, 61, 67, 71];
 const DETERMINISTIC_LIMIT: u128 = 3_317_044_064_679_887_385_961_981;
 
@@ -50,7 +54,7 @@ fn pow_mod(mut b: u128, mut e: u128, m: u128) -> u128 {
     r
 }
 
-/// Whether `n` is prime (deterministic below 3.3·10^24).
+/// Whether `n` is prime: proven below 3.3·10^24, Baillie–PSW above (see the module).
 pub fn is_prime(n: u128) -> bool {
     if n < 2 {
         return false;
@@ -60,30 +64,141 @@ pub fn is_prime(n: u128) -> bool {
             return n == *p;
         }
     }
+    SMALL_BASES.iter().all(|a| strong_probable_prime(n, *a)) && (n < DETERMINISTIC_LIMIT || strong_lucas(n))
+}
+
+/// The strong (Miller–Rabin) test of odd `n > a` to base `a`.
+fn strong_probable_prime(n: u128, a: u128) -> bool {
     let (mut d, mut s) = (n - 1, 0);
     while d % 2 == 0 {
         d /= 2;
         s += 1;
     }
-    let bases: Vec<u128> = if n < DETERMINISTIC_LIMIT {
-        SMALL_BASES.to_vec()
-    } else {
-        SMALL_BASES.iter().chain(EXTRA_BASES.iter()).copied().collect()
-    };
-    'outer: for a in bases {
-        let mut x = pow_mod(a, d, n);
-        if x == 1 || x == n - 1 {
-            continue;
+    let mut x = pow_mod(a, d, n);
+    if x == 1 || x == n - 1 {
+        return true;
+    }
+    for _ in 1..s {
+        x = mul_mod(x, x, n);
+        if x == n - 1 {
+            return true;
         }
-        for _ in 1..s {
-            x = mul_mod(x, x, n);
-            if x == n - 1 {
-                continue 'outer;
+    }
+    false
+}
+
+/// The Jacobi symbol (a/n) for odd `n > 0`.
+fn jacobi(mut a: u128, mut n: u128) -> i32 {
+    a %= n;
+    let mut sign = 1;
+    while a != 0 {
+        while a % 2 == 0 {
+            a /= 2;
+            if matches!(n % 8, 3 | 5) {
+                sign = -sign;
             }
         }
-        return false;
+        (a, n) = (n, a);
+        if a % 4 == 3 && n % 4 == 3 {
+            sign = -sign;
+        }
+        a %= n;
     }
-    true
+    if n == 1 {
+        sign
+    } else {
+        0
+    }
+}
+
+fn is_square(n: u128) -> bool {
+    let mut r = (n as f64).sqrt() as u128;
+    // The float estimate is off by a little for large n; settle it exactly.
+    while r.checked_mul(r).is_none_or(|sq| sq > n) {
+        r -= 1;
+    }
+    while (r + 1).checked_mul(r + 1).is_some_and(|sq| sq <= n) {
+        r += 1;
+    }
+    r * r == n
+}
+
+/// `x / 2` modulo odd `n`, for `x < n`.
+fn half_mod(x: u128, n: u128) -> u128 {
+    if x % 2 == 0 {
+        x / 2
+    } else {
+        // (x + n) / 2 without overflowing: both odd.
+        x / 2 + n / 2 + 1
+    }
+}
+
+fn sub_mod(a: u128, b: u128, n: u128) -> u128 {
+    if a >= b {
+        a - b
+    } else {
+        n - (b - a)
+    }
+}
+
+/// `v` (a signed number) modulo `n`.
+fn signed_mod(v: i128, n: u128) -> u128 {
+    let m = v.unsigned_abs() % n;
+    if v >= 0 || m == 0 {
+        m
+    } else {
+        n - m
+    }
+}
+
+/// The strong Lucas probable-prime test of odd `n` with Selfridge's parameters
+/// (D the first of 5, -7, 9, -11, ... with (D/n) = -1; P = 1; Q = (1 - D) / 4).
+fn strong_lucas(n: u128) -> bool {
+    if n % 2 == 0 || is_square(n) {
+        return n == 2;
+    }
+    let mut d: i128 = 5;
+    loop {
+        match jacobi(signed_mod(d, n), n) {
+            -1 => break,
+            0 if d.unsigned_abs() != n => return false,
+            _ => d = if d > 0 { -(d + 2) } else { -d + 2 },
+        }
+    }
+    let q = signed_mod((1 - d) / 4, n);
+    let dm = signed_mod(d, n);
+    // n + 1 = k * 2^s with k odd (2^128 - 1 is divisible by 3, so n + 1 fits).
+    let (mut k, mut s) = (n + 1, 0u32);
+    while k % 2 == 0 {
+        k /= 2;
+        s += 1;
+    }
+    // U_1 = 1, V_1 = P = 1, Q^1; walk the bits of k below the top one.
+    let (mut u, mut v, mut qk) = (1u128, 1u128, q);
+    for bit in (0..(127 - k.leading_zeros())).rev() {
+        // k -> 2k
+        u = mul_mod(u, v, n);
+        v = sub_mod(mul_mod(v, v, n), add_mod(qk, qk, n), n);
+        qk = mul_mod(qk, qk, n);
+        if (k >> bit) & 1 == 1 {
+            // k -> k + 1, with P = 1
+            let next_u = half_mod(add_mod(u, v, n), n);
+            let next_v = half_mod(add_mod(mul_mod(dm, u, n), v, n), n);
+            (u, v) = (next_u, next_v);
+            qk = mul_mod(qk, q, n);
+        }
+    }
+    if u == 0 || v == 0 {
+        return true;
+    }
+    for _ in 1..s {
+        v = sub_mod(mul_mod(v, v, n), add_mod(qk, qk, n), n);
+        qk = mul_mod(qk, qk, n);
+        if v == 0 {
+            return true;
+        }
+    }
+    false
 }
 
 fn gcd(mut a: u128, mut b: u128) -> u128 {
@@ -149,6 +264,26 @@ pub fn factorize(n: u128) -> Vec<u128> {
 #[derive(Debug, Default)]
 pub struct Primality;
 
+/// What [`Primality`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrimalityOutput {
+    /// The number, in decimal.
+    pub n: String,
+    /// Whether it is prime.
+    pub prime: bool,
+    /// Its prime factors in ascending order, with multiplicity (empty below 2).
+    pub factors: Vec<String>,
+    /// Whether the primality test is proven exact for this `n` (below 3.3·10^24);
+    /// above it, Baillie–PSW, with no known counterexample.
+    pub deterministic: bool,
+    /// The divisor asked about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divisor: Option<String>,
+    /// Whether the divisor divides `n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divides: Option<bool>,
+}
+
 impl Tool for Primality {
     fn name(&self) -> &str {
         "primality"
@@ -168,21 +303,23 @@ impl Tool for Primality {
         let n = arg_integer(input, "n")?;
         let prime = is_prime(n);
         let factors: Vec<String> = factorize(n).into_iter().map(|f| f.to_string()).collect();
-        let mut out = json!({
-            "n": n.to_string(),
-            "prime": prime,
-            "factors": if n < 2 { Vec::new() } else { factors },
-            "deterministic": n < DETERMINISTIC_LIMIT,
-        });
+        let mut out = PrimalityOutput {
+            n: n.to_string(),
+            prime,
+            factors: if n < 2 { Vec::new() } else { factors },
+            deterministic: n < DETERMINISTIC_LIMIT,
+            divisor: None,
+            divides: None,
+        };
         if input.get("divisor").is_some() {
             let d = arg_integer(input, "divisor")?;
             if d == 0 {
                 return Err(ToolError::BadInput { tool: "primality".into(), detail: "divisor must not be 0".into() });
             }
-            out["divisor"] = json!(d.to_string());
-            out["divides"] = json!(n % d == 0);
+            out.divisor = Some(d.to_string());
+            out.divides = Some(n % d == 0);
         }
-        Ok(out)
+        to_output("primality", &out)
     }
 }
 
@@ -211,6 +348,33 @@ mod tests {
         let m31 = (1u128 << 31) - 1;
         assert!(!is_prime(m61 * m31));
         assert_eq!(factorize(m61 * m31), vec![m31, m61]);
+    }
+
+    #[test]
+    fn strong_lucas_fails_only_on_its_known_pseudoprimes() {
+        // The strong Lucas pseudoprimes below 100,000 (OEIS A217255).
+        let pseudoprimes = [5459u128, 5777, 10877, 16109, 18971, 22499, 24569, 25199, 40309, 58519, 75077, 97439];
+        for n in (3..100_000u128).step_by(2) {
+            if pseudoprimes.contains(&n) {
+                assert!(strong_lucas(n) && !naive(n), "{n} is a strong Lucas pseudoprime");
+            } else {
+                assert_eq!(strong_lucas(n), naive(n), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn baillie_psw_above_the_proven_bound() {
+        let m89 = (1u128 << 89) - 1;
+        let m127 = (1u128 << 127) - 1;
+        assert!(m89 > DETERMINISTIC_LIMIT);
+        assert!(is_prime(m89) && is_prime(m127), "Mersenne primes");
+        let m61 = (1u128 << 61) - 1;
+        assert!(!is_prime(m61 * m61), "a square of a prime");
+        assert!(!is_prime(m61 * ((1u128 << 31) - 1) * 1_000_003), "a product of three primes");
+        assert!(!is_prime(m127 - 2), "2^127 - 3 is divisible by 5");
+        let out = Primality.call(&json!({"n": m127.to_string()})).unwrap();
+        assert_eq!((out["prime"].clone(), out["deterministic"].clone()), (json!(true), json!(false)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub enum TraceError {
         detail: String,
     },
     /// Another recheck process holds the store's lock.
-    #[error("trace store at {path} is in use by another recheck process; wait for it to finish or use another --home")]
+    #[error("trace store at {path} is in use by another recheck process")]
     InUse {
         /// Store directory.
         path: PathBuf,

@@ -3,14 +3,24 @@
 //! Every model call, tool call, critique and revision is a step. Analysis and
 //! replay read these records, never live state.
 
+mod chat;
 mod error;
 mod jsonl;
+mod outcome;
 mod record;
 mod recorder;
 mod store;
 
+pub use chat::{
+    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Purpose, Role,
+    SamplingParams, TokenLogprob, Usage,
+};
 pub use error::TraceError;
 pub use jsonl::{TraceLine, TransferCounts};
-pub use record::{GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
-pub use recorder::{RecordingModel, RunRecorder};
+pub use outcome::{
+    AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound, ItemOutcome,
+    Protocol, SettledClaim, SnowballOutcome, Verdict,
+};
+pub use record::{run_kind, GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
+pub use recorder::RunRecorder;
 pub use store::{Durability, TraceStore};

@@ -9,10 +9,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::llm::{ChatRequest, Completion, ContinuationScore, Message, ModelInfo, Usage};
+use super::{ChatRequest, Completion, ContinuationScore, Message, ModelInfo, Usage};
 
 /// The trace schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: requests carry their [`super::Purpose`], model infos their capabilities, and item
+/// outcomes are read as typed [`super::ItemOutcome`]s (same JSON shape as 1, so
+/// schema-1 records load unchanged).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The kinds of run recheck writes (a [`RunRecord`]'s `kind`).
+pub mod run_kind {
+    /// A question answered by `ask`.
+    pub const ASK: &str = "ask";
+    /// An experiment: a group run whose slots are item runs.
+    pub const EVAL: &str = "eval";
+    /// One item of an experiment.
+    pub const EVAL_ITEM: &str = "eval-item";
+}
 
 /// A run's id: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,6 +1,5 @@
-//! Recording wrappers: every model call made through them becomes a step of a run.
-//!
-//! Agents receive a [`RecordingModel`] as a plain [`ChatModel`] and never see the store.
+//! The run recorder: appends numbered steps (tool calls, events, and the model calls
+//! that `llm::RecordingModel` hands it) to one run.
 
 use std::{
     sync::{
@@ -10,11 +9,9 @@ use std::{
     time::Instant,
 };
 
-use async_trait::async_trait;
 use chrono::Utc;
 
 use super::{RunId, StepPayload, StepRecord, TraceError, TraceStore, SCHEMA_VERSION};
-use crate::llm::{Capabilities, ChatModel, ChatRequest, Completion, ContinuationScore, LlmError, Message, ModelInfo};
 
 /// Appends steps to one run, numbering them in the order they start.
 #[derive(Clone, Debug)]
@@ -78,69 +75,5 @@ impl RunRecorder {
         let index = self.reserve();
         let payload = StepPayload::Event { name: name.to_string(), data };
         self.record(index, agent, (Utc::now(), Instant::now()), payload, None).await
-    }
-
-    /// Wrap `model` so each call is recorded as a step of `agent`.
-    pub fn model(&self, agent: &str, model: Arc<dyn ChatModel>) -> RecordingModel {
-        RecordingModel { inner: model, recorder: self.clone(), agent: agent.to_string() }
-    }
-}
-
-/// A [`ChatModel`] that records every call, failed ones included.
-pub struct RecordingModel {
-    inner: Arc<dyn ChatModel>,
-    recorder: RunRecorder,
-    agent: String,
-}
-
-#[async_trait]
-impl ChatModel for RecordingModel {
-    fn info(&self) -> ModelInfo {
-        self.inner.info()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
-        let index = self.recorder.reserve();
-        let started = (Utc::now(), Instant::now());
-        let result = self.inner.chat(request).await;
-        let (response, error) = match &result {
-            Ok(c) => (Some(c.clone()), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let payload = StepPayload::ModelCall { model: self.inner.info(), request: request.clone(), response };
-        self.recorder
-            .record(index, &self.agent, started, payload, error)
-            .await
-            .map_err(|e| LlmError::Recording(e.to_string()))?;
-        result
-    }
-
-    async fn score_continuation(
-        &self,
-        messages: &[Message],
-        continuation: &str,
-    ) -> Result<ContinuationScore, LlmError> {
-        let index = self.recorder.reserve();
-        let started = (Utc::now(), Instant::now());
-        let result = self.inner.score_continuation(messages, continuation).await;
-        let (score, error) = match &result {
-            Ok(s) => (Some(s.clone()), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let payload = StepPayload::Scoring {
-            model: self.inner.info(),
-            messages: messages.to_vec(),
-            continuation: continuation.to_string(),
-            score,
-        };
-        self.recorder
-            .record(index, &self.agent, started, payload, error)
-            .await
-            .map_err(|e| LlmError::Recording(e.to_string()))?;
-        result
     }
 }

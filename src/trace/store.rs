@@ -153,6 +153,12 @@ impl TraceStore {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    // Older records stay readable; the mark tells older builds that
+                    // this store now holds records they may not read.
+                    self.db.insert(META_SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.sled_err(e))?;
+                    self.db.flush().map_err(|e| self.sled_err(e))?;
+                }
             }
             None => {
                 self.db.insert(META_SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.sled_err(e))?;

@@ -2,19 +2,20 @@
 //! an agent that knows the gold answer (never allowed to state it); answer again with
 //! the whole history; up to `rounds` answers.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{Change, EvalStepError, ItemContext};
 use crate::{
     eval::answers::{extract, is_correct, leaks, mask},
-    llm::{ChatRequest, Message, SamplingParams},
+    llm::{ChatRequest, Message, Purpose, SamplingParams},
+    trace::{FrictionOutcome, FrictionRound},
 };
 
-pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
+pub(super) async fn run(cx: &ItemContext<'_>) -> Result<FrictionOutcome, EvalStepError> {
     let spec = cx.spec;
     let item = cx.item;
     let mut messages = vec![Message::user(cx.question_prompt()?)];
-    let mut rounds: Vec<Value> = Vec::new();
+    let mut rounds: Vec<FrictionRound> = Vec::new();
     let mut attempts: Vec<String> = Vec::new();
     let mut tried: Vec<String> = Vec::new();
     for round in 1..=spec.rounds {
@@ -35,10 +36,16 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
         }
         let correct = is_correct(cx.answer, answer.as_deref(), &item.gold);
         cx.recorder.event("grader", "graded", json!({ "round": round, "answer": answer, "correct": correct })).await?;
-        rounds.push(json!({
-            "round": round, "text": text, "answer": answer, "correct": correct,
-            "temperature": temperature, "resampled": resampled,
-        }));
+        rounds.push(FrictionRound {
+            round,
+            text: text.clone(),
+            answer: answer.clone(),
+            correct,
+            temperature,
+            resampled,
+            feedback: None,
+            leaked: None,
+        });
         if correct || round == spec.rounds {
             break;
         }
@@ -50,8 +57,8 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
         }
         let (feedback, leaked) = feedback(cx, &attempts).await?;
         if let Some(last) = rounds.last_mut() {
-            last["feedback"] = json!(feedback);
-            last["leaked"] = json!(leaked);
+            last.feedback = Some(feedback.clone());
+            last.leaked = Some(leaked);
         }
         let rejected: &[String] = if spec.reject_repeats { &tried } else { &[] };
         let follow_up = cx.agents.render(
@@ -61,11 +68,8 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
         messages.push(Message::assistant(text));
         messages.push(Message::user(follow_up));
     }
-    let final_correct = rounds.last().and_then(|r| r["correct"].as_bool()).unwrap_or(false);
-    Ok(json!({
-        "protocol": "friction", "item_id": item.id, "gold": item.gold,
-        "rounds": rounds, "max_rounds": spec.rounds, "correct": final_correct,
-    }))
+    let correct = rounds.last().is_some_and(|r| r.correct);
+    Ok(FrictionOutcome { item_id: item.id.clone(), gold: item.gold.clone(), rounds, max_rounds: spec.rounds, correct })
 }
 
 /// Feedback on the latest attempt, with the gold answer masked out; and whether it leaked.
@@ -84,15 +88,13 @@ async fn feedback(cx: &ItemContext<'_>, attempts: &[String]) -> Result<(String, 
         cfg.prompt.as_deref().unwrap_or("feedback.j2"),
         minijinja::context! { question => &cx.item.question, gold => &cx.item.gold, attempts => attempts },
     )?;
-    let request = ChatRequest {
-        messages: vec![Message::user(prompt)],
-        params: SamplingParams {
-            temperature: cfg.temperature.unwrap_or(0.0),
-            max_tokens: cfg.max_tokens.unwrap_or(160),
-            seed: Some(cx.spec.seed),
-            ..Default::default()
-        },
+    let params = SamplingParams {
+        temperature: cfg.temperature.unwrap_or(0.0),
+        max_tokens: cfg.max_tokens.unwrap_or(160),
+        seed: Some(cx.spec.seed),
+        ..Default::default()
     };
+    let request = ChatRequest::new(vec![Message::user(prompt)]).with_params(params).for_purpose(Purpose::Feedback);
     let raw = cx.feedback.chat(&request).await?.text().trim().to_string();
     let leaked = leaks(cx.answer, &cx.item.gold, &raw);
     let text = if leaked { mask(cx.answer, &cx.item.gold, &raw) } else { raw.clone() };

@@ -4,41 +4,19 @@ mod blindspot;
 mod friction;
 mod snowball;
 
-use std::{fmt, str::FromStr, sync::atomic::AtomicBool};
+use std::{str::FromStr, sync::atomic::AtomicBool};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{AnswerKind, EvalSpec};
+use super::{AnswerKind, EvalError, EvalSpec};
 use crate::{
-    agents::{AgentError, AgentSet},
+    agents::{continue_turn, AgentError, AgentSet},
     datasets::Item,
-    llm::{ChatModel, ChatRequest, LlmError, Message, SamplingParams},
+    llm::{ChatModel, ChatRequest, LlmError, Message, Purpose, SamplingParams},
     tools::ToolRegistry,
-    trace::RunRecorder,
+    trace::{ItemOutcome, Protocol, RunRecorder},
 };
-
-/// What an experiment measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// Feedback friction (Jiang et al., 2025).
-    Friction,
-    /// Hallucination snowballing (Zhang et al., 2023).
-    Snowball,
-    /// The self-correction blind spot (Tsui, 2025).
-    Blindspot,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Friction => "friction",
-            Protocol::Snowball => "snowball",
-            Protocol::Blindspot => "blindspot",
-        })
-    }
-}
 
 /// The one change a fork applies from its fork step on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,8 +41,9 @@ pub enum Change {
 }
 
 impl FromStr for Change {
-    type Err = String;
+    type Err = EvalError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |detail: &str| EvalError::BadChange { change: s.to_string(), detail: detail.to_string() };
         let (key, value) = match s.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v)),
             None => (s.trim(), None),
@@ -83,28 +62,28 @@ impl FromStr for Change {
                 Ok(Change::Spec { key: k.to_string(), value: v.trim().to_string() })
             }
             ("feedback_mode", Some(v)) => Ok(Change::Spec { key: "feedback".into(), value: format!("{v:?}") }),
-            _ => Err("expected one of: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=model|binary, \
-                      rounds=N, temperature=X, temperature_step=X, temperature_cap=X, reject_repeats=true|false, \
-                      max_tokens=N"
-                .into()),
+            _ => Err(bad("expected one of: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=model|binary, \
+                          rounds=N, temperature=X, temperature_step=X, temperature_cap=X, reject_repeats=true|false, \
+                          max_tokens=N")),
         }
     }
 }
 
 impl Change {
     /// The spec with this change applied (spec options only; other changes act at run time).
-    pub fn apply_to(&self, spec: &EvalSpec) -> Result<EvalSpec, String> {
+    pub fn apply_to(&self, spec: &EvalSpec) -> Result<EvalSpec, EvalError> {
         let Change::Spec { key, value } = self else { return Ok(spec.clone()) };
-        let mut table = toml::Value::try_from(spec).map_err(|e| e.to_string())?;
+        let bad = |detail: String| EvalError::BadChange { change: format!("{key}={value}"), detail };
+        let mut table = toml::Value::try_from(spec).map_err(|e| bad(e.to_string()))?;
         let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .map_err(|e| format!("value {value:?} is not a TOML value: {e}"))?
+            .map_err(|e| bad(format!("value {value:?} is not a TOML value: {e}")))?
             .remove("v")
-            .ok_or("empty value")?;
+            .ok_or_else(|| bad("empty value".into()))?;
         if let Some(t) = table.as_table_mut() {
             t.insert(key.clone(), parsed);
         }
-        let out: EvalSpec = table.try_into().map_err(|e: toml::de::Error| e.to_string())?;
-        out.check()?;
+        let out: EvalSpec = table.try_into().map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        out.check().map_err(bad)?;
         Ok(out)
     }
 }
@@ -141,11 +120,14 @@ impl ItemContext<'_> {
         }
     }
 
-    /// A request with the spec's token limit.
-    fn request(&self, messages: Vec<Message>, temperature: f32, seed: u64) -> ChatRequest {
-        let params =
-            SamplingParams { temperature, max_tokens: self.spec.max_tokens, seed: Some(seed), ..Default::default() };
-        ChatRequest { messages, params }
+    /// Sampling parameters with the spec's token limit.
+    fn params(&self, temperature: f32, seed: u64) -> SamplingParams {
+        SamplingParams { temperature, max_tokens: self.spec.max_tokens, seed: Some(seed), ..Default::default() }
+    }
+
+    /// A request for `purpose` with the spec's token limit.
+    fn request(&self, purpose: Purpose, messages: Vec<Message>, temperature: f32, seed: u64) -> ChatRequest {
+        ChatRequest::new(messages).with_params(self.params(temperature, seed)).for_purpose(purpose)
     }
 
     /// The solver prompt of the item's question (no passages).
@@ -155,19 +137,17 @@ impl ItemContext<'_> {
 
     /// A solver reply to `messages`, with a fork's injection or "Wait" applied.
     async fn solve(&self, messages: Vec<Message>, temperature: f32, seed: u64) -> Result<String, EvalStepError> {
-        let mut text =
-            self.solver.chat(&self.request(messages.clone(), temperature, seed)).await?.text().trim().to_string();
+        let request = self.request(Purpose::Answer, messages.clone(), temperature, seed);
+        let mut text = self.solver.chat(&request).await?.text().trim().to_string();
         if let Some(injected) = self.take_injection() {
             self.recorder.event("solver", "injected", json!({ "replaced": text, "answer": injected })).await?;
             text = injected;
         }
         if self.change() == Some(&Change::Wait) {
             let prefix = format!("{text}\nWait,");
-            let mut cont = messages;
-            cont.push(Message::assistant(prefix.clone()));
-            text = format!("{prefix}{}", self.solver.chat(&self.request(cont, temperature, seed)).await?.text())
-                .trim()
-                .to_string();
+            let params = self.params(temperature, seed);
+            let cont = continue_turn(self.agents, self.solver, self.recorder, messages, &prefix, params).await?;
+            text = format!("{prefix}{}", cont.text()).trim().to_string();
         }
         Ok(text)
     }
@@ -187,12 +167,12 @@ pub(crate) enum EvalStepError {
 }
 
 /// Run `cx.item` under `protocol`; returns the graded outcome stored as the item run's output.
-pub(crate) async fn run_item(protocol: Protocol, cx: &ItemContext<'_>) -> Result<Value, EvalStepError> {
-    match protocol {
-        Protocol::Friction => friction::run(cx).await,
-        Protocol::Snowball => snowball::run(cx).await,
-        Protocol::Blindspot => blindspot::run(cx).await,
-    }
+pub(crate) async fn run_item(protocol: Protocol, cx: &ItemContext<'_>) -> Result<ItemOutcome, EvalStepError> {
+    Ok(match protocol {
+        Protocol::Friction => ItemOutcome::Friction(friction::run(cx).await?),
+        Protocol::Snowball => ItemOutcome::Snowball(snowball::run(cx).await?),
+        Protocol::Blindspot => ItemOutcome::Blindspot(blindspot::run(cx).await?),
+    })
 }
 
 #[cfg(test)]
@@ -204,7 +184,7 @@ mod tests {
         assert_eq!("wait".parse::<Change>().unwrap(), Change::Wait);
         assert_eq!("feedback=Look at C.".parse::<Change>().unwrap(), Change::Feedback("Look at C.".into()));
         assert!("inject=".parse::<Change>().is_err());
-        assert!("colour=3".parse::<Change>().unwrap_err().contains("expected one of"));
+        assert!("colour=3".parse::<Change>().unwrap_err().to_string().contains("expected one of"));
         let spec: EvalSpec = toml::from_str(
             "name = \"x\"\nprotocol = \"friction\"\n[[datasets]]\nloader = \"jsonl\"\npath = \"a.jsonl\"\n",
         )
@@ -213,6 +193,7 @@ mod tests {
         assert_eq!((changed.rounds, spec.rounds), (5, 3));
         let binary = "feedback_mode=binary".parse::<Change>().unwrap().apply_to(&spec).unwrap();
         assert_eq!(binary.feedback.as_deref(), Some("binary"));
-        assert!("rounds=0".parse::<Change>().unwrap().apply_to(&spec).unwrap_err().contains("at least 1"));
+        let err = "rounds=0".parse::<Change>().unwrap().apply_to(&spec).unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{err}");
     }
 }

@@ -1,6 +1,8 @@
-//! Backend-neutral request and response types for chat models.
+//! Backend-neutral request and response types of chat models, as the trace store
+//! records them.
 //!
-//! Wire formats stay inside the backends; everything above `llm` sees only these.
+//! They live here, at the bottom of the crate, because a model call step holds them;
+//! the model layer (`llm`) re-exports them and keeps wire formats inside its backends.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,20 +69,73 @@ impl Default for SamplingParams {
     }
 }
 
-/// A chat request: messages plus parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a model call is for: the agent's task. Recorded with the request and never
+/// sent to a model; the `sim:` simulator keys on it (never on prompt wording), and a
+/// trace reader can tell the calls of one run apart by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Not stated (runs recorded before purposes existed, or direct library calls).
+    #[default]
+    Unspecified,
+    /// The solver answers a question (first answer or an answer after feedback).
+    Answer,
+    /// The solver revises its answer from a critique.
+    Revise,
+    /// The solver continues its own prefilled answer (`wait`, `backtrack`, blind spot).
+    Continue,
+    /// The critic reviews an answer.
+    Critique,
+    /// The feedback writer of the friction protocol.
+    Feedback,
+    /// A claim asked back alone, in a fresh context (snowballing).
+    ClaimCheck,
+    /// The model checks and finishes a user's attempt (blind spot, user condition).
+    CheckAttempt,
+}
+
+impl Purpose {
+    /// True for [`Purpose::Unspecified`] (it is left out of serialised requests).
+    pub fn is_unspecified(&self) -> bool {
+        *self == Purpose::Unspecified
+    }
+}
+
+/// A chat request: messages plus parameters, and what the call is for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The conversation so far.
     pub messages: Vec<Message>,
     /// Sampling parameters.
     #[serde(default)]
     pub params: SamplingParams,
+    /// The agent's task; not sent to the model.
+    #[serde(default, skip_serializing_if = "Purpose::is_unspecified")]
+    pub purpose: Purpose,
 }
 
 impl ChatRequest {
     /// A request with default parameters.
     pub fn new(messages: Vec<Message>) -> Self {
-        Self { messages, params: SamplingParams::default() }
+        Self { messages, params: SamplingParams::default(), purpose: Purpose::Unspecified }
+    }
+
+    /// The same request with `params`.
+    pub fn with_params(mut self, params: SamplingParams) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// The same request, made for `purpose`.
+    pub fn for_purpose(mut self, purpose: Purpose) -> Self {
+        self.purpose = purpose;
+        self
+    }
+
+    /// Whether `other` sends the model the same thing (messages and parameters; the
+    /// purpose is not sent, so it does not count). Replay matches calls by this.
+    pub fn sends_same_as(&self, other: &ChatRequest) -> bool {
+        self.messages == other.messages && self.params == other.params
     }
 
     /// True when the last message is an assistant turn that the model must continue
@@ -129,6 +184,21 @@ pub struct Usage {
     pub prompt_tokens: u32,
     /// Tokens generated.
     pub completion_tokens: u32,
+}
+
+impl Usage {
+    /// Prompt and completion tokens together.
+    pub fn total(&self) -> u64 {
+        u64::from(self.prompt_tokens) + u64::from(self.completion_tokens)
+    }
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(mut self, other: Usage) -> Usage {
+        self += other;
+        self
+    }
 }
 
 impl std::ops::AddAssign for Usage {
@@ -205,7 +275,7 @@ pub struct ContinuationScore {
 pub struct Capabilities {
     /// Per-token log-probabilities of generated text.
     pub logprobs: bool,
-    /// [`super::ChatModel::score_continuation`].
+    /// Scoring a given continuation (`ChatModel::score_continuation` in `llm`).
     pub score_continuation: bool,
     /// A trailing assistant message is continued, not answered.
     pub prefill: bool,
@@ -224,4 +294,15 @@ pub struct ModelInfo {
     /// Base URL for HTTP backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// What the backend could do when the run was made, so a replay behaves the same
+    /// (e.g. emulates a prefilled turn again). `None` in runs recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+}
+
+impl ModelInfo {
+    /// A model known by its spec and backend name only.
+    pub fn new(spec: impl Into<String>, backend: impl Into<String>) -> Self {
+        Self { spec: spec.into(), backend: backend.into(), weights_sha256: None, base_url: None, capabilities: None }
+    }
 }

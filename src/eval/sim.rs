@@ -3,9 +3,13 @@
 //! Its behaviour is drawn from planted probabilities, so a test can run a protocol on
 //! it and check that the reported rates recover the planted ones. It knows the truth
 //! only for tasks an exact computation settles (arithmetic expressions, word sorting,
-//! primality, flight reachability; senator questions are always "no"), and it reads
-//! the call's purpose from the built-in prompts' wording (feedback writer, claim check,
-//! user attempt, prefilled own answer, follow-up after feedback).
+//! primality, flight reachability; senator questions are always "no"). What a call is
+//! for comes from the [`Purpose`] recorded with each request (feedback writer, claim
+//! check, user attempt, prefilled own answer), never from our prompts' wording, so
+//! editing a prompt template does not change the simulator.
+//!
+//! It lives with the experiments, not in `llm`: it needs the exact tools to know the
+//! truth, and the model layer depends on nothing but the trace records.
 //!
 //! Every draw is a pure function of the seed and the request, so runs and replays are
 //! reproducible at any concurrency.
@@ -16,8 +20,13 @@ use async_trait::async_trait;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
-use super::{Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, ModelInfo, Role, Usage};
-use crate::tools::{evaluate_expression, is_prime, parse_flights, reachable_path};
+use crate::{
+    llm::{
+        Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, Message, ModelInfo, Purpose,
+        Role, Usage,
+    },
+    tools::{evaluate_expression, is_prime, parse_flights, reachable_path},
+};
 
 /// The planted parameters; each is a probability except `seed`.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +70,11 @@ impl Default for SimParams {
 
 impl SimParams {
     /// Parse `key=value,...` (any subset of the fields; the rest keep their defaults).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, LlmError> {
+        Self::parse_pairs(s).map_err(|reason| LlmError::BadSpec { spec: format!("sim:{s}"), reason })
+    }
+
+    fn parse_pairs(s: &str) -> Result<Self, String> {
         let mut p = Self::default();
         for pair in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
             let (k, v) = pair.split_once('=').ok_or(format!("`{pair}` is not key=value"))?;
@@ -134,33 +147,36 @@ impl SimBackend {
     fn reply(&self, request: &ChatRequest) -> String {
         let msgs = &request.messages;
         let first_user = msgs.iter().find(|m| m.role == Role::User).map(|m| m.content.as_str()).unwrap_or("");
-        let last = msgs.last();
         let p = &self.params;
-        if first_user.contains("Write feedback") {
-            return "Your final answer is not correct. Go through your work again step by step and check every \
-                    intermediate result."
-                .into();
-        }
-        if let Some(statement) = first_user.split_once("Statement:").map(|(_, s)| s.trim()) {
-            return match statement_truth(statement) {
-                Some(true) => "True.".into(),
-                _ if self.draw(request, "recognize") < p.recognize => "False. The statement is wrong.".into(),
-                _ => "True.".into(),
-            };
+        match request.purpose {
+            Purpose::Feedback => {
+                return "Your final answer is not correct. Go through your work again step by step and check every \
+                        intermediate result."
+                    .into()
+            }
+            Purpose::ClaimCheck => {
+                return match statement_truth(first_user) {
+                    Some(true) => "True.".into(),
+                    _ if self.draw(request, "recognize") < p.recognize => "False. The statement is wrong.".into(),
+                    _ => "True.".into(),
+                }
+            }
+            Purpose::Critique => return "I do not know.".into(),
+            _ => {}
         }
         let Some(task) = task_of(first_user) else { return "I do not know.".into() };
-        if last.is_some_and(|m| m.role == Role::Assistant) {
-            let prefix = last.map(|m| m.content.as_str()).unwrap_or("");
+        if request.purpose == Purpose::Continue {
+            let prefix = msgs.last().filter(|m| m.role == Role::Assistant).map(|m| m.content.as_str()).unwrap_or("");
             let p_right = if prefix.trim_end().ends_with("Wait,") { p.wait } else { p.own };
             let right = self.draw(request, "continue") < p_right;
             return format!(" {}", answer(&task, right, self.draw(request, "wrong")));
         }
-        if first_user.contains("Here is my attempt") {
+        if request.purpose == Purpose::CheckAttempt {
             let right = self.draw(request, "user") < p.user;
             return answer(&task, right, self.draw(request, "wrong"));
         }
         let user_turns = msgs.iter().filter(|m| m.role == Role::User).count();
-        if user_turns > 1 {
+        if user_turns > 1 || request.purpose == Purpose::Revise {
             if self.draw(request, "adopt") < p.adopt {
                 return answer(&task, true, 0.0);
             }
@@ -173,7 +189,7 @@ impl SimBackend {
         // A first answer: its wrong variant depends on the question only, so a model
         // that ignores feedback repeats the same wrong answer.
         let right = self.draw(request, "accuracy") < p.accuracy;
-        let q_only = ChatRequest::new(vec![super::Message::user(first_user)]);
+        let q_only = ChatRequest::new(vec![Message::user(first_user)]);
         answer(&task, right, self.draw(&q_only, "wrong"))
     }
 }
@@ -250,7 +266,7 @@ fn answer(task: &Task, right: bool, u: f64) -> String {
 #[async_trait]
 impl ChatModel for SimBackend {
     fn info(&self) -> ModelInfo {
-        ModelInfo { spec: self.spec.clone(), backend: "sim".into(), weights_sha256: None, base_url: None }
+        ModelInfo::new(self.spec.clone(), "sim")
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -279,19 +295,18 @@ impl ChatModel for SimBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Message;
 
     fn ask(sim: &SimBackend, messages: Vec<Message>) -> String {
-        sim.reply(&ChatRequest::new(messages))
+        sim.reply(&ChatRequest::new(messages).for_purpose(Purpose::Answer))
     }
 
     #[test]
     fn params_parse_and_reject_bad_values() {
         let p = SimParams::parse("accuracy=0.2, adopt=1,seed=9").unwrap();
         assert_eq!((p.accuracy, p.adopt, p.seed), (0.2, 1.0, 9));
-        assert!(SimParams::parse("accuracy=1.5").unwrap_err().contains("probability"));
-        assert!(SimParams::parse("colour=0.1").unwrap_err().contains("unknown parameter"));
-        assert!(SimParams::parse("adopt").unwrap_err().contains("key=value"));
+        assert!(SimParams::parse("accuracy=1.5").unwrap_err().to_string().contains("probability"));
+        assert!(SimParams::parse("colour=0.1").unwrap_err().to_string().contains("unknown parameter"));
+        assert!(SimParams::parse("adopt").unwrap_err().to_string().contains("key=value"));
     }
 
     #[test]
@@ -307,6 +322,14 @@ mod tests {
         let p = "Is 7411 a prime number?";
         assert!(ask(&right, vec![Message::user(p)]).starts_with("Yes"));
         assert!(ask(&wrong, vec![Message::user(p)]).contains("7411 is divisible by"));
+        // The purpose, not the wording, picks the behaviour.
+        let check = |text: &str| {
+            wrong.reply(&ChatRequest::new(vec![Message::user(text)]).for_purpose(Purpose::ClaimCheck))
+        };
+        assert_eq!(check("Any wording at all: 7411 is divisible by 3?"), check("7411 is divisible by 3"));
+        assert_eq!(check("12 is divisible by 3"), "True.");
+        let feedback = ChatRequest::new(vec![Message::user(p)]).for_purpose(Purpose::Feedback);
+        assert!(wrong.reply(&feedback).contains("not correct"));
         let words = "Sort the following words alphabetically: List: pear apple fig";
         assert_eq!(ask(&right, vec![Message::user(words)]), "So the answer is apple fig pear.");
     }

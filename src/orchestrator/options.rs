@@ -1,0 +1,106 @@
+//! What `ask` runs with besides the model and the question, and a builder for it.
+
+use std::sync::Arc;
+
+use super::{LoopOptions, Strategy};
+use crate::{agents::AgentSet, corpus::Retriever, llm::ChatModel, tools::ToolRegistry, Result};
+
+/// Everything a run needs besides the model and the question.
+///
+/// ```
+/// # fn main() -> recheck::Result<()> {
+/// use recheck::{AskOptions, Strategy};
+/// let options = AskOptions::builtin()?.strategy(Strategy::Critic).rounds(2).max_calls(12);
+/// assert_eq!(options.loop_options.rounds, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AskOptions {
+    /// Strategy, rounds, budget, anti-friction options.
+    pub loop_options: LoopOptions,
+    /// Agent configs and prompts.
+    pub agents: Arc<AgentSet>,
+    /// Exact tools for the tool-checker (limited further by its config's `tools`).
+    pub tools: ToolRegistry,
+    /// A corpus for context passages and citations.
+    pub retriever: Option<Arc<dyn Retriever>>,
+    /// Passages given to the solver as numbered context.
+    pub context_passages: usize,
+    /// A different model for the critic (its config's `model`); `None` = the run's model.
+    pub critic_model: Option<Arc<dyn ChatModel>>,
+}
+
+impl std::fmt::Debug for AskOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AskOptions").field("loop_options", &self.loop_options).field("tools", &self.tools).finish()
+    }
+}
+
+impl AskOptions {
+    /// Options with `agents`, the standard exact tools, no corpus and the default loop
+    /// (`single`, 2 rounds, 24 calls).
+    pub fn new(agents: Arc<AgentSet>) -> Self {
+        Self {
+            loop_options: LoopOptions::default(),
+            agents,
+            tools: ToolRegistry::standard(),
+            retriever: None,
+            context_passages: 0,
+            critic_model: None,
+        }
+    }
+
+    /// [`AskOptions::new`] with the built-in agents and prompts.
+    pub fn builtin() -> Result<Self> {
+        Ok(Self::new(Arc::new(AgentSet::builtin()?)))
+    }
+
+    /// Use `strategy`.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.loop_options.strategy = strategy;
+        self
+    }
+
+    /// At most `rounds` review rounds.
+    pub fn rounds(mut self, rounds: u32) -> Self {
+        self.loop_options.rounds = rounds;
+        self
+    }
+
+    /// At most `calls` model calls in the loop.
+    pub fn max_calls(mut self, calls: u32) -> Self {
+        self.loop_options.max_calls = calls;
+        self
+    }
+
+    /// At most `tokens` tokens in the loop (0 = no limit).
+    pub fn token_budget(mut self, tokens: u64) -> Self {
+        self.loop_options.token_budget = tokens;
+        self
+    }
+
+    /// Seed of sampled calls.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.loop_options.seed = seed;
+        self
+    }
+
+    /// These exact tools.
+    pub fn tools(mut self, tools: ToolRegistry) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Cite from `retriever`, and give the solver its top `context_passages` passages.
+    pub fn retriever(mut self, retriever: Arc<dyn Retriever>, context_passages: usize) -> Self {
+        self.retriever = Some(retriever);
+        self.context_passages = context_passages;
+        self
+    }
+
+    /// A separate model for the critic.
+    pub fn critic_model(mut self, model: Arc<dyn ChatModel>) -> Self {
+        self.critic_model = Some(model);
+        self
+    }
+}
