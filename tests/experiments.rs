@@ -215,6 +215,36 @@ async fn replay_reproduces_metrics_and_detects_a_changed_prompt() {
 }
 
 #[tokio::test]
+async fn resume_refuses_another_model_and_blindspot_refuses_a_model_without_prefill() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 4);
+    let store = TraceStore::temporary().unwrap();
+    let friction = friction_spec(dir.path(), 2);
+    let run =
+        eval::start(&store, &friction, dir.path(), None, &options(sim("accuracy=0.0,seed=1")), &()).await.unwrap();
+    let err = eval::resume(&store, run.run_id, &options(sim("accuracy=1.0,seed=1")), &()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, recheck::Error::Eval(eval::EvalError::OtherModel { .. })), "{text}");
+    assert!(text.contains("sim:accuracy=0.0,seed=1") && text.contains("sim:accuracy=1.0,seed=1"), "{text}");
+    // The same model resumes (nothing left to run).
+    let again = eval::resume(&store, run.run_id, &options(sim("accuracy=0.0,seed=1")), &()).await.unwrap();
+    assert_eq!((again.ran, again.skipped), (0, 4));
+
+    let blindspot = spec(&format!(
+        "name = \"b\"\nprotocol = \"blindspot\"\n[[datasets]]\nloader = \"bbm\"\npath = \"{}\"\nanswer = \"number\"\nrequire_mistake = true\n",
+        dir.path().join("arithmetic_bbm.jsonl").display()
+    ));
+    let no_prefill = llm::ModelInfo {
+        capabilities: Some(llm::Capabilities { prefill: false, ..Default::default() }),
+        ..llm::ModelInfo::new("openai:m", "openai")
+    };
+    let opts = RunOptions { model: Arc::new(llm::ReplayModel::exact(no_prefill, vec![])), ..options(sim("seed=1")) };
+    let err = eval::start(&store, &blindspot, dir.path(), None, &opts, &()).await.unwrap_err().to_string();
+    assert!(err.contains("prefilled"), "{err}");
+    assert_eq!(store.list_runs().unwrap().len(), 1 + 4, "nothing stored for the refused experiment");
+}
+
+#[tokio::test]
 async fn fork_reuses_recorded_steps_and_applies_its_change() {
     let dir = tempfile::tempdir().unwrap();
     write_fixtures(dir.path(), 80);

@@ -87,6 +87,8 @@ fn no_module_uses_one_above_it() {
 
 #[test]
 fn the_checker_sees_nested_use_trees() {
-    let uses = crate_uses("use crate::{\n    llm::{A, B},\n    tools::{c, d},\n};\nfn f() { crate::eval::x(); } // crate::cli");
+    let uses = crate_uses(
+        "use crate::{\n    llm::{A, B},\n    tools::{c, d},\n};\nfn f() { crate::eval::x(); } // crate::cli",
+    );
     assert_eq!(uses.into_iter().collect::<Vec<_>>(), ["eval", "llm", "tools"]);
 }

@@ -76,13 +76,13 @@ fn an_outcome_that_does_not_match_is_refused_with_the_run_named() {
     let file = dir.path().join("broken.jsonl");
     std::fs::write(&file, broken).unwrap();
     store.import_jsonl(&file).unwrap();
-    let friction: RunId = expected().keys().map(|k| k.parse().unwrap()).find(|id| {
-        analysis::item_outcomes(&imported(), *id)
-            .unwrap()
-            .values()
-            .any(|o| matches!(o, ItemOutcome::Friction(_)))
-    })
-    .unwrap();
+    let friction: RunId = expected()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .find(|id| {
+            analysis::item_outcomes(&imported(), *id).unwrap().values().any(|o| matches!(o, ItemOutcome::Friction(_)))
+        })
+        .unwrap();
     let err = analysis::compute(&store, friction).unwrap_err().to_string();
     assert!(err.contains("item run") && err.contains("max_rounds"), "{err}");
 }

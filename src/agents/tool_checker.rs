@@ -143,9 +143,8 @@ mod tests {
     #[tokio::test]
     async fn claims_outside_the_allowed_tools_stay_unchecked_without_a_call() {
         let only_graph = ToolRegistry::standard().only(&["graph".to_string()]);
-        let checked = check_answer("Is 7411 a prime number?", "No, 7411 is divisible by 7.", &only_graph, None)
-            .await
-            .unwrap();
+        let checked =
+            check_answer("Is 7411 a prime number?", "No, 7411 is divisible by 7.", &only_graph, None).await.unwrap();
         assert!(!checked.is_empty());
         assert!(checked.iter().all(|c| c.verdict == Verdict::Unchecked && c.tool.is_none()), "{checked:?}");
     }
@@ -153,7 +152,10 @@ mod tests {
     #[test]
     fn a_tool_output_of_another_shape_is_an_error_not_a_verdict() {
         let kind = ClaimKind::Primality { n: "7".into(), prime: true };
-        assert_eq!(judge(&kind, &json!({"n": "7", "prime": true, "factors": ["7"], "deterministic": true})), Ok(Verdict::Supported));
+        assert_eq!(
+            judge(&kind, &json!({"n": "7", "prime": true, "factors": ["7"], "deterministic": true})),
+            Ok(Verdict::Supported)
+        );
         let err = judge(&kind, &json!({"n": "7", "is_prime": true})).unwrap_err();
         assert!(err.contains("primality output"), "{err}");
     }

@@ -180,8 +180,11 @@ pub fn item_outcomes(store: &TraceStore, run_id: RunId) -> Result<BTreeMap<u32, 
     for (slot, member) in store.members(run_id)? {
         if let Some(run) = store.run(member)?.filter(|r| r.status == RunStatus::Completed) {
             if let Some(output) = run.output {
-                let outcome = ItemOutcome::deserialize(&output)
-                    .map_err(|e| AnalysisError::BadOutcome { run: member, slot, detail: e.to_string() })?;
+                let outcome = ItemOutcome::deserialize(&output).map_err(|e| AnalysisError::BadOutcome {
+                    run: member,
+                    slot,
+                    detail: e.to_string(),
+                })?;
                 out.insert(slot, outcome);
             }
         }

@@ -52,7 +52,14 @@ pub fn render_text(report: &Report) -> String {
         );
         for item in &c.changed {
             let grade = |b: bool| if b { "right" } else { "wrong" };
-            let _ = writeln!(out, "  item {} ({}): {} -> {}", item.slot, item.item_id, grade(item.before), grade(item.after));
+            let _ = writeln!(
+                out,
+                "  item {} ({}): {} -> {}",
+                item.slot,
+                item.item_id,
+                grade(item.before),
+                grade(item.after)
+            );
         }
     }
     out

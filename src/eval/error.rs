@@ -32,6 +32,16 @@ pub enum EvalError {
         /// What is missing.
         detail: String,
     },
+    /// An experiment was asked to go on with another model than the one it ran with.
+    #[error("run {run} was run with model {recorded}, not {given}: resuming would mix two models in one experiment (fork it to compare models)")]
+    OtherModel {
+        /// The experiment.
+        run: String,
+        /// The model it recorded.
+        recorded: String,
+        /// The model given.
+        given: String,
+    },
     /// A fork's change could not be understood or does not apply.
     #[error("change {change:?}: {detail}")]
     BadChange {

@@ -84,7 +84,7 @@ pub async fn fork(
         None => opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone()),
     };
     let change = (fork.from_step, fork.change.clone());
-    let config = eval_config(&spec, &solver.info(), &feedback.info(), &opts.agents, Some(&change));
+    let config = eval_config(&spec, &solver.info(), &feedback.info(), &opts.agents, Some(&change))?;
     let new = store.create_run(EVAL_KIND, run.input.clone(), config, Some(parent)).await?;
     let source =
         ModelSource::Recorded { calls: recorded_calls(store, parent)?, fork: Some((fork.from_step, solver, feedback)) };

@@ -185,7 +185,7 @@ pub async fn start(
     check_backend(spec, opts.model.as_ref())?;
     let items: Vec<StoredItem> = items.into_iter().map(|(dataset, item)| StoredItem { dataset, item }).collect();
     let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
-    let config = eval_config(spec, &opts.model.info(), &feedback.info(), &opts.agents, None);
+    let config = eval_config(spec, &opts.model.info(), &feedback.info(), &opts.agents, None)?;
     let input = EvalInput { data_root: data_root.to_path_buf(), limit, items };
     let run = store.create_run(EVAL_KIND, to_json(&input)?, config, None).await?;
     let items = input.items;
@@ -195,25 +195,16 @@ pub async fn start(
 
 /// Continue an interrupted experiment with the models in `opts`: items whose run
 /// completed are kept; missing, interrupted and failed ones run again.
-pub async fn resume(
-    store: &TraceStore,
-    run_id: RunId,
-    opts: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<EvalRun> {
+pub async fn resume(store: &TraceStore, run_id: RunId, opts: &RunOptions, progress: &dyn Progress) -> Result<EvalRun> {
     let run = load_eval(store, run_id)?;
     let (config, items) = (stored_config(&run)?, stored_items(&run)?);
     let spec = config.spec;
     let recorded = &config.model;
     if !same_model(recorded, &opts.model.info()) {
-        return Err(EvalError::NotAnEval {
+        return Err(EvalError::OtherModel {
             run: run.id.to_string(),
-            detail: format!(
-                "was run with model {}, not {}: resuming with another model would mix two models in one \
-                 experiment (fork it instead to compare)",
-                recorded.spec,
-                opts.model.info().spec
-            ),
+            recorded: recorded.spec.clone(),
+            given: opts.model.info().spec,
         }
         .into());
     }
@@ -244,8 +235,12 @@ fn same_model(a: &ModelInfo, b: &ModelInfo) -> bool {
     }
 }
 
+/// A record as JSON (our types always serialise; a failure is reported, not hidden).
 fn to_json<T: Serialize>(value: &T) -> Result<Value, EvalError> {
-    serde_json::to_value(value).map_err(|e| EvalError::NotAnEval { run: "new".into(), detail: e.to_string() })
+    serde_json::to_value(value).map_err(|e| EvalError::NotAnEval {
+        run: "(being written)".into(),
+        detail: format!("unserialisable record: {e}"),
+    })
 }
 
 pub(crate) fn eval_config(
@@ -254,7 +249,7 @@ pub(crate) fn eval_config(
     feedback: &ModelInfo,
     agents: &AgentSet,
     fork: Option<&(u32, Change)>,
-) -> Value {
+) -> Result<Value, EvalError> {
     let config = EvalConfig {
         spec: spec.clone(),
         model: model.clone(),
@@ -262,7 +257,7 @@ pub(crate) fn eval_config(
         agents: json!({ "solver": agents.solver, "feedback": agents.feedback }),
         fork: fork.map(|(from, change)| ForkRecord { from_step: *from, change: change.clone() }),
     };
-    serde_json::to_value(config).unwrap_or_default()
+    to_json(&config)
 }
 
 fn not_eval(run: RunId, detail: &str) -> EvalError {
@@ -288,10 +283,7 @@ pub(crate) fn stored_items(run: &RunRecord) -> Result<Vec<StoredItem>, EvalError
 }
 
 /// Every item slot's recorded chat calls, with the model that made them.
-pub(crate) fn recorded_calls(
-    store: &TraceStore,
-    run_id: RunId,
-) -> Result<Recorded> {
+pub(crate) fn recorded_calls(store: &TraceStore, run_id: RunId) -> Result<Recorded> {
     let mut out = HashMap::new();
     for (slot, member) in store.members(run_id)? {
         let mut info = None;
@@ -299,8 +291,8 @@ pub(crate) fn recorded_calls(
         for step in store.steps(member)? {
             if let StepPayload::ModelCall { model, request, response } = step.payload {
                 info.get_or_insert(model);
-                let result = response
-                    .ok_or_else(|| RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into())));
+                let result =
+                    response.ok_or_else(|| RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into())));
                 calls.push(RecordedCall { step: step.index, request, result });
             }
         }

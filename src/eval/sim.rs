@@ -323,9 +323,8 @@ mod tests {
         assert!(ask(&right, vec![Message::user(p)]).starts_with("Yes"));
         assert!(ask(&wrong, vec![Message::user(p)]).contains("7411 is divisible by"));
         // The purpose, not the wording, picks the behaviour.
-        let check = |text: &str| {
-            wrong.reply(&ChatRequest::new(vec![Message::user(text)]).for_purpose(Purpose::ClaimCheck))
-        };
+        let check =
+            |text: &str| wrong.reply(&ChatRequest::new(vec![Message::user(text)]).for_purpose(Purpose::ClaimCheck));
         assert_eq!(check("Any wording at all: 7411 is divisible by 3?"), check("7411 is divisible by 3"));
         assert_eq!(check("12 is divisible by 3"), "True.");
         let feedback = ChatRequest::new(vec![Message::user(p)]).for_purpose(Purpose::Feedback);

@@ -36,7 +36,13 @@ pub struct OpenAiOptions {
 impl OpenAiOptions {
     /// Options for `base_url` with defaults for the rest.
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self { base_url: base_url.into(), api_key: None, retry: RetryConfig::default(), max_concurrency: 16, prefill: false }
+        Self {
+            base_url: base_url.into(),
+            api_key: None,
+            retry: RetryConfig::default(),
+            max_concurrency: 16,
+            prefill: false,
+        }
     }
 }
 
@@ -188,7 +194,10 @@ struct WireUsage {
 #[async_trait]
 impl ChatModel for OpenAiBackend {
     fn info(&self) -> ModelInfo {
-        ModelInfo { base_url: Some(self.options.base_url.clone()), ..ModelInfo::new(format!("openai:{}", self.model), "openai") }
+        ModelInfo {
+            base_url: Some(self.options.base_url.clone()),
+            ..ModelInfo::new(format!("openai:{}", self.model), "openai")
+        }
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -124,7 +124,11 @@ impl ChatModel for ReplayModel {
             Some((live, _)) => live.capabilities(),
             // What the recorded backend could do, so prefills are emulated (or not) as
             // they were; runs recorded before capabilities were kept always prefilled.
-            None => self.info.capabilities.unwrap_or(Capabilities { logprobs: true, score_continuation: false, prefill: true }),
+            None => self.info.capabilities.unwrap_or(Capabilities {
+                logprobs: true,
+                score_continuation: false,
+                prefill: true,
+            }),
         }
     }
 

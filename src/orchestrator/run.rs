@@ -363,7 +363,9 @@ fn refuted_by_tools(checked: &[CheckedClaim]) -> Vec<String> {
     checked
         .iter()
         .filter(|c| c.verdict == Verdict::Contradicted)
-        .map(|c| format!("\"{}\" is false according to the {} tool", c.claim.text, c.tool.as_deref().unwrap_or("exact")))
+        .map(|c| {
+            format!("\"{}\" is false according to the {} tool", c.claim.text, c.tool.as_deref().unwrap_or("exact"))
+        })
         .collect()
 }
 

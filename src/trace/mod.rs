@@ -18,8 +18,8 @@ pub use chat::{
 pub use error::TraceError;
 pub use jsonl::{TraceLine, TransferCounts};
 pub use outcome::{
-    AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound, ItemOutcome,
-    Protocol, SettledClaim, SnowballOutcome, Verdict,
+    AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound,
+    ItemOutcome, Protocol, SettledClaim, SnowballOutcome, Verdict,
 };
 pub use record::{run_kind, GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::RunRecorder;

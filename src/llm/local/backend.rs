@@ -105,8 +105,7 @@ impl LocalBackend {
         let (template_src, bos, eos) =
             ready_rx.recv().map_err(|_| LlmError::Inference("the model thread died while loading".into()))??;
         let template = ChatTemplate::new(&template_src, &bos, &eos)?;
-        let info =
-            ModelInfo { weights_sha256: Some(sha256), ..ModelInfo::new(spec, "local") };
+        let info = ModelInfo { weights_sha256: Some(sha256), ..ModelInfo::new(spec, "local") };
         Ok(Self { jobs: Mutex::new(tx), template, info })
     }
 

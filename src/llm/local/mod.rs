@@ -7,9 +7,9 @@
 //! The engine needs the `local` cargo feature (it builds llama.cpp, which takes cmake
 //! and libclang); the model cache in [`cache`] works without it.
 
-pub mod cache;
 #[cfg(feature = "local")]
 mod backend;
+pub mod cache;
 #[cfg(feature = "local")]
 mod engine;
 #[cfg(feature = "local")]
