@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --bench corpus` (writes `target/bench/corpus.json`).
 //! Set RECHECK_DATA_ROOT to read SciFact from elsewhere.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench local_model` (writes `target/bench/local_model.json`).
 //! Needs the default model; it is fetched into the cache under RECHECK_HOME (or the
 //! platform data dir) as `recheck model fetch` would.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

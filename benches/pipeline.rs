@@ -8,7 +8,7 @@
 //! `cargo bench --bench pipeline -- --base-url http://127.0.0.1:PORT/v1 --n 200 --concurrency 1 --strategy single`
 //! `--durability periodic` flushes steps every 200 ms instead of before each next step.
 //! Prints one JSON object and appends it to `target/bench/pipeline.jsonl`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -6,7 +6,7 @@
 //!   runs, and replay items/s (recorded replies, no model calls).
 //!
 //! Run: `cargo bench --bench trace_store` (writes `target/bench/trace_store.json`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -9,7 +9,7 @@
 //! Run: `cargo run --release --example measure_agents -- [N]` (default 50). Needs the
 //! data under ../shared/evals (or RECHECK_DATA_ROOT) and the default model (fetched
 //! into RECHECK_HOME like `recheck model fetch`). Writes target/bench/agents.json.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -1,5 +1,5 @@
 //! End-to-end tests of the `recheck` binary in a temporary home.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! The corpus: sentence splitting on real text, indexing, search, offsets,
 //! incremental updates, bad input and interrupted indexing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -3,7 +3,7 @@
 //! recorded steps and apply their change; a SIGKILLed `eval run` resumes without loss
 //! or duplicates. Fixture datasets are generated here; the shared datasets are used
 //! where present (and said to be absent otherwise).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,7 +1,7 @@
 //! The library's modules depend only on the modules below them: every `crate::NAME`
 //! path (in `use` trees too) of a module names a lower layer. The layers are the
 //! ones `src/lib.rs` documents.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
     collections::BTreeSet,

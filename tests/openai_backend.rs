@@ -1,5 +1,5 @@
 //! The `openai` backend against a scripted loopback server: dialects, retries, faults.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! The sled trace store: ordering, durability under SIGKILL, JSONL round-trip, bad input.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
