@@ -60,6 +60,10 @@ async fn main() {
         retriever: None,
         context_passages: 0,
         critic_model: None,
+        // The loop alone: no decomposer call after it.
+        verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
+        decomposer_model: None,
+        judge_model: None,
     });
     // Warm-up: connections, templates, first store writes.
     let _ = orchestrator::ask(&store, model.clone(), "warm-up question?", &ask).await;

@@ -68,6 +68,10 @@ async fn main() {
         retriever: None,
         context_passages: 0,
         critic_model: None,
+        // The loop alone: no decomposer call after it.
+        verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
+        decomposer_model: None,
+        judge_model: None,
     };
 
     let mut report = serde_json::Map::new();
@@ -91,6 +95,8 @@ async fn main() {
                         verdict: c.verdict,
                         kind: Some(c.claim.kind.clone()),
                         evidence: vec![],
+                        judge: None,
+                        score: None,
                     })
                     .collect(),
                 None => out.claims.clone(),

@@ -53,10 +53,20 @@ fn ask_json_then_list_show_export_import() {
     let h = home.path();
     let out = recheck(
         h,
-        &["ask", "Is 7411 a prime number?", "--model", "openai:scripted", "--base-url", &server.url, "--json"],
+        &[
+            "ask",
+            "Is 7411 a prime number?",
+            "--model",
+            "openai:scripted",
+            "--base-url",
+            &server.url,
+            "--json",
+            "--no-decompose",
+        ],
     );
     let answer = stdout_json(&out);
     assert_eq!(answer["answer"], "7411 is prime.");
+    assert!(answer.get("decomposition").is_none(), "--no-decompose: tool claims only");
     assert_eq!(answer["model"], "openai:scripted");
     assert_eq!(answer["usage"]["prompt_tokens"], 11);
     assert_eq!(answer["usage"]["completion_tokens"], 7);

@@ -238,6 +238,12 @@ fn critic_strategy_end_to_end_shows_the_primality_tool() {
     for c in v["claims"].as_array().unwrap() {
         assert!(["supported", "contradicted", "unsupported", "unchecked"].contains(&c["verdict"].as_str().unwrap()));
     }
+    // The embedded model's answer is also split into atomic claims (or its sentences).
+    assert!(["decomposed", "sentences"].contains(&v["decomposition"].as_str().unwrap()), "{v}");
+    let s = &v["support"];
+    let counted: u64 =
+        ["supported", "contradicted", "unsupported", "unchecked"].iter().map(|k| s[k].as_u64().unwrap()).sum();
+    assert_eq!(counted as usize, v["claims"].as_array().unwrap().len());
 }
 
 #[test]
@@ -274,11 +280,12 @@ fn contextcite_citations_record_every_scoring_call() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let show = run(&["traces", "show", v["trace_id"].as_str().unwrap(), "--json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    let scoring = show["steps"].as_array().unwrap().iter().filter(|s| s["payload"]["kind"] == "scoring").count();
-    let sentences = v["claims"].as_array().unwrap().iter().filter(|c| c["kind"].is_null()).count();
+    let steps = show["steps"].as_array().unwrap();
+    let scoring = steps.iter().filter(|s| s["payload"]["kind"] == "scoring" && s["agent"] == "attributor").count();
+    let sentences = v["citations"].as_array().unwrap().len();
     assert!(sentences > 0, "{v}");
     assert_eq!(scoring, sentences * 7, "one full context plus 6 ablations per sentence");
-    for c in v["claims"].as_array().unwrap().iter().filter(|c| c["kind"].is_null()) {
+    for c in v["citations"].as_array().unwrap() {
         let cited = !c["evidence"].as_array().unwrap().is_empty();
         assert_eq!(c["verdict"] == "supported", cited, "{c}");
         for e in c["evidence"].as_array().unwrap() {

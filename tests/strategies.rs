@@ -54,6 +54,10 @@ async fn run_on(
         retriever: None,
         context_passages: 0,
         critic_model: None,
+        // The loop alone: no decomposer call after it.
+        verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
+        decomposer_model: None,
+        judge_model: None,
     };
     let outcome = ask(&store, model, Q, &opts).await.unwrap();
     let steps = store.steps(outcome.trace_id).unwrap();

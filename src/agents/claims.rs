@@ -117,8 +117,8 @@ fn patterns() -> &'static Patterns {
         let rule = |s: &str, read: fn(&Captures<'_>) -> Option<Found>| Rule { re: re(s), read };
         Patterns {
             rules: vec![
-                // "7411 is (not) a prime"
-                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(not\s+)?(?:a\s+)?prime\b", |c| {
+                // "7411 is (not) a prime", "7411 is indeed a prime number"
+                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(?:(?:indeed|actually|definitely|certainly|really|also|therefore|thus|clearly)\s+)?(not\s+)?(?:a\s+)?prime\b", |c| {
                     whole(c, ClaimKind::Primality { n: digits(&c[1]), prime: c.get(2).is_none() })
                 }),
                 // "7413 is composite"
@@ -290,6 +290,20 @@ mod tests {
                 ClaimKind::NoVerdict { n: "7411".into() },
                 ClaimKind::Arithmetic { expression: "7 * 1059".into(), value: "7411".into() }
             ]
+        );
+    }
+
+    #[test]
+    fn adverbs_do_not_hide_a_primality_claim() {
+        // Seen from the embedded model.
+        let answer = "A prime number has no divisors but 1 and itself. In this case, 7411 is indeed a prime number.";
+        assert_eq!(
+            kinds("Is 7411 a prime number?", answer),
+            vec![ClaimKind::Primality { n: "7411".into(), prime: true }]
+        );
+        assert_eq!(
+            kinds("", "7413 is actually not a prime."),
+            vec![ClaimKind::Primality { n: "7413".into(), prime: false }]
         );
     }
 

@@ -60,21 +60,26 @@ pub struct AgentConfig {
     /// Feedback mode (feedback agent): `model` or `binary`.
     #[serde(default)]
     pub mode: Option<String>,
+    /// Sampled votes per judgement where the backend cannot score (judge).
+    #[serde(default)]
+    pub votes: Option<u32>,
 }
 
-const DEFAULT_AGENTS: [(&str, &str); 5] = [
+const DEFAULT_AGENTS: [(&str, &str); 7] = [
     ("solver.toml", include_str!("../../agents/solver.toml")),
     ("critic.toml", include_str!("../../agents/critic.toml")),
     ("tool_checker.toml", include_str!("../../agents/tool_checker.toml")),
     ("attributor.toml", include_str!("../../agents/attributor.toml")),
     ("feedback.toml", include_str!("../../agents/feedback.toml")),
+    ("decomposer.toml", include_str!("../../agents/decomposer.toml")),
+    ("judge.toml", include_str!("../../agents/judge.toml")),
 ];
 
 /// Tools the tool-checker can be allowed: those it routes claims to, and those it
 /// may be given for other checks.
 pub const CHECKER_TOOLS: [&str; 5] = ["arithmetic", "primality", "graph", "dates", "search"];
 
-const DEFAULT_PROMPTS: [(&str, &str); 8] = [
+const DEFAULT_PROMPTS: [(&str, &str); 10] = [
     ("solver.j2", include_str!("../../prompts/solver.j2")),
     ("revise.j2", include_str!("../../prompts/revise.j2")),
     ("critic.j2", include_str!("../../prompts/critic.j2")),
@@ -83,6 +88,8 @@ const DEFAULT_PROMPTS: [(&str, &str); 8] = [
     ("claim_check.j2", include_str!("../../prompts/claim_check.j2")),
     ("attempt.j2", include_str!("../../prompts/attempt.j2")),
     ("continue.j2", include_str!("../../prompts/continue.j2")),
+    ("decompose.j2", include_str!("../../prompts/decompose.j2")),
+    ("judge.j2", include_str!("../../prompts/judge.j2")),
 ];
 
 /// Every agent's config, compiled templates and the critic's schema validator.
@@ -97,7 +104,12 @@ pub struct AgentSet {
     pub attributor: AgentConfig,
     /// The feedback writer of the friction protocol.
     pub feedback: AgentConfig,
+    /// The decomposer: answers into atomic claims.
+    pub decomposer: AgentConfig,
+    /// The judge: evidence against claims.
+    pub judge: AgentConfig,
     pub(crate) critic_schema: jsonschema::Validator,
+    pub(crate) decomposer_schema: jsonschema::Validator,
     pub(crate) templates: Environment<'static>,
 }
 
@@ -105,6 +117,14 @@ impl std::fmt::Debug for AgentSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentSet").field("solver", &self.solver).field("critic", &self.critic).finish()
     }
+}
+
+/// An agent's output schema, compiled; none = anything goes.
+fn compile_schema(file: &Path, text: Option<&str>) -> Result<jsonschema::Validator, AgentError> {
+    let bad = |detail: String| AgentError::Config { file: file.to_path_buf(), detail };
+    let schema: serde_json::Value =
+        serde_json::from_str(text.unwrap_or("{}")).map_err(|e| bad(format!("schema is not JSON: {e}")))?;
+    jsonschema::validator_for(&schema).map_err(|e| bad(format!("schema is not a valid JSON Schema: {e}")))
 }
 
 fn read_override(dir: Option<&Path>, name: &str, default: &str) -> Result<(String, PathBuf), AgentError> {
@@ -151,7 +171,8 @@ impl AgentSet {
         let mut next =
             || it.next().ok_or_else(|| AgentError::Config { file: PathBuf::new(), detail: "missing".into() });
         let (solver, critic, tool_checker, attributor, feedback) = (next()?, next()?, next()?, next()?, next()?);
-        for (file, config) in [&solver, &critic, &feedback] {
+        let (decomposer, judge) = (next()?, next()?);
+        for (file, config) in [&solver, &critic, &feedback, &decomposer, &judge] {
             for name in [&config.prompt, &config.revise_prompt].into_iter().flatten() {
                 if templates.get_template(name).is_err() {
                     return Err(AgentError::Config {
@@ -161,9 +182,8 @@ impl AgentSet {
                 }
             }
         }
-        let schema_text = critic.1.schema.clone().unwrap_or_else(|| "{}".into());
-        let schema: serde_json::Value = serde_json::from_str(&schema_text)
-            .map_err(|e| AgentError::Config { file: critic.0.clone(), detail: format!("schema is not JSON: {e}") })?;
+        let critic_schema = compile_schema(&critic.0, critic.1.schema.as_deref())?;
+        let decomposer_schema = compile_schema(&decomposer.0, decomposer.1.schema.as_deref())?;
         if !matches!(solver.1.model.as_deref(), None | Some("default")) {
             return Err(AgentError::Config {
                 file: solver.0.clone(),
@@ -194,17 +214,16 @@ impl AgentSet {
                 ),
             });
         }
-        let critic_schema = jsonschema::validator_for(&schema).map_err(|e| AgentError::Config {
-            file: critic.0.clone(),
-            detail: format!("schema is not a valid JSON Schema: {e}"),
-        })?;
         Ok(Self {
             solver: solver.1,
             critic: critic.1,
             tool_checker: tool_checker.1,
             attributor: attributor.1,
             feedback: feedback.1,
+            decomposer: decomposer.1,
+            judge: judge.1,
             critic_schema,
+            decomposer_schema,
             templates,
         })
     }
@@ -241,6 +260,7 @@ mod tests {
             passages => vec![minijinja::context!{ title => "T", text => "X" }],
             findings => vec![minijinja::context!{ text => "t", verdict => "supported" }], ioe => true,
             gold => "G", attempts => vec!["A"], feedback => "F", statement => "Q?", attempt => "A", prefix => "Q?",
+            answer => "Q?", claim => "Q?", evidence => vec!["E"],
         };
         for (name, _) in DEFAULT_PROMPTS {
             let out = set.render(name, ctx.clone()).unwrap();

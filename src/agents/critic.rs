@@ -3,13 +3,18 @@
 //! validation error) a bounded number of times; every failure is a trace event.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{AgentError, AgentSet, CheckedClaim};
+use super::{
+    structured::{ask_structured, StructuredCall},
+    AgentError, AgentSet, CheckedClaim,
+};
 use crate::{
-    llm::{ChatModel, ChatRequest, Message, Purpose, SamplingParams},
+    llm::{ChatModel, Purpose, SamplingParams},
     trace::RunRecorder,
 };
+
+pub use super::structured::extract_json;
 
 /// The critic's judgement of a draft.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,38 +68,6 @@ mod step_or_minus_one {
     }
 }
 
-/// The first balanced `{...}` object in `text` (models wrap JSON in prose or fences).
-pub fn extract_json(text: &str) -> Option<Value> {
-    let bytes = text.as_bytes();
-    let mut start = text.find('{')?;
-    loop {
-        let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
-        for (i, &b) in bytes.iter().enumerate().skip(start) {
-            match (in_str, b) {
-                (true, b'\\') if !escaped => {
-                    escaped = true;
-                    continue;
-                }
-                (true, b'"') if !escaped => in_str = false,
-                (false, b'"') => in_str = true,
-                (false, b'{') => depth += 1,
-                (false, b'}') => {
-                    depth -= 1;
-                    if depth == 0 {
-                        if let Ok(v) = serde_json::from_str(&text[start..=i]) {
-                            return Some(v);
-                        }
-                        break;
-                    }
-                }
-                _ => {}
-            }
-            escaped = false;
-        }
-        start = start + 1 + text[start + 1..].find('{')?;
-    }
-}
-
 /// What the critic reviews.
 #[derive(Debug, Clone, Copy)]
 pub struct Review<'a> {
@@ -131,53 +104,31 @@ pub async fn critique(
         max_tokens: cfg.max_tokens.unwrap_or(256),
         ..Default::default()
     };
-    let mut messages = vec![Message::user(prompt)];
-    let max_reasks = cfg.max_reasks.unwrap_or(2);
-    for attempt in 0..=max_reasks {
-        let request = ChatRequest::new(messages.clone()).with_params(params.clone()).for_purpose(Purpose::Critique);
-        let reply = model.chat(&request).await?;
-        let text = reply.text().to_string();
-        let problem = match extract_json(&text) {
-            None => "the reply holds no JSON object".to_string(),
-            Some(value) => {
-                let errors: Vec<String> = agents.critic_schema.iter_errors(&value).map(|e| e.to_string()).collect();
-                if errors.is_empty() {
-                    match serde_json::from_value::<Critique>(value) {
-                        Ok(c) => {
-                            recorder.event("critic", "critique", json!(c)).await?;
-                            return Ok(Some(c));
-                        }
-                        Err(e) => e.to_string(),
-                    }
-                } else {
-                    errors.join("; ")
-                }
-            }
-        };
-        recorder
-            .event("critic", "validation_failure", json!({"attempt": attempt, "error": problem, "reply": text}))
-            .await?;
-        messages.push(Message::assistant(text));
-        messages.push(Message::user(format!(
-            "That reply is not valid: {problem}. Reply again with one JSON object only, with keys verdict, earliest_wrong_step, problems, confidence."
-        )));
+    let call = StructuredCall {
+        agent: "critic",
+        prompt,
+        params,
+        purpose: Purpose::Critique,
+        schema: &agents.critic_schema,
+        keys: "keys verdict, earliest_wrong_step, problems, confidence",
+        max_reasks: cfg.max_reasks.unwrap_or(2),
+    };
+    let max_reasks = call.max_reasks;
+    match ask_structured::<Critique>(model, recorder, call).await? {
+        Some(c) => {
+            recorder.event("critic", "critique", json!(c)).await?;
+            Ok(Some(c))
+        }
+        None => {
+            recorder.event("critic", "critique_failed", json!({"reasks": max_reasks})).await?;
+            Ok(None)
+        }
     }
-    recorder.event("critic", "critique_failed", json!({"reasks": max_reasks})).await?;
-    Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_json_in_prose_and_fences() {
-        let v = extract_json("Sure! ```json\n{\"verdict\": \"correct\", \"p\": \"a } b\"}\n```").unwrap();
-        assert_eq!(v["verdict"], "correct");
-        assert_eq!(v["p"], "a } b");
-        assert_eq!(extract_json("{broken {\"ok\": 1}").unwrap()["ok"], 1);
-        assert!(extract_json("no json here").is_none());
-    }
 
     #[test]
     fn critiques_read_minus_one_as_no_wrong_step() {

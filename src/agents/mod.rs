@@ -1,4 +1,5 @@
-//! Agents: the solver, the critic, the tool-checker and the citation-attributor.
+//! Agents: the solver, the critic, the decomposer, the judge, the tool-checker, the
+//! citation-attributor and the feedback writer.
 //! Each is configured in `agents/*.toml` with prompts in `prompts/`, and talks to
 //! models only through [`crate::llm::ChatModel`] (a recording wrapper in practice).
 
@@ -7,7 +8,10 @@ pub mod claims;
 mod config;
 pub mod contextcite;
 pub mod critic;
+pub mod decomposer;
+pub mod judge;
 pub mod solver;
+mod structured;
 pub mod tool_checker;
 
 use std::path::PathBuf;
@@ -16,6 +20,8 @@ pub use attributor::{attribute, citation_quality, CitedSentence};
 pub use claims::{extract_claims, Claim, ClaimKind};
 pub use config::{AgentConfig, AgentSet};
 pub use critic::{Critique, CritiqueVerdict};
+pub use decomposer::{decompose, AtomicClaim, Decomposition};
+pub use judge::{Entailment, JudgeKind, Judgement, Label, LexicalJudge, ModelJudge};
 pub use solver::continue_turn;
 pub use tool_checker::{check_answer, CheckedClaim};
 

@@ -8,7 +8,7 @@ use recheck::{
     agents::{AgentSet, ClaimKind, Verdict},
     corpus::{CorpusIndex, Retriever},
     home::Home,
-    orchestrator::{AskOptions, AskOutcome, LoopOptions, Strategy},
+    orchestrator::{AskOptions, AskOutcome, JudgeChoice, LoopOptions, Strategy, VerifyOptions},
     tools::{CorpusSearch, ToolRegistry},
 };
 
@@ -81,6 +81,16 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 0)]
     pub token_budget: u64,
 
+    /// Judge of atomic claims against corpus passages: model (agents/judge.toml) or
+    /// lexical (word overlap, a baseline).
+    #[arg(long, default_value = "model", value_parser = parse_judge)]
+    pub judge: JudgeChoice,
+
+    /// Check only the claims the tool-checker's patterns find; do not split the answer
+    /// into atomic claims (saves the decomposer's model call).
+    #[arg(long)]
+    pub no_decompose: bool,
+
     /// Seed for sampled calls, recorded in the trace.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -103,10 +113,13 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
     let model = args.server.open(home, &args.model)?;
     // An agent config may name its own model; "default" (or none) means --model.
-    let critic_model = match agents.critic.model.as_deref() {
-        None | Some("default") => None,
-        Some(critic_spec) => Some(args.server.open(home, critic_spec)?),
+    let own_model = |spec: Option<&str>| match spec {
+        None | Some("default") => Ok(None),
+        Some(spec) => args.server.open(home, spec).map(Some),
     };
+    let critic_model = own_model(agents.critic.model.as_deref())?;
+    let decomposer_model = own_model(agents.decomposer.model.as_deref())?;
+    let judge_model = own_model(agents.judge.model.as_deref())?;
     let ask = AskOptions {
         loop_options: LoopOptions {
             strategy: args.strategy,
@@ -123,6 +136,9 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         retriever,
         context_passages: args.context,
         critic_model,
+        verify: VerifyOptions { decompose: !args.no_decompose, judge: args.judge, ..Default::default() },
+        decomposer_model,
+        judge_model,
     };
     let started = std::time::Instant::now();
     let outcome = recheck::ask(&store, model, &args.question, &ask).await?;
@@ -164,24 +180,34 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
             println!("  [{}] {} (chars {}..{}) {}", i + 1, p.passage_id, p.start, p.end, p.title);
         }
     }
-    let checked: Vec<_> =
-        outcome.claims.iter().filter(|c| c.verdict != Verdict::Unsupported || outcome.sources.is_empty()).collect();
-    if !checked.is_empty() {
-        println!("\nClaims:");
-        for c in checked {
+    if !outcome.claims.is_empty() {
+        let s = outcome.support;
+        println!(
+            "\nClaims: {} supported, {} contradicted, {} unsupported, {} unchecked",
+            s.supported, s.contradicted, s.unsupported, s.unchecked
+        );
+        for c in &outcome.claims {
             // A question the answer never settles has a claim with no text of its own.
             let text = match (&c.kind, c.text.is_empty()) {
                 (Some(ClaimKind::NoVerdict { n }), true) => format!("(the answer never says whether {n} is prime)"),
                 _ => c.text.clone(),
             };
-            println!("  {:<12} {text}", format!("{:?}", c.verdict).to_lowercase());
+            let by = match (c.judge, c.kind.is_some()) {
+                (Some(j), _) => format!(
+                    " [{}]",
+                    serde_json::to_value(j).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+                ),
+                (None, true) => " [tool]".to_string(),
+                (None, false) => String::new(),
+            };
+            println!("  {:<12} {text}{by}", verdict_word(c.verdict));
         }
     }
     for r in &outcome.rounds {
         let verdict = match (&r.critique, r.critique_failed) {
             (Some(c), _) if c.is_correct() => "correct",
             (Some(_), _) => "incorrect",
-            (None, true) => "critique invalid",
+            (None, true) => "invalid",
             (None, false) => "-",
         };
         let changed = if r.revision.is_some() { "revised" } else { "kept" };
@@ -191,4 +217,21 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
         "(run {}, strategy {}, {} model calls, {} ms; stopped: {})",
         outcome.trace_id, outcome.strategy, outcome.model_calls, latency_ms, outcome.stopped_by
     );
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Supported => "supported",
+        Verdict::Contradicted => "contradicted",
+        Verdict::Unsupported => "unsupported",
+        Verdict::Unchecked => "unchecked",
+    }
+}
+
+fn parse_judge(s: &str) -> Result<JudgeChoice, String> {
+    match s {
+        "model" => Ok(JudgeChoice::Model),
+        "lexical" => Ok(JudgeChoice::Lexical),
+        other => Err(format!("{other:?} is not a judge (model or lexical)")),
+    }
 }

@@ -40,7 +40,16 @@ pub(super) fn number(answer: &str, cited: &[CitedSentence]) -> Numbered {
             });
         }
         let verdict = if evidence.is_empty() { Verdict::Unsupported } else { Verdict::Supported };
-        claims.push(ClaimReport { text: s.text.clone(), start: s.start, end: s.end, verdict, kind: None, evidence });
+        claims.push(ClaimReport {
+            text: s.text.clone(),
+            start: s.start,
+            end: s.end,
+            verdict,
+            kind: None,
+            evidence,
+            judge: None,
+            score: Some(s.support),
+        });
     }
     // Insert markers from the back so earlier character offsets stay valid.
     let mut chars: Vec<char> = answer.chars().collect();

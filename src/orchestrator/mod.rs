@@ -6,8 +6,10 @@ mod options;
 mod outcome;
 mod run;
 mod strategy;
+mod verify;
 
 pub use options::AskOptions;
-pub use outcome::{AskOutcome, ClaimReport, Evidence, Round, StopReason, Verification};
+pub use outcome::{AskOutcome, ClaimReport, Evidence, Round, StopReason, SupportCounts, Verification};
 pub use run::ask;
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
+pub use verify::{JudgeChoice, VerifyOptions};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{LoopOptions, Strategy};
+use super::{JudgeChoice, LoopOptions, Strategy, VerifyOptions};
 use crate::{agents::AgentSet, corpus::Retriever, llm::ChatModel, tools::ToolRegistry, Result};
 
 /// Everything a run needs besides the model and the question.
@@ -28,6 +28,12 @@ pub struct AskOptions {
     pub context_passages: usize,
     /// A different model for the critic (its config's `model`); `None` = the run's model.
     pub critic_model: Option<Arc<dyn ChatModel>>,
+    /// How the final answer is verified.
+    pub verify: VerifyOptions,
+    /// A different model for the decomposer; `None` = the run's model.
+    pub decomposer_model: Option<Arc<dyn ChatModel>>,
+    /// A different model for the judge (a strong judge over a cheap solver).
+    pub judge_model: Option<Arc<dyn ChatModel>>,
 }
 
 impl std::fmt::Debug for AskOptions {
@@ -47,6 +53,9 @@ impl AskOptions {
             retriever: None,
             context_passages: 0,
             critic_model: None,
+            verify: VerifyOptions::default(),
+            decomposer_model: None,
+            judge_model: None,
         }
     }
 
@@ -95,6 +104,24 @@ impl AskOptions {
     pub fn retriever(mut self, retriever: Arc<dyn Retriever>, context_passages: usize) -> Self {
         self.retriever = Some(retriever);
         self.context_passages = context_passages;
+        self
+    }
+
+    /// Judge claims against evidence with `judge`.
+    pub fn judge(mut self, judge: JudgeChoice) -> Self {
+        self.verify.judge = judge;
+        self
+    }
+
+    /// Split the answer into atomic claims (on by default).
+    pub fn decompose(mut self, on: bool) -> Self {
+        self.verify.decompose = on;
+        self
+    }
+
+    /// A separate model for the judge.
+    pub fn judge_model(mut self, model: Arc<dyn ChatModel>) -> Self {
+        self.judge_model = Some(model);
         self
     }
 

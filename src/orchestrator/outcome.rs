@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::Strategy;
 use crate::{
-    agents::{CheckedClaim, ClaimKind, Critique, Verdict},
+    agents::{CheckedClaim, ClaimKind, Critique, Decomposition, JudgeKind, Verdict},
     corpus::Passage,
     llm::{BudgetLimit, ModelInfo, Usage},
     trace::RunId,
@@ -51,7 +51,8 @@ impl Serialize for StopReason {
     }
 }
 
-/// Whether the answer was verified: by the tools' verdicts on its claims.
+/// Whether the answer was verified: every claim supported (`true`), some claim
+/// contradicted (`false`), or neither (`"unknown"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
     /// Every checked claim holds, and at least one was checked.
@@ -128,11 +129,30 @@ pub struct ClaimReport {
     pub end: usize,
     /// The verdict.
     pub verdict: Verdict,
-    /// What a tool-checked claim asserts (`None` for sentences checked against passages).
+    /// What a tool-checked claim asserts (`None` for atomic claims and cited sentences).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ClaimKind>,
     /// What it rests on.
     pub evidence: Vec<Evidence>,
+    /// Who decided an atomic claim's verdict (`None` when nothing did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeKind>,
+    /// The judge's score in [0, 1].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// Claims counted by verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SupportCounts {
+    /// Supported by a tool or by evidence.
+    pub supported: usize,
+    /// Contradicted.
+    pub contradicted: usize,
+    /// Checked against evidence that does not support them.
+    pub unsupported: usize,
+    /// Not checked: no tool applies and no evidence was available.
+    pub unchecked: usize,
 }
 
 /// The result of [`super::ask`].
@@ -144,10 +164,19 @@ pub struct AskOutcome {
     pub cited_answer: String,
     /// Cited passages; `[n]` refers to `sources[n-1]`.
     pub sources: Vec<Passage>,
-    /// Tool verdicts on the final answer's claims.
+    /// The answer's verdict from its claims' (see [`Verification`]).
     pub verified: Verification,
-    /// Claims of the final answer.
+    /// Claims by verdict.
+    pub support: SupportCounts,
+    /// Claims of the final answer: what the tool-checker's patterns found (with `kind`)
+    /// and the atomic claims (with `judge` where something decided them), by position.
     pub claims: Vec<ClaimReport>,
+    /// How the atomic claims were found; `None` when decomposition was off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decomposition: Option<Decomposition>,
+    /// The answer's sentences with their citations (with a corpus).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<ClaimReport>,
     /// Review rounds, in order.
     pub rounds: Vec<Round>,
     /// Why the loop stopped.

@@ -8,14 +8,18 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{citations, AskOptions, AskOutcome, ClaimReport, Evidence, Round, StopReason, Strategy, Verification};
+use super::{
+    citations,
+    verify::{self, JudgeChoice, Verifier},
+    AskOptions, AskOutcome, ClaimReport, Evidence, Round, StopReason, Strategy,
+};
 use crate::{
     agents::{
         self, attribute, check_answer,
         contextcite::{attribute_statement, ContextCiteOptions},
         critic::{self, Review},
         solver::{self, RevisionInput},
-        AgentError, AgentSet, CheckedClaim, Verdict,
+        AgentError, AgentSet, CheckedClaim, Entailment, LexicalJudge, ModelJudge, Verdict,
     },
     corpus::{split_sentences, Passage, Retriever, SearchOptions},
     llm::{Budget, ChatModel, LlmError, ModelInfo, RecordingModel},
@@ -46,16 +50,22 @@ pub async fn ask(
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
     let budget = Budget::new(lo.max_calls, lo.token_budget);
     let critic_model = options.critic_model.clone().unwrap_or_else(|| model.clone());
+    // Verification and citation scoring come after the loop: counted, not limited.
+    let after = Budget::unlimited();
+    let decomposer = options.decomposer_model.clone().unwrap_or_else(|| model.clone());
+    let judge = options.judge_model.clone().unwrap_or_else(|| model.clone());
     let state = Loop {
         opts: options,
         agents: &options.agents,
         tools: options.agents.checker_tools(&options.tools),
         solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
         critic: RecordingModel::with_budget(&recorder, "critic", critic_model, budget.clone()),
-        // Citation scoring is counted, not limited: it runs after the loop's budget.
-        scorer: RecordingModel::new(&recorder, "attributor", model),
+        scorer: RecordingModel::with_budget(&recorder, "attributor", model, after.clone()),
+        decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer, after.clone()),
+        judge: RecordingModel::with_budget(&recorder, "judge", judge, after.clone()),
         recorder,
         budget,
+        after,
     };
     let result = match state.revise(question).await {
         Ok(revised) => state.finish(question, revised, info, run.id).await,
@@ -101,7 +111,12 @@ struct Loop<'a> {
     solver: RecordingModel,
     critic: RecordingModel,
     scorer: RecordingModel,
+    decomposer: RecordingModel,
+    judge: RecordingModel,
+    /// The verify-and-revise loop's budget.
     budget: Arc<Budget>,
+    /// What verification and citation spend after the loop.
+    after: Arc<Budget>,
 }
 
 fn normalize(s: &str) -> String {
@@ -311,7 +326,7 @@ impl Loop<'_> {
         Ok(cited)
     }
 
-    /// Check and cite the final answer.
+    /// Check, verify and cite the final answer.
     async fn finish(
         &self,
         question: &str,
@@ -322,30 +337,55 @@ impl Loop<'_> {
         let Revised { answer, rounds, stopped_by } = revised;
         let checked = check_answer(question, &answer, &self.tools, Some(&self.recorder)).await?;
         let mut claims: Vec<ClaimReport> = checked.iter().map(tool_claim).collect();
-        let mut sources: Vec<Passage> = Vec::new();
-        let mut cited_answer = answer.clone();
+        let mut decomposition = None;
+        if self.opts.verify.decompose {
+            let (atomic, how) = self.verifier().claims(question, &answer, &checked).await?;
+            claims.extend(atomic);
+            decomposition = Some(how);
+        }
+        claims.sort_by_key(|c| (c.start, c.end));
+        let (mut sources, mut cited_answer, mut cited_sentences) = (Vec::new(), answer.clone(), Vec::new());
         if let Some(retriever) = &self.opts.retriever {
             let cited = self.cite(question, &answer, retriever.as_ref()).await?;
             let numbered = citations::number(&answer, &cited);
-            (cited_answer, sources) = (numbered.cited_answer, numbered.sources);
-            claims.extend(numbered.claims);
+            (cited_answer, sources, cited_sentences) = (numbered.cited_answer, numbered.sources, numbered.claims);
             self.recorder.event("attributor", "citations", json!({ "sentences": cited })).await?;
         }
-        claims.sort_by_key(|c| (c.start, c.end));
         Ok(AskOutcome {
             answer,
             cited_answer,
             sources,
-            verified: verification(&checked),
+            verified: verify::verification(&claims),
+            support: verify::support(&claims),
             claims,
+            decomposition,
+            citations: cited_sentences,
             rounds,
             stopped_by,
             strategy: self.opts.loop_options.strategy,
             model,
-            usage: self.budget.usage() + self.scorer.budget().usage(),
-            model_calls: self.budget.calls() + self.scorer.budget().calls(),
+            usage: self.budget.usage() + self.after.usage(),
+            model_calls: self.budget.calls() + self.after.calls(),
             trace_id,
         })
+    }
+
+    /// The verifier of the final answer, with the configured judge.
+    fn verifier(&self) -> Verifier<'_> {
+        let judge: Box<dyn Entailment + '_> = match self.opts.verify.judge {
+            JudgeChoice::Model => Box::new(ModelJudge::new(self.agents, &self.judge, self.opts.loop_options.seed)),
+            JudgeChoice::Lexical => {
+                Box::new(LexicalJudge { min_support: self.agents.attributor.min_support.unwrap_or(0.5) })
+            }
+        };
+        Verifier {
+            agents: self.agents,
+            decomposer: &self.decomposer,
+            judge,
+            retriever: self.opts.retriever.as_deref(),
+            recorder: &self.recorder,
+            options: self.opts.verify,
+        }
     }
 }
 
@@ -369,30 +409,25 @@ fn refuted_by_tools(checked: &[CheckedClaim]) -> Vec<String> {
         .collect()
 }
 
-/// Verified when a tool supports some claim and refutes none.
-fn verification(checked: &[CheckedClaim]) -> Verification {
-    if checked.iter().any(|c| c.verdict == Verdict::Contradicted) {
-        Verification::Refuted
-    } else if checked.iter().any(|c| c.verdict == Verdict::Supported) {
-        Verification::Verified
-    } else {
-        Verification::Unknown
+/// A tool call's evidence, when the tool ran.
+pub(super) fn tool_evidence(c: &CheckedClaim) -> Option<Evidence> {
+    match (&c.tool, &c.input, &c.output) {
+        (Some(tool), Some(input), Some(output)) => {
+            Some(Evidence::Tool { tool: tool.clone(), input: input.clone(), output: output.clone() })
+        }
+        _ => None,
     }
 }
 
 fn tool_claim(c: &CheckedClaim) -> ClaimReport {
-    let evidence = match (&c.tool, &c.input, &c.output) {
-        (Some(tool), Some(input), Some(output)) => {
-            vec![Evidence::Tool { tool: tool.clone(), input: input.clone(), output: output.clone() }]
-        }
-        _ => Vec::new(),
-    };
     ClaimReport {
         text: c.claim.text.clone(),
         start: c.claim.start,
         end: c.claim.end,
         verdict: c.verdict,
         kind: Some(c.claim.kind.clone()),
-        evidence,
+        evidence: tool_evidence(c).into_iter().collect(),
+        judge: None,
+        score: None,
     }
 }

@@ -92,6 +92,12 @@ pub enum Purpose {
     ClaimCheck,
     /// The model checks and finishes a user's attempt (blind spot, user condition).
     CheckAttempt,
+    /// The decomposer splits an answer into atomic claims.
+    Decompose,
+    /// A judge decides whether evidence supports a claim.
+    Judge,
+    /// Another answer drawn to check the first one's claims against (self-consistency).
+    Sample,
 }
 
 impl Purpose {

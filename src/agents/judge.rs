@@ -1,0 +1,262 @@
+//! Judges: does the evidence support a claim, contradict it, or not say?
+//!
+//! [`Entailment`] is the seam; [`ModelJudge`] asks a model (`agents/judge.toml`, which
+//! may name its own, stronger model) and [`LexicalJudge`] is the word-overlap baseline.
+//! The exact tools judge what they settle; the orchestrator takes their verdicts first.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{attributor::lexical_support, AgentError, AgentSet};
+use crate::{
+    llm::{ChatModel, ChatRequest, Message, Purpose, SamplingParams},
+    trace::Verdict,
+};
+
+/// What the evidence says of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// The evidence supports it.
+    Supported,
+    /// The evidence contradicts it.
+    Contradicted,
+    /// The evidence does not say.
+    NotEnoughInfo,
+}
+
+impl Label {
+    /// In the order the model judge scores them; its prompt names them by these words.
+    pub const ALL: [Label; 3] = [Label::Supported, Label::Contradicted, Label::NotEnoughInfo];
+
+    /// The one-word answer the judge prompt asks for (`prompts/judge.j2`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Label::Supported => "true",
+            Label::Contradicted => "false",
+            Label::NotEnoughInfo => "unknown",
+        }
+    }
+
+    /// The claim verdict it gives.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Label::Supported => Verdict::Supported,
+            Label::Contradicted => Verdict::Contradicted,
+            Label::NotEnoughInfo => Verdict::Unsupported,
+        }
+    }
+
+    /// The label a free-text reply gives: the earliest of true/supported,
+    /// false/contradicted, unknown/not enough info; `None` if it names none.
+    pub fn parse(reply: &str) -> Option<Label> {
+        let text = reply.to_lowercase();
+        let words: [(&str, Label); 8] = [
+            ("true", Label::Supported),
+            ("support", Label::Supported),
+            ("yes", Label::Supported),
+            ("false", Label::Contradicted),
+            ("contradict", Label::Contradicted),
+            ("no", Label::Contradicted),
+            ("unknown", Label::NotEnoughInfo),
+            ("not enough", Label::NotEnoughInfo),
+        ];
+        words
+            .iter()
+            .filter_map(|(w, l)| {
+                text.match_indices(w)
+                    .find(|(at, _)| {
+                        // Whole words only ("no" is not "not", "know" or "unknown").
+                        let before = text[..*at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+                        let after = text[at + w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+                        before && (after || *w == "support" || *w == "contradict")
+                    })
+                    .map(|(at, _)| (at, *l))
+            })
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, l)| l)
+    }
+}
+
+/// Which judge decided, and how it scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeKind {
+    /// An exact tool.
+    Tool,
+    /// A model, from the log-probabilities of the three label words.
+    ModelLogprobs,
+    /// A model, from sampled votes (backends without scoring).
+    ModelVotes,
+    /// The lexical baseline: share of the claim's content words in the best passage.
+    Lexical,
+}
+
+/// A judge's decision on one claim.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The label.
+    pub label: Label,
+    /// Its strength in [0, 1]: the label's probability (log-probabilities), its share
+    /// of the votes, or the lexical support.
+    pub score: f64,
+    /// Who decided.
+    pub judge: JudgeKind,
+}
+
+/// Decides whether evidence texts support, contradict or do not settle a claim.
+#[async_trait]
+pub trait Entailment: Send + Sync {
+    /// Judge `claim` against `evidence` (passages or sampled answers).
+    async fn judge(&self, claim: &str, evidence: &[String]) -> Result<Judgement, AgentError>;
+}
+
+/// The lexical baseline: supported when some passage holds at least `min_support` of
+/// the claim's content words; it never finds a contradiction.
+#[derive(Debug, Clone, Copy)]
+pub struct LexicalJudge {
+    /// Share of content words needed.
+    pub min_support: f64,
+}
+
+#[async_trait]
+impl Entailment for LexicalJudge {
+    async fn judge(&self, claim: &str, evidence: &[String]) -> Result<Judgement, AgentError> {
+        let best = evidence.iter().map(|e| lexical_support(claim, e)).fold(0.0, f64::max);
+        let label = if best >= self.min_support { Label::Supported } else { Label::NotEnoughInfo };
+        Ok(Judgement { label, score: best, judge: JudgeKind::Lexical })
+    }
+}
+
+/// A model judge (`agents/judge.toml`, `prompts/judge.j2`). Where the backend scores
+/// continuations it compares the log-probabilities of the three label words (one
+/// scoring call each); elsewhere it samples `votes` replies and takes the majority.
+pub struct ModelJudge<'a> {
+    agents: &'a AgentSet,
+    model: &'a dyn ChatModel,
+    seed: u64,
+}
+
+impl<'a> ModelJudge<'a> {
+    /// A judge asking `model` (a recording one, so each call is a trace step).
+    pub fn new(agents: &'a AgentSet, model: &'a dyn ChatModel, seed: u64) -> Self {
+        Self { agents, model, seed }
+    }
+
+    async fn by_logprobs(&self, messages: &[Message]) -> Result<Judgement, AgentError> {
+        let mut logprobs = Vec::with_capacity(Label::ALL.len());
+        for label in Label::ALL {
+            logprobs.push(self.model.score_continuation(messages, label.word()).await?.total_logprob);
+        }
+        let top = logprobs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = logprobs.iter().map(|l| (l - top).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let (best, weight) =
+            weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, w)| (i, *w)).unwrap_or((2, 1.0));
+        Ok(Judgement { label: Label::ALL[best], score: weight / total, judge: JudgeKind::ModelLogprobs })
+    }
+
+    async fn by_votes(&self, messages: Vec<Message>) -> Result<Judgement, AgentError> {
+        let cfg = &self.agents.judge;
+        let votes = cfg.votes.unwrap_or(3).max(1);
+        // One vote is a greedy answer; several are samples.
+        let temperature = if votes == 1 { 0.0 } else { cfg.temperature.unwrap_or(0.7) };
+        let mut tally = [0u32; 3];
+        for i in 0..votes {
+            let params = SamplingParams {
+                temperature,
+                max_tokens: cfg.max_tokens.unwrap_or(8),
+                seed: Some(self.seed.wrapping_add(u64::from(i))),
+                ..Default::default()
+            };
+            let request = ChatRequest::new(messages.clone()).with_params(params).for_purpose(Purpose::Judge);
+            let reply = self.model.chat(&request).await?;
+            let label = Label::parse(reply.text()).unwrap_or(Label::NotEnoughInfo);
+            tally[Label::ALL.iter().position(|l| *l == label).unwrap_or(2)] += 1;
+        }
+        // Most votes; a tie goes to "not enough info", then to "contradicted".
+        let most = tally.iter().copied().max().unwrap_or(0);
+        let best = [2usize, 1, 0].into_iter().find(|i| tally[*i] == most).unwrap_or(2);
+        let score = f64::from(tally[best]) / f64::from(votes);
+        Ok(Judgement { label: Label::ALL[best], score, judge: JudgeKind::ModelVotes })
+    }
+}
+
+#[async_trait]
+impl Entailment for ModelJudge<'_> {
+    async fn judge(&self, claim: &str, evidence: &[String]) -> Result<Judgement, AgentError> {
+        let cfg = &self.agents.judge;
+        let prompt = self.agents.render(
+            cfg.prompt.as_deref().unwrap_or("judge.j2"),
+            minijinja::context! { claim => claim, evidence => evidence },
+        )?;
+        let messages = vec![Message::user(prompt)];
+        if self.model.capabilities().score_continuation {
+            self.by_logprobs(&messages).await
+        } else {
+            self.by_votes(messages).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_from_free_text() {
+        assert_eq!(Label::parse("True."), Some(Label::Supported));
+        assert_eq!(Label::parse("false, the passage says otherwise"), Some(Label::Contradicted));
+        assert_eq!(Label::parse("Unknown: not stated."), Some(Label::NotEnoughInfo));
+        assert_eq!(Label::parse("The passages support it"), Some(Label::Supported));
+        assert_eq!(Label::parse("It is not enough info, though some support"), Some(Label::NotEnoughInfo));
+        assert_eq!(Label::parse("I know nothing"), None, "`no` inside a word is not a vote");
+        assert_eq!(Label::parse(""), None);
+    }
+
+    /// Scores each label word with a planted log-probability; chat is never called.
+    struct Planted([f64; 3]);
+
+    #[async_trait]
+    impl ChatModel for Planted {
+        fn info(&self) -> crate::llm::ModelInfo {
+            crate::llm::ModelInfo::new("planted", "test")
+        }
+        fn capabilities(&self) -> crate::llm::Capabilities {
+            crate::llm::Capabilities { score_continuation: true, ..Default::default() }
+        }
+        async fn chat(&self, _: &ChatRequest) -> Result<crate::llm::Completion, crate::llm::LlmError> {
+            Err(crate::llm::LlmError::Replay("the logprob judge must not generate".into()))
+        }
+        async fn score_continuation(
+            &self,
+            messages: &[Message],
+            continuation: &str,
+        ) -> Result<crate::llm::ContinuationScore, crate::llm::LlmError> {
+            assert!(messages[0].content.contains("Claim: The Moon is made of cheese."));
+            let i = Label::ALL.iter().position(|l| l.word() == continuation).unwrap();
+            Ok(crate::llm::ContinuationScore { total_logprob: self.0[i], tokens: vec![] })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_model_judge_reads_label_probabilities_where_it_can_score() {
+        let agents = AgentSet::builtin().unwrap();
+        // log-probabilities of true / false / unknown: softmax gives 0.1 / 0.7 / 0.2.
+        let model = Planted([0.1f64.ln(), 0.7f64.ln(), 0.2f64.ln()]);
+        let judge = ModelJudge::new(&agents, &model, 0);
+        let j = judge.judge("The Moon is made of cheese.", &["The Moon is rock.".into()]).await.unwrap();
+        assert_eq!((j.label, j.judge), (Label::Contradicted, JudgeKind::ModelLogprobs));
+        assert!((j.score - 0.7).abs() < 1e-9, "{}", j.score);
+    }
+
+    #[tokio::test]
+    async fn the_lexical_judge_never_contradicts() {
+        let j = LexicalJudge { min_support: 0.5 };
+        let evidence = vec!["The Moon is made of rock and dust.".to_string()];
+        let moon = j.judge("The Moon is made of rock.", &evidence).await.unwrap();
+        assert_eq!((moon.label, moon.judge), (Label::Supported, JudgeKind::Lexical));
+        let cheese = j.judge("Cheese is a dairy product from milk.", &evidence).await.unwrap();
+        assert_eq!(cheese.label, Label::NotEnoughInfo);
+    }
+}

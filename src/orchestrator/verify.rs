@@ -1,0 +1,219 @@
+//! Verifying a final answer: its atomic claims, each settled by an exact tool, judged
+//! against corpus evidence, or left unchecked; and the rules that turn claim verdicts
+//! into the answer's verdict.
+//!
+//! Verification comes after the answer: a decomposer or judge failure degrades what is
+//! known (sentences as claims, a claim left unchecked) and is recorded, never failing
+//! a run whose answer exists.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ClaimReport, Evidence, SupportCounts, Verification};
+use crate::{
+    agents::{
+        attributor::{content_words, lexical_support},
+        decomposer::{decompose, sentence_claims},
+        AgentError, AgentSet, AtomicClaim, CheckedClaim, Decomposition, Entailment, JudgeKind, Verdict,
+    },
+    corpus::{Retriever, SearchOptions},
+    llm::ChatModel,
+    trace::RunRecorder,
+};
+
+/// Which judge decides claims against evidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeChoice {
+    /// The model judge (`agents/judge.toml`).
+    #[default]
+    Model,
+    /// The lexical baseline.
+    Lexical,
+}
+
+/// What verification of the final answer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyOptions {
+    /// Split the answer into atomic claims (one decomposer call); off = only the claims
+    /// the tool-checker's patterns find.
+    pub decompose: bool,
+    /// The judge of claims against corpus passages.
+    pub judge: JudgeChoice,
+    /// Candidate passages retrieved per claim.
+    pub candidates: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self { decompose: true, judge: JudgeChoice::Model, candidates: 3 }
+    }
+}
+
+/// The agents and evidence sources verification uses.
+pub(super) struct Verifier<'a> {
+    pub agents: &'a AgentSet,
+    pub decomposer: &'a dyn ChatModel,
+    pub judge: Box<dyn Entailment + 'a>,
+    pub retriever: Option<&'a dyn Retriever>,
+    pub recorder: &'a RunRecorder,
+    pub options: VerifyOptions,
+}
+
+impl Verifier<'_> {
+    /// The atomic claims of `answer`, each with its verdict and evidence.
+    pub async fn claims(
+        &self,
+        question: &str,
+        answer: &str,
+        tool_checked: &[CheckedClaim],
+    ) -> Result<(Vec<ClaimReport>, Decomposition), AgentError> {
+        let (atomic, how) = match decompose(self.agents, self.decomposer, self.recorder, question, answer).await {
+            Ok(found) => found,
+            Err(AgentError::Llm(e)) => {
+                let claims = sentence_claims(answer);
+                let data = json!({ "reason": format!("the decomposer failed: {e}"), "claims": claims });
+                self.recorder.event("decomposer", "decomposition_fallback", data).await?;
+                (claims, Decomposition::Sentences)
+            }
+            Err(other) => return Err(other),
+        };
+        let mut reports = Vec::with_capacity(atomic.len());
+        for claim in atomic {
+            reports.push(self.settle(claim, tool_checked).await?);
+        }
+        Ok((reports, how))
+    }
+
+    /// One claim: a tool verdict where a decisive tool claim lies inside it, else the
+    /// judge over the passages retrieved for it, else unchecked.
+    async fn settle(&self, claim: AtomicClaim, tool_checked: &[CheckedClaim]) -> Result<ClaimReport, AgentError> {
+        let mut report = ClaimReport {
+            text: claim.text.clone(),
+            start: claim.start,
+            end: claim.end,
+            verdict: Verdict::Unchecked,
+            kind: None,
+            evidence: Vec::new(),
+            judge: None,
+            score: None,
+        };
+        let inside = tools_inside(&claim.text, tool_checked);
+        if !inside.is_empty() {
+            let refuted = inside.iter().any(|c| c.verdict == Verdict::Contradicted);
+            report.verdict = if refuted { Verdict::Contradicted } else { Verdict::Supported };
+            report.judge = Some(JudgeKind::Tool);
+            report.score = Some(1.0);
+            report.evidence = inside.iter().filter_map(|c| super::run::tool_evidence(c)).collect();
+            return Ok(report);
+        }
+        let Some(retriever) = self.retriever else { return Ok(report) };
+        let hits =
+            retriever.search(&claim.text, &SearchOptions { k: self.options.candidates, ..Default::default() })?;
+        if hits.is_empty() {
+            return Ok(report);
+        }
+        let texts: Vec<String> = hits.iter().map(|h| format!("{}: {}", h.passage.title, h.passage.text)).collect();
+        let judgement = match self.judge.judge(&claim.text, &texts).await {
+            Ok(j) => j,
+            Err(AgentError::Llm(e)) => {
+                let data = json!({ "claim": claim.text, "error": e.to_string() });
+                self.recorder.event("judge", "judgement_failed", data).await?;
+                return Ok(report);
+            }
+            Err(other) => return Err(other),
+        };
+        self.recorder.event("judge", "judgement", json!({ "claim": claim.text, "judgement": judgement })).await?;
+        report.verdict = judgement.label.verdict();
+        report.judge = Some(judgement.judge);
+        report.score = Some(judgement.score);
+        report.evidence = hits
+            .iter()
+            .map(|h| Evidence::Passage {
+                doc_id: h.passage.doc_id.clone(),
+                passage_id: h.passage.passage_id.clone(),
+                start: h.passage.start,
+                end: h.passage.end,
+                score: lexical_support(&claim.text, &h.passage.text),
+            })
+            .collect();
+        Ok(report)
+    }
+}
+
+/// The decisive tool claims whose words all occur in `claim` (so "2 + 2 = 4" settles
+/// "2 + 2 = 4." but not "The Moon is made of cheese.").
+fn tools_inside<'a>(claim: &str, tool_checked: &'a [CheckedClaim]) -> Vec<&'a CheckedClaim> {
+    let words = content_words(claim);
+    tool_checked
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Supported | Verdict::Contradicted))
+        .filter(|c| {
+            let theirs = content_words(&c.claim.text);
+            !theirs.is_empty() && theirs.is_subset(&words)
+        })
+        .collect()
+}
+
+/// The answer's verdict from its claims: verified only when there are claims and every
+/// one is supported; refuted when any is contradicted; unknown otherwise.
+pub(super) fn verification(claims: &[ClaimReport]) -> Verification {
+    if claims.iter().any(|c| c.verdict == Verdict::Contradicted) {
+        Verification::Refuted
+    } else if !claims.is_empty() && claims.iter().all(|c| c.verdict == Verdict::Supported) {
+        Verification::Verified
+    } else {
+        Verification::Unknown
+    }
+}
+
+/// Claims counted by verdict.
+pub(super) fn support(claims: &[ClaimReport]) -> SupportCounts {
+    let count = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count();
+    SupportCounts {
+        supported: count(Verdict::Supported),
+        contradicted: count(Verdict::Contradicted),
+        unsupported: count(Verdict::Unsupported),
+        unchecked: count(Verdict::Unchecked),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(text: &str, verdict: Verdict) -> ClaimReport {
+        ClaimReport {
+            text: text.into(),
+            start: 0,
+            end: 0,
+            verdict,
+            kind: None,
+            evidence: vec![],
+            judge: None,
+            score: None,
+        }
+    }
+
+    #[test]
+    fn verified_means_every_claim_supported() {
+        use Verdict::*;
+        let v = |vs: &[Verdict]| verification(&vs.iter().map(|v| claim("c", *v)).collect::<Vec<_>>());
+        assert_eq!(v(&[Supported, Supported]), Verification::Verified);
+        assert_eq!(v(&[Supported, Unchecked]), Verification::Unknown, "one unchecked claim is not verified");
+        assert_eq!(v(&[Supported, Unsupported]), Verification::Unknown);
+        assert_eq!(v(&[Supported, Contradicted, Unchecked]), Verification::Refuted);
+        assert_eq!(v(&[]), Verification::Unknown, "no claims, nothing verified");
+        let counts = support(&[claim("a", Supported), claim("b", Unchecked), claim("c", Unchecked)]);
+        assert_eq!((counts.supported, counts.unchecked, counts.contradicted), (1, 2, 0));
+    }
+
+    #[tokio::test]
+    async fn tool_claims_settle_only_the_claims_that_hold_them() {
+        let tools = crate::tools::ToolRegistry::standard();
+        let checked =
+            crate::agents::check_answer("", "2 + 2 = 4. The Moon is made of cheese.", &tools, None).await.unwrap();
+        assert_eq!(tools_inside("2 + 2 = 4.", &checked).len(), 1);
+        assert!(tools_inside("The Moon is made of cheese.", &checked).is_empty());
+    }
+}

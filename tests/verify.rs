@@ -1,0 +1,150 @@
+//! Verifying any answer, on scripted servers: atomic claims with spans, the decomposer's
+//! fallback, the judge over retrieved passages (votes) and the verdict rules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::{process::Command, sync::Arc, time::Duration};
+
+use recheck::{
+    agents::{Decomposition, JudgeKind, Verdict},
+    corpus::{CorpusError, Hit, Passage, Retriever, SearchOptions},
+    llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
+    orchestrator::{ask, AskOptions, AskOutcome, JudgeChoice, Strategy, Verification},
+    trace::{StepPayload, StepRecord, TraceStore},
+};
+use serde_json::json;
+use support::{MockServer, Reply};
+
+const MOON: &str = "2 + 2 = 4. The Moon is made of cheese.";
+
+/// The decomposer's reply for MOON.
+fn moon_claims() -> Reply {
+    Reply::chat(
+        &json!({"claims": [
+            {"claim": "2 + 2 = 4", "source": "2 + 2 = 4."},
+            {"claim": "The Moon is made of cheese.", "source": "The Moon is made of cheese."}
+        ]})
+        .to_string(),
+    )
+}
+
+/// One passage of our own about the Moon, whatever the query.
+struct MoonFacts;
+
+impl Retriever for MoonFacts {
+    fn search(&self, _query: &str, _options: &SearchOptions) -> Result<Vec<Hit>, CorpusError> {
+        let text = "The Moon is made of rock: a crust, a mantle and a small iron core.".to_string();
+        let passage = Passage {
+            doc_id: "moon.md".into(),
+            passage_id: "moon.md#0".into(),
+            title: "The Moon".into(),
+            end: text.chars().count(),
+            text,
+            start: 0,
+        };
+        Ok(vec![Hit { score: 1.0, passage, snippet: String::new() }])
+    }
+}
+
+async fn run(script: Vec<Reply>, options: AskOptions) -> (AskOutcome, Vec<StepRecord>, MockServer) {
+    let server = MockServer::start(script);
+    let mut backend = OpenAiOptions::new(&server.url);
+    backend.retry = RetryConfig { max_retries: 0, timeout: Duration::from_secs(5), ..Default::default() };
+    let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("scripted", backend).unwrap());
+    let store = TraceStore::temporary().unwrap();
+    let outcome = ask(&store, model, "Tell me two facts.", &options).await.unwrap();
+    let steps = store.steps(outcome.trace_id).unwrap();
+    (outcome, steps, server)
+}
+
+fn events<'a>(steps: &'a [StepRecord], name: &str) -> Vec<&'a serde_json::Value> {
+    steps
+        .iter()
+        .filter_map(|s| match &s.payload {
+            StepPayload::Event { name: n, data } if n == name => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+fn atomic(outcome: &AskOutcome) -> Vec<(&str, Verdict)> {
+    outcome.claims.iter().filter(|c| c.kind.is_none()).map(|c| (c.text.as_str(), c.verdict)).collect()
+}
+
+#[tokio::test]
+async fn an_unchecked_claim_keeps_an_answer_from_being_verified() {
+    let (out, steps, _) = run(vec![Reply::chat(MOON), moon_claims()], AskOptions::builtin().unwrap()).await;
+    assert_eq!(out.verified, Verification::Unknown);
+    assert_eq!(atomic(&out), [("2 + 2 = 4", Verdict::Supported), ("The Moon is made of cheese.", Verdict::Unchecked)]);
+    let arithmetic = out.claims.iter().find(|c| c.text == "2 + 2 = 4" && c.kind.is_none()).unwrap();
+    assert_eq!(arithmetic.judge, Some(JudgeKind::Tool), "the exact tool settles it");
+    assert_eq!((out.support.supported, out.support.unchecked), (2, 1), "the tool's claim and the atomic one");
+    assert_eq!(out.decomposition, Some(Decomposition::Decomposed));
+    // Each atomic claim points at the answer text it comes from.
+    let chars: Vec<char> = MOON.chars().collect();
+    let moon = out.claims.iter().find(|c| c.text.starts_with("The Moon")).unwrap();
+    assert_eq!(chars[moon.start..moon.end].iter().collect::<String>(), "The Moon is made of cheese.");
+    assert_eq!(events(&steps, "decomposition").len(), 1);
+}
+
+#[tokio::test]
+async fn the_judge_refutes_a_claim_its_passages_contradict() {
+    // Solver, decomposer, then three sampled votes on the Moon claim (2 + 2 = 4 is the tool's).
+    let script =
+        vec![Reply::chat(MOON), moon_claims(), Reply::chat("false"), Reply::chat("False."), Reply::chat("true")];
+    let options = AskOptions::builtin().unwrap().retriever(Arc::new(MoonFacts), 0);
+    let (out, steps, server) = run(script, options).await;
+    assert_eq!(out.verified, Verification::Refuted);
+    let moon = out.claims.iter().find(|c| c.text.starts_with("The Moon")).unwrap();
+    assert_eq!((moon.verdict, moon.judge), (Verdict::Contradicted, Some(JudgeKind::ModelVotes)));
+    assert!((moon.score.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert!(!moon.evidence.is_empty(), "the passages it was judged on are its evidence");
+    let judged = events(&steps, "judgement");
+    assert_eq!(judged.len(), 1);
+    assert_eq!(judged[0]["judgement"]["label"], "contradicted");
+    let requests = server.requests.lock().unwrap();
+    let prompt = requests[2]["messages"][0]["content"].as_str().unwrap();
+    assert!(prompt.contains("made of rock") && prompt.contains("Claim: The Moon is made of cheese."), "{prompt}");
+    assert!(requests[2]["temperature"].as_f64().unwrap() > 0.0, "votes are samples");
+}
+
+#[tokio::test]
+async fn the_lexical_judge_is_a_baseline_that_cannot_refute() {
+    let script = vec![Reply::chat(MOON), moon_claims()];
+    let options = AskOptions::builtin().unwrap().retriever(Arc::new(MoonFacts), 0).judge(JudgeChoice::Lexical);
+    let (out, _, server) = run(script, options).await;
+    let moon = out.claims.iter().find(|c| c.text.starts_with("The Moon")).unwrap();
+    // "moon" and "made" are in the passage, "cheese" is not: 2 of 3 content words.
+    assert_eq!((moon.verdict, moon.judge), (Verdict::Supported, Some(JudgeKind::Lexical)));
+    assert_eq!(out.verified, Verification::Verified, "which is why it is only a baseline");
+    assert_eq!(server.requests.lock().unwrap().len(), 2, "no judge calls");
+}
+
+#[tokio::test]
+async fn a_decomposer_that_never_validates_falls_back_to_sentences() {
+    let script = vec![Reply::chat(MOON), Reply::chat("Sure! The claims are the sentences.")];
+    let (out, steps, server) = run(script, AskOptions::builtin().unwrap().strategy(Strategy::Single)).await;
+    assert_eq!(out.decomposition, Some(Decomposition::Sentences));
+    assert_eq!(atomic(&out), [("2 + 2 = 4.", Verdict::Supported), ("The Moon is made of cheese.", Verdict::Unchecked)]);
+    assert_eq!(events(&steps, "validation_failure").len(), 2, "one ask and one re-ask (max_reasks = 1)");
+    assert_eq!(events(&steps, "decomposition_fallback").len(), 1);
+    let reask = server.requests.lock().unwrap()[2]["messages"][2]["content"].as_str().unwrap().to_string();
+    assert!(reask.contains("not valid") && reask.contains("claims"), "{reask}");
+}
+
+#[test]
+fn ask_json_on_a_server_that_says_the_moon_is_cheese_is_not_verified() {
+    let server = MockServer::start(vec![Reply::chat(MOON), moon_claims()]);
+    let home = support::temp_home();
+    let out = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["ask", "Tell me two facts.", "--model", "openai:scripted", "--base-url", &server.url, "--json"])
+        .env("RECHECK_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(v["verified"], true);
+    assert_eq!(v["verified"], "unknown");
+    assert_eq!(v["support"], json!({"supported": 2, "contradicted": 0, "unsupported": 0, "unchecked": 1}));
+}
