@@ -117,6 +117,7 @@ async fn main() {
         agents: Arc::new(AgentSet::builtin().unwrap()),
         tools: ToolRegistry::standard(),
         concurrency: 64,
+        retriever: None,
     };
     let t = Instant::now();
     let run = eval::start(&store, &spec, dir.path(), None, &opts, &()).await.unwrap();

@@ -37,6 +37,7 @@ fn options(model: Arc<dyn ChatModel>) -> RunOptions {
         agents: Arc::new(AgentSet::builtin().unwrap()),
         tools: ToolRegistry::standard(),
         concurrency: 8,
+        retriever: None,
     }
 }
 
@@ -121,6 +122,15 @@ async fn friction_on_the_simulator_recovers_planted_rates() {
     recovers(&report, "accuracy_round_2", 1.0 - 0.7 * 0.5);
     recovers(&report, "accuracy_round_3", 1.0 - 0.7 * 0.25);
     recovers(&report, "friction_rate", 0.25);
+    // The sim's feedback always points somewhere: full incorporation fixes every item.
+    assert_eq!(metric(&report, "target_accuracy").value, Some(1.0));
+    // Binary feedback says only "incorrect": nothing to incorporate, so the target is
+    // the first-round accuracy.
+    let mut binary = friction_spec(dir.path(), 3);
+    binary.feedback = Some("binary".into());
+    let binary = run(&store, &binary, dir.path(), "accuracy=0.3,adopt=0.5,seed=11").await;
+    recovers(&binary, "target_accuracy", 0.3);
+    assert_eq!(metric(&binary, "target_accuracy").value, metric(&binary, "accuracy_round_1").value);
     // A model that never drifts repeats its wrong answer: every persistent failure is one.
     let persistent: usize = report.counts.values().sum();
     assert_eq!(report.counts.get("persistent: repeats an earlier answer"), Some(&persistent));
@@ -212,6 +222,72 @@ async fn replay_reproduces_metrics_and_detects_a_changed_prompt() {
     let changed = RunOptions { agents: Arc::new(AgentSet::load(None, Some(prompts.path())).unwrap()), ..dead };
     let outcome = eval::replay(&store, run.run_id, &changed).await.unwrap();
     assert!(!outcome.identical);
+}
+
+/// Our own claims in SciFact's format: true and false divisibility claims (SUPPORT,
+/// CONTRADICT) and claims no evidence settles (NOT ENOUGH INFO), with a small corpus.
+fn write_verify_fixtures(dir: &Path, per_label: u64) -> EvalSpec {
+    let (mut claims, mut corpus) = (String::new(), String::new());
+    for i in 0..per_label {
+        let n = 1001 + 7 * i; // 1001 = 7 * 143
+        let doc = 10_000 + i;
+        let lines = [
+            json!({"id": 3 * i, "claim": format!("{} is divisible by 7", n), "evidence": {doc.to_string(): [{"sentences": [1], "label": "SUPPORT"}]}, "cited_doc_ids": [doc]}),
+            json!({"id": 3 * i + 1, "claim": format!("{} is divisible by 1000", n), "evidence": {doc.to_string(): [{"sentences": [1], "label": "CONTRADICT"}]}, "cited_doc_ids": [doc]}),
+            json!({"id": 3 * i + 2, "claim": format!("The number {n} appears on old coins."), "evidence": {}, "cited_doc_ids": []}),
+        ];
+        for line in lines {
+            claims.push_str(&format!("{line}\n"));
+        }
+        let abstract_ = [
+            "Tables list the divisors of whole numbers.".to_string(),
+            format!("The table for {n} lists its divisors."),
+        ];
+        corpus.push_str(&format!(
+            "{}\n",
+            json!({"doc_id": doc, "title": format!("Divisors of {n}"), "abstract": abstract_})
+        ));
+    }
+    std::fs::write(dir.join("claims.jsonl"), claims).unwrap();
+    std::fs::write(dir.join("corpus.jsonl"), corpus).unwrap();
+    spec(&format!(
+        "name = \"v\"\nprotocol = \"verify\"\ncandidates = 2\n[corpus]\npath = \"{}\"\nid_field = \"doc_id\"\n\
+         text_field = \"abstract\"\n[[datasets]]\nloader = \"scifact_labels\"\npath = \"{}\"\nanswer = \"exact\"\n",
+        dir.join("corpus.jsonl").display(),
+        dir.join("claims.jsonl").display()
+    ))
+}
+
+#[tokio::test]
+async fn verify_on_the_simulator_recovers_the_planted_judge_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_verify_fixtures(dir.path(), 100);
+    let indexes = tempfile::tempdir().unwrap();
+    let retriever = eval::open_corpus(&spec, dir.path(), indexes.path(), &|_| ()).unwrap();
+    assert!(retriever.is_some());
+    let store = TraceStore::temporary().unwrap();
+    let opts = RunOptions { retriever, ..options(sim("judge=0.7,seed=3")) };
+    let run = eval::start(&store, &spec, dir.path(), None, &opts, &()).await.unwrap();
+    assert_eq!((run.items, run.failed), (300, 0));
+    let report = analysis::compute(&store, run.run_id).unwrap();
+    recovers(&report, "label_accuracy", 0.7);
+    assert!((metric(&report, "majority_class_accuracy").value.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert!(metric(&report, "macro_f1").value.is_some());
+    let doc_recall = metric(&report, "evidence_doc_recall");
+    assert_eq!(doc_recall.n, 200, "SUPPORT and CONTRADICT claims have evidence documents");
+    assert!(doc_recall.value.unwrap() > 0.9, "each claim's number is in its document: {doc_recall:?}");
+    let confusion: usize = report.counts.iter().filter(|(k, _)| k.starts_with("confusion")).map(|(_, v)| v).sum();
+    assert_eq!(confusion, 300);
+    // The replay reproduces it from the record.
+    let dead = RunOptions { model: Arc::new(llm::ReplayModel::exact(opts.model.info(), vec![])), ..opts.clone() };
+    let replayed = eval::replay(&store, run.run_id, &dead).await.unwrap();
+    assert!(replayed.identical, "{:?}", replayed.differences);
+    // The lexical judge on the same items: it never says "contradicted".
+    let fork = ForkOptions { from_step: 0, change: "judge=lexical".parse::<Change>().unwrap(), model: None };
+    let lexical = eval::fork(&store, run.run_id, &fork, &opts, &()).await.unwrap();
+    let lexical = analysis::compute(&store, lexical.run_id).unwrap();
+    assert_eq!(metric(&lexical, "predicted_share_contradicted").value, Some(0.0));
+    assert_eq!(metric(&lexical, "recall_contradicted").value, Some(0.0));
 }
 
 #[tokio::test]

@@ -60,6 +60,7 @@ async fn schema_1_runs_replay_identically() {
             agents: Arc::new(AgentSet::builtin().unwrap()),
             tools: ToolRegistry::standard(),
             concurrency: 4,
+            retriever: None,
         };
         let replayed = eval::replay(&store, id, &opts).await.unwrap();
         assert!(replayed.identical, "{id}: {:?}", replayed.differences);

@@ -19,9 +19,13 @@ use support::{MockServer, Reply};
 const Q: &str = "Is 7411 a prime number?";
 
 fn critique(verdict: &str, step: i64, problems: &[&str]) -> Reply {
-    Reply::chat(
-        &json!({"verdict": verdict, "earliest_wrong_step": step, "problems": problems, "confidence": 0.9}).to_string(),
-    )
+    critique_with(verdict, step, problems, 0.9)
+}
+
+fn critique_with(verdict: &str, step: i64, problems: &[&str], confidence: f64) -> Reply {
+    let critique =
+        json!({"verdict": verdict, "earliest_wrong_step": step, "problems": problems, "confidence": confidence});
+    Reply::chat(&critique.to_string())
 }
 
 async fn run(
@@ -174,6 +178,34 @@ async fn ioe_tells_the_critic_to_keep_confident_answers() {
     let (_, _, server) = run(script, Strategy::Ioe, |_| ()).await;
     let prompt = server.requests.lock().unwrap()[1]["messages"][0]["content"].as_str().unwrap().to_string();
     assert!(prompt.contains("If you are confident the answer is correct, keep it"), "{prompt}");
+}
+
+#[tokio::test]
+async fn ioe_keeps_a_draft_the_critic_is_confident_in_and_revises_otherwise() {
+    // "Incorrect" at confidence 0.3 is 0.7 confidence in the draft: kept.
+    let script = vec![Reply::chat("Yes, 7411 is prime."), critique_with("incorrect", 0, &["maybe"], 0.3)];
+    let (out, steps, server) = run(script, Strategy::Ioe, |_| ()).await;
+    assert_eq!(out.stopped_by, StopReason::ConfidentKeep);
+    assert_eq!(out.answer, "Yes, 7411 is prime.");
+    assert_eq!(server.requests.lock().unwrap().len(), 2, "no revision");
+    let decision = events(&steps, "ioe_decision");
+    assert_eq!((decision[0]["keep"].clone(), decision[0]["threshold"].clone()), (json!(true), json!(0.5)));
+    assert!((decision[0]["confidence_in_draft"].as_f64().unwrap() - 0.7).abs() < 1e-9);
+    // "Correct" at confidence 0.2 is not confidence: revised.
+    let script = vec![
+        Reply::chat("Yes, 7411 is prime."),
+        critique_with("correct", -1, &[], 0.2),
+        Reply::chat("Yes: 7411 has no divisor up to 86."),
+        critique_with("correct", -1, &[], 0.9),
+    ];
+    let (out, _, server) = run(script, Strategy::Ioe, |_| ()).await;
+    assert_eq!(out.rounds[0].ioe.map(|d| d.keep), Some(false));
+    let revise = server.requests.lock().unwrap()[2]["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(revise.contains("not confident"), "{revise}");
+    assert_eq!(
+        (out.answer.as_str(), out.stopped_by),
+        ("Yes: 7411 has no divisor up to 86.", StopReason::ConfidentKeep)
+    );
 }
 
 #[tokio::test]

@@ -133,6 +133,40 @@ async fn a_decomposer_that_never_validates_falls_back_to_sentences() {
     assert!(reask.contains("not valid") && reask.contains("claims"), "{reask}");
 }
 
+#[tokio::test]
+async fn with_a_corpus_the_critic_sees_contradicted_claims_with_their_evidence() {
+    let rock = "2 + 2 = 4. The Moon is made of rock.";
+    let rock_claims = json!({"claims": [
+        {"claim": "2 + 2 = 4", "source": "2 + 2 = 4."},
+        {"claim": "The Moon is made of rock.", "source": "The Moon is made of rock."}
+    ]});
+    let script = vec![
+        Reply::chat(MOON),
+        moon_claims(),
+        Reply::chat("false"),
+        Reply::chat("false"),
+        Reply::chat("false"),
+        Reply::chat(&json!({"verdict": "incorrect", "earliest_wrong_step": 1, "problems": ["the Moon is rock"], "confidence": 0.9}).to_string()),
+        Reply::chat(rock),
+        Reply::chat(&rock_claims.to_string()),
+        Reply::chat("true"),
+    ];
+    let options = AskOptions::builtin().unwrap().strategy(Strategy::Critic).rounds(1).retriever(Arc::new(MoonFacts), 0);
+    let (out, _, server) = run(script, options).await;
+    let requests = server.requests.lock().unwrap();
+    let critic = requests[5]["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        critic.contains("\"The Moon is made of cheese.\": contradicted (evidence: The Moon: The Moon is made of rock"),
+        "{critic}"
+    );
+    let revise = requests[6]["messages"][0]["content"].as_str().unwrap();
+    assert!(revise.contains("contradicted by the evidence"), "{revise}");
+    let round = &out.rounds[0];
+    assert!(round.claims.iter().any(|c| c.text.starts_with("The Moon") && c.verdict == Verdict::Contradicted));
+    assert_eq!(out.answer, rock);
+    assert_eq!(out.verified, Verification::Verified, "{:?}", out.claims);
+}
+
 #[test]
 fn ask_json_on_a_server_that_says_the_moon_is_cheese_is_not_verified() {
     let server = MockServer::start(vec![Reply::chat(MOON), moon_claims()]);

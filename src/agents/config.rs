@@ -63,6 +63,10 @@ pub struct AgentConfig {
     /// Sampled votes per judgement where the backend cannot score (judge).
     #[serde(default)]
     pub votes: Option<u32>,
+    /// If-or-Else (critic): keep the draft when the critic's confidence that it is
+    /// right is at least this; revise otherwise.
+    #[serde(default)]
+    pub keep_confidence: Option<f64>,
 }
 
 const DEFAULT_AGENTS: [(&str, &str); 7] = [

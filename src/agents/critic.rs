@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     structured::{ask_structured, StructuredCall},
-    AgentError, AgentSet, CheckedClaim,
+    AgentError, AgentSet, CheckedClaim, Verdict,
 };
 use crate::{
     llm::{ChatModel, Purpose, SamplingParams},
@@ -46,6 +46,15 @@ impl Critique {
     pub fn is_correct(&self) -> bool {
         self.verdict == CritiqueVerdict::Correct
     }
+
+    /// How confident the critic is that the draft is right: its confidence when it
+    /// judged it correct, one minus it when it judged it incorrect.
+    pub fn confidence_in_draft(&self) -> f64 {
+        match self.verdict {
+            CritiqueVerdict::Correct => self.confidence,
+            CritiqueVerdict::Incorrect => 1.0 - self.confidence,
+        }
+    }
 }
 
 /// A step index on the wire: -1 for none.
@@ -68,6 +77,23 @@ mod step_or_minus_one {
     }
 }
 
+/// A checked claim of the draft, as the critic is shown it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The claim.
+    pub text: String,
+    /// What a tool or the judge found.
+    pub verdict: Verdict,
+    /// The evidence it was judged on (a passage, shortened), when there is some.
+    pub evidence: Option<String>,
+}
+
+impl From<&CheckedClaim> for Finding {
+    fn from(c: &CheckedClaim) -> Self {
+        Finding { text: c.claim.text.clone(), verdict: c.verdict, evidence: None }
+    }
+}
+
 /// What the critic reviews.
 #[derive(Debug, Clone, Copy)]
 pub struct Review<'a> {
@@ -75,8 +101,8 @@ pub struct Review<'a> {
     pub question: &'a str,
     /// The answer under review.
     pub draft: &'a str,
-    /// Tool verdicts on the draft's claims (CRITIC), shown to the critic.
-    pub findings: &'a [CheckedClaim],
+    /// Verdicts on the draft's claims (tools; the judge over a corpus), shown to the critic.
+    pub findings: &'a [Finding],
     /// Use the If-or-Else wording: keep a confident answer.
     pub ioe: bool,
 }
@@ -96,7 +122,7 @@ pub async fn critique(
         cfg.prompt.as_deref().unwrap_or("critic.j2"),
         minijinja::context! {
             question => question, draft => draft, ioe => ioe,
-            findings => findings.iter().map(|f| json!({"text": f.claim.text, "verdict": f.verdict})).collect::<Vec<_>>(),
+            findings => findings,
         },
     )?;
     let params = SamplingParams {

@@ -8,88 +8,30 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{attributor::lexical_support, AgentError, AgentSet};
-use crate::{
-    llm::{ChatModel, ChatRequest, Message, Purpose, SamplingParams},
-    trace::Verdict,
-};
+use crate::llm::{ChatModel, ChatRequest, Message, Purpose, SamplingParams};
+pub use crate::trace::{JudgeKind, Label};
 
-/// What the evidence says of a claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which judge decides claims against evidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Label {
-    /// The evidence supports it.
-    Supported,
-    /// The evidence contradicts it.
-    Contradicted,
-    /// The evidence does not say.
-    NotEnoughInfo,
-}
-
-impl Label {
-    /// In the order the model judge scores them; its prompt names them by these words.
-    pub const ALL: [Label; 3] = [Label::Supported, Label::Contradicted, Label::NotEnoughInfo];
-
-    /// The one-word answer the judge prompt asks for (`prompts/judge.j2`).
-    pub fn word(self) -> &'static str {
-        match self {
-            Label::Supported => "true",
-            Label::Contradicted => "false",
-            Label::NotEnoughInfo => "unknown",
-        }
-    }
-
-    /// The claim verdict it gives.
-    pub fn verdict(self) -> Verdict {
-        match self {
-            Label::Supported => Verdict::Supported,
-            Label::Contradicted => Verdict::Contradicted,
-            Label::NotEnoughInfo => Verdict::Unsupported,
-        }
-    }
-
-    /// The label a free-text reply gives: the earliest of true/supported,
-    /// false/contradicted, unknown/not enough info; `None` if it names none.
-    pub fn parse(reply: &str) -> Option<Label> {
-        let text = reply.to_lowercase();
-        let words: [(&str, Label); 8] = [
-            ("true", Label::Supported),
-            ("support", Label::Supported),
-            ("yes", Label::Supported),
-            ("false", Label::Contradicted),
-            ("contradict", Label::Contradicted),
-            ("no", Label::Contradicted),
-            ("unknown", Label::NotEnoughInfo),
-            ("not enough", Label::NotEnoughInfo),
-        ];
-        words
-            .iter()
-            .filter_map(|(w, l)| {
-                text.match_indices(w)
-                    .find(|(at, _)| {
-                        // Whole words only ("no" is not "not", "know" or "unknown").
-                        let before = text[..*at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-                        let after = text[at + w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
-                        before && (after || *w == "support" || *w == "contradict")
-                    })
-                    .map(|(at, _)| (at, *l))
-            })
-            .min_by_key(|(at, _)| *at)
-            .map(|(_, l)| l)
-    }
-}
-
-/// Which judge decided, and how it scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JudgeKind {
-    /// An exact tool.
-    Tool,
-    /// A model, from the log-probabilities of the three label words.
-    ModelLogprobs,
-    /// A model, from sampled votes (backends without scoring).
-    ModelVotes,
-    /// The lexical baseline: share of the claim's content words in the best passage.
+pub enum JudgeChoice {
+    /// The model judge (`agents/judge.toml`).
+    #[default]
+    Model,
+    /// The lexical baseline.
     Lexical,
+}
+
+impl JudgeChoice {
+    /// This choice's judge over `model` (used by the model judge only).
+    pub fn judge<'a>(self, agents: &'a AgentSet, model: &'a dyn ChatModel, seed: u64) -> Box<dyn Entailment + 'a> {
+        match self {
+            JudgeChoice::Model => Box::new(ModelJudge::new(agents, model, seed)),
+            JudgeChoice::Lexical => {
+                Box::new(LexicalJudge { min_support: agents.attributor.min_support.unwrap_or(0.5) })
+            }
+        }
+    }
 }
 
 /// A judge's decision on one claim.

@@ -21,7 +21,7 @@ pub use claims::{extract_claims, Claim, ClaimKind};
 pub use config::{AgentConfig, AgentSet};
 pub use critic::{Critique, CritiqueVerdict};
 pub use decomposer::{decompose, AtomicClaim, Decomposition};
-pub use judge::{Entailment, JudgeKind, Judgement, Label, LexicalJudge, ModelJudge};
+pub use judge::{Entailment, JudgeChoice, JudgeKind, Judgement, Label, LexicalJudge, ModelJudge};
 pub use solver::continue_turn;
 pub use tool_checker::{check_answer, CheckedClaim};
 

@@ -1,7 +1,9 @@
 //! Each protocol's metrics from its items' recorded outcomes.
 
 use super::{intervals::bootstrap, Flips, Metric, Report};
-use crate::trace::{BlindspotOutcome, ConditionResult, FrictionOutcome, ItemOutcome, SnowballOutcome};
+use crate::trace::{
+    BlindspotOutcome, ConditionResult, FrictionOutcome, ItemOutcome, Label, SnowballOutcome, VerifyOutcome,
+};
 
 /// The outcomes of one protocol (the caller checked that every item has it).
 pub(super) fn of<'a, T>(items: &[&'a ItemOutcome], pick: fn(&'a ItemOutcome) -> Option<&'a T>) -> Vec<&'a T> {
@@ -41,8 +43,10 @@ pub(super) fn friction(items: &[&FrictionOutcome], report: &mut Report) {
         items.iter().copied().zip(&grades).filter(|(i, _)| i.rounds.len() > 1).collect();
     let still_wrong = got_feedback.iter().filter(|(_, g)| !g[max_rounds - 1]).count();
     report.metrics.insert("friction_rate".into(), Metric::proportion(still_wrong, got_feedback.len()));
-    // Full use of the feedback given would fix every item whose feedback said something
-    // (binary feedback counts: it is what the protocol offers).
+    // Target accuracy (Jiang et al., 2025): what full incorporation of the feedback
+    // would give. An item reaches it when right at once, or when it was given targeted
+    // feedback (text that points at the error); binary feedback ("incorrect", stored as
+    // "") says nothing to incorporate, so it does not count.
     let mut feedback_total = 0;
     let mut leaked = 0;
     let mut reachable = 0;
@@ -50,7 +54,8 @@ pub(super) fn friction(items: &[&FrictionOutcome], report: &mut Report) {
         let given = item.rounds.iter().filter(|r| r.feedback.is_some()).count();
         feedback_total += given;
         leaked += item.rounds.iter().filter(|r| r.feedback.is_some() && r.leaked == Some(true)).count();
-        if g[0] || given > 0 {
+        let targeted = item.rounds.iter().any(|r| r.feedback.as_deref().is_some_and(|f| !f.trim().is_empty()));
+        if g[0] || targeted {
             reachable += 1;
         }
     }
@@ -131,4 +136,54 @@ pub(super) fn blindspot(items: &[&BlindspotOutcome], report: &mut Report) {
     }
     report.flips.insert("user -> own".into(), user_own);
     report.flips.insert("own -> own + Wait".into(), own_then_wait);
+}
+
+fn label_name(l: Label) -> &'static str {
+    match l {
+        Label::Supported => "supported",
+        Label::Contradicted => "contradicted",
+        Label::NotEnoughInfo => "not_enough_info",
+    }
+}
+
+/// Macro-F1 over the labels that occur in the gold or the predictions.
+fn macro_f1(items: &[&&VerifyOutcome]) -> Option<f64> {
+    let mut f1s = Vec::new();
+    for l in Label::ALL {
+        let tp = items.iter().filter(|i| i.gold == l && i.predicted == l).count() as f64;
+        let gold = items.iter().filter(|i| i.gold == l).count() as f64;
+        let predicted = items.iter().filter(|i| i.predicted == l).count() as f64;
+        if gold + predicted == 0.0 {
+            continue;
+        }
+        f1s.push(2.0 * tp / (gold + predicted));
+    }
+    (!f1s.is_empty()).then(|| f1s.iter().sum::<f64>() / f1s.len() as f64)
+}
+
+/// The verifier against gold labels: accuracy and macro-F1 beside the majority-class
+/// baseline, per-label precision and recall, the share of each predicted label (a
+/// constant answerer shows here), evidence-document recall, and the confusion matrix.
+pub(super) fn verify(items: &[&VerifyOutcome], report: &mut Report) {
+    let n = items.len();
+    report.metrics.insert("label_accuracy".into(), Metric::proportion(items.iter().filter(|i| i.correct).count(), n));
+    report.metrics.insert("macro_f1".into(), Metric::from_interval(bootstrap(items, macro_f1), n));
+    let majority = Label::ALL.iter().map(|l| items.iter().filter(|i| i.gold == *l).count()).max().unwrap_or(0);
+    report.metrics.insert("majority_class_accuracy".into(), Metric::proportion(majority, n));
+    for l in Label::ALL {
+        let name = label_name(l);
+        let tp = items.iter().filter(|i| i.gold == l && i.predicted == l).count();
+        let predicted = items.iter().filter(|i| i.predicted == l).count();
+        let gold = items.iter().filter(|i| i.gold == l).count();
+        report.metrics.insert(format!("precision_{name}"), Metric::proportion(tp, predicted));
+        report.metrics.insert(format!("recall_{name}"), Metric::proportion(tp, gold));
+        report.metrics.insert(format!("predicted_share_{name}"), Metric::proportion(predicted, n));
+        for p in Label::ALL {
+            let count = items.iter().filter(|i| i.gold == l && i.predicted == p).count();
+            report.counts.insert(format!("confusion: gold {name} -> {}", label_name(p)), count);
+        }
+    }
+    let with_docs: Vec<&&VerifyOutcome> = items.iter().filter(|i| !i.gold_docs.is_empty()).collect();
+    let found = with_docs.iter().filter(|i| i.gold_docs.iter().any(|d| i.retrieved_docs.contains(d))).count();
+    report.metrics.insert("evidence_doc_recall".into(), Metric::proportion(found, with_docs.len()));
 }

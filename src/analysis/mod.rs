@@ -229,6 +229,7 @@ pub fn compute_with_outcomes(store: &TraceStore, run_id: RunId) -> Result<(Repor
         Protocol::Friction => metrics::friction(&metrics::of(&list, as_friction), &mut report),
         Protocol::Snowball => metrics::snowball(&metrics::of(&list, as_snowball), &mut report),
         Protocol::Blindspot => metrics::blindspot(&metrics::of(&list, as_blindspot), &mut report),
+        Protocol::Verify => metrics::verify(&metrics::of(&list, as_verify), &mut report),
     }
     if let Some(parent) = run.parent {
         report.comparison = Some(compare(parent, &item_outcomes(store, parent)?, &outcomes));
@@ -246,6 +247,13 @@ fn as_friction(o: &ItemOutcome) -> Option<&crate::trace::FrictionOutcome> {
 fn as_snowball(o: &ItemOutcome) -> Option<&crate::trace::SnowballOutcome> {
     match o {
         ItemOutcome::Snowball(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_verify(o: &ItemOutcome) -> Option<&crate::trace::VerifyOutcome> {
+    match o {
+        ItemOutcome::Verify(v) => Some(v),
         _ => None,
     }
 }

@@ -166,7 +166,14 @@ pub(super) async fn run(home: &Home, cmd: EvalCommand) -> anyhow::Result<()> {
     }
 }
 
-fn options(home: &Home, args: &ModelArgs, model: Arc<dyn ChatModel>) -> anyhow::Result<RunOptions> {
+/// Run options for an experiment of `spec` whose data is under `data_root`.
+fn options(
+    home: &Home,
+    args: &ModelArgs,
+    model: Arc<dyn ChatModel>,
+    spec: &EvalSpec,
+    data_root: &std::path::Path,
+) -> anyhow::Result<RunOptions> {
     let agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
     let feedback_model = match agents.feedback.model.as_deref() {
         None | Some("default") => None,
@@ -175,19 +182,22 @@ fn options(home: &Home, args: &ModelArgs, model: Arc<dyn ChatModel>) -> anyhow::
     if args.concurrency == 0 {
         super::usage!("--concurrency must be at least 1");
     }
+    home.ensure()?;
+    let retriever = eval::open_corpus(spec, data_root, &home.indexes_dir(), &|line| eprintln!("{line}"))?;
     Ok(RunOptions {
         model,
         feedback_model,
         agents: Arc::new(agents),
         tools: ToolRegistry::standard(),
         concurrency: args.concurrency,
+        retriever,
     })
 }
 
 async fn run_spec(home: &Home, args: RunArgs) -> anyhow::Result<()> {
     let spec = EvalSpec::load(&args.spec)?;
     let model = args.models.server.open(home, &args.model)?;
-    let opts = options(home, &args.models, model)?;
+    let opts = options(home, &args.models, model, &spec, &args.data_root)?;
     let store = super::open_store(home)?;
     let progress = CliProgress::new(&spec.name);
     let run = eval::start(&store, &spec, &args.data_root, args.limit, &opts, &progress).await?;
@@ -200,7 +210,7 @@ async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
     let experiment = eval::experiment(&store, id)?;
     let spec = args.model.unwrap_or(experiment.model.spec);
     let model = args.models.server.open(home, &spec)?;
-    let opts = options(home, &args.models, model)?;
+    let opts = options(home, &args.models, model, &experiment.spec, &experiment.data_root)?;
     let progress = CliProgress::new(&experiment.name);
     let run = eval::resume(&store, id, &opts, &progress).await?;
     finish(&store, run, args.json, &spec)
@@ -271,8 +281,8 @@ pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> 
     let experiment = eval::experiment(&store, id)?;
     let Some(from_step) = args.from_step else {
         // Nothing is called live: any model call not in the record is an error.
-        let recorded = Arc::new(ReplayModel::exact(experiment.model, vec![]));
-        let opts = options(home, &args.models, recorded)?;
+        let recorded = Arc::new(ReplayModel::exact(experiment.model.clone(), vec![]));
+        let opts = options(home, &args.models, recorded, &experiment.spec, &experiment.data_root)?;
         let outcome = eval::replay(&store, id, &opts).await?;
         if args.json {
             super::print_json(&json!({
@@ -301,7 +311,7 @@ pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> 
     };
     let live_spec = args.model.clone().unwrap_or(experiment.model.spec);
     let live = args.models.server.open(home, &live_spec)?;
-    let opts = options(home, &args.models, live.clone())?;
+    let opts = options(home, &args.models, live.clone(), &experiment.spec, &experiment.data_root)?;
     let fork_opts = ForkOptions { from_step, change, model: Some(live) };
     let progress = CliProgress::new("fork");
     let run = eval::fork(&store, id, &fork_opts, &opts, &progress).await?;

@@ -41,7 +41,7 @@ pub fn load_bbm(path: &Path) -> Result<Vec<Item>, DatasetError> {
             input.to_string()
         };
         let id = format!("{name}:{}", items.len());
-        items.push(Item { id, question, gold: target.to_string(), steps, mistake_index });
+        items.push(Item { id, question, gold: target.to_string(), steps, mistake_index, evidence_docs: vec![] });
         Ok(())
     })?;
     Ok(items)

@@ -25,7 +25,14 @@ pub fn load_jsonl(path: &Path) -> Result<Vec<Item>, DatasetError> {
             Some(Value::Number(n)) => format!("{name}:{n}"),
             _ => format!("{name}:{}", items.len()),
         };
-        items.push(Item { id, question: question.to_string(), gold, steps: vec![], mistake_index: None });
+        items.push(Item {
+            id,
+            question: question.to_string(),
+            gold,
+            steps: vec![],
+            mistake_index: None,
+            evidence_docs: vec![],
+        });
         Ok(())
     })?;
     Ok(items)

@@ -55,6 +55,9 @@ pub struct Item {
     /// 0-based index of the trace's first wrong step; `None` when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mistake_index: Option<usize>,
+    /// Documents holding the gold evidence (SciFact claims for the verify protocol).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence_docs: Vec<String>,
 }
 
 /// Which loader reads a file.
@@ -69,6 +72,9 @@ pub enum Loader {
     Jsonl,
     /// SciFact claims with evidence, as yes/no questions.
     Scifact,
+    /// Every SciFact claim with its gold label (`SUPPORT`, `CONTRADICT`, or `NOT ENOUGH
+    /// INFO` when it has no evidence) and evidence documents, for the verify protocol.
+    ScifactLabels,
 }
 
 /// Load `path` with `loader`.
@@ -78,6 +84,7 @@ pub fn load(loader: Loader, path: &Path) -> Result<Vec<Item>, DatasetError> {
         Loader::Bbm => load_bbm(path),
         Loader::Jsonl => load_jsonl(path),
         Loader::Scifact => scifact::load_claim_items(path),
+        Loader::ScifactLabels => scifact::load_labelled_claims(path),
     }
 }
 

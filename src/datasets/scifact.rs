@@ -86,7 +86,34 @@ pub fn load_claim_items(path: &Path) -> Result<Vec<super::Item>, DatasetError> {
                 gold: gold.into(),
                 steps: vec![],
                 mistake_index: None,
+                evidence_docs: vec![],
             })
+        })
+        .collect())
+}
+
+/// The gold label of a SciFact claim: its first rationale's label, or `NOT ENOUGH INFO`
+/// when it has no evidence.
+pub const NOT_ENOUGH_INFO: &str = "NOT ENOUGH INFO";
+
+/// Every SciFact claim as an item whose question is the claim, whose gold answer is its
+/// label (`SUPPORT`, `CONTRADICT` or [`NOT_ENOUGH_INFO`]) and whose evidence documents
+/// are those its rationales are in. A claim with both labels takes its first.
+pub fn load_labelled_claims(path: &Path) -> Result<Vec<super::Item>, DatasetError> {
+    Ok(load_claims(path)?
+        .into_iter()
+        .map(|c| {
+            let gold = c.rationales.first().map(|r| r.2.clone()).unwrap_or_else(|| NOT_ENOUGH_INFO.into());
+            let mut docs: Vec<String> = c.rationales.iter().map(|r| r.0.clone()).collect();
+            docs.dedup();
+            super::Item {
+                id: format!("scifact:{}", c.id),
+                question: c.text,
+                gold,
+                steps: vec![],
+                mistake_index: None,
+                evidence_docs: docs,
+            }
         })
         .collect())
 }

@@ -36,7 +36,14 @@ pub fn load_snowball(path: &Path) -> Result<Vec<Item>, DatasetError> {
                 }
                 other => return Err(malformed(i + 1, format!("item is neither a string nor an object: {other}"))),
             };
-            Ok(Item { id: format!("{name}:{i}"), question, gold, steps: vec![], mistake_index: None })
+            Ok(Item {
+                id: format!("{name}:{i}"),
+                question,
+                gold,
+                steps: vec![],
+                mistake_index: None,
+                evidence_docs: vec![],
+            })
         })
         .collect()
 }

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::runner::{load_eval, stored_config, stored_items};
+use super::{
+    runner::{load_eval, stored_config, stored_input},
+    EvalSpec,
+};
 use crate::{
     llm::ModelInfo,
     trace::{run_kind, Protocol, RunId, RunRecord, RunStatus, TraceStore},
@@ -30,20 +33,28 @@ pub struct ExperimentInfo {
     pub parent: Option<RunId>,
     /// When it started.
     pub started_at: DateTime<Utc>,
+    /// Its spec, as run (a fork's with its change applied).
+    #[serde(skip)]
+    pub spec: EvalSpec,
+    /// The data root its datasets and corpus were read from.
+    pub data_root: std::path::PathBuf,
 }
 
 impl ExperimentInfo {
     fn of(run: &RunRecord) -> Result<Self> {
         let config = stored_config(run)?;
+        let input = stored_input(run)?;
         Ok(Self {
             run_id: run.id,
-            name: config.spec.name,
+            name: config.spec.name.clone(),
             protocol: config.spec.protocol,
             model: config.model,
-            items: stored_items(run)?.len(),
+            items: input.items.len(),
             status: run.status,
             parent: run.parent,
             started_at: run.started_at,
+            spec: config.spec,
+            data_root: input.data_root,
         })
     }
 }

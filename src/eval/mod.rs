@@ -7,6 +7,7 @@
 //! its output, the item's typed [`ItemOutcome`], which [`crate::analysis`] reads.
 
 pub mod answers;
+mod corpus;
 mod error;
 mod info;
 mod protocol;
@@ -18,12 +19,13 @@ mod spec;
 use std::sync::Arc;
 
 pub use answers::AnswerKind;
+pub use corpus::open_corpus;
 pub use error::EvalError;
 pub use info::{experiment, experiments, ExperimentInfo};
 pub use protocol::Change;
 pub use replay::{fork, replay, ForkOptions, ReplayOutcome};
 pub use runner::{resume, start, EvalRun, Progress, RunOptions};
-pub use spec::{DatasetRef, EvalSpec};
+pub use spec::{CorpusRef, DatasetRef, EvalSpec};
 
 pub use crate::trace::{ItemOutcome, Protocol};
 use crate::{

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::{
     agents::AgentSet,
+    corpus::Retriever,
     datasets::Item,
     llm::{ChatModel, ModelInfo, RecordedCall, RecordedError, RecordingModel, ReplayModel},
     tools::ToolRegistry,
@@ -33,6 +34,8 @@ pub struct RunOptions {
     pub tools: ToolRegistry,
     /// Items in flight at once.
     pub concurrency: usize,
+    /// The corpus evidence comes from (the verify protocol); see [`super::open_corpus`].
+    pub retriever: Option<Arc<dyn Retriever>>,
 }
 
 /// Reports progress as items finish.
@@ -276,10 +279,12 @@ pub(crate) fn stored_config(run: &RunRecord) -> Result<EvalConfig, EvalError> {
     EvalConfig::deserialize(&run.config).map_err(|e| not_eval(run.id, &format!("unreadable experiment config: {e}")))
 }
 
+pub(crate) fn stored_input(run: &RunRecord) -> Result<EvalInput, EvalError> {
+    EvalInput::deserialize(&run.input).map_err(|e| not_eval(run.id, &format!("unreadable experiment input: {e}")))
+}
+
 pub(crate) fn stored_items(run: &RunRecord) -> Result<Vec<StoredItem>, EvalError> {
-    EvalInput::deserialize(&run.input)
-        .map(|input| input.items)
-        .map_err(|e| not_eval(run.id, &format!("unreadable experiment input: {e}")))
+    stored_input(run).map(|input| input.items)
 }
 
 /// Every item slot's recorded chat calls, with the model that made them.
@@ -334,11 +339,10 @@ pub(crate) async fn run_pending(
         let permit = limit.clone().acquire_owned().await.map_err(|_| not_eval(run.id, "scheduler closed"))?;
         let (solver, feedback) = source.for_item(slot);
         let (store, spec, change, stored) = (store.clone(), spec.clone(), change.clone(), stored.clone());
-        let (agents, tools, group) = (opts.agents.clone(), opts.tools.clone(), GroupSlot { run: run.id, index: slot });
+        let (item_opts, group) = (opts.clone(), GroupSlot { run: run.id, index: slot });
         tasks.spawn(async move {
             let result =
-                run_one(&store, group, &spec, &stored, &agents, &tools, solver, feedback, change.as_ref().as_ref())
-                    .await;
+                run_one(&store, group, &spec, &stored, &item_opts, solver, feedback, change.as_ref().as_ref()).await;
             drop(permit);
             result
         });
@@ -381,8 +385,7 @@ async fn run_one(
     group: GroupSlot,
     spec: &EvalSpec,
     stored: &StoredItem,
-    agents: &AgentSet,
-    tools: &ToolRegistry,
+    opts: &RunOptions,
     solver: Arc<dyn ChatModel>,
     feedback: Arc<dyn ChatModel>,
     change: Option<&(u32, Change)>,
@@ -398,8 +401,9 @@ async fn run_one(
         spec,
         item: &stored.item,
         answer: ds.answer,
-        agents,
-        tools,
+        agents: &opts.agents,
+        tools: &opts.tools,
+        retriever: opts.retriever.as_deref(),
         recorder: &recorder,
         solver: &solver_rec,
         feedback: &feedback_rec,

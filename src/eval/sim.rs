@@ -46,6 +46,9 @@ pub struct SimParams {
     pub user: f64,
     /// Continuing its own erroneous reasoning after "Wait", it reaches the right answer.
     pub wait: f64,
+    /// As a judge, it gives a claim's true label (true for a true divisibility claim,
+    /// false for a false one, unknown for anything else); otherwise one of the others.
+    pub judge: f64,
     /// Seed of every draw.
     pub seed: u64,
     /// Simulated latency of each call, in milliseconds (benchmarks, kill tests).
@@ -62,6 +65,7 @@ impl Default for SimParams {
             own: 0.3,
             user: 0.7,
             wait: 0.6,
+            judge: 0.7,
             seed: 0,
             latency_ms: 0,
         }
@@ -95,9 +99,10 @@ impl SimParams {
                 "own" => p.own = x,
                 "user" => p.user = x,
                 "wait" => p.wait = x,
+                "judge" => p.judge = x,
                 other => {
                     return Err(format!(
-                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, own, user, wait, seed, latency_ms)"
+                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, own, user, wait, judge, seed, latency_ms)"
                     ))
                 }
             }
@@ -162,6 +167,7 @@ impl SimBackend {
                 }
             }
             Purpose::Critique => return "I do not know.".into(),
+            Purpose::Judge => return self.judge(first_user),
             _ => {}
         }
         let Some(task) = task_of(first_user) else { return "I do not know.".into() };
@@ -191,6 +197,26 @@ impl SimBackend {
         let right = self.draw(request, "accuracy") < p.accuracy;
         let q_only = ChatRequest::new(vec![Message::user(first_user)]);
         answer(&task, right, self.draw(&q_only, "wrong"))
+    }
+}
+
+impl SimBackend {
+    /// A judge's one-word label for the claim in `prompt`. The draw depends on the prompt
+    /// only (not the call's seed), so every vote on one claim agrees and the planted
+    /// accuracy is the judge's accuracy.
+    fn judge(&self, prompt: &str) -> String {
+        let truth = match statement_truth(prompt) {
+            Some(true) => 0,
+            Some(false) => 1,
+            None => 2,
+        };
+        let words = ["true", "false", "unknown"];
+        let key = ChatRequest::new(vec![Message::user(prompt)]);
+        if self.draw(&key, "judge") < self.params.judge {
+            return words[truth].into();
+        }
+        let other = if self.draw(&key, "judge-wrong") < 0.5 { 1 } else { 2 };
+        words[(truth + other) % 3].into()
     }
 }
 

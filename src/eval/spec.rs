@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{AnswerKind, EvalError, Protocol};
-use crate::datasets::{self, Item, Loader};
+use crate::{
+    agents::JudgeChoice,
+    datasets::{self, Item, Loader},
+};
 
 /// One dataset of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +26,37 @@ pub struct DatasetRef {
     /// Keep only items that have a marked first mistake (the blind-spot protocol needs one).
     #[serde(default)]
     pub require_mistake: bool,
+}
+
+/// A corpus to retrieve evidence from (the verify protocol): a JSONL file indexed once
+/// and kept under the home's `indexes/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusRef {
+    /// Path under the data root (or `./` beside the spec, or absolute).
+    pub path: PathBuf,
+    /// The id field of each line.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// The title field.
+    #[serde(default = "default_title_field")]
+    pub title_field: String,
+    /// The text field (a string or a list of sentences).
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+fn default_title_field() -> String {
+    "title".into()
+}
+fn default_text_field() -> String {
+    "text".into()
+}
+fn default_candidates() -> usize {
+    3
 }
 
 fn default_rounds() -> u32 {
@@ -72,6 +106,16 @@ pub struct EvalSpec {
     /// Seed of every sampled call.
     #[serde(default)]
     pub seed: u64,
+    /// The corpus evidence is retrieved from (verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<CorpusRef>,
+    /// The judge of claims against evidence (verify); the model under test is the
+    /// model judge.
+    #[serde(default)]
+    pub judge: JudgeChoice,
+    /// Passages retrieved per claim (verify), at most one per document.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
     /// The spec file it was read from (absolute), for `./` dataset paths and messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -110,7 +154,21 @@ impl EvalSpec {
         if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=2.0).contains(&self.temperature_cap) {
             return Err("temperatures must lie in [0, 2]".into());
         }
+        if self.protocol == Protocol::Verify && self.corpus.is_none() {
+            return Err("the verify protocol needs a [corpus] to retrieve evidence from".into());
+        }
+        if self.candidates == 0 {
+            return Err("candidates must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// Where a spec path points: `./` beside the spec, absolute as is, else under the data root.
+    pub fn resolve(&self, path: &Path, data_root: &Path) -> PathBuf {
+        match (self.file.as_deref().and_then(Path::parent), path.starts_with(".")) {
+            (Some(dir), true) => dir.join(path),
+            _ => data_root.join(path),
+        }
     }
 
     /// Load the items: each dataset's first `limit` items (all when `None`), in order,
@@ -118,11 +176,7 @@ impl EvalSpec {
     pub fn load_items(&self, data_root: &Path, limit: Option<usize>) -> crate::Result<Vec<(usize, Item)>> {
         let mut out = Vec::new();
         for (d, ds) in self.datasets.iter().enumerate() {
-            let spec_dir = self.file.as_deref().and_then(Path::parent);
-            let path = match (spec_dir, ds.path.starts_with(".")) {
-                (Some(dir), true) => dir.join(&ds.path),
-                _ => data_root.join(&ds.path),
-            };
+            let path = self.resolve(&ds.path, data_root);
             if !path.is_file() {
                 let relative_to_root = !(ds.path.starts_with(".") || ds.path.is_absolute());
                 return Err(EvalError::DatasetMissing {

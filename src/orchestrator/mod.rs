@@ -8,8 +8,9 @@ mod run;
 mod strategy;
 mod verify;
 
+pub use crate::agents::JudgeChoice;
 pub use options::AskOptions;
-pub use outcome::{AskOutcome, ClaimReport, Evidence, Round, StopReason, SupportCounts, Verification};
+pub use outcome::{AskOutcome, ClaimReport, Evidence, IoeDecision, Round, StopReason, SupportCounts, Verification};
 pub use run::ask;
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
-pub use verify::{JudgeChoice, VerifyOptions};
+pub use verify::VerifyOptions;

@@ -21,6 +21,8 @@ pub enum StopReason {
     SingleAnswer,
     /// Review found nothing to fix.
     ReviewPassed,
+    /// If-or-Else: the critic was confident the answer is right, so it was kept.
+    ConfidentKeep,
     /// The critic's output failed validation past its re-asks; the answer is unchecked.
     CritiqueFailed,
     /// The round limit was reached.
@@ -36,6 +38,7 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::SingleAnswer => f.write_str("single answer"),
             StopReason::ReviewPassed => f.write_str("review found nothing to fix"),
+            StopReason::ConfidentKeep => f.write_str("confident answer kept (if-or-else)"),
             StopReason::CritiqueFailed => f.write_str("critique failed validation; answer unchecked"),
             StopReason::RoundLimit => f.write_str("round limit"),
             StopReason::Budget(BudgetLimit::Calls) => f.write_str("call budget"),
@@ -86,8 +89,26 @@ pub struct Round {
     pub critique_failed: bool,
     /// Tool calls made on the draft, with verdicts.
     pub tool_calls: Vec<CheckedClaim>,
+    /// The draft's atomic claims judged against the corpus (with a corpus), as the
+    /// critic was shown them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimReport>,
+    /// The If-or-Else decision on the draft (`ioe` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ioe: Option<IoeDecision>,
     /// The revised answer, if the round revised.
     pub revision: Option<String>,
+}
+
+/// If-or-Else: whether the critic's confidence in the draft kept it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IoeDecision {
+    /// The critic's confidence that the draft is right.
+    pub confidence_in_draft: f64,
+    /// The bar (`keep_confidence` in `agents/critic.toml`).
+    pub threshold: f64,
+    /// Kept (confident) or revised.
+    pub keep: bool,
 }
 
 /// Evidence for a claim.

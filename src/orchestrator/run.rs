@@ -10,16 +10,16 @@ use serde_json::json;
 
 use super::{
     citations,
-    verify::{self, JudgeChoice, Verifier},
-    AskOptions, AskOutcome, ClaimReport, Evidence, Round, StopReason, Strategy,
+    verify::{self, Verifier},
+    AskOptions, AskOutcome, ClaimReport, Evidence, IoeDecision, Round, StopReason, Strategy,
 };
 use crate::{
     agents::{
         self, attribute, check_answer,
         contextcite::{attribute_statement, ContextCiteOptions},
-        critic::{self, Review},
+        critic::{self, Finding, Review},
         solver::{self, RevisionInput},
-        AgentError, AgentSet, CheckedClaim, Entailment, LexicalJudge, ModelJudge, Verdict,
+        AgentError, AgentSet, CheckedClaim, Verdict,
     },
     corpus::{split_sentences, Passage, Retriever, SearchOptions},
     llm::{Budget, ChatModel, LlmError, ModelInfo, RecordingModel},
@@ -61,8 +61,10 @@ pub async fn ask(
         solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
         critic: RecordingModel::with_budget(&recorder, "critic", critic_model, budget.clone()),
         scorer: RecordingModel::with_budget(&recorder, "attributor", model, after.clone()),
-        decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer, after.clone()),
-        judge: RecordingModel::with_budget(&recorder, "judge", judge, after.clone()),
+        decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer.clone(), after.clone()),
+        judge: RecordingModel::with_budget(&recorder, "judge", judge.clone(), after.clone()),
+        loop_decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer, budget.clone()),
+        loop_judge: RecordingModel::with_budget(&recorder, "judge", judge, budget.clone()),
         recorder,
         budget,
         after,
@@ -97,6 +99,8 @@ struct Revised {
 enum RoundEnd {
     /// Review found nothing to fix (or the critique failed): stop here.
     Kept(Round),
+    /// If-or-Else: the critic was confident in the draft: stop here.
+    KeptConfident(Round),
     /// The round revised the answer.
     Revised(Round, String),
 }
@@ -113,6 +117,9 @@ struct Loop<'a> {
     scorer: RecordingModel,
     decomposer: RecordingModel,
     judge: RecordingModel,
+    /// The decomposer and judge inside the loop, on its budget.
+    loop_decomposer: RecordingModel,
+    loop_judge: RecordingModel,
     /// The verify-and-revise loop's budget.
     budget: Arc<Budget>,
     /// What verification and citation spend after the loop.
@@ -161,6 +168,11 @@ impl Loop<'_> {
                 Ok(RoundEnd::Kept(record)) => {
                     stopped_by =
                         if record.critique_failed { StopReason::CritiqueFailed } else { StopReason::ReviewPassed };
+                    rounds.push(record);
+                    break;
+                }
+                Ok(RoundEnd::KeptConfident(record)) => {
+                    stopped_by = StopReason::ConfidentKeep;
                     rounds.push(record);
                     break;
                 }
@@ -242,6 +254,8 @@ impl Loop<'_> {
             critique: None,
             critique_failed: false,
             tool_calls: vec![],
+            claims: vec![],
+            ioe: None,
             revision: None,
         };
         if strategy == Strategy::Wait {
@@ -254,12 +268,40 @@ impl Loop<'_> {
         if strategy == Strategy::Critic {
             record.tool_calls = check_answer(question, answer, &self.tools, Some(&self.recorder)).await?;
         }
-        let review = Review { question, draft: answer, findings: &record.tool_calls, ioe: strategy == Strategy::Ioe };
+        let mut findings: Vec<Finding> = record.tool_calls.iter().map(Finding::from).collect();
+        let mut problems = refuted_by_tools(&record.tool_calls);
+        if self.opts.verify.decompose && self.opts.retriever.is_some() {
+            // With a corpus, the draft's atomic claims are judged against it each round
+            // and the critic sees what is contradicted or unsupported, with its evidence.
+            let verifier = self.verifier(&self.loop_decomposer, &self.loop_judge);
+            let (settled, _) = verifier.claims(question, answer, &record.tool_calls).await?;
+            for s in settled.iter().filter(|s| matches!(s.report.verdict, Verdict::Contradicted | Verdict::Unsupported))
+            {
+                findings.push(s.finding());
+                problems.extend(s.problem());
+            }
+            record.claims = settled.into_iter().map(|s| s.report).collect();
+        }
+        let review = Review { question, draft: answer, findings: &findings, ioe: strategy == Strategy::Ioe };
         let critique = critic::critique(self.agents, &self.critic, &self.recorder, review).await?;
         record.critique_failed = critique.is_none();
         record.critique = critique.clone();
-        let critic_says_wrong = critique.as_ref().is_some_and(|c| !c.is_correct());
-        let mut problems = refuted_by_tools(&record.tool_calls);
+        let mut critic_says_wrong = critique.as_ref().is_some_and(|c| !c.is_correct());
+        if let (Strategy::Ioe, Some(c)) = (strategy, critique.as_ref()) {
+            // If-or-Else: keep a draft the critic is confident in, revise otherwise.
+            let threshold = self.agents.critic.keep_confidence.unwrap_or(0.5);
+            let decision = IoeDecision { confidence_in_draft: c.confidence_in_draft(), threshold, keep: false };
+            let decision = IoeDecision { keep: decision.confidence_in_draft >= threshold, ..decision };
+            self.recorder.event("critic", "ioe_decision", json!(decision)).await?;
+            record.ioe = Some(decision);
+            if decision.keep && problems.is_empty() {
+                return Ok(RoundEnd::KeptConfident(record));
+            }
+            if !decision.keep && c.is_correct() {
+                problems.push("The reviewer is not confident that the answer is correct.".into());
+            }
+            critic_says_wrong = critic_says_wrong && !decision.keep;
+        }
         if problems.is_empty() && !critic_says_wrong {
             return Ok(RoundEnd::Kept(record));
         }
@@ -339,8 +381,9 @@ impl Loop<'_> {
         let mut claims: Vec<ClaimReport> = checked.iter().map(tool_claim).collect();
         let mut decomposition = None;
         if self.opts.verify.decompose {
-            let (atomic, how) = self.verifier().claims(question, &answer, &checked).await?;
-            claims.extend(atomic);
+            let verifier = self.verifier(&self.decomposer, &self.judge);
+            let (atomic, how) = verifier.claims(question, &answer, &checked).await?;
+            claims.extend(atomic.into_iter().map(|s| s.report));
             decomposition = Some(how);
         }
         claims.sort_by_key(|c| (c.start, c.end));
@@ -370,17 +413,12 @@ impl Loop<'_> {
         })
     }
 
-    /// The verifier of the final answer, with the configured judge.
-    fn verifier(&self) -> Verifier<'_> {
-        let judge: Box<dyn Entailment + '_> = match self.opts.verify.judge {
-            JudgeChoice::Model => Box::new(ModelJudge::new(self.agents, &self.judge, self.opts.loop_options.seed)),
-            JudgeChoice::Lexical => {
-                Box::new(LexicalJudge { min_support: self.agents.attributor.min_support.unwrap_or(0.5) })
-            }
-        };
+    /// A verifier with the configured judge, over these decomposer and judge models.
+    fn verifier<'a>(&'a self, decomposer: &'a RecordingModel, judge: &'a RecordingModel) -> Verifier<'a> {
+        let judge = self.opts.verify.judge.judge(self.agents, judge, self.opts.loop_options.seed);
         Verifier {
             agents: self.agents,
-            decomposer: &self.decomposer,
+            decomposer,
             judge,
             retriever: self.opts.retriever.as_deref(),
             recorder: &self.recorder,

@@ -13,24 +13,14 @@ use super::{ClaimReport, Evidence, SupportCounts, Verification};
 use crate::{
     agents::{
         attributor::{content_words, lexical_support},
+        critic::Finding,
         decomposer::{decompose, sentence_claims},
-        AgentError, AgentSet, AtomicClaim, CheckedClaim, Decomposition, Entailment, JudgeKind, Verdict,
+        AgentError, AgentSet, AtomicClaim, CheckedClaim, Decomposition, Entailment, JudgeChoice, JudgeKind, Verdict,
     },
     corpus::{Retriever, SearchOptions},
     llm::ChatModel,
     trace::RunRecorder,
 };
-
-/// Which judge decides claims against evidence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JudgeChoice {
-    /// The model judge (`agents/judge.toml`).
-    #[default]
-    Model,
-    /// The lexical baseline.
-    Lexical,
-}
 
 /// What verification of the final answer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,13 +51,14 @@ pub(super) struct Verifier<'a> {
 }
 
 impl Verifier<'_> {
-    /// The atomic claims of `answer`, each with its verdict and evidence.
+    /// The atomic claims of `answer`, each with its verdict and evidence, and the text
+    /// of the passage it was judged on first (for a critic to read).
     pub async fn claims(
         &self,
         question: &str,
         answer: &str,
         tool_checked: &[CheckedClaim],
-    ) -> Result<(Vec<ClaimReport>, Decomposition), AgentError> {
+    ) -> Result<(Vec<Settled>, Decomposition), AgentError> {
         let (atomic, how) = match decompose(self.agents, self.decomposer, self.recorder, question, answer).await {
             Ok(found) => found,
             Err(AgentError::Llm(e)) => {
@@ -87,7 +78,7 @@ impl Verifier<'_> {
 
     /// One claim: a tool verdict where a decisive tool claim lies inside it, else the
     /// judge over the passages retrieved for it, else unchecked.
-    async fn settle(&self, claim: AtomicClaim, tool_checked: &[CheckedClaim]) -> Result<ClaimReport, AgentError> {
+    async fn settle(&self, claim: AtomicClaim, tool_checked: &[CheckedClaim]) -> Result<Settled, AgentError> {
         let mut report = ClaimReport {
             text: claim.text.clone(),
             start: claim.start,
@@ -105,13 +96,13 @@ impl Verifier<'_> {
             report.judge = Some(JudgeKind::Tool);
             report.score = Some(1.0);
             report.evidence = inside.iter().filter_map(|c| super::run::tool_evidence(c)).collect();
-            return Ok(report);
+            return Ok(Settled { report, passage: None });
         }
-        let Some(retriever) = self.retriever else { return Ok(report) };
+        let Some(retriever) = self.retriever else { return Ok(Settled { report, passage: None }) };
         let hits =
             retriever.search(&claim.text, &SearchOptions { k: self.options.candidates, ..Default::default() })?;
         if hits.is_empty() {
-            return Ok(report);
+            return Ok(Settled { report, passage: None });
         }
         let texts: Vec<String> = hits.iter().map(|h| format!("{}: {}", h.passage.title, h.passage.text)).collect();
         let judgement = match self.judge.judge(&claim.text, &texts).await {
@@ -119,7 +110,7 @@ impl Verifier<'_> {
             Err(AgentError::Llm(e)) => {
                 let data = json!({ "claim": claim.text, "error": e.to_string() });
                 self.recorder.event("judge", "judgement_failed", data).await?;
-                return Ok(report);
+                return Ok(Settled { report, passage: None });
             }
             Err(other) => return Err(other),
         };
@@ -137,7 +128,44 @@ impl Verifier<'_> {
                 score: lexical_support(&claim.text, &h.passage.text),
             })
             .collect();
-        Ok(report)
+        Ok(Settled { report, passage: texts.into_iter().next() })
+    }
+}
+
+/// A settled claim, and the first passage it was judged on.
+pub(super) struct Settled {
+    pub report: ClaimReport,
+    pub passage: Option<String>,
+}
+
+impl Settled {
+    /// As the critic is shown it: the passage shortened to a few hundred characters.
+    pub fn finding(&self) -> Finding {
+        let evidence = self.passage.as_ref().map(|p| {
+            let short: String = p.chars().take(300).collect();
+            if short.len() < p.len() {
+                format!("{short}...")
+            } else {
+                short
+            }
+        });
+        Finding { text: self.report.text.clone(), verdict: self.report.verdict, evidence }
+    }
+
+    /// What the solver should fix, when the claim is contradicted or unsupported.
+    pub fn problem(&self) -> Option<String> {
+        let text = &self.report.text;
+        match self.report.verdict {
+            Verdict::Contradicted => Some(match &self.passage {
+                Some(_) => format!(
+                    "\"{text}\" is contradicted by the evidence: {}",
+                    self.finding().evidence.unwrap_or_default()
+                ),
+                None => format!("\"{text}\" is false according to an exact tool"),
+            }),
+            Verdict::Unsupported => Some(format!("\"{text}\" is not supported by the evidence")),
+            _ => None,
+        }
     }
 }
 

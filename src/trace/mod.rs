@@ -19,7 +19,7 @@ pub use error::TraceError;
 pub use jsonl::{TraceLine, TransferCounts};
 pub use outcome::{
     AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound,
-    ItemOutcome, Protocol, SettledClaim, SnowballOutcome, Verdict,
+    ItemOutcome, JudgeKind, Label, Protocol, SettledClaim, SnowballOutcome, Verdict, VerifyOutcome,
 };
 pub use record::{run_kind, GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::RunRecorder;

@@ -20,6 +20,8 @@ pub enum Protocol {
     Snowball,
     /// The self-correction blind spot (Tsui, 2025).
     Blindspot,
+    /// The verifier itself, against gold claim labels (SciFact, Wadden et al., 2020).
+    Verify,
 }
 
 impl fmt::Display for Protocol {
@@ -28,6 +30,7 @@ impl fmt::Display for Protocol {
             Protocol::Friction => "friction",
             Protocol::Snowball => "snowball",
             Protocol::Blindspot => "blindspot",
+            Protocol::Verify => "verify",
         })
     }
 }
@@ -46,6 +49,86 @@ pub enum Verdict {
     Unchecked,
 }
 
+/// What evidence says of a claim: a judge's label, and the gold labels of the
+/// `verify` protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// The evidence supports it.
+    Supported,
+    /// The evidence contradicts it.
+    Contradicted,
+    /// The evidence does not say.
+    NotEnoughInfo,
+}
+
+impl Label {
+    /// In the order the model judge scores them; its prompt names them by these words.
+    pub const ALL: [Label; 3] = [Label::Supported, Label::Contradicted, Label::NotEnoughInfo];
+
+    /// The one-word answer the judge prompt asks for (`prompts/judge.j2`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Label::Supported => "true",
+            Label::Contradicted => "false",
+            Label::NotEnoughInfo => "unknown",
+        }
+    }
+
+    /// The claim verdict it gives.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Label::Supported => Verdict::Supported,
+            Label::Contradicted => Verdict::Contradicted,
+            Label::NotEnoughInfo => Verdict::Unsupported,
+        }
+    }
+
+    /// The label a free-text reply gives: the earliest of true/supported,
+    /// false/contradicted, unknown/not enough info; `None` if it names none.
+    pub fn parse(reply: &str) -> Option<Label> {
+        let text = reply.to_lowercase();
+        let words: [(&str, Label); 8] = [
+            ("true", Label::Supported),
+            ("support", Label::Supported),
+            ("yes", Label::Supported),
+            ("false", Label::Contradicted),
+            ("contradict", Label::Contradicted),
+            ("no", Label::Contradicted),
+            ("unknown", Label::NotEnoughInfo),
+            ("not enough", Label::NotEnoughInfo),
+        ];
+        words
+            .iter()
+            .filter_map(|(w, l)| {
+                text.match_indices(w)
+                    .find(|(at, _)| {
+                        // Whole words only ("no" is not "not", "know" or "unknown").
+                        let before = text[..*at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+                        let after = text[at + w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+                        before && (after || *w == "support" || *w == "contradict")
+                    })
+                    .map(|(at, _)| (at, *l))
+            })
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, l)| l)
+    }
+}
+
+/// Which judge decided a claim, and how it scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeKind {
+    /// An exact tool.
+    Tool,
+    /// A model, from the log-probabilities of the three label words.
+    ModelLogprobs,
+    /// A model, from sampled votes (backends without scoring).
+    ModelVotes,
+    /// The lexical baseline: share of the claim's content words in the best passage.
+    Lexical,
+}
+
 /// The graded outcome of one experiment item, tagged by its protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "protocol", rename_all = "snake_case")]
@@ -56,6 +139,8 @@ pub enum ItemOutcome {
     Snowball(SnowballOutcome),
     /// A blind-spot item.
     Blindspot(BlindspotOutcome),
+    /// A verifier item.
+    Verify(VerifyOutcome),
 }
 
 impl ItemOutcome {
@@ -65,6 +150,7 @@ impl ItemOutcome {
             ItemOutcome::Friction(_) => Protocol::Friction,
             ItemOutcome::Snowball(_) => Protocol::Snowball,
             ItemOutcome::Blindspot(_) => Protocol::Blindspot,
+            ItemOutcome::Verify(_) => Protocol::Verify,
         }
     }
 
@@ -74,16 +160,18 @@ impl ItemOutcome {
             ItemOutcome::Friction(o) => &o.item_id,
             ItemOutcome::Snowball(o) => &o.item_id,
             ItemOutcome::Blindspot(o) => &o.item_id,
+            ItemOutcome::Verify(o) => &o.item_id,
         }
     }
 
     /// The headline grade: friction's last answer, snowball's stance, the blind spot's
-    /// own-reasoning condition.
+    /// own-reasoning condition, the verifier's label.
     pub fn correct(&self) -> bool {
         match self {
             ItemOutcome::Friction(o) => o.correct,
             ItemOutcome::Snowball(o) => o.correct,
             ItemOutcome::Blindspot(o) => o.correct,
+            ItemOutcome::Verify(o) => o.correct,
         }
     }
 }
@@ -186,6 +274,29 @@ pub struct BlindspotOutcome {
     /// Each condition's result.
     pub conditions: BlindspotConditions,
     /// Whether the model corrected its own reasoning (the `own` condition).
+    pub correct: bool,
+}
+
+/// The verifier on one gold-labelled claim: what it retrieved and how it judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyOutcome {
+    /// The item's id.
+    pub item_id: String,
+    /// The claim.
+    pub claim: String,
+    /// The gold label.
+    pub gold: Label,
+    /// The judge's label.
+    pub predicted: Label,
+    /// The judge's score in [0, 1].
+    pub score: f64,
+    /// Which judge decided.
+    pub judge: JudgeKind,
+    /// Documents of the passages the judge saw, in rank order.
+    pub retrieved_docs: Vec<String>,
+    /// The documents holding the gold evidence (empty for "not enough info").
+    pub gold_docs: Vec<String>,
+    /// Whether the label is the gold one.
     pub correct: bool,
 }
 

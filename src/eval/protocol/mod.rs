@@ -3,6 +3,7 @@
 mod blindspot;
 mod friction;
 mod snowball;
+mod verify;
 
 use std::{str::FromStr, sync::atomic::AtomicBool};
 
@@ -12,6 +13,7 @@ use serde_json::json;
 use super::{AnswerKind, EvalError, EvalSpec};
 use crate::{
     agents::{continue_turn, AgentError, AgentSet},
+    corpus::{CorpusError, Retriever},
     datasets::Item,
     llm::{ChatModel, ChatRequest, LlmError, Message, Purpose, SamplingParams},
     tools::ToolRegistry,
@@ -56,15 +58,22 @@ impl FromStr for Change {
             (k, Some(v))
                 if matches!(
                     k,
-                    "rounds" | "temperature" | "temperature_step" | "temperature_cap" | "reject_repeats" | "max_tokens"
+                    "rounds"
+                        | "temperature"
+                        | "temperature_step"
+                        | "temperature_cap"
+                        | "reject_repeats"
+                        | "max_tokens"
+                        | "candidates"
                 ) =>
             {
                 Ok(Change::Spec { key: k.to_string(), value: v.trim().to_string() })
             }
             ("feedback_mode", Some(v)) => Ok(Change::Spec { key: "feedback".into(), value: format!("{v:?}") }),
+            ("judge", Some(v)) => Ok(Change::Spec { key: "judge".into(), value: format!("{:?}", v.trim()) }),
             _ => Err(bad("expected one of: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=model|binary, \
                           rounds=N, temperature=X, temperature_step=X, temperature_cap=X, reject_repeats=true|false, \
-                          max_tokens=N")),
+                          max_tokens=N, judge=model|lexical, candidates=N")),
         }
     }
 }
@@ -95,6 +104,8 @@ pub(crate) struct ItemContext<'a> {
     pub answer: AnswerKind,
     pub agents: &'a AgentSet,
     pub tools: &'a ToolRegistry,
+    /// The corpus of the verify protocol.
+    pub retriever: Option<&'a dyn Retriever>,
     pub recorder: &'a RunRecorder,
     pub solver: &'a dyn ChatModel,
     pub feedback: &'a dyn ChatModel,
@@ -162,6 +173,8 @@ pub(crate) enum EvalStepError {
     Agent(#[from] AgentError),
     #[error(transparent)]
     Trace(#[from] crate::trace::TraceError),
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
     #[error("{0}")]
     NotApplicable(String),
 }
@@ -172,6 +185,7 @@ pub(crate) async fn run_item(protocol: Protocol, cx: &ItemContext<'_>) -> Result
         Protocol::Friction => ItemOutcome::Friction(friction::run(cx).await?),
         Protocol::Snowball => ItemOutcome::Snowball(snowball::run(cx).await?),
         Protocol::Blindspot => ItemOutcome::Blindspot(blindspot::run(cx).await?),
+        Protocol::Verify => ItemOutcome::Verify(verify::run(cx).await?),
     })
 }
 
