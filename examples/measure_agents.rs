@@ -97,6 +97,8 @@ async fn main() {
                         evidence: vec![],
                         judge: None,
                         score: None,
+                        consistency: None,
+                        contradicts: None,
                     })
                     .collect(),
                 None => out.claims.clone(),

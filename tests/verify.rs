@@ -10,7 +10,7 @@ use recheck::{
     agents::{Decomposition, JudgeKind, Verdict},
     corpus::{CorpusError, Hit, Passage, Retriever, SearchOptions},
     llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
-    orchestrator::{ask, AskOptions, AskOutcome, JudgeChoice, Strategy, Verification},
+    orchestrator::{ask, AskOptions, AskOutcome, ConsistencyKind, JudgeChoice, Strategy, Verification},
     trace::{StepPayload, StepRecord, TraceStore},
 };
 use serde_json::json;
@@ -165,6 +165,59 @@ async fn with_a_corpus_the_critic_sees_contradicted_claims_with_their_evidence()
     assert!(round.claims.iter().any(|c| c.text.starts_with("The Moon") && c.verdict == Verdict::Contradicted));
     assert_eq!(out.answer, rock);
     assert_eq!(out.verified, Verification::Verified, "{:?}", out.claims);
+}
+
+#[tokio::test]
+async fn samples_that_do_not_back_a_claim_make_it_unsupported_and_inconsistent() {
+    // Solver, decomposer, two samples, then the judge: one vote per (claim, sample).
+    let mut agents = recheck::agents::AgentSet::builtin().unwrap();
+    agents.judge.votes = Some(1);
+    let script = vec![
+        Reply::chat(MOON),
+        moon_claims(),
+        Reply::chat("The Moon is rock."),
+        Reply::chat("The Moon is made of rock and dust."),
+        Reply::chat("false"),
+        Reply::chat("unknown"),
+    ];
+    let options = AskOptions::new(Arc::new(agents)).samples(2);
+    let (out, steps, server) = run(script, options).await;
+    let moon = out.claims.iter().find(|c| c.text.starts_with("The Moon")).unwrap();
+    assert_eq!(moon.verdict, Verdict::Unsupported);
+    let consistency = moon.consistency.unwrap();
+    assert_eq!((consistency.kind, consistency.score, consistency.samples), (ConsistencyKind::Inconsistent, 0.0, 2));
+    let json = serde_json::to_value(&out).unwrap();
+    let moon_json =
+        json["claims"].as_array().unwrap().iter().find(|c| c["text"] == "The Moon is made of cheese.").unwrap();
+    assert_eq!(moon_json["consistency"]["kind"], "inconsistent");
+    let requests = server.requests.lock().unwrap();
+    assert!(requests[2]["temperature"].as_f64().unwrap() > 0.5, "samples are drawn hot");
+    let judged = requests[4]["messages"][0]["content"].as_str().unwrap();
+    assert!(judged.contains("The Moon is rock.") && judged.contains("Claim: The Moon is made of cheese."), "{judged}");
+    assert_eq!(events(&steps, "consistency").len(), 1, "only the claim no tool settled");
+}
+
+#[tokio::test]
+async fn two_claims_that_contradict_each_other_are_both_contradicted() {
+    let answer = "The Moon has no atmosphere. The Moon has a thick atmosphere.";
+    let claims = json!({"claims": [
+        {"claim": "The Moon has no atmosphere.", "source": "The Moon has no atmosphere."},
+        {"claim": "The Moon has a thick atmosphere.", "source": "The Moon has a thick atmosphere."}
+    ]});
+    let mut agents = recheck::agents::AgentSet::builtin().unwrap();
+    agents.judge.votes = Some(1);
+    let script = vec![Reply::chat(answer), Reply::chat(&claims.to_string()), Reply::chat("false")];
+    let options = AskOptions::new(Arc::new(agents)).contradictions(true);
+    let (out, steps, _) = run(script, options).await;
+    assert_eq!(out.verified, Verification::Refuted);
+    let chars: Vec<char> = answer.chars().collect();
+    for c in out.claims.iter().filter(|c| c.kind.is_none()) {
+        assert_eq!(c.verdict, Verdict::Contradicted);
+        let other = c.contradicts.as_ref().unwrap();
+        assert_ne!(other.text, c.text);
+        assert_eq!(chars[other.start..other.end].iter().collect::<String>(), other.text);
+    }
+    assert_eq!(events(&steps, "self_contradiction").len(), 1);
 }
 
 #[test]

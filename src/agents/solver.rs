@@ -41,6 +41,22 @@ pub async fn draft(
     Ok(model.chat(&request).await?)
 }
 
+/// Another answer to `question` at `temperature`, drawn to check the first one's
+/// claims against (self-consistency, Manakul et al., 2023).
+pub async fn sample(
+    agents: &AgentSet,
+    model: &dyn ChatModel,
+    question: &str,
+    temperature: f32,
+    seed: u64,
+) -> Result<Completion, AgentError> {
+    let prompt = question_prompt(agents, question, &[])?;
+    let request = ChatRequest::new(vec![Message::user(prompt)])
+        .with_params(params(agents, Some(temperature), Some(seed)))
+        .for_purpose(Purpose::Sample);
+    Ok(model.chat(&request).await?)
+}
+
 /// What a revision starts from.
 #[derive(Debug, Clone, Copy)]
 pub struct RevisionInput<'a> {

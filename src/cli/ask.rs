@@ -86,6 +86,17 @@ pub struct AskArgs {
     #[arg(long, default_value = "model", value_parser = parse_judge)]
     pub judge: JudgeChoice,
 
+    /// Self-consistency: draw N more answers (temperature 0.7) and judge each claim no
+    /// tool or passage settled against each; most samples not backing it makes it
+    /// `unsupported` (`consistency.kind = inconsistent`).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub samples: u32,
+
+    /// Self-contradiction: judge every pair of the answer's claims (the first 8); a
+    /// contradictory pair makes both `contradicted`.
+    #[arg(long)]
+    pub contradictions: bool,
+
     /// Check only the claims the tool-checker's patterns find; do not split the answer
     /// into atomic claims (saves the decomposer's model call).
     #[arg(long)]
@@ -136,7 +147,13 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         retriever,
         context_passages: args.context,
         critic_model,
-        verify: VerifyOptions { decompose: !args.no_decompose, judge: args.judge, ..Default::default() },
+        verify: VerifyOptions {
+            decompose: !args.no_decompose,
+            judge: args.judge,
+            samples: args.samples,
+            contradictions: args.contradictions,
+            ..Default::default()
+        },
         decomposer_model,
         judge_model,
     };

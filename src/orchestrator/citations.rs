@@ -49,6 +49,8 @@ pub(super) fn number(answer: &str, cited: &[CitedSentence]) -> Numbered {
             evidence,
             judge: None,
             score: Some(s.support),
+            consistency: None,
+            contradicts: None,
         });
     }
     // Insert markers from the back so earlier character offsets stay valid.

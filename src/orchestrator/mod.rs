@@ -10,7 +10,10 @@ mod verify;
 
 pub use crate::agents::JudgeChoice;
 pub use options::AskOptions;
-pub use outcome::{AskOutcome, ClaimReport, Evidence, IoeDecision, Round, StopReason, SupportCounts, Verification};
+pub use outcome::{
+    AskOutcome, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
+    SupportCounts, Verification,
+};
 pub use run::ask;
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
 pub use verify::VerifyOptions;

@@ -119,6 +119,18 @@ impl AskOptions {
         self
     }
 
+    /// Self-consistency: draw `n` more answers and check unsettled claims against them.
+    pub fn samples(mut self, n: u32) -> Self {
+        self.verify.samples = n;
+        self
+    }
+
+    /// Self-contradiction: judge every pair of the answer's claims.
+    pub fn contradictions(mut self, on: bool) -> Self {
+        self.verify.contradictions = on;
+        self
+    }
+
     /// A separate model for the judge.
     pub fn judge_model(mut self, model: Arc<dyn ChatModel>) -> Self {
         self.judge_model = Some(model);

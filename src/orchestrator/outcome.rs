@@ -161,6 +161,44 @@ pub struct ClaimReport {
     /// The judge's score in [0, 1].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// Self-consistency (`--samples N`): how many other answers back the claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Consistency>,
+    /// Self-contradiction: the claim of the same answer this one contradicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contradicts: Option<Span>,
+}
+
+/// Whether sampled answers back a claim (SelfCheckGPT, Manakul et al., 2023).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Consistency {
+    /// `consistent` when at least half the samples back the claim, else `inconsistent`.
+    pub kind: ConsistencyKind,
+    /// Share of the samples that back it.
+    pub score: f64,
+    /// Samples drawn.
+    pub samples: u32,
+}
+
+/// The two outcomes of a consistency check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsistencyKind {
+    /// Most samples back the claim.
+    Consistent,
+    /// Most samples do not (likely made up).
+    Inconsistent,
+}
+
+/// Another claim of the same answer, by its text and span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Span {
+    /// Its text.
+    pub text: String,
+    /// Start, in characters, in the answer.
+    pub start: usize,
+    /// End, in characters.
+    pub end: usize,
 }
 
 /// Claims counted by verdict.

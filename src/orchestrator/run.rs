@@ -60,6 +60,7 @@ pub async fn ask(
         tools: options.agents.checker_tools(&options.tools),
         solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
         critic: RecordingModel::with_budget(&recorder, "critic", critic_model, budget.clone()),
+        sampler: RecordingModel::with_budget(&recorder, "solver", model.clone(), after.clone()),
         scorer: RecordingModel::with_budget(&recorder, "attributor", model, after.clone()),
         decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer.clone(), after.clone()),
         judge: RecordingModel::with_budget(&recorder, "judge", judge.clone(), after.clone()),
@@ -117,6 +118,8 @@ struct Loop<'a> {
     scorer: RecordingModel,
     decomposer: RecordingModel,
     judge: RecordingModel,
+    /// Draws self-consistency samples after the loop.
+    sampler: RecordingModel,
     /// The decomposer and judge inside the loop, on its budget.
     loop_decomposer: RecordingModel,
     loop_judge: RecordingModel,
@@ -418,6 +421,8 @@ impl Loop<'_> {
         let judge = self.opts.verify.judge.judge(self.agents, judge, self.opts.loop_options.seed);
         Verifier {
             agents: self.agents,
+            sampler: &self.sampler,
+            seed: self.opts.loop_options.seed,
             decomposer,
             judge,
             retriever: self.opts.retriever.as_deref(),
@@ -467,5 +472,7 @@ fn tool_claim(c: &CheckedClaim) -> ClaimReport {
         evidence: tool_evidence(c).into_iter().collect(),
         judge: None,
         score: None,
+        consistency: None,
+        contradicts: None,
     }
 }

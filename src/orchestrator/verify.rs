@@ -9,13 +9,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ClaimReport, Evidence, SupportCounts, Verification};
+use super::{ClaimReport, Consistency, ConsistencyKind, Evidence, Span, SupportCounts, Verification};
 use crate::{
     agents::{
         attributor::{content_words, lexical_support},
         critic::Finding,
         decomposer::{decompose, sentence_claims},
-        AgentError, AgentSet, AtomicClaim, CheckedClaim, Decomposition, Entailment, JudgeChoice, JudgeKind, Verdict,
+        solver, AgentError, AgentSet, AtomicClaim, CheckedClaim, Decomposition, Entailment, JudgeChoice, JudgeKind,
+        Label, Verdict,
     },
     corpus::{Retriever, SearchOptions},
     llm::ChatModel,
@@ -32,17 +33,33 @@ pub struct VerifyOptions {
     pub judge: JudgeChoice,
     /// Candidate passages retrieved per claim.
     pub candidates: usize,
+    /// Self-consistency: draw this many more answers and judge each still-unchecked
+    /// claim against each of them (0 = off).
+    pub samples: u32,
+    /// Self-contradiction: judge every pair of the answer's claims (at most the first
+    /// `MAX_PAIRED_CLAIMS`, so at most 28 pairs).
+    pub contradictions: bool,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self { decompose: true, judge: JudgeChoice::Model, candidates: 3 }
+        Self { decompose: true, judge: JudgeChoice::Model, candidates: 3, samples: 0, contradictions: false }
     }
 }
+
+/// Claims paired in the self-contradiction check (pairs grow quadratically).
+pub const MAX_PAIRED_CLAIMS: usize = 8;
+
+/// Temperature of the answers drawn for self-consistency.
+const SAMPLE_TEMPERATURE: f32 = 0.7;
 
 /// The agents and evidence sources verification uses.
 pub(super) struct Verifier<'a> {
     pub agents: &'a AgentSet,
+    /// Draws the samples of the self-consistency check.
+    pub sampler: &'a dyn ChatModel,
+    /// The seed samples derive theirs from.
+    pub seed: u64,
     pub decomposer: &'a dyn ChatModel,
     pub judge: Box<dyn Entailment + 'a>,
     pub retriever: Option<&'a dyn Retriever>,
@@ -73,7 +90,101 @@ impl Verifier<'_> {
         for claim in atomic {
             reports.push(self.settle(claim, tool_checked).await?);
         }
+        if self.options.samples > 0 {
+            self.consistency(question, &mut reports).await?;
+        }
+        if self.options.contradictions {
+            self.contradictions(&mut reports).await?;
+        }
         Ok((reports, how))
+    }
+
+    /// Self-consistency (SelfCheckGPT): draw more answers and judge each claim no tool
+    /// or passage settled against each; a claim most samples do not back is
+    /// `unsupported` and `inconsistent`, one they do is `supported` and `consistent`.
+    async fn consistency(&self, question: &str, claims: &mut [Settled]) -> Result<(), AgentError> {
+        let open: Vec<usize> = (0..claims.len()).filter(|i| claims[*i].report.verdict == Verdict::Unchecked).collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let n = self.options.samples;
+        let mut samples = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let seed = self.seed.wrapping_add(1000 + u64::from(i));
+            match solver::sample(self.agents, self.sampler, question, SAMPLE_TEMPERATURE, seed).await {
+                Ok(reply) => samples.push(reply.text().trim().to_string()),
+                Err(AgentError::Llm(e)) => {
+                    let data = json!({ "error": e.to_string(), "drawn": samples.len() });
+                    self.recorder.event("solver", "sampling_failed", data).await?;
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if samples.is_empty() {
+            return Ok(());
+        }
+        for i in open {
+            let claim = claims[i].report.text.clone();
+            let mut backed = 0u32;
+            for sample in &samples {
+                match self.judge.judge(&claim, std::slice::from_ref(sample)).await {
+                    Ok(j) if j.label == Label::Supported => backed += 1,
+                    Ok(_) => {}
+                    Err(AgentError::Llm(e)) => {
+                        let data = json!({ "claim": claim, "error": e.to_string() });
+                        self.recorder.event("judge", "judgement_failed", data).await?;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            let score = f64::from(backed) / samples.len() as f64;
+            let kind = if score >= 0.5 { ConsistencyKind::Consistent } else { ConsistencyKind::Inconsistent };
+            let report = &mut claims[i].report;
+            report.verdict =
+                if kind == ConsistencyKind::Consistent { Verdict::Supported } else { Verdict::Unsupported };
+            report.consistency = Some(Consistency { kind, score, samples: samples.len() as u32 });
+            report.score = Some(score);
+            self.recorder
+                .event("judge", "consistency", json!({ "claim": claim, "consistency": report.consistency }))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Self-contradiction (ChatProtect): a pair of the answer's own claims that the judge
+    /// finds contradictory makes both `contradicted`, each pointing at the other.
+    async fn contradictions(&self, claims: &mut [Settled]) -> Result<(), AgentError> {
+        let n = claims.len().min(MAX_PAIRED_CLAIMS);
+        for a in 0..n {
+            for b in a + 1..n {
+                let (first, second) = (claims[a].report.text.clone(), claims[b].report.text.clone());
+                let judged = match self.judge.judge(&second, std::slice::from_ref(&first)).await {
+                    Ok(j) => j,
+                    Err(AgentError::Llm(e)) => {
+                        let data = json!({ "claims": [first, second], "error": e.to_string() });
+                        self.recorder.event("judge", "judgement_failed", data).await?;
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                };
+                if judged.label != Label::Contradicted {
+                    continue;
+                }
+                self.recorder
+                    .event("judge", "self_contradiction", json!({ "claims": [first, second], "judgement": judged }))
+                    .await?;
+                let span = |s: &Settled| Span { text: s.report.text.clone(), start: s.report.start, end: s.report.end };
+                let (span_a, span_b) = (span(&claims[a]), span(&claims[b]));
+                for (i, other) in [(a, span_b), (b, span_a)] {
+                    let r = &mut claims[i].report;
+                    r.verdict = Verdict::Contradicted;
+                    r.contradicts = Some(other);
+                    r.judge.get_or_insert(judged.judge);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One claim: a tool verdict where a decisive tool claim lies inside it, else the
@@ -88,6 +199,8 @@ impl Verifier<'_> {
             evidence: Vec::new(),
             judge: None,
             score: None,
+            consistency: None,
+            contradicts: None,
         };
         let inside = tools_inside(&claim.text, tool_checked);
         if !inside.is_empty() {
@@ -220,6 +333,8 @@ mod tests {
             evidence: vec![],
             judge: None,
             score: None,
+            consistency: None,
+            contradicts: None,
         }
     }
 
