@@ -220,6 +220,28 @@ async fn two_claims_that_contradict_each_other_are_both_contradicted() {
     assert_eq!(events(&steps, "self_contradiction").len(), 1);
 }
 
+#[tokio::test]
+async fn contextcite_on_a_server_runs_leave_one_out_and_says_so_with_alce_scores() {
+    let mut agents = recheck::agents::AgentSet::builtin().unwrap();
+    agents.judge.votes = Some(1);
+    agents.attributor.scorer = Some("contextcite".into());
+    let rock = "The Moon is made of rock.";
+    let claims = json!({"claims": [{"claim": rock, "source": rock}]});
+    // Solver, decomposer, then "true" for every judgement.
+    let script = vec![Reply::chat(rock), Reply::chat(&claims.to_string()), Reply::chat("true")];
+    let options = AskOptions::new(Arc::new(agents)).retriever(Arc::new(MoonFacts), 0);
+    let (out, steps, _) = run(script, options).await;
+    let attribution = out.attribution.as_ref().unwrap();
+    assert_eq!((attribution.requested.as_str(), attribution.scorer.as_str()), ("contextcite", "leave_one_out"));
+    assert_eq!(attribution.model_calls, 1, "one judgement with the passage; none without any");
+    assert_eq!(events(&steps, "scorer_fallback").len(), 1);
+    assert_eq!(out.sources.len(), 1, "the passage the support rests on is cited");
+    assert_eq!(out.cited_answer, "The Moon is made of rock. [1]");
+    let q = out.citation_quality.unwrap();
+    assert_eq!((q.recall, q.precision, q.sentences, q.citations), (Some(1.0), Some(1.0), 1, 1));
+    assert_eq!(out.verified, Verification::Verified);
+}
+
 #[test]
 fn ask_json_on_a_server_that_says_the_moon_is_cheese_is_not_verified() {
     let server = MockServer::start(vec![Reply::chat(MOON), moon_claims()]);

@@ -195,11 +195,11 @@ impl AgentSet {
             });
         }
         match attributor.1.scorer.as_deref() {
-            None | Some("lexical") | Some("contextcite") => {}
+            None | Some("lexical") | Some("contextcite") | Some("leave_one_out") => {}
             Some(other) => {
                 return Err(AgentError::Config {
                     file: attributor.0.clone(),
-                    detail: format!("scorer {other:?} is not one of \"lexical\", \"contextcite\""),
+                    detail: format!("scorer {other:?} is not one of \"lexical\", \"contextcite\", \"leave_one_out\""),
                 })
             }
         }

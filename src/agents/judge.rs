@@ -127,6 +127,10 @@ impl<'a> ModelJudge<'a> {
 #[async_trait]
 impl Entailment for ModelJudge<'_> {
     async fn judge(&self, claim: &str, evidence: &[String]) -> Result<Judgement, AgentError> {
+        if evidence.is_empty() {
+            // Nothing to judge against: no call.
+            return Ok(Judgement { label: Label::NotEnoughInfo, score: 1.0, judge: JudgeKind::ModelVotes });
+        }
         let cfg = &self.agents.judge;
         let prompt = self.agents.render(
             cfg.prompt.as_deref().unwrap_or("judge.j2"),

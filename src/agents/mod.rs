@@ -3,6 +3,7 @@
 //! Each is configured in `agents/*.toml` with prompts in `prompts/`, and talks to
 //! models only through [`crate::llm::ChatModel`] (a recording wrapper in practice).
 
+pub mod alce;
 pub mod attributor;
 pub mod claims;
 mod config;
@@ -16,6 +17,7 @@ pub mod tool_checker;
 
 use std::path::PathBuf;
 
+pub use alce::{leave_one_out, CitationQuality};
 pub use attributor::{attribute, citation_quality, CitedSentence};
 pub use claims::{extract_claims, Claim, ClaimKind};
 pub use config::{AgentConfig, AgentSet};

@@ -40,8 +40,10 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 3)]
     pub context: usize,
 
-    /// Citation scorer: lexical, or contextcite (ablation with continuation scoring;
-    /// local models only). Default: agents/attributor.toml.
+    /// Citation scorer: lexical, contextcite (ablation with continuation scoring; local
+    /// models), or leave_one_out (the judge without each passage; any backend).
+    /// contextcite on a backend that cannot score runs leave_one_out, and says so.
+    /// Default: agents/attributor.toml.
     #[arg(long, value_name = "SCORER")]
     pub citation_scorer: Option<String>,
 
@@ -182,8 +184,8 @@ fn agents(args: &AskArgs) -> anyhow::Result<AgentSet> {
     }
     match args.citation_scorer.as_deref() {
         None => {}
-        Some(s @ ("lexical" | "contextcite")) => agents.attributor.scorer = Some(s.to_string()),
-        Some(other) => super::usage!("--citation-scorer must be lexical or contextcite, got {other:?}"),
+        Some(s @ ("lexical" | "contextcite" | "leave_one_out")) => agents.attributor.scorer = Some(s.to_string()),
+        Some(other) => super::usage!("--citation-scorer must be lexical, contextcite or leave_one_out, got {other:?}"),
     }
     Ok(agents)
 }

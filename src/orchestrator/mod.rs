@@ -11,7 +11,7 @@ mod verify;
 pub use crate::agents::JudgeChoice;
 pub use options::AskOptions;
 pub use outcome::{
-    AskOutcome, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
+    AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
     SupportCounts, Verification,
 };
 pub use run::ask;

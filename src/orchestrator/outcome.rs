@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::Strategy;
 use crate::{
-    agents::{CheckedClaim, ClaimKind, Critique, Decomposition, JudgeKind, Verdict},
+    agents::{CheckedClaim, CitationQuality, ClaimKind, Critique, Decomposition, JudgeKind, Verdict},
     corpus::Passage,
     llm::{BudgetLimit, ModelInfo, Usage},
     trace::RunId,
@@ -169,6 +169,18 @@ pub struct ClaimReport {
     pub contradicts: Option<Span>,
 }
 
+/// The citation scorer that ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attribution {
+    /// The scorer the attributor's config (or `--citation-scorer`) asked for.
+    pub requested: String,
+    /// The scorer that ran: `lexical`, `contextcite`, or `leave_one_out` (the judge's
+    /// support without each passage, for backends that cannot score continuations).
+    pub scorer: String,
+    /// Model calls the scoring made.
+    pub model_calls: u32,
+}
+
 /// Whether sampled answers back a claim (SelfCheckGPT, Manakul et al., 2023).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Consistency {
@@ -236,6 +248,12 @@ pub struct AskOutcome {
     /// The answer's sentences with their citations (with a corpus).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub citations: Vec<ClaimReport>,
+    /// Which citation scorer ran, and what it cost (with a corpus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// ALCE citation recall and precision, judged by the judge (with a corpus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citation_quality: Option<CitationQuality>,
     /// Review rounds, in order.
     pub rounds: Vec<Round>,
     /// Why the loop stopped.

@@ -11,13 +11,14 @@ use serde_json::json;
 use super::{
     citations,
     verify::{self, Verifier},
-    AskOptions, AskOutcome, ClaimReport, Evidence, IoeDecision, Round, StopReason, Strategy,
+    AskOptions, AskOutcome, Attribution, ClaimReport, Evidence, IoeDecision, Round, StopReason, Strategy,
 };
 use crate::{
     agents::{
         self, attribute, check_answer,
         contextcite::{attribute_statement, ContextCiteOptions},
         critic::{self, Finding, Review},
+        leave_one_out,
         solver::{self, RevisionInput},
         AgentError, AgentSet, CheckedClaim, Verdict,
     },
@@ -335,40 +336,59 @@ impl Loop<'_> {
         Ok(RoundEnd::Revised(record, revision))
     }
 
-    /// Citations for each sentence, by the configured scorer.
+    /// Citations for each sentence, by the configured scorer, and which scorer ran.
     async fn cite(
         &self,
         question: &str,
         answer: &str,
         retriever: &dyn Retriever,
-    ) -> Result<Vec<agents::CitedSentence>, AgentError> {
+    ) -> Result<(Vec<agents::CitedSentence>, Attribution), AgentError> {
         let cfg = &self.agents.attributor;
         let candidates = cfg.candidates.unwrap_or(5);
         let mut cited = attribute(answer, retriever, candidates, cfg.min_support.unwrap_or(0.5))?;
-        if cfg.scorer.as_deref() != Some("contextcite") || !self.scorer.capabilities().score_continuation {
-            return Ok(cited);
-        }
-        let options = ContextCiteOptions {
-            ablations: cfg.ablations.unwrap_or(24),
-            seed: self.opts.loop_options.seed,
-            ..Default::default()
+        let requested = cfg.scorer.clone().unwrap_or_else(|| "lexical".into());
+        let calls_before = self.after.calls();
+        let scorer = match requested.as_str() {
+            "contextcite" if self.scorer.capabilities().score_continuation => "contextcite",
+            "contextcite" | "leave_one_out" => "leave_one_out",
+            _ => "lexical",
         };
-        let min_weight = cfg.min_weight.unwrap_or(0.5);
-        for sentence in &mut cited {
-            let hits = retriever.search(&sentence.text, &SearchOptions { k: candidates, ..Default::default() })?;
-            let sources: Vec<String> = hits.iter().map(|h| h.passage.text.clone()).collect();
-            if sources.is_empty() {
-                continue;
-            }
-            let weights = attribute_statement(&self.scorer, question, &sources, &sentence.text, &options).await?;
-            let best = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
-            sentence.support = best.map(|(_, w)| *w).unwrap_or(0.0);
-            sentence.citations = match best {
-                Some((i, w)) if *w >= min_weight => vec![(hits[i].passage.clone(), *w)],
-                _ => Vec::new(),
-            };
+        if scorer != requested {
+            // Never fall back silently: the trace and the outcome say which scorer ran.
+            let reason = format!("{} cannot score continuations", self.scorer.info().spec);
+            let data = json!({ "requested": requested, "used": scorer, "reason": reason });
+            self.recorder.event("attributor", "scorer_fallback", data).await?;
         }
-        Ok(cited)
+        if scorer != "lexical" {
+            let judge = self.opts.verify.judge.judge(self.agents, &self.judge, self.opts.loop_options.seed);
+            let options = ContextCiteOptions {
+                ablations: cfg.ablations.unwrap_or(24),
+                seed: self.opts.loop_options.seed,
+                ..Default::default()
+            };
+            let min_weight = if scorer == "contextcite" { cfg.min_weight.unwrap_or(0.5) } else { f64::MIN_POSITIVE };
+            for sentence in &mut cited {
+                let hits = retriever.search(&sentence.text, &SearchOptions { k: candidates, ..Default::default() })?;
+                let sources: Vec<String> = hits.iter().map(|h| h.passage.text.clone()).collect();
+                if sources.is_empty() {
+                    continue;
+                }
+                let weights = if scorer == "contextcite" {
+                    attribute_statement(&self.scorer, question, &sources, &sentence.text, &options).await?
+                } else {
+                    leave_one_out(judge.as_ref(), &sentence.text, &sources).await?
+                };
+                let best = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
+                sentence.support = best.map(|(_, w)| *w).unwrap_or(0.0);
+                sentence.citations = match best {
+                    Some((i, w)) if *w >= min_weight => vec![(hits[i].passage.clone(), *w)],
+                    _ => Vec::new(),
+                };
+            }
+        }
+        let attribution =
+            Attribution { requested, scorer: scorer.to_string(), model_calls: self.after.calls() - calls_before };
+        Ok((cited, attribution))
     }
 
     /// Check, verify and cite the final answer.
@@ -391,11 +411,26 @@ impl Loop<'_> {
         }
         claims.sort_by_key(|c| (c.start, c.end));
         let (mut sources, mut cited_answer, mut cited_sentences) = (Vec::new(), answer.clone(), Vec::new());
+        let (mut attribution, mut citation_quality) = (None, None);
         if let Some(retriever) = &self.opts.retriever {
-            let cited = self.cite(question, &answer, retriever.as_ref()).await?;
+            let (cited, scored_by) = self.cite(question, &answer, retriever.as_ref()).await?;
             let numbered = citations::number(&answer, &cited);
             (cited_answer, sources, cited_sentences) = (numbered.cited_answer, numbered.sources, numbered.claims);
             self.recorder.event("attributor", "citations", json!({ "sentences": cited })).await?;
+            let judge = self.opts.verify.judge.judge(self.agents, &self.judge, self.opts.loop_options.seed);
+            match agents::alce::citation_quality(judge.as_ref(), &cited).await {
+                Ok(q) => {
+                    self.recorder.event("attributor", "citation_quality", json!(q)).await?;
+                    citation_quality = Some(q);
+                }
+                Err(AgentError::Llm(e)) => {
+                    self.recorder
+                        .event("attributor", "citation_quality_failed", json!({ "error": e.to_string() }))
+                        .await?;
+                }
+                Err(other) => return Err(other),
+            }
+            attribution = Some(scored_by);
         }
         Ok(AskOutcome {
             answer,
@@ -406,6 +441,8 @@ impl Loop<'_> {
             claims,
             decomposition,
             citations: cited_sentences,
+            attribution,
+            citation_quality,
             rounds,
             stopped_by,
             strategy: self.opts.loop_options.strategy,
