@@ -98,6 +98,7 @@ async fn sends_parameters_and_prefill_switches() {
             seed: Some(42),
             n: 1,
             logprobs: true,
+            top_logprobs: 3,
         },
         ..Default::default()
     };
@@ -110,6 +111,7 @@ async fn sends_parameters_and_prefill_switches() {
     assert_eq!(sent["seed"], 42);
     assert_eq!(sent["stop"], json!(["\n\n"]));
     assert_eq!(sent["logprobs"], true);
+    assert_eq!(sent["top_logprobs"], 3);
     assert_eq!(sent["stream"], false);
     assert_eq!(sent["continue_final_message"], true);
     assert_eq!(sent["add_generation_prompt"], false);

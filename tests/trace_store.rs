@@ -93,7 +93,7 @@ async fn export_import_round_trip_is_lossless() {
             continuation: "0.1 + 0.2".into(),
             score: Some(recheck::llm::ContinuationScore {
                 total_logprob: 0.1 + 0.2,
-                tokens: vec![recheck::llm::TokenLogprob { token: "x".into(), logprob: -1e-300 }],
+                tokens: vec![recheck::llm::TokenLogprob { token: "x".into(), logprob: -1e-300, top: vec![] }],
             }),
         },
         error: None,

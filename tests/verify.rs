@@ -106,7 +106,10 @@ async fn the_judge_refutes_a_claim_its_passages_contradict() {
     let requests = server.requests.lock().unwrap();
     let prompt = requests[2]["messages"][0]["content"].as_str().unwrap();
     assert!(prompt.contains("made of rock") && prompt.contains("Claim: The Moon is made of cheese."), "{prompt}");
-    assert!(requests[2]["temperature"].as_f64().unwrap() > 0.0, "votes are samples");
+    // The first call asks for top log-probabilities (greedy); with none in the reply,
+    // its text is the first vote and the rest are samples.
+    assert_eq!(requests[2]["top_logprobs"], 5);
+    assert!(requests[3]["temperature"].as_f64().unwrap() > 0.0, "further votes are samples");
 }
 
 #[tokio::test]
@@ -240,6 +243,30 @@ async fn contextcite_on_a_server_runs_leave_one_out_and_says_so_with_alce_scores
     let q = out.citation_quality.unwrap();
     assert_eq!((q.recall, q.precision, q.sentences, q.citations), (Some(1.0), Some(1.0), 1, 1));
     assert_eq!(out.verified, Verification::Verified);
+}
+
+#[tokio::test]
+async fn a_server_with_top_logprobs_is_judged_from_them_in_one_call() {
+    let logprobs = json!({"content": [{"token": "false", "logprob": -0.3, "top_logprobs": [
+        {"token": "false", "logprob": -0.3}, {"token": " true", "logprob": -1.6}, {"token": "F", "logprob": -2.0},
+        {"token": "unknown", "logprob": -2.5}
+    ]}]});
+    let judged = Reply::Json(json!({
+        "id": "j", "object": "chat.completion", "created": 1, "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "false"}, "finish_reason": "stop", "logprobs": logprobs}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
+    }));
+    let options = AskOptions::builtin().unwrap().retriever(Arc::new(MoonFacts), 0);
+    let (out, _, server) = run(vec![Reply::chat(MOON), moon_claims(), judged], options).await;
+    let moon = out.claims.iter().find(|c| c.text.starts_with("The Moon")).unwrap();
+    assert_eq!((moon.verdict, moon.judge), (Verdict::Contradicted, Some(JudgeKind::ModelLogprobs)));
+    let (f, t, u) = ((-0.3f64).exp(), (-1.6f64).exp(), (-2.5f64).exp());
+    assert!((moon.score.unwrap() - f / (f + t + u)).abs() < 1e-9, "{:?}", moon.score);
+    let requests = server.requests.lock().unwrap();
+    let judge_calls: Vec<_> = requests.iter().filter(|r| r.get("top_logprobs").is_some()).collect();
+    let alce = out.citation_quality.unwrap().judgements;
+    assert_eq!(judge_calls.len(), 1 + alce, "one call per judgement: the claim's, then ALCE's");
+    assert_eq!((judge_calls[0]["logprobs"].clone(), judge_calls[0]["temperature"].as_f64()), (json!(true), Some(0.0)));
 }
 
 #[test]

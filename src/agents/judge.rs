@@ -71,8 +71,10 @@ impl Entailment for LexicalJudge {
 }
 
 /// A model judge (`agents/judge.toml`, `prompts/judge.j2`). Where the backend scores
-/// continuations it compares the log-probabilities of the three label words (one
-/// scoring call each); elsewhere it samples `votes` replies and takes the majority.
+/// continuations (the local model) it compares the log-probabilities of the three label
+/// words (one scoring call each); where it returns top log-probabilities (OpenAI-style
+/// servers) it reads them off the first generated token (one call); elsewhere, or when
+/// a server returns none, it takes the majority of `votes` replies.
 pub struct ModelJudge<'a> {
     agents: &'a AgentSet,
     model: &'a dyn ChatModel,
@@ -98,13 +100,49 @@ impl<'a> ModelJudge<'a> {
         Ok(Judgement { label: Label::ALL[best], score: weight / total, judge: JudgeKind::ModelLogprobs })
     }
 
-    async fn by_votes(&self, messages: Vec<Message>) -> Result<Judgement, AgentError> {
+    /// One greedy call asking for the top alternatives of the first token: the label
+    /// words' probabilities among them, renormalised. Servers that return none give the
+    /// reply's text as the first vote instead.
+    async fn by_top_logprobs(&self, messages: Vec<Message>) -> Result<Judgement, AgentError> {
+        let cfg = &self.agents.judge;
+        let params = SamplingParams {
+            max_tokens: cfg.max_tokens.unwrap_or(8),
+            logprobs: true,
+            top_logprobs: 5,
+            seed: Some(self.seed),
+            ..Default::default()
+        };
+        let request = ChatRequest::new(messages.clone()).with_params(params).for_purpose(Purpose::Judge);
+        let reply = self.model.chat(&request).await?;
+        let first = reply.choices.first().and_then(|c| c.logprobs.as_ref()).and_then(|l| l.first());
+        let mut best = [f64::NEG_INFINITY; 3];
+        for alt in first.map(|t| t.top.as_slice()).unwrap_or_default() {
+            let word = alt.token.trim().to_lowercase();
+            if let Some(i) = Label::ALL.iter().position(|l| l.word() == word) {
+                best[i] = best[i].max(alt.logprob);
+            }
+        }
+        let top = best.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if top.is_finite() {
+            let weights: Vec<f64> = best.iter().map(|l| (l - top).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            let i = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(2);
+            return Ok(Judgement { label: Label::ALL[i], score: weights[i] / total, judge: JudgeKind::ModelLogprobs });
+        }
+        let first_vote = Label::parse(reply.text()).unwrap_or(Label::NotEnoughInfo);
+        self.by_votes(messages, Some(first_vote)).await
+    }
+
+    async fn by_votes(&self, messages: Vec<Message>, first: Option<Label>) -> Result<Judgement, AgentError> {
         let cfg = &self.agents.judge;
         let votes = cfg.votes.unwrap_or(3).max(1);
         // One vote is a greedy answer; several are samples.
         let temperature = if votes == 1 { 0.0 } else { cfg.temperature.unwrap_or(0.7) };
         let mut tally = [0u32; 3];
-        for i in 0..votes {
+        if let Some(label) = first {
+            tally[Label::ALL.iter().position(|l| *l == label).unwrap_or(2)] += 1;
+        }
+        for i in u32::from(first.is_some())..votes {
             let params = SamplingParams {
                 temperature,
                 max_tokens: cfg.max_tokens.unwrap_or(8),
@@ -137,10 +175,13 @@ impl Entailment for ModelJudge<'_> {
             minijinja::context! { claim => claim, evidence => evidence },
         )?;
         let messages = vec![Message::user(prompt)];
-        if self.model.capabilities().score_continuation {
+        let caps = self.model.capabilities();
+        if caps.score_continuation {
             self.by_logprobs(&messages).await
+        } else if caps.logprobs {
+            self.by_top_logprobs(messages).await
         } else {
-            self.by_votes(messages).await
+            self.by_votes(messages, None).await
         }
     }
 }

@@ -27,7 +27,7 @@ pub use spec::ModelSpec;
 
 pub use crate::trace::{
     Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Purpose, Role,
-    SamplingParams, TokenLogprob, Usage,
+    SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 
 /// A chat model, local or remote.

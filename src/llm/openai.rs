@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     retry::RetryPolicy, Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, Message,
-    ModelInfo, RetryConfig, TokenLogprob, Usage,
+    ModelInfo, RetryConfig, TokenLogprob, TopLogprob, Usage,
 };
 
 /// Settings of an OpenAI-compatible endpoint.
@@ -134,6 +134,8 @@ struct WireRequest<'a> {
     n: u32,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     logprobs: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<u8>,
     stream: bool,
     /// vLLM's switches for continuing a trailing assistant message.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +183,14 @@ struct WireLogprobs {
 struct WireToken {
     token: String,
     logprob: f64,
+    #[serde(default)]
+    top_logprobs: Option<Vec<WireTop>>,
+}
+
+#[derive(Deserialize)]
+struct WireTop {
+    token: String,
+    logprob: f64,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +230,7 @@ impl ChatModel for OpenAiBackend {
             seed: p.seed,
             n: p.n.max(1),
             logprobs: p.logprobs,
+            top_logprobs: (p.logprobs && p.top_logprobs > 0).then_some(p.top_logprobs),
             stream: false,
             continue_final_message: prefill.then_some(true),
             add_generation_prompt: prefill.then_some(false),
@@ -239,7 +250,19 @@ impl ChatModel for OpenAiBackend {
                 text: c.message.and_then(|m| m.content).or(c.text).unwrap_or_default(),
                 finish_reason: FinishReason::parse(c.finish_reason.as_deref()),
                 logprobs: c.logprobs.and_then(|l| l.content).map(|tokens| {
-                    tokens.into_iter().map(|t| TokenLogprob { token: t.token, logprob: t.logprob }).collect()
+                    tokens
+                        .into_iter()
+                        .map(|t| TokenLogprob {
+                            token: t.token,
+                            logprob: t.logprob,
+                            top: t
+                                .top_logprobs
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|a| TopLogprob { token: a.token, logprob: a.logprob })
+                                .collect(),
+                        })
+                        .collect()
                 }),
             })
             .collect();

@@ -61,11 +61,27 @@ pub struct SamplingParams {
     pub n: u32,
     /// Whether per-token log-probabilities are wanted.
     pub logprobs: bool,
+    /// With `logprobs`, the most likely alternatives wanted at each position (0 = none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub top_logprobs: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 0.0, top_p: 1.0, max_tokens: 512, stop: Vec::new(), seed: None, n: 1, logprobs: false }
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens: 512,
+            stop: Vec::new(),
+            seed: None,
+            n: 1,
+            logprobs: false,
+            top_logprobs: 0,
+        }
     }
 }
 
@@ -217,6 +233,18 @@ impl std::ops::AddAssign for Usage {
 /// Log-probability of one generated (or scored) token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenLogprob {
+    /// The token's text.
+    pub token: String,
+    /// Natural-log probability.
+    pub logprob: f64,
+    /// The most likely tokens at this position with theirs, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<TopLogprob>,
+}
+
+/// An alternative token at one position and its log-probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
     /// The token's text.
     pub token: String,
     /// Natural-log probability.

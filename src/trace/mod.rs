@@ -13,7 +13,7 @@ mod store;
 
 pub use chat::{
     Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Purpose, Role,
-    SamplingParams, TokenLogprob, Usage,
+    SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 pub use error::TraceError;
 pub use jsonl::{TraceLine, TransferCounts};

@@ -120,7 +120,11 @@ impl<'m> Engine<'m> {
             if want_lp {
                 let lp = log_softmax_at(self.ctx.get_logits_ith(logits_index), token.0 as usize);
                 let piece = vocab.token_to_piece(token, true, None);
-                logprobs.push(TokenLogprob { token: String::from_utf8_lossy(&piece).into_owned(), logprob: lp });
+                logprobs.push(TokenLogprob {
+                    token: String::from_utf8_lossy(&piece).into_owned(),
+                    logprob: lp,
+                    top: vec![],
+                });
             }
             generated += 1;
             if vocab.is_eog(token) {
@@ -175,6 +179,7 @@ impl<'m> Engine<'m> {
             .map(|(t, lp)| TokenLogprob {
                 token: String::from_utf8_lossy(&vocab.token_to_piece(*t, true, None)).into_owned(),
                 logprob: lp,
+                top: vec![],
             })
             .collect();
         Ok((out, prompt_len as u32))
