@@ -14,13 +14,15 @@
 //! - [`llm`]: the [`ChatModel`] trait and its backends (`openai:MODEL` for any
 //!   OpenAI-compatible server; `local`, the embedded model, with the `local` feature),
 //!   the recording wrapper and the run [`llm::Budget`] it enforces.
-//! - [`agents`]: solver, critic (JSON validated against its schema), tool-checker,
-//!   citation-attributor and feedback writer, configured in `agents/*.toml` with
-//!   prompts in `prompts/`.
+//! - [`agents`]: solver, critic (JSON validated against its schema), decomposer (atomic
+//!   claims), judge (the [`agents::Entailment`] trait), tool-checker, citation-attributor
+//!   and feedback writer, configured in `agents/*.toml` with prompts in `prompts/`.
 //! - [`orchestrator`]: [`ask`] runs a strategy (single, self-refine, critic, ioe, wait,
-//!   backtrack) over the agents and returns an [`AskOutcome`].
+//!   backtrack) over the agents, verifies the answer claim by claim, and returns an
+//!   [`AskOutcome`].
 //! - [`eval`]: experiments (feedback friction, snowballing, the self-correction blind
-//!   spot), resume, exact replay and forks, and the `sim:` simulator.
+//!   spot, the verifier on SciFact), resume, exact replay and forks, and the `sim:`
+//!   simulator.
 //!
 //! Each module depends only on those listed before it (`datasets` and `home` sit at
 //! the bottom beside `trace`). Every entry point returns [`Error`], whose variants
@@ -34,7 +36,7 @@
 //! ## Wrap a model in a critic loop
 //! Any [`ChatModel`] works; here a stand-in that always claims 7411 is divisible by 3.
 //! The exact tools refute the claim, so the answer is not verified, and the whole run
-//! (every call, tool call and critique) is in the store.
+//! (every call, tool call, critique and the decomposer's attempt) is in the store.
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> recheck::Result<()> {

@@ -14,7 +14,7 @@ use recheck::{
     trace::{StepPayload, StepRecord, TraceStore},
 };
 use serde_json::json;
-use support::{MockServer, Reply};
+use support::{events, MockServer, Reply};
 
 const Q: &str = "Is 7411 a prime number?";
 
@@ -71,16 +71,6 @@ async fn run_on(
 /// The agents of the model calls, in order.
 fn calls(steps: &[StepRecord]) -> Vec<&str> {
     steps.iter().filter(|s| matches!(s.payload, StepPayload::ModelCall { .. })).map(|s| s.agent.as_str()).collect()
-}
-
-fn events<'a>(steps: &'a [StepRecord], name: &str) -> Vec<&'a serde_json::Value> {
-    steps
-        .iter()
-        .filter_map(|s| match &s.payload {
-            StepPayload::Event { name: n, data } if n == name => Some(data),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

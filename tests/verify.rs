@@ -11,10 +11,10 @@ use recheck::{
     corpus::{CorpusError, Hit, Passage, Retriever, SearchOptions},
     llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
     orchestrator::{ask, AskOptions, AskOutcome, ConsistencyKind, JudgeChoice, Strategy, Verification},
-    trace::{StepPayload, StepRecord, TraceStore},
+    trace::{StepRecord, TraceStore},
 };
 use serde_json::json;
-use support::{MockServer, Reply};
+use support::{events, MockServer, Reply};
 
 const MOON: &str = "2 + 2 = 4. The Moon is made of cheese.";
 
@@ -56,16 +56,6 @@ async fn run(script: Vec<Reply>, options: AskOptions) -> (AskOutcome, Vec<StepRe
     let outcome = ask(&store, model, "Tell me two facts.", &options).await.unwrap();
     let steps = store.steps(outcome.trace_id).unwrap();
     (outcome, steps, server)
-}
-
-fn events<'a>(steps: &'a [StepRecord], name: &str) -> Vec<&'a serde_json::Value> {
-    steps
-        .iter()
-        .filter_map(|s| match &s.payload {
-            StepPayload::Event { name: n, data } if n == name => Some(data),
-            _ => None,
-        })
-        .collect()
 }
 
 fn atomic(outcome: &AskOutcome) -> Vec<(&str, Verdict)> {

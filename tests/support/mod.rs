@@ -169,3 +169,14 @@ fn send(
 pub fn temp_home() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// The data of a run's events named `name`, in order.
+pub fn events<'a>(steps: &'a [recheck::trace::StepRecord], name: &str) -> Vec<&'a Value> {
+    steps
+        .iter()
+        .filter_map(|s| match &s.payload {
+            recheck::trace::StepPayload::Event { name: n, data } if n == name => Some(data),
+            _ => None,
+        })
+        .collect()
+}
