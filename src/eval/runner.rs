@@ -15,7 +15,7 @@ use crate::{
     agents::AgentSet,
     corpus::Retriever,
     datasets::Item,
-    llm::{ChatModel, ModelInfo, RecordedCall, RecordedError, RecordingModel, ReplayModel},
+    llm::{ChatModel, ModelInfo, Recorded, RecordedCall, RecordedError, RecordingModel, ReplayModel},
     tools::ToolRegistry,
     trace::{GroupSlot, Protocol, RunId, RunRecord, RunRecorder, RunStatus, StepPayload, TraceStore},
     Result,
@@ -78,7 +78,7 @@ pub(crate) struct StoredItem {
 }
 
 /// Each item slot's recorded chat calls, with the model that made them.
-type Recorded = HashMap<u32, (ModelInfo, Arc<Vec<RecordedCall>>)>;
+type RecordedBySlot = HashMap<u32, (ModelInfo, Arc<Vec<RecordedCall>>)>;
 
 /// A fork's step and its live solver and feedback models.
 type LiveFrom = (u32, Arc<dyn ChatModel>, Arc<dyn ChatModel>);
@@ -91,7 +91,7 @@ pub(crate) enum ModelSource {
     },
     /// Recorded calls per item slot: exact replay, or a fork going live at a step.
     Recorded {
-        calls: Recorded,
+        calls: RecordedBySlot,
         fork: Option<LiveFrom>,
     },
 }
@@ -288,17 +288,27 @@ pub(crate) fn stored_items(run: &RunRecord) -> Result<Vec<StoredItem>, EvalError
 }
 
 /// Every item slot's recorded chat calls, with the model that made them.
-pub(crate) fn recorded_calls(store: &TraceStore, run_id: RunId) -> Result<Recorded> {
+pub(crate) fn recorded_calls(store: &TraceStore, run_id: RunId) -> Result<RecordedBySlot> {
     let mut out = HashMap::new();
     for (slot, member) in store.members(run_id)? {
         let mut info = None;
         let mut calls = Vec::new();
         for step in store.steps(member)? {
-            if let StepPayload::ModelCall { model, request, response } = step.payload {
-                info.get_or_insert(model);
-                let result =
-                    response.ok_or_else(|| RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into())));
-                calls.push(RecordedCall { step: step.index, request, result });
+            let failed = || RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into()));
+            match step.payload {
+                StepPayload::ModelCall { model, request, response } => {
+                    info.get_or_insert(model);
+                    calls.push(RecordedCall::chat(step.index, request, response.ok_or_else(failed)));
+                }
+                StepPayload::Scoring { model, messages, continuation, score } => {
+                    info.get_or_insert(model);
+                    let result = score.ok_or_else(failed);
+                    calls.push(RecordedCall {
+                        step: step.index,
+                        call: Recorded::Score { messages, continuation, result },
+                    });
+                }
+                _ => {}
             }
         }
         let info = info.unwrap_or_else(no_model);

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 pub use error::LlmError;
 pub use openai::{OpenAiBackend, OpenAiOptions};
 pub use recording::{Budget, BudgetLimit, RecordingModel};
-pub use replay::{RecordedCall, RecordedError, ReplayModel};
+pub use replay::{Recorded, RecordedCall, RecordedError, ReplayModel};
 pub use retry::RetryConfig;
 pub use spec::ModelSpec;
 

@@ -5,17 +5,43 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Capabilities, ChatModel, ChatRequest, Completion, LlmError, ModelInfo};
+use super::{Capabilities, ChatModel, ChatRequest, Completion, ContinuationScore, LlmError, Message, ModelInfo};
 
-/// One recorded chat call: where it was in its run, what was sent, what came back.
+/// One recorded model call: where it was in its run, and what it was.
 #[derive(Debug, Clone)]
 pub struct RecordedCall {
     /// Step index in the recorded run.
     pub step: u32,
-    /// The request as sent.
-    pub request: ChatRequest,
-    /// The reply, or the recorded call's error.
-    pub result: Result<Completion, RecordedError>,
+    /// The call.
+    pub call: Recorded,
+}
+
+/// A recorded chat or scoring call, with what came back.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    /// A chat call.
+    Chat {
+        /// The request as sent.
+        request: ChatRequest,
+        /// The reply, or the recorded call's error.
+        result: Result<Completion, RecordedError>,
+    },
+    /// Scoring a continuation.
+    Score {
+        /// The context.
+        messages: Vec<Message>,
+        /// The scored text.
+        continuation: String,
+        /// The score, or the recorded call's error.
+        result: Result<ContinuationScore, RecordedError>,
+    },
+}
+
+impl RecordedCall {
+    /// A recorded chat call.
+    pub fn chat(step: u32, request: ChatRequest, result: Result<Completion, RecordedError>) -> Self {
+        Self { step, call: Recorded::Chat { request, result } }
+    }
 }
 
 /// The error text a recorded call failed with.
@@ -77,24 +103,24 @@ impl ReplayModel {
         self.cursor.lock().map(|c| c.next).unwrap_or(0)
     }
 
-    /// The recorded reply for `request`, `Ok(None)` when a fork should go live.
-    fn take(&self, request: &ChatRequest) -> Result<Option<Result<Completion, RecordedError>>, LlmError> {
+    /// The next recorded call when `fits` accepts it; `Ok(None)` when a fork should go
+    /// live. `what` names the call in errors.
+    fn take(&self, what: &str, fits: impl Fn(&Recorded) -> bool) -> Result<Option<Recorded>, LlmError> {
         let mut cur = self.cursor.lock().map_err(|_| LlmError::Replay("replay state poisoned".into()))?;
         if cur.live {
             return Ok(None);
         }
         let recorded = self.calls.get(cur.next);
-        let fits = |c: &RecordedCall| c.request.sends_same_as(request);
         match (&self.live, recorded) {
-            (Some((_, from)), Some(c)) if c.step < *from && fits(c) => {}
+            (Some((_, from)), Some(c)) if c.step < *from && fits(&c.call) => {}
             (Some(_), _) => {
                 cur.live = true;
                 return Ok(None);
             }
-            (None, Some(c)) if fits(c) => {}
+            (None, Some(c)) if fits(&c.call) => {}
             (None, Some(c)) => {
                 return Err(LlmError::Replay(format!(
-                    "the run diverged from the record at step {}: the request differs from the recorded one",
+                    "the run diverged from the record at step {}: the {what} differs from the recorded call",
                     c.step
                 )))
             }
@@ -106,7 +132,7 @@ impl ReplayModel {
             }
         }
         cur.next += 1;
-        Ok(recorded.map(|c| c.result.clone()))
+        Ok(recorded.map(|c| c.call.clone()))
     }
 }
 
@@ -133,11 +159,38 @@ impl ChatModel for ReplayModel {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
-        match self.take(request)? {
-            Some(Ok(c)) => Ok(c),
-            Some(Err(e)) => Err(LlmError::Replay(format!("the recorded call failed: {e}"))),
+        let fits = |r: &Recorded| matches!(r, Recorded::Chat { request: rec, .. } if rec.sends_same_as(request));
+        match self.take("request", fits)? {
+            Some(Recorded::Chat { result: Ok(c), .. }) => Ok(c),
+            Some(Recorded::Chat { result: Err(e), .. } | Recorded::Score { result: Err(e), .. }) => {
+                Err(LlmError::Replay(format!("the recorded call failed: {e}")))
+            }
+            Some(Recorded::Score { .. }) => {
+                Err(LlmError::Replay("a scoring call where a chat call was recorded".into()))
+            }
             None => match &self.live {
                 Some((live, _)) => live.chat(request).await,
+                None => Err(LlmError::Replay("no live model".into())),
+            },
+        }
+    }
+
+    async fn score_continuation(
+        &self,
+        messages: &[Message],
+        continuation: &str,
+    ) -> Result<ContinuationScore, LlmError> {
+        let fits = |r: &Recorded| matches!(r, Recorded::Score { messages: m, continuation: c, .. } if m == messages && c == continuation);
+        match self.take("scoring", fits)? {
+            Some(Recorded::Score { result: Ok(s), .. }) => Ok(s),
+            Some(Recorded::Score { result: Err(e), .. } | Recorded::Chat { result: Err(e), .. }) => {
+                Err(LlmError::Replay(format!("the recorded call failed: {e}")))
+            }
+            Some(Recorded::Chat { .. }) => {
+                Err(LlmError::Replay("a chat call where a scoring call was recorded".into()))
+            }
+            None => match &self.live {
+                Some((live, _)) => live.score_continuation(messages, continuation).await,
                 None => Err(LlmError::Replay("no live model".into())),
             },
         }
@@ -188,32 +241,55 @@ mod tests {
     #[tokio::test]
     async fn exact_replay_serves_in_order_and_detects_divergence() {
         let calls = vec![
-            RecordedCall { step: 0, request: req("1 + 2 ="), result: Ok(completion("3")) },
-            RecordedCall { step: 2, request: req("Is 7 a prime number?"), result: Ok(completion("Yes")) },
+            RecordedCall::chat(0, req("1 + 2 ="), Ok(completion("3"))),
+            RecordedCall::chat(2, req("Is 7 a prime number?"), Ok(completion("Yes"))),
         ];
         let replay = ReplayModel::exact(info(), calls.clone());
         // The purpose is not sent to a model, so it does not count as a divergence.
         let with_purpose = req("1 + 2 =").for_purpose(crate::llm::Purpose::Answer);
         assert_eq!(replay.chat(&with_purpose).await.unwrap().text(), "3");
-        assert_eq!(replay.chat(&calls[1].request).await.unwrap().text(), "Yes");
-        let extra = replay.chat(&calls[0].request).await.unwrap_err().to_string();
+        assert_eq!(replay.chat(&req("Is 7 a prime number?")).await.unwrap().text(), "Yes");
+        let extra = replay.chat(&req("1 + 2 =")).await.unwrap_err().to_string();
         assert!(extra.contains("more model calls"), "{extra}");
         let other = ReplayModel::exact(info(), calls.clone());
-        let err = other.chat(&calls[1].request).await.unwrap_err().to_string();
+        let err = other.chat(&req("Is 7 a prime number?")).await.unwrap_err().to_string();
         assert!(err.contains("diverged") && err.contains("step 0"), "{err}");
     }
 
     #[tokio::test]
     async fn forks_go_live_at_the_step_and_stay_live() {
         let calls = vec![
-            RecordedCall { step: 0, request: req("1 + 1 ="), result: Ok(completion("recorded")) },
-            RecordedCall { step: 3, request: req("2 + 2 ="), result: Ok(completion("recorded")) },
+            RecordedCall::chat(0, req("1 + 1 ="), Ok(completion("recorded"))),
+            RecordedCall::chat(3, req("2 + 2 ="), Ok(completion("recorded"))),
         ];
         let fork = ReplayModel::fork(info(), calls, 2, Arc::new(Echo));
         assert_eq!(fork.chat(&req("1 + 1 =")).await.unwrap().text(), "recorded");
         assert_eq!(fork.chat(&req("2 + 2 =")).await.unwrap().text(), "live: 2 + 2 =");
         assert_eq!(fork.replayed(), 1);
         assert_eq!(fork.info().spec, "echo");
+    }
+
+    #[tokio::test]
+    async fn scoring_calls_replay_in_order_with_chats() {
+        let score = ContinuationScore { total_logprob: -1.5, tokens: vec![] };
+        let messages = vec![Message::user("Claim: x")];
+        let calls = vec![
+            RecordedCall {
+                step: 0,
+                call: Recorded::Score {
+                    messages: messages.clone(),
+                    continuation: "true".into(),
+                    result: Ok(score.clone()),
+                },
+            },
+            RecordedCall::chat(1, req("next"), Ok(completion("ok"))),
+        ];
+        let replay = ReplayModel::exact(info(), calls.clone());
+        assert_eq!(replay.score_continuation(&messages, "true").await.unwrap(), score);
+        assert_eq!(replay.chat(&req("next")).await.unwrap().text(), "ok");
+        let other = ReplayModel::exact(info(), calls);
+        let err = other.score_continuation(&messages, "false").await.unwrap_err().to_string();
+        assert!(err.contains("diverged") && err.contains("scoring"), "{err}");
     }
 
     #[test]
