@@ -141,7 +141,7 @@ mod tests {
             // Entailed by a (b adds nothing): a precise, b irrelevant.
             sentence("Herschel found Uranus.", &[herschel.clone(), planets.clone()]),
             // Entailed by its one citation: precise.
-            sentence("Uranus is the seventh planet.", &[planets.clone()]),
+            sentence("Uranus is the seventh planet.", std::slice::from_ref(&planets)),
             // Cited, not entailed: recall 0 for it, its citation not precise.
             sentence("Uranus has rings.", &[moons]),
             // Not cited at all.
