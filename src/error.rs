@@ -23,13 +23,14 @@ pub enum Error {
     /// From the trace store.
     #[error(transparent)]
     Trace(#[from] TraceError),
-    /// A run failed; it is recorded in the trace store under `run_id`.
-    #[error("{source} (recorded as run {run_id})")]
+    /// A run failed; it is recorded in the trace store under `run_id`. (Its cause is in
+    /// the message, not a `source`, so `{:#}` does not print it twice.)
+    #[error("{cause} (recorded as run {run_id})")]
     RunFailed {
         /// The failed run.
         run_id: RunId,
         /// What failed.
-        source: LlmError,
+        cause: LlmError,
     },
     /// From the agents (configs, templates).
     #[error(transparent)]

@@ -182,3 +182,66 @@ fn killed_ask_leaves_an_incomplete_run() {
     let list = stdout_json(&recheck(home.path(), &["traces", "list", "--json"]));
     assert_eq!(list["runs"][0]["run"]["status"], "incomplete");
 }
+
+#[test]
+fn an_experiment_in_which_every_item_failed_fails_and_says_why() {
+    // Regression: `eval run` exited 0 with a "completed" experiment when the server
+    // answered 401 to every call.
+    let server = MockServer::start(vec![Reply::status(401, r#"{"error":{"message":"bad key"}}"#)]);
+    let home = support::temp_home();
+    let dir = home.path().join("spec");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("items.jsonl"), "{\"question\": \"What is 2 * 3?\", \"answer\": \"6\"}\n").unwrap();
+    std::fs::write(
+        dir.join("f.toml"),
+        "name = \"f\"\nprotocol = \"friction\"\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n",
+    )
+    .unwrap();
+    let spec = dir.join("f.toml");
+    let out = recheck(
+        home.path(),
+        &["eval", "run", spec.to_str().unwrap(), "--model", "openai:m", "--base-url", &server.url, "--retries", "0"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no item completed") && err.contains("401"), "{err}");
+    let list = recheck(home.path(), &["eval", "list", "--json"]);
+    let row: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(row["status"], "failed");
+}
+
+#[test]
+fn questions_from_stdin_or_a_file_and_numbers_checked_at_the_edge() {
+    let server = MockServer::start(vec![Reply::chat("7411 is prime.")]);
+    let home = support::temp_home();
+    let base = ["--model", "openai:m", "--base-url", server.url.as_str(), "--json", "--no-decompose"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["ask", "-"])
+        .args(base)
+        .env("RECHECK_HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"Is 7411 a prime number?\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout_json(&out)["answer"], "7411 is prime.");
+    let sent = server.requests.lock().unwrap()[0]["messages"][0]["content"].clone();
+    assert_eq!(sent, "Is 7411 a prime number?");
+    let file = home.path().join("q.txt");
+    std::fs::write(&file, "Is 7411 a prime number?").unwrap();
+    let mut args = vec!["ask", "--file", file.to_str().unwrap()];
+    args.extend(base);
+    assert_eq!(stdout_json(&recheck(home.path(), &args))["answer"], "7411 is prime.");
+    for bad in [["--temperature", "NaN"], ["--temperature", "1e39"], ["--max-calls", "0"]] {
+        let mut args = vec!["ask", "hi"];
+        args.extend(base);
+        args.extend(bad);
+        let out = recheck(home.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+    }
+    // Nothing bad was stored: the store still exports.
+    let export = recheck(home.path(), &["traces", "export", "--out", home.path().join("all.jsonl").to_str().unwrap()]);
+    assert!(export.status.success(), "{}", stderr(&export));
+}

@@ -241,6 +241,25 @@ async fn backtrack_regenerates_from_the_earliest_wrong_step() {
 }
 
 #[tokio::test]
+async fn backtrack_treats_a_step_the_draft_does_not_have_as_none() {
+    // Regression: step 9223372036854775807 appended the regenerated text after the whole answer.
+    let script = vec![
+        Reply::chat("7411 is odd. So it is composite."),
+        critique("incorrect", i64::MAX, &["wrong"]),
+        Reply::chat("7411 is prime."),
+        critique("correct", -1, &[]),
+    ];
+    let (out, steps, server) = run_on(script, Strategy::Backtrack, true, |_| ()).await;
+    let out_of_range = events(&steps, "step_out_of_range");
+    assert_eq!(out_of_range.len(), 1);
+    assert_eq!(out_of_range[0]["steps"], 2);
+    // Revised from the critique instead of continued from a prefix.
+    let requests = server.requests.lock().unwrap();
+    assert_eq!(requests[2]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(out.answer, "7411 is prime.");
+}
+
+#[tokio::test]
 async fn budget_and_temperature_schedule() {
     let script = vec![Reply::chat("No."), critique("incorrect", 0, &["wrong"]), Reply::chat("Still no.")];
     let (out, _, server) = run(script, Strategy::SelfRefine, |o| {

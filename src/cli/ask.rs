@@ -15,8 +15,13 @@ use recheck::{
 /// Arguments of `recheck ask`.
 #[derive(Debug, Args)]
 pub struct AskArgs {
-    /// The question.
-    pub question: String,
+    /// The question; `-` reads it from standard input.
+    #[arg(required_unless_present = "file")]
+    pub question: Option<String>,
+
+    /// Read the question from FILE (for long questions).
+    #[arg(long, value_name = "FILE", conflicts_with = "question")]
+    pub file: Option<PathBuf>,
 
     /// Model spec: `local` (embedded default model), `local:/path/model.gguf`,
     /// `openai:MODEL` for any OpenAI-compatible server, or `sim:PARAMS` (the
@@ -114,6 +119,16 @@ pub struct AskArgs {
 }
 
 pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
+    let question = question(&args)?;
+    if args.max_calls == 0 {
+        super::usage!("--max-calls must be at least 1 (the first answer is a call)");
+    }
+    if let Some(t) = args.temperature.filter(|t| !(t.is_finite() && (0.0..=2.0).contains(t))) {
+        super::usage!("--temperature must be a number in [0, 2], got {t}");
+    }
+    if !(args.temperature_step.is_finite() && (0.0..=2.0).contains(&args.temperature_step)) {
+        super::usage!("--temperature-step must be a number in [0, 2], got {}", args.temperature_step);
+    }
     let agents = agents(&args)?;
     let retriever: Option<Arc<dyn Retriever>> = match &args.index {
         Some(dir) => Some(Arc::new(CorpusIndex::open(dir)?)),
@@ -160,7 +175,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
         judge_model,
     };
     let started = std::time::Instant::now();
-    let outcome = recheck::ask(&store, model, &args.question, &ask).await?;
+    let outcome = recheck::ask(&store, model, &question, &ask).await?;
     let latency_ms = started.elapsed().as_millis() as u64;
     if args.json {
         let mut value = serde_json::to_value(&outcome)?;
@@ -171,6 +186,23 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     }
     print_outcome(&outcome, latency_ms);
     Ok(())
+}
+
+/// The question: the argument, standard input for `-`, or `--file`.
+fn question(args: &AskArgs) -> anyhow::Result<String> {
+    let text = match (&args.question, &args.file) {
+        (_, Some(file)) => {
+            std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+        }
+        (Some(q), None) if q == "-" => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| anyhow::anyhow!("cannot read the question from standard input: {e}"))?,
+        (Some(q), None) => q.clone(),
+        (None, None) => super::usage!("give a question, `-` for standard input, or --file FILE"),
+    };
+    if text.trim().is_empty() {
+        super::usage!("the question is empty");
+    }
+    Ok(text.trim_end_matches('\n').to_string())
 }
 
 /// The agents, with this command line's overrides.
@@ -192,11 +224,12 @@ fn agents(args: &AskArgs) -> anyhow::Result<AgentSet> {
 
 /// The answer with citations on stdout; claims, rounds and the run on stderr.
 fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
-    println!("{}", outcome.cited_answer);
+    println!("{}", super::shown(&outcome.cited_answer));
     if !outcome.sources.is_empty() {
         println!("\nSources:");
         for (i, p) in outcome.sources.iter().enumerate() {
-            println!("  [{}] {} (chars {}..{}) {}", i + 1, p.passage_id, p.start, p.end, p.title);
+            let (id, title) = (super::shown(&p.passage_id), super::shown(&p.title));
+            println!("  [{}] {id} (chars {}..{}) {title}", i + 1, p.start, p.end);
         }
     }
     if !outcome.claims.is_empty() {
@@ -219,7 +252,7 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
                 (None, true) => " [tool]".to_string(),
                 (None, false) => String::new(),
             };
-            println!("  {:<12} {text}{by}", verdict_word(c.verdict));
+            println!("  {:<12} {}{by}", verdict_word(c.verdict), super::shown(&text));
         }
     }
     for r in &outcome.rounds {

@@ -84,7 +84,7 @@ fn index_dir(home: &Home, explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> 
 pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
     let dir = index_dir(home, args.index)?;
     if args.max_chars == 0 {
-        anyhow::bail!("--max-chars must be at least 1");
+        super::usage!("--max-chars must be at least 1");
     }
     let started = Instant::now();
     let fields = JsonlFields { id: args.id_field, title: args.title_field, text: args.text_field };
@@ -149,8 +149,11 @@ pub(super) fn search(home: &Home, args: SearchArgs) -> anyhow::Result<()> {
     let dir = index_dir(home, args.index)?;
     if let Some(l) = args.mmr {
         if !(0.0..=1.0).contains(&l) {
-            anyhow::bail!("--mmr takes λ between 0 and 1, got {l}");
+            super::usage!("--mmr takes λ between 0 and 1, got {l}");
         }
+    }
+    if args.max_per_doc == Some(0) {
+        super::usage!("--max-per-doc must be at least 1");
     }
     let index = CorpusIndex::open(&dir)?;
     let options = SearchOptions { k: args.k, syntax: args.syntax, mmr: args.mmr, max_per_doc: args.max_per_doc };

@@ -217,6 +217,17 @@ async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
 }
 
 fn finish(store: &TraceStore, run: eval::EvalRun, json_out: bool, model: &str) -> anyhow::Result<()> {
+    if let Some(why) = &run.first_error {
+        eprintln!("{} item(s) failed; the first: {}", run.failed, super::shown(why));
+    }
+    if run.completed() == 0 {
+        anyhow::bail!(
+            "experiment {}: no item completed ({} failed), so it measured nothing; the first failure: {}",
+            run.run_id,
+            run.failed,
+            run.first_error.as_deref().unwrap_or("unknown")
+        );
+    }
     if json_out {
         let mut v = serde_json::to_value(&run)?;
         v["model"] = json!(model);

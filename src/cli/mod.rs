@@ -111,7 +111,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> (Option<&'static str>,
     }
     if let Some(e) = cause.downcast_ref::<Error>() {
         return match e {
-            Error::Llm(l) | Error::RunFailed { source: l, .. } => llm_hint(l),
+            Error::Llm(l) | Error::RunFailed { cause: l, .. } => llm_hint(l),
             Error::Trace(t) => (trace_hint(t), false),
             Error::Corpus(c) => (corpus_hint(c), false),
             Error::Eval(v) => eval_hint(v),
@@ -187,8 +187,39 @@ fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// `text` made safe for a terminal: control characters other than newline and tab,
+/// and the bidirectional overrides, are shown escaped (`\u{1b}`), so a model's reply or
+/// a document cannot move the cursor, ring the bell or reorder what the user reads.
+/// JSON output is not passed through this: it stays exact.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| if unsafe_char(c) { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
+}
+
 /// Print `value` as one line of JSON.
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_has_no_live_control_characters() {
+        assert_eq!(shown("plain\ttext\nline"), "plain\ttext\nline");
+        let hostile = "ok\u{1b}[2J\u{7}\u{0}\u{202e}evil";
+        let out = shown(hostile);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{out:?}");
+        assert!(out.contains("\\u{1b}[2J") && out.contains("\\u{202e}evil"), "{out}");
+    }
 }

@@ -142,12 +142,13 @@ fn plain(value: &serde_json::Value) -> String {
     }
 }
 
+/// At most `max` characters of `text`, safe for a terminal.
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
-        return text.to_string();
+        return super::shown(text).into_owned();
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
+    format!("{}…", super::shown(&cut))
 }
 
 fn print_run(run: &RunRecord, steps: &[StepRecord]) {
@@ -163,7 +164,7 @@ fn print_run(run: &RunRecord, steps: &[StepRecord]) {
     }
     println!("input    {}", summary(&run.input, 200));
     if let Some(err) = &run.error {
-        println!("error    {err}");
+        println!("error    {}", super::shown(err));
     }
     if let Some(out) = &run.output {
         println!("output   {}", summary(out, 200));
@@ -195,7 +196,7 @@ fn print_run(run: &RunRecord, steps: &[StepRecord]) {
             step.index, step.agent, step.latency_ms, usage.prompt_tokens, usage.completion_tokens
         );
         if let Some(err) = &step.error {
-            println!("      error: {err}");
+            println!("      error: {}", super::shown(err));
         }
     }
 }

@@ -318,8 +318,11 @@ impl Retriever for CorpusIndex {
             }
         };
         let reranks = options.mmr.is_some() || options.max_per_doc.is_some();
-        let pool = if reranks { (options.k * 5).max(50) } else { options.k };
         let searcher = self.reader.searcher();
+        // Never ask tantivy for more hits than there are passages: a huge `k` would
+        // size its heap by it.
+        let passages = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX).max(1);
+        let pool = if reranks { options.k.saturating_mul(5).max(50) } else { options.k }.min(passages);
         let top = searcher
             .search(&q, &TopDocs::with_limit(pool).order_by_score())
             .map_err(|e| CorpusError::index(&self.dir, e))?;

@@ -68,6 +68,24 @@ pub struct EvalRun {
     pub skipped: usize,
     /// Items whose run failed (a model error; recorded, left out of the metrics).
     pub failed: usize,
+    /// Why the first item that failed in this call failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+impl EvalRun {
+    /// Items with a completed run (before or in this call).
+    pub fn completed(&self) -> usize {
+        self.items - self.failed
+    }
+}
+
+/// How one item's run ended.
+enum ItemEnd {
+    /// Completed, with its headline grade.
+    Completed(bool),
+    /// Failed (recorded as failed), and why.
+    Failed(String),
 }
 
 /// An item as stored in the experiment's input.
@@ -340,7 +358,8 @@ pub(crate) async fn run_pending(
     let spec = Arc::new(spec.clone());
     let change = Arc::new(change);
     let mut tasks = JoinSet::new();
-    let mut outcome = EvalRun { run_id: run.id, items: items.len(), ran: 0, skipped: done.len(), failed: 0 };
+    let mut outcome =
+        EvalRun { run_id: run.id, items: items.len(), ran: 0, skipped: done.len(), failed: 0, first_error: None };
     for (index, stored) in items.iter().enumerate() {
         let slot = index as u32;
         if done.contains(&slot) {
@@ -365,30 +384,37 @@ pub(crate) async fn run_pending(
         record_result(joined, &mut outcome, progress)?;
     }
     progress.finish();
-    let summary =
-        json!({ "items": outcome.items, "completed": outcome.items - outcome.failed, "failed": outcome.failed });
-    store.finish_run(run.id, RunStatus::Completed, Some(summary), None).await?;
+    let summary = json!({ "items": outcome.items, "completed": outcome.completed(), "failed": outcome.failed });
+    // An experiment in which no item completed has measured nothing: it failed.
+    if outcome.completed() == 0 && outcome.items > 0 {
+        let why = outcome.first_error.clone().unwrap_or_else(|| "every item failed".into());
+        let error = format!("no item completed; the first failure: {why}");
+        store.finish_run(run.id, RunStatus::Failed, Some(summary), Some(error)).await?;
+    } else {
+        store.finish_run(run.id, RunStatus::Completed, Some(summary), None).await?;
+    }
     Ok(outcome)
 }
 
 fn record_result(
-    joined: Result<Result<Option<bool>>, tokio::task::JoinError>,
+    joined: Result<Result<ItemEnd>, tokio::task::JoinError>,
     outcome: &mut EvalRun,
     progress: &dyn Progress,
 ) -> Result<()> {
     let result = joined.map_err(|e| not_eval(outcome.run_id, &format!("an item task panicked: {e}")))?;
     outcome.ran += 1;
     match result? {
-        Some(correct) => progress.item(Some(correct)),
-        None => {
+        ItemEnd::Completed(correct) => progress.item(Some(correct)),
+        ItemEnd::Failed(why) => {
             outcome.failed += 1;
+            outcome.first_error.get_or_insert(why);
             progress.item(None);
         }
     }
     Ok(())
 }
 
-/// Run one item in its own run; `Ok(None)` when the item failed (recorded as failed).
+/// Run one item in its own run; a failed item is recorded as failed.
 #[allow(clippy::too_many_arguments)]
 async fn run_one(
     store: &TraceStore,
@@ -399,7 +425,7 @@ async fn run_one(
     solver: Arc<dyn ChatModel>,
     feedback: Arc<dyn ChatModel>,
     change: Option<&(u32, Change)>,
-) -> Result<Option<bool>> {
+) -> Result<ItemEnd> {
     let ds = spec.datasets.get(stored.dataset).ok_or_else(|| not_eval(group.run, "item of an unknown dataset"))?;
     let input = json!({ "index": group.index, "dataset": stored.dataset, "item": stored.item });
     let config = json!({ "protocol": spec.protocol, "answer": ds.answer, "model": solver.info() });
@@ -424,14 +450,14 @@ async fn run_one(
         Ok(outcome) => {
             let correct = outcome.correct();
             store.finish_run(run.id, RunStatus::Completed, Some(to_json(&outcome)?), None).await?;
-            Ok(Some(correct))
+            Ok(ItemEnd::Completed(correct))
         }
         Err(e) => {
             store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
             match e {
                 // A store that cannot be written stops the experiment.
                 EvalStepError::Trace(t) => Err(t.into()),
-                _ => Ok(None),
+                other => Ok(ItemEnd::Failed(format!("item {}: {other}", stored.item.id))),
             }
         }
     }

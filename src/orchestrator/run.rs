@@ -83,7 +83,7 @@ pub async fn ask(
         Err(e) => {
             store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
             Err(match e {
-                AgentError::Llm(source) => Error::RunFailed { run_id: run.id, source },
+                AgentError::Llm(cause) => Error::RunFailed { run_id: run.id, cause },
                 other => Error::Agent(other),
             })
         }
@@ -315,10 +315,16 @@ impl Loop<'_> {
         if problems.is_empty() {
             problems.push("The reviewer judged the answer incorrect.".into());
         }
-        let wrong_step = critique.as_ref().and_then(|c| c.earliest_wrong_step);
+        let steps = split_sentences(answer);
+        let mut wrong_step = critique.as_ref().and_then(|c| c.earliest_wrong_step);
+        if let Some(step) = wrong_step.filter(|s| *s >= steps.len()) {
+            // A step the draft does not have: no step at all, and the critic's error is recorded.
+            let data = json!({ "earliest_wrong_step": step, "steps": steps.len() });
+            self.recorder.event("critic", "step_out_of_range", data).await?;
+            wrong_step = None;
+        }
         let revision = match wrong_step.filter(|_| strategy == Strategy::Backtrack) {
             Some(step) => {
-                let steps = split_sentences(answer);
                 let keep = steps.get(step).map(|r| r.start).unwrap_or(answer.len());
                 let prefix = &answer[..keep];
                 // Sample, so the regenerated step differs from the original.
