@@ -190,7 +190,16 @@ fn cli_index_and_search_json() {
     assert!(results[0]["passage_id"].as_str().unwrap().starts_with("galilean-moons.md#"));
     let out = recheck(&["search", "--index", dir.path().join("none").to_str().unwrap(), "x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no index in"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no index in") && err.contains("hint: build one with `recheck index"), "{err}");
+    // Regression: a huge -k overflowed a capacity (panic) or aborted; it is clamped.
+    for k in ["18446744073709551615", "5000000000"] {
+        let out =
+            recheck(&["search", "--index", idx.to_str().unwrap(), "moon", "-k", k, "--max-per-doc", "1", "--json"]);
+        assert!(json_out(&out)["results"].as_array().unwrap().len() <= 26, "-k {k}");
+    }
+    let out = recheck(&["search", "--index", idx.to_str().unwrap(), "moon", "--max-per-doc", "0"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
