@@ -306,6 +306,14 @@ async fn resume_refuses_another_model_and_blindspot_refuses_a_model_without_pref
     let again = eval::resume(&store, run.run_id, &options(sim("accuracy=0.0,seed=1")), &()).await.unwrap();
     assert_eq!((again.ran, again.skipped), (0, 4));
 
+    // A per-item call budget: one call allows the first answer, not the feedback.
+    let mut tight = friction_spec(dir.path(), 3);
+    tight.max_calls = 1;
+    let run = eval::start(&store, &tight, dir.path(), None, &options(sim("accuracy=0.0,seed=2")), &()).await.unwrap();
+    assert_eq!((run.failed, run.completed()), (4, 0));
+    assert!(run.first_error.as_deref().unwrap().contains("budget"), "{:?}", run.first_error);
+    assert_eq!(store.run(run.run_id).unwrap().unwrap().status, recheck::trace::RunStatus::Failed);
+
     let blindspot = spec(&format!(
         "name = \"b\"\nprotocol = \"blindspot\"\n[[datasets]]\nloader = \"bbm\"\npath = \"{}\"\nanswer = \"number\"\nrequire_mistake = true\n",
         dir.path().join("arithmetic_bbm.jsonl").display()
@@ -317,7 +325,7 @@ async fn resume_refuses_another_model_and_blindspot_refuses_a_model_without_pref
     let opts = RunOptions { model: Arc::new(llm::ReplayModel::exact(no_prefill, vec![])), ..options(sim("seed=1")) };
     let err = eval::start(&store, &blindspot, dir.path(), None, &opts, &()).await.unwrap_err().to_string();
     assert!(err.contains("prefilled"), "{err}");
-    assert_eq!(store.list_runs().unwrap().len(), 1 + 4, "nothing stored for the refused experiment");
+    assert_eq!(store.list_runs().unwrap().len(), 2 * (1 + 4), "nothing stored for the refused experiment");
 }
 
 #[tokio::test]

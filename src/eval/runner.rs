@@ -15,7 +15,7 @@ use crate::{
     agents::AgentSet,
     corpus::Retriever,
     datasets::Item,
-    llm::{ChatModel, ModelInfo, Recorded, RecordedCall, RecordedError, RecordingModel, ReplayModel},
+    llm::{Budget, ChatModel, ModelInfo, Recorded, RecordedCall, RecordedError, RecordingModel, ReplayModel},
     tools::ToolRegistry,
     trace::{GroupSlot, Protocol, RunId, RunRecord, RunRecorder, RunStatus, StepPayload, TraceStore},
     Result,
@@ -431,8 +431,10 @@ async fn run_one(
     let config = json!({ "protocol": spec.protocol, "answer": ds.answer, "model": solver.info() });
     let run = store.create_member_run(ITEM_KIND, input, config, group).await?;
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
-    let solver_rec = RecordingModel::new(&recorder, "solver", solver);
-    let feedback_rec = RecordingModel::new(&recorder, "feedback", feedback);
+    // One budget per item: a runaway item fails instead of filling the store.
+    let budget = Budget::new(spec.max_calls, 0);
+    let solver_rec = RecordingModel::with_budget(&recorder, "solver", solver, budget.clone());
+    let feedback_rec = RecordingModel::with_budget(&recorder, "feedback", feedback, budget);
     let cx = ItemContext {
         spec,
         item: &stored.item,

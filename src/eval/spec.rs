@@ -58,6 +58,14 @@ fn default_text_field() -> String {
 fn default_candidates() -> usize {
     3
 }
+fn default_max_calls() -> u32 {
+    64
+}
+
+/// Bounds on spec values, so a typo cannot fill the disk (`rounds = 1000000`).
+const MAX_ROUNDS: u32 = 100;
+const MAX_TOKENS: u32 = 32_768;
+const MAX_CANDIDATES: usize = 100;
 
 fn default_rounds() -> u32 {
     3
@@ -116,6 +124,9 @@ pub struct EvalSpec {
     /// Passages retrieved per claim (verify), at most one per document.
     #[serde(default = "default_candidates")]
     pub candidates: usize,
+    /// Model calls one item may make (its models refuse calls past it; the item fails).
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
     /// The spec file it was read from (absolute), for `./` dataset paths and messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -148,17 +159,32 @@ impl EvalSpec {
         if self.rounds == 0 {
             return Err("rounds must be at least 1".into());
         }
+        if self.rounds > MAX_ROUNDS {
+            return Err(format!("rounds = {} is more than {MAX_ROUNDS}", self.rounds));
+        }
+        if self.max_tokens == 0 || self.max_tokens > MAX_TOKENS {
+            return Err(format!("max_tokens = {} is not in 1..={MAX_TOKENS}", self.max_tokens));
+        }
+        if self.max_calls == 0 {
+            return Err("max_calls must be at least 1".into());
+        }
+        if !(self.temperature_step.is_finite() && (0.0..=2.0).contains(&self.temperature_step)) {
+            return Err("temperature_step must lie in [0, 2]".into());
+        }
         if let Some(mode) = self.feedback.as_deref().filter(|m| !matches!(*m, "model" | "binary")) {
             return Err(format!("feedback {mode:?} is not one of \"model\", \"binary\""));
         }
-        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=2.0).contains(&self.temperature_cap) {
+        if !(self.temperature.is_finite() && self.temperature_cap.is_finite())
+            || !(0.0..=2.0).contains(&self.temperature)
+            || !(0.0..=2.0).contains(&self.temperature_cap)
+        {
             return Err("temperatures must lie in [0, 2]".into());
         }
         if self.protocol == Protocol::Verify && self.corpus.is_none() {
             return Err("the verify protocol needs a [corpus] to retrieve evidence from".into());
         }
-        if self.candidates == 0 {
-            return Err("candidates must be at least 1".into());
+        if self.candidates == 0 || self.candidates > MAX_CANDIDATES {
+            return Err(format!("candidates = {} is not in 1..={MAX_CANDIDATES}", self.candidates));
         }
         Ok(())
     }
@@ -219,6 +245,11 @@ mod tests {
         std::fs::write(&f, "name = \"x\"\nprotocol = \"friction\"\ndatasets = []\n").unwrap();
         let err = EvalSpec::load(&f).unwrap_err().to_string();
         assert!(err.contains("x.toml") && err.contains("no [[datasets]]"), "{err}");
+        let huge =
+            "name = \"x\"\nprotocol = \"friction\"\nrounds = 1000000\n[[datasets]]\nloader = \"jsonl\"\npath = \"a\"\n";
+        std::fs::write(&f, huge).unwrap();
+        let err = EvalSpec::load(&f).unwrap_err().to_string();
+        assert!(err.contains("rounds = 1000000 is more than 100"), "{err}");
         std::fs::write(&f, "name = \"x\"\nprotocol = \"frictionless\"\n").unwrap();
         let err = EvalSpec::load(&f).unwrap_err().to_string();
         assert!(err.contains("unknown variant"), "{err}");

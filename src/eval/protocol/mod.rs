@@ -64,6 +64,7 @@ impl FromStr for Change {
                         | "temperature_cap"
                         | "reject_repeats"
                         | "max_tokens"
+                        | "max_calls"
                         | "candidates"
                 ) =>
             {
