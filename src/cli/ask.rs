@@ -123,10 +123,11 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     if args.max_calls == 0 {
         super::usage!("--max-calls must be at least 1 (the first answer is a call)");
     }
-    if let Some(t) = args.temperature.filter(|t| !(t.is_finite() && (0.0..=2.0).contains(t))) {
+    // Range checks also refuse NaN and infinities.
+    if let Some(t) = args.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
         super::usage!("--temperature must be a number in [0, 2], got {t}");
     }
-    if !(args.temperature_step.is_finite() && (0.0..=2.0).contains(&args.temperature_step)) {
+    if !(0.0..=2.0).contains(&args.temperature_step) {
         super::usage!("--temperature-step must be a number in [0, 2], got {}", args.temperature_step);
     }
     let agents = agents(&args)?;

@@ -168,16 +168,14 @@ impl EvalSpec {
         if self.max_calls == 0 {
             return Err("max_calls must be at least 1".into());
         }
-        if !(self.temperature_step.is_finite() && (0.0..=2.0).contains(&self.temperature_step)) {
+        if !(0.0..=2.0).contains(&self.temperature_step) {
             return Err("temperature_step must lie in [0, 2]".into());
         }
         if let Some(mode) = self.feedback.as_deref().filter(|m| !matches!(*m, "model" | "binary")) {
             return Err(format!("feedback {mode:?} is not one of \"model\", \"binary\""));
         }
-        if !(self.temperature.is_finite() && self.temperature_cap.is_finite())
-            || !(0.0..=2.0).contains(&self.temperature)
-            || !(0.0..=2.0).contains(&self.temperature_cap)
-        {
+        // A range check also refuses NaN and infinities.
+        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=2.0).contains(&self.temperature_cap) {
             return Err("temperatures must lie in [0, 2]".into());
         }
         if self.protocol == Protocol::Verify && self.corpus.is_none() {
