@@ -244,4 +244,9 @@ fn questions_from_stdin_or_a_file_and_numbers_checked_at_the_edge() {
     // Nothing bad was stored: the store still exports.
     let export = recheck(home.path(), &["traces", "export", "--out", home.path().join("all.jsonl").to_str().unwrap()]);
     assert!(export.status.success(), "{}", stderr(&export));
+    // `--out -` is standard output, byte for byte the file's content.
+    let piped = recheck(home.path(), &["traces", "export", "--out", "-"]);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert_eq!(piped.stdout, std::fs::read(home.path().join("all.jsonl")).unwrap());
+    assert!(stderr(&piped).contains("exported 2 runs"), "{}", stderr(&piped));
 }

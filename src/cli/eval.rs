@@ -248,9 +248,10 @@ fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
     let id = store.resolve(&args.run)?;
     let report = analysis::compute(&store, id)?;
     if let Some(path) = &args.html {
-        std::fs::write(path, render_html(&report))
+        let page = render_html(&report);
+        recheck::trace::write_output(path, |w| w.write_all(page.as_bytes()))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        if !args.json {
+        if !args.json && path.as_os_str() != "-" {
             eprintln!("wrote {}", path.display());
         }
     }

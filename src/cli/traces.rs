@@ -32,7 +32,9 @@ pub enum TracesCommand {
     },
     /// Export runs with their steps as JSONL (one record a line).
     Export {
-        /// File to write.
+        /// File to write; `-` for standard output (the summary then goes to stderr). A
+        /// regular file is replaced only once the export is complete; a link is
+        /// followed; a device or pipe is written in place.
         #[arg(long, value_name = "FILE.jsonl")]
         out: PathBuf,
         /// Only these runs (repeatable); default all.
@@ -101,16 +103,23 @@ pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<(
         TracesCommand::Export { out, runs, json } => {
             let ids = runs.iter().map(|r| store.resolve(r)).collect::<Result<Vec<_>, _>>()?;
             let counts = store.export_jsonl(&out, &ids)?;
-            if json {
-                return super::print_json(&counts);
+            let summary = if json {
+                serde_json::to_string(&counts)?
+            } else {
+                format!(
+                    "exported {} runs, {} steps ({} bytes) to {}",
+                    counts.runs,
+                    counts.steps,
+                    counts.bytes,
+                    out.display()
+                )
+            };
+            // With `--out -` the export itself is on standard output.
+            if out.as_os_str() == "-" {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
             }
-            println!(
-                "exported {} runs, {} steps ({} bytes) to {}",
-                counts.runs,
-                counts.steps,
-                counts.bytes,
-                out.display()
-            );
             Ok(())
         }
         TracesCommand::Import { file, json } => {

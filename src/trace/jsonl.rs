@@ -7,7 +7,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::File,
-    io::{BufRead, BufReader, BufWriter, Write},
+    io::{BufRead, BufReader},
     path::Path,
 };
 
@@ -39,7 +39,8 @@ pub struct TransferCounts {
 }
 
 impl TraceStore {
-    /// Write `runs` (all runs when empty) with their steps to `out` as JSONL.
+    /// Write `runs` (all runs when empty) with their steps to `out` as JSONL (`-` for
+    /// standard output; see [`super::write_output`] for how other targets are written).
     pub fn export_jsonl(&self, out: &Path, runs: &[RunId]) -> Result<TransferCounts, TraceError> {
         let io = |source| TraceError::Io { path: out.to_path_buf(), source };
         let selected: Vec<RunRecord> = if runs.is_empty() {
@@ -55,29 +56,34 @@ impl TraceStore {
                 .map(|id| self.run(*id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string())))
                 .collect::<Result<_, _>>()?
         };
-        // Write to a temporary file first so a failed export never leaves half a file.
-        let tmp = out.with_extension("jsonl.partial");
-        let mut writer = BufWriter::new(File::create(&tmp).map_err(io)?);
         let mut counts = TransferCounts::default();
-        let mut write_line = |line: &TraceLine, counts: &mut TransferCounts| -> Result<(), TraceError> {
-            let mut bytes = serde_json::to_vec(line)
-                .map_err(|e| TraceError::Corrupt { key: "export".into(), detail: e.to_string() })?;
-            bytes.push(b'\n');
-            counts.bytes += bytes.len() as u64;
-            writer.write_all(&bytes).map_err(io)
-        };
-        for run in selected {
-            let steps = self.steps(run.id)?;
-            write_line(&TraceLine::Run(run), &mut counts)?;
-            counts.runs += 1;
-            for step in steps {
-                write_line(&TraceLine::Step(step), &mut counts)?;
-                counts.steps += 1;
+        let mut failure = None;
+        // Never half a file in place of `out`: see `write_output`.
+        super::write_output(out, |writer| {
+            let mut write_line = |line: &TraceLine, counts: &mut TransferCounts| -> std::io::Result<()> {
+                let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+                bytes.push(b'\n');
+                counts.bytes += bytes.len() as u64;
+                writer.write_all(&bytes)
+            };
+            for run in selected {
+                let steps = match self.steps(run.id) {
+                    Ok(steps) => steps,
+                    Err(e) => {
+                        failure = Some(e);
+                        return Err(std::io::Error::other("reading the store failed"));
+                    }
+                };
+                write_line(&TraceLine::Run(run), &mut counts)?;
+                counts.runs += 1;
+                for step in steps {
+                    write_line(&TraceLine::Step(step), &mut counts)?;
+                    counts.steps += 1;
+                }
             }
-        }
-        writer.flush().map_err(io)?;
-        drop(writer);
-        std::fs::rename(&tmp, out).map_err(io)?;
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or_else(|| io(e)))?;
         Ok(counts)
     }
 

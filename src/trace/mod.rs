@@ -7,6 +7,7 @@ mod chat;
 mod error;
 mod jsonl;
 mod outcome;
+mod output;
 mod record;
 mod recorder;
 mod store;
@@ -21,6 +22,7 @@ pub use outcome::{
     AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound,
     ItemOutcome, JudgeKind, Label, Protocol, SettledClaim, SnowballOutcome, Verdict, VerifyOutcome,
 };
+pub use output::write_output;
 pub use record::{run_kind, GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::RunRecorder;
 pub use store::{Durability, TraceStore};
