@@ -168,7 +168,8 @@ impl Loop<'_> {
             let temperature = (self.agents.solver.temperature.unwrap_or(0.0) + lo.temperature_step * round as f32)
                 .min(lo.temperature_cap);
             let seed = Some(lo.seed.wrapping_add(round as u64));
-            let (record, revision) = match self.round(question, &answer, round, temperature, seed, &rejected).await {
+            let (mut record, revision) = match self.round(question, &answer, round, temperature, seed, &rejected).await
+            {
                 Ok(RoundEnd::Kept(record)) => {
                     stopped_by =
                         if record.critique_failed { StopReason::CritiqueFailed } else { StopReason::ReviewPassed };
@@ -187,7 +188,6 @@ impl Loop<'_> {
                     break;
                 }
             };
-            let mut record = record;
             let revision = if lo.reject_repeats && history.contains(&normalize(&revision)) {
                 let retry = RetryInput { question, answer: &answer, round, temperature, seed };
                 match self.resample_repeat(retry, revision, &mut rejected).await {
