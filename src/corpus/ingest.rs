@@ -91,14 +91,34 @@ fn is_jsonl(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson")
 }
 
+/// The text files under `dir`. Symbolic links are followed, but every directory and
+/// file is taken once (by its real path), so a link loop cannot repeat a document.
 fn collect_text_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CorpusError> {
+    let mut visited = HashSet::new();
+    let mut taken = HashSet::new();
+    collect_once(dir, out, &mut visited, &mut taken)
+}
+
+fn collect_once(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
+    taken: &mut HashSet<PathBuf>,
+) -> Result<(), CorpusError> {
+    let real = std::fs::canonicalize(dir).map_err(|e| CorpusError::Io { path: dir.to_path_buf(), source: e })?;
+    if !visited.insert(real) {
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| CorpusError::Io { path: dir.to_path_buf(), source: e })?;
     for entry in entries {
         let path = entry.map_err(|e| CorpusError::Io { path: dir.to_path_buf(), source: e })?.path();
         if path.is_dir() {
-            collect_text_files(&path, out)?;
+            collect_once(&path, out, visited, taken)?;
         } else if path.extension().is_some_and(|e| e == "md" || e == "txt" || e == "markdown") {
-            out.push(path);
+            // A broken link has no real path; it is skipped like any unreadable entry.
+            if std::fs::canonicalize(&path).is_ok_and(|real| taken.insert(real)) {
+                out.push(path);
+            }
         }
     }
     Ok(())
@@ -203,5 +223,26 @@ fn parse_line(line: &str, fields: &JsonlFields) -> Result<Document, String> {
         }
         Some(_) => Err(format!("text field {:?} must be a string or an array of strings", fields.text)),
         None => Err(format!("missing text field {:?}", fields.text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_loop_indexes_each_file_once() {
+        // Regression: `mkdir -p d/sub; ln -s ../ d/sub/up` indexed one file 41 times.
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path().join("d");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("a.md"), "Alpha.").unwrap();
+        std::fs::write(d.join("sub/b.md"), "Beta.").unwrap();
+        std::os::unix::fs::symlink("../", d.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(d.join("a.md"), d.join("alias.md")).unwrap();
+        let mut files = Vec::new();
+        collect_text_files(&d, &mut files).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
     }
 }

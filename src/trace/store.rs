@@ -435,7 +435,7 @@ impl TraceStore {
                 None => Err(TraceError::NoSuchRun(id_or_prefix.to_string())),
             };
         }
-        if wanted.len() < 4 {
+        if wanted.is_empty() {
             return Err(TraceError::NoSuchRun(id_or_prefix.to_string()));
         }
         let mut hits = Vec::new();
@@ -529,6 +529,12 @@ mod tests {
         assert_eq!(store.resolve(&full[..13]).unwrap(), a.id);
         assert!(matches!(store.resolve("zzzz"), Err(TraceError::NoSuchRun(_))));
         assert!(matches!(store.resolve("ab"), Err(TraceError::NoSuchRun(_))));
+        // A short prefix that several runs share says so (it said "no run").
+        let b = store.create_run("ask", serde_json::json!(2), serde_json::json!({}), None).await.unwrap();
+        let shared: String =
+            full.chars().zip(b.id.to_string().chars()).take_while(|(x, y)| x == y).map(|(x, _)| x).collect();
+        assert!(!shared.is_empty());
+        assert!(matches!(store.resolve(&shared[..1]), Err(TraceError::AmbiguousRun { count: 2, .. })));
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_lose_nothing() {
