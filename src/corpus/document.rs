@@ -46,8 +46,9 @@ impl Document {
 /// How documents are cut into passages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassageConfig {
-    /// Target maximum passage length in characters; a single longer sentence
-    /// becomes a passage of its own.
+    /// Maximum passage length in characters. A sentence longer than this is cut into
+    /// pieces of at most this length, at the last white space before the limit where
+    /// there is one (text with no sentence boundaries never makes a huge passage).
     pub max_chars: usize,
     /// Sentences repeated at the start of the next passage.
     pub overlap_sentences: usize,
@@ -76,10 +77,13 @@ pub struct Passage {
     pub end: usize,
 }
 
-/// Cut `doc` into passages of whole sentences.
+/// Cut `doc` into passages of whole sentences (a sentence longer than the limit is cut).
 pub fn split_passages(doc: &Document, config: &PassageConfig) -> Vec<Passage> {
-    let sentences = doc.sentence_ranges();
+    let sentences = cut_long(&doc.text, &doc.sentence_ranges(), config.max_chars.max(1));
     let byte_ranges = group_sentences(&doc.text, &sentences, config);
+    // Passages start and end in order, so character offsets are counted in one pass.
+    let mut starts = CharCursor::default();
+    let mut ends = CharCursor::default();
     byte_ranges
         .into_iter()
         .enumerate()
@@ -88,10 +92,58 @@ pub fn split_passages(doc: &Document, config: &PassageConfig) -> Vec<Passage> {
             passage_id: format!("{}#{n}", doc.id),
             title: doc.title.clone(),
             text: doc.text[r.clone()].to_string(),
-            start: doc.text[..r.start].chars().count(),
-            end: doc.text[..r.end].chars().count(),
+            start: starts.advance(&doc.text, r.start),
+            end: ends.advance(&doc.text, r.end),
         })
         .collect()
+}
+
+/// Counts characters up to a byte offset, resuming from the last offset asked for, so a
+/// sequence of non-decreasing offsets costs one pass over the text (counting from the
+/// start each time was quadratic in a large document).
+#[derive(Default)]
+struct CharCursor {
+    byte: usize,
+    chars: usize,
+}
+
+impl CharCursor {
+    fn advance(&mut self, text: &str, to: usize) -> usize {
+        if to < self.byte {
+            *self = CharCursor::default();
+        }
+        self.chars += text[self.byte..to].chars().count();
+        self.byte = to;
+        self.chars
+    }
+}
+
+/// `sentences` with every range longer than `max_chars` characters cut into pieces of
+/// at most `max_chars`, each ending at the last white space before the limit when there
+/// is one (the white space goes with the next piece's leading trim).
+fn cut_long(text: &str, sentences: &[Range<usize>], max_chars: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::with_capacity(sentences.len());
+    for r in sentences {
+        let mut start = r.start;
+        loop {
+            let rest = &text[start..r.end];
+            // The byte offset just past `max_chars` characters, if the rest is longer.
+            let Some((limit, _)) = rest.char_indices().nth(max_chars) else {
+                out.push(start..r.end);
+                break;
+            };
+            // The last white space at or before the limit (a piece may end right there).
+            let at_limit = rest[limit..].chars().next().map_or(0, char::len_utf8);
+            let cut = rest[..limit + at_limit].rfind(char::is_whitespace).filter(|at| *at > 0).unwrap_or(limit);
+            out.push(start..start + cut);
+            let skipped = rest[cut..].len() - rest[cut..].trim_start().len();
+            start += cut + skipped;
+            if start >= r.end {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Greedy packing of sentences into byte ranges of at most `max_chars` characters.
@@ -100,11 +152,15 @@ fn group_sentences(text: &str, sentences: &[Range<usize>], config: &PassageConfi
     let mut first = 0;
     while first < sentences.len() {
         let mut last = first;
+        let mut len = text[sentences[first].clone()].chars().count();
         while last + 1 < sentences.len() {
-            let len = text[sentences[first].start..sentences[last + 1].end].chars().count();
-            if len > config.max_chars {
+            // What adding the next sentence costs: the gap before it and itself.
+            let next = &text[sentences[last].end..sentences[last + 1].end];
+            let grown = len + next.chars().count();
+            if grown > config.max_chars {
                 break;
             }
+            len = grown;
             last += 1;
         }
         out.push(sentences[first].start..sentences[last].end);
@@ -141,14 +197,34 @@ mod tests {
     }
 
     #[test]
-    fn long_sentences_and_zero_overlap() {
+    fn long_sentences_are_cut_at_white_space_and_zero_overlap() {
         let d = doc("A very long sentence that exceeds the limit by itself. Short.");
-        let ps = split_passages(&d, &PassageConfig { max_chars: 10, overlap_sentences: 0 });
+        let ps = split_passages(&d, &PassageConfig { max_chars: 20, overlap_sentences: 0 });
         assert_eq!(
             ps.iter().map(|p| p.text.as_str()).collect::<Vec<_>>(),
-            vec!["A very long sentence that exceeds the limit by itself.", "Short."]
+            vec!["A very long sentence", "that exceeds the", "limit by itself.", "Short."]
         );
         assert!(split_passages(&doc(""), &PassageConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn text_without_boundaries_never_makes_a_passage_over_the_limit() {
+        // Regression: a 50 MB document with no sentence boundary came back as one passage.
+        let words: String = (0..5000).map(|i| format!("wörd{i} ")).collect();
+        let unbroken = "x".repeat(2500);
+        for text in [words.as_str(), unbroken.as_str()] {
+            let d = doc(text);
+            let ps = split_passages(&d, &PassageConfig { max_chars: 100, overlap_sentences: 1 });
+            let chars: Vec<char> = d.text.chars().collect();
+            assert!(ps.len() > 10);
+            for p in &ps {
+                assert!(p.text.chars().count() <= 100, "{}", p.text.chars().count());
+                assert_eq!(chars[p.start..p.end].iter().collect::<String>(), p.text);
+            }
+            // Each passage is one piece here; nothing but white space is left out between them.
+            let joined: String = ps.iter().flat_map(|p| p.text.chars()).filter(|c| !c.is_whitespace()).collect();
+            assert_eq!(joined, d.text.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+        }
     }
 
     #[test]
