@@ -206,6 +206,19 @@ async fn truncated_body_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_truncated_or_stalled_body_is_retried() {
+    // Regression: both failed at once even with retries left.
+    let ok = Reply::chat("fine");
+    let server = MockServer::start(vec![Reply::Truncated(r#"{"choices":[{"#.into()), ok.clone()]);
+    assert_eq!(backend(&server.url, 1, 2000).chat(&question()).await.unwrap().text(), "fine");
+    let server = MockServer::start(vec![Reply::Stall(r#"{"choices":"#.into()), ok]);
+    let started = std::time::Instant::now();
+    assert_eq!(backend(&server.url, 1, 300).chat(&question()).await.unwrap().text(), "fine");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn empty_choices_is_a_clear_error() {
     let server = MockServer::start(vec![Reply::Json(json!({"object":"chat.completion","choices":[]}))]);
     let err = backend(&server.url, 0, 2000).chat(&question()).await.unwrap_err();

@@ -85,17 +85,45 @@ impl OpenAiBackend {
         Ok(Self { client, model: model.into(), options: OpenAiOptions { base_url, ..options }, limiter })
     }
 
+    /// The call, tried again when the body broke off or stalled after the headers (the
+    /// retry policy sees only the response's head, so those failures come back here).
+    async fn call_retrying_bodies(&self, wire: &WireRequest<'_>) -> Result<WireResponse, LlmError> {
+        let retry = &self.options.retry;
+        let mut attempt = 0;
+        loop {
+            match self.client.chat().create_byot(wire).await {
+                Ok(response) => return Ok(response),
+                Err(e) => {
+                    let body_failed = matches!(&e, OpenAIError::Reqwest(r) if r.is_body() || r.is_decode());
+                    let err = self.map_error(e);
+                    if !body_failed || attempt >= retry.max_retries {
+                        return Err(err);
+                    }
+                    attempt += 1;
+                    let delay = retry.base_delay.saturating_mul(1 << attempt.min(16)).min(retry.max_delay);
+                    tracing::debug!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying a broken reply body: {err}"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
     fn map_error(&self, error: OpenAIError) -> LlmError {
         let url = self.options.base_url.clone();
         match error {
+            // A body that broke off or stalled (a stalled one times out while read).
+            OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::BadResponse {
+                detail: format!("broken, truncated or stalled body: {}", error_chain(&e)),
+                body: String::new(),
+            },
             OpenAIError::Reqwest(e) if e.is_timeout() => {
                 LlmError::Timeout { url, timeout_ms: self.options.retry.timeout.as_millis() as u64 }
             }
             OpenAIError::Reqwest(e) if e.is_connect() => LlmError::Unreachable { url, detail: error_chain(&e) },
-            OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::BadResponse {
-                detail: format!("broken or truncated body: {}", error_chain(&e)),
-                body: String::new(),
-            },
             OpenAIError::Reqwest(e) => LlmError::Unreachable { url, detail: error_chain(&e) },
             OpenAIError::ApiError(r) => {
                 LlmError::Http { status: r.status_code.as_u16(), body: LlmError::clip(&r.api_error.to_string()) }
@@ -238,7 +266,7 @@ impl ChatModel for OpenAiBackend {
         let _permit =
             self.limiter.acquire().await.map_err(|_| LlmError::Config("model concurrency limiter closed".into()))?;
         let started = Instant::now();
-        let response: WireResponse = self.client.chat().create_byot(wire).await.map_err(|e| self.map_error(e))?;
+        let response = self.call_retrying_bodies(&wire).await?;
         let latency_ms = started.elapsed().as_millis() as u64;
         if response.choices.is_empty() {
             return Err(LlmError::BadResponse { detail: "reply has no choices".into(), body: String::new() });

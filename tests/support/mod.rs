@@ -30,6 +30,8 @@ pub enum Reply {
     Truncated(String),
     /// Never answer (until the server shuts down).
     Hang,
+    /// Send the headers and this start of the body, then stall (for an hour).
+    Stall(String),
 }
 
 impl Reply {
@@ -146,6 +148,17 @@ fn send(
             }
             Reply::Truncated(body) => (200, body.clone(), vec![], Some(body.len() + 500)),
             Reply::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            Reply::Stall(start) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    start.len() + 100
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(start.as_bytes()).await;
+                let _ = sock.flush().await;
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
