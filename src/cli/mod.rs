@@ -143,7 +143,7 @@ const HOME_HINT: &str = "set --home or RECHECK_HOME to a writable directory";
 fn llm_hint(e: &LlmError) -> (Option<&'static str>, bool) {
     match e {
         LlmError::BadSpec { .. } => (None, true),
-        LlmError::Config(_) => (Some("for openai: models pass --base-url URL or set OPENAI_BASE_URL"), false),
+        LlmError::BaseUrl(_) => (Some("pass --base-url URL or set OPENAI_BASE_URL"), false),
         _ => (None, false),
     }
 }

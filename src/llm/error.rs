@@ -16,6 +16,9 @@ pub enum LlmError {
     /// A backend needs a setting that is missing.
     #[error("{0}")]
     Config(String),
+    /// An OpenAI-compatible model's server address is missing or malformed.
+    #[error("{0}")]
+    BaseUrl(String),
     /// The server could not be reached (after retries).
     #[error("cannot reach the model server at {url}: {detail}")]
     Unreachable {

@@ -118,7 +118,7 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
     match spec {
         ModelSpec::OpenAi { model } => {
             let base_url = options.base_url.clone().ok_or_else(|| {
-                LlmError::Config(format!(
+                LlmError::BaseUrl(format!(
                     "model {spec} needs the base URL of its server (e.g. https://api.openai.com/v1)"
                 ))
             })?;

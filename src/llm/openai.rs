@@ -66,9 +66,7 @@ impl OpenAiBackend {
     pub fn new(model: impl Into<String>, options: OpenAiOptions) -> Result<Self, LlmError> {
         let base_url = options.base_url.trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(LlmError::Config(format!(
-                "base URL {base_url:?} must start with http:// or https:// (set --base-url or OPENAI_BASE_URL)"
-            )));
+            return Err(LlmError::BaseUrl(format!("base URL {base_url:?} must start with http:// or https://")));
         }
         let http = reqwest::Client::builder()
             .timeout(options.retry.timeout)
