@@ -231,3 +231,32 @@ fn sigkill_keeps_every_completed_step() {
         assert_eq!(step.index as usize, i, "no gaps");
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_record_is_reported_and_skipped_never_blocking_the_rest() {
+    // Regression: a NaN temperature was stored as `null`, and from then on export and
+    // show failed for the whole store.
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path().join("s")).unwrap();
+    let good = run_with_steps(&store, 3).await;
+    let poisoned = store.create_run("test", json!({}), json!({}), None).await.unwrap();
+    let recorder = RunRecorder::new(store.clone(), poisoned.id, 0);
+    let mut request = ChatRequest::new(vec![Message::user("hi")]);
+    request.params.temperature = f32::NAN;
+    let payload = StepPayload::ModelCall { model: recheck::llm::ModelInfo::new("m", "test"), request, response: None };
+    let index = recorder.reserve();
+    recorder.record(index, "solver", (Utc::now(), std::time::Instant::now()), payload, None).await.unwrap();
+    recorder.event("solver", "after", json!({})).await.unwrap();
+    assert!(store.steps(poisoned.id).is_err(), "the NaN step cannot be read back");
+    let out = dir.path().join("all.jsonl");
+    let counts = store.export_jsonl(&out, &[]).unwrap();
+    assert_eq!((counts.runs, counts.steps, counts.unreadable.len()), (2, 4, 1), "{counts:?}");
+    assert!(
+        counts.unreadable[0].contains("temperature") || counts.unreadable[0].contains("null"),
+        "{:?}",
+        counts.unreadable
+    );
+    let other = TraceStore::temporary().unwrap();
+    assert_eq!(other.import_jsonl(&out).unwrap().runs, 2);
+    assert_eq!(other.steps(good).unwrap().len(), 3);
+}

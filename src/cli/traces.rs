@@ -58,7 +58,10 @@ pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<(
     let store = super::open_store(home)?;
     match command {
         TracesCommand::List { json, items } => {
-            let mut runs = store.list_runs()?;
+            let (mut runs, unreadable) = store.readable_runs()?;
+            for bad in &unreadable {
+                eprintln!("skipped an unreadable run record: {}", super::shown(&bad.to_string()));
+            }
             let all = runs.len();
             if !items {
                 runs.retain(|r| r.group.is_none());
@@ -114,6 +117,9 @@ pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<(
                     out.display()
                 )
             };
+            for bad in &counts.unreadable {
+                eprintln!("left out an unreadable record: {}", super::shown(bad));
+            }
             // With `--out -` the export itself is on standard output.
             if out.as_os_str() == "-" {
                 eprintln!("{summary}");

@@ -26,7 +26,7 @@ pub enum TraceLine {
 }
 
 /// What an export or import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TransferCounts {
     /// Runs written.
     pub runs: usize,
@@ -36,6 +36,9 @@ pub struct TransferCounts {
     pub skipped_runs: usize,
     /// Bytes written (export) or read (import).
     pub bytes: u64,
+    /// Records the export could not read and left out, each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 impl TraceStore {
@@ -43,8 +46,11 @@ impl TraceStore {
     /// standard output; see [`super::write_output`] for how other targets are written).
     pub fn export_jsonl(&self, out: &Path, runs: &[RunId]) -> Result<TransferCounts, TraceError> {
         let io = |source| TraceError::Io { path: out.to_path_buf(), source };
+        let mut unreadable = Vec::new();
         let selected: Vec<RunRecord> = if runs.is_empty() {
-            self.list_runs()?
+            let (runs, bad) = self.readable_runs()?;
+            unreadable.extend(bad.iter().map(ToString::to_string));
+            runs
         } else {
             // A group run (an experiment) goes out with the runs of its items.
             let mut ids = Vec::new();
@@ -56,7 +62,7 @@ impl TraceStore {
                 .map(|id| self.run(*id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string())))
                 .collect::<Result<_, _>>()?
         };
-        let mut counts = TransferCounts::default();
+        let mut counts = TransferCounts { unreadable, ..Default::default() };
         let mut failure = None;
         // Never half a file in place of `out`: see `write_output`.
         super::write_output(out, |writer| {
@@ -67,8 +73,11 @@ impl TraceStore {
                 writer.write_all(&bytes)
             };
             for run in selected {
-                let steps = match self.steps(run.id) {
-                    Ok(steps) => steps,
+                let steps = match self.readable_steps(run.id) {
+                    Ok((steps, bad)) => {
+                        counts.unreadable.extend(bad.iter().map(ToString::to_string));
+                        steps
+                    }
                     Err(e) => {
                         failure = Some(e);
                         return Err(std::io::Error::other("reading the store failed"));

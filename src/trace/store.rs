@@ -405,6 +405,33 @@ impl TraceStore {
             .collect()
     }
 
+    /// Every run that can be read, and an error for each record that cannot (a record
+    /// written by a buggy or newer build), so one bad record never hides the rest.
+    pub fn readable_runs(&self) -> Result<(Vec<RunRecord>, Vec<TraceError>), TraceError> {
+        let (mut runs, mut bad) = (Vec::new(), Vec::new());
+        for kv in self.runs.iter() {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            match decode(&k, &v) {
+                Ok(run) => runs.push(run),
+                Err(e) => bad.push(e),
+            }
+        }
+        Ok((runs, bad))
+    }
+
+    /// A run's steps that can be read, and an error for each that cannot.
+    pub fn readable_steps(&self, id: RunId) -> Result<(Vec<StepRecord>, Vec<TraceError>), TraceError> {
+        let (mut steps, mut bad) = (Vec::new(), Vec::new());
+        for kv in self.steps.scan_prefix(id.as_bytes()) {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            match decode(&k, &v) {
+                Ok(step) => steps.push(step),
+                Err(e) => bad.push(e),
+            }
+        }
+        Ok((steps, bad))
+    }
+
     /// A run's steps in order.
     pub fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, TraceError> {
         self.steps
