@@ -260,3 +260,35 @@ async fn an_unreadable_record_is_reported_and_skipped_never_blocking_the_rest() 
     assert_eq!(other.import_jsonl(&out).unwrap().runs, 2);
     assert_eq!(other.steps(good).unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn a_cut_off_export_is_refused_and_a_complete_copy_repairs_an_incomplete_run() {
+    // Regression: `head -n 3 full.jsonl > cut.jsonl` imported as success, and the full
+    // file later skipped the damaged run as "already present".
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path().join("a")).unwrap();
+    let id = run_with_steps(&store, 10).await;
+    let full = dir.path().join("full.jsonl");
+    store.export_jsonl(&full, &[]).unwrap();
+    let text = std::fs::read_to_string(&full).unwrap();
+    assert!(text.lines().next().unwrap().contains("\"steps\":10"));
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, text.lines().take(3).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let fresh = TraceStore::temporary().unwrap();
+    let err = fresh.import_jsonl(&cut).unwrap_err().to_string();
+    assert!(err.contains("has 10 steps but the file holds 2"), "{err}");
+    assert!(fresh.list_runs().unwrap().is_empty(), "nothing written");
+    // A run stored short (from a file written before step counts were kept) ...
+    let old_style = dir.path().join("old.jsonl");
+    let first = text.lines().next().unwrap().replace(",\"steps\":10", "");
+    let lines: Vec<String> = std::iter::once(first).chain(text.lines().skip(1).take(2).map(String::from)).collect();
+    std::fs::write(&old_style, lines.join("\n") + "\n").unwrap();
+    fresh.import_jsonl(&old_style).unwrap();
+    assert_eq!(fresh.steps(id).unwrap().len(), 2);
+    // ... is repaired by a complete copy.
+    let counts = fresh.import_jsonl(&full).unwrap();
+    assert_eq!((counts.repaired_runs, counts.skipped_runs), (1, 0));
+    assert_eq!(fresh.steps(id).unwrap().len(), 10);
+    let again = fresh.import_jsonl(&full).unwrap();
+    assert_eq!((again.repaired_runs, again.skipped_runs), (0, 1), "complete now: skipped");
+}

@@ -134,8 +134,8 @@ pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<(
                 return super::print_json(&counts);
             }
             println!(
-                "imported {} runs, {} steps; skipped {} runs already present",
-                counts.runs, counts.steps, counts.skipped_runs
+                "imported {} runs, {} steps; repaired {} runs stored incomplete; skipped {} runs already present",
+                counts.runs, counts.steps, counts.repaired_runs, counts.skipped_runs
             );
             Ok(())
         }

@@ -19,10 +19,21 @@ use super::{RunId, RunRecord, StepRecord, TraceError, TraceStore, SCHEMA_VERSION
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum TraceLine {
-    /// A run record.
-    Run(RunRecord),
+    /// A run record, with how many step lines follow it.
+    Run(ExportedRun),
     /// A step record.
     Step(StepRecord),
+}
+
+/// A run as exported: the record and its step count, so a file cut short is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedRun {
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunRecord,
+    /// Its steps in the file; `None` in files written before counts were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
 }
 
 /// What an export or import did.
@@ -34,6 +45,8 @@ pub struct TransferCounts {
     pub steps: usize,
     /// Runs left alone because the store already had them.
     pub skipped_runs: usize,
+    /// Runs the store held incomplete (fewer steps) that a complete copy replaced.
+    pub repaired_runs: usize,
     /// Bytes written (export) or read (import).
     pub bytes: u64,
     /// Records the export could not read and left out, each with why.
@@ -83,7 +96,8 @@ impl TraceStore {
                         return Err(std::io::Error::other("reading the store failed"));
                     }
                 };
-                write_line(&TraceLine::Run(run), &mut counts)?;
+                let exported = ExportedRun { run, steps: Some(steps.len() as u32) };
+                write_line(&TraceLine::Run(exported), &mut counts)?;
                 counts.runs += 1;
                 for step in steps {
                     write_line(&TraceLine::Step(step), &mut counts)?;
@@ -101,7 +115,7 @@ impl TraceStore {
     pub fn import_jsonl(&self, input: &Path) -> Result<TransferCounts, TraceError> {
         let file = File::open(input).map_err(|source| TraceError::Io { path: input.to_path_buf(), source })?;
         let bad = |line: usize, detail: String| TraceError::BadImport { path: input.to_path_buf(), line, detail };
-        let mut runs: BTreeMap<RunId, RunRecord> = BTreeMap::new();
+        let mut runs: BTreeMap<RunId, (usize, ExportedRun)> = BTreeMap::new();
         let mut steps: Vec<(usize, StepRecord)> = Vec::new();
         let mut counts = TransferCounts::default();
         for (n, line) in BufReader::new(file).lines().enumerate() {
@@ -113,7 +127,7 @@ impl TraceStore {
             }
             let record: TraceLine = serde_json::from_str(&line).map_err(|e| bad(line_no, e.to_string()))?;
             let schema = match &record {
-                TraceLine::Run(r) => r.schema,
+                TraceLine::Run(r) => r.run.schema,
                 TraceLine::Step(s) => s.schema,
             };
             if schema > SCHEMA_VERSION {
@@ -125,7 +139,7 @@ impl TraceStore {
             }
             match record {
                 TraceLine::Run(run) => {
-                    if runs.insert(run.id, run).is_some() {
+                    if runs.insert(run.run.id, (line_no, run)).is_some() {
                         return Err(bad(line_no, "run appears twice in the file".into()));
                     }
                 }
@@ -141,12 +155,27 @@ impl TraceStore {
                 return Err(bad(*line_no, format!("step {} of run {} appears twice", step.index, step.run_id)));
             }
         }
+        // A run whose steps the file does not all hold was cut off: refuse the file.
+        for (id, (line_no, run)) in &runs {
+            let held = steps.iter().filter(|(_, s)| s.run_id == *id).count();
+            if let Some(declared) = run.steps.filter(|n| *n as usize != held) {
+                return Err(bad(
+                    *line_no,
+                    format!("run {id} has {declared} steps but the file holds {held}: the file is incomplete"),
+                ));
+            }
+        }
         let mut new_runs = Vec::new();
-        for (id, run) in runs {
-            if self.run(id)?.is_some() {
-                counts.skipped_runs += 1;
-            } else {
-                new_runs.push(run);
+        for (id, (_, exported)) in runs {
+            let complete = exported.steps.is_some();
+            match self.run(id)? {
+                // A complete copy repairs a run stored with fewer steps.
+                Some(_) if complete && self.step_count(id)? < exported.steps.unwrap_or(0) as usize => {
+                    counts.repaired_runs += 1;
+                    new_runs.push(exported.run);
+                }
+                Some(_) => counts.skipped_runs += 1,
+                None => new_runs.push(exported.run),
             }
         }
         let new_ids: BTreeSet<RunId> = new_runs.iter().map(|r| r.id).collect();

@@ -17,7 +17,7 @@ pub use chat::{
     SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 pub use error::TraceError;
-pub use jsonl::{TraceLine, TransferCounts};
+pub use jsonl::{ExportedRun, TraceLine, TransferCounts};
 pub use outcome::{
     AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound,
     ItemOutcome, JudgeKind, Label, Protocol, SettledClaim, SnowballOutcome, Verdict, VerifyOutcome,
