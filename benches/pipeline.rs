@@ -44,6 +44,7 @@ async fn main() {
         retry: RetryConfig { max_retries: 0, ..Default::default() },
         max_concurrency: concurrency,
         prefill: false,
+        max_reply_bytes: recheck::llm::DEFAULT_MAX_REPLY_BYTES,
     };
     let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("fixed", options).unwrap());
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();

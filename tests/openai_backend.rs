@@ -219,6 +219,27 @@ async fn a_truncated_or_stalled_body_is_retried() {
 }
 
 #[tokio::test]
+async fn a_reply_over_the_size_cap_is_refused() {
+    // Regression: a 100 MB reply took 1 GB of memory and 401 MB of trace store.
+    let big = "x".repeat(300_000);
+    let server = MockServer::start(vec![Reply::chat(&big)]);
+    let mut options = OpenAiOptions::new(&server.url);
+    options.retry = RetryConfig { max_retries: 2, ..Default::default() };
+    options.max_reply_bytes = 100_000;
+    let err = OpenAiBackend::new("m", options).unwrap().chat(&question()).await.unwrap_err();
+    assert!(
+        matches!(err, LlmError::BadResponse { .. }) && err.to_string().contains("over the limit of 100000"),
+        "{err}"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 1, "not retried");
+    // Within the cap it is read as usual.
+    let server = MockServer::start(vec![Reply::chat(&big)]);
+    let mut options = OpenAiOptions::new(&server.url);
+    options.max_reply_bytes = 1_000_000;
+    assert_eq!(OpenAiBackend::new("m", options).unwrap().chat(&question()).await.unwrap().text().len(), 300_000);
+}
+
+#[tokio::test]
 async fn empty_choices_is_a_clear_error() {
     let server = MockServer::start(vec![Reply::Json(json!({"object":"chat.completion","choices":[]}))]);
     let err = backend(&server.url, 0, 2000).chat(&question()).await.unwrap_err();

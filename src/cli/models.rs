@@ -34,6 +34,11 @@ pub struct ServerArgs {
     /// protocol refuses the model.
     #[arg(long)]
     pub prefill: bool,
+
+    /// Largest reply accepted from the server, in bytes (default 8 MiB); a bigger one
+    /// is an error and is not stored.
+    #[arg(long, default_value_t = recheck::llm::DEFAULT_MAX_REPLY_BYTES, value_name = "BYTES")]
+    pub max_reply_bytes: usize,
 }
 
 impl ServerArgs {
@@ -53,6 +58,7 @@ impl ServerArgs {
             max_concurrency: 16,
             models_dir: home.models_dir(),
             prefill: self.prefill,
+            max_reply_bytes: self.max_reply_bytes,
         })
     }
 

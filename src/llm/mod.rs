@@ -19,7 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::LlmError;
-pub use openai::{OpenAiBackend, OpenAiOptions};
+pub use openai::{OpenAiBackend, OpenAiOptions, DEFAULT_MAX_REPLY_BYTES};
 pub use recording::{Budget, BudgetLimit, RecordingModel};
 pub use replay::{Recorded, RecordedCall, RecordedError, ReplayModel};
 pub use retry::RetryConfig;
@@ -96,6 +96,8 @@ pub struct BackendOptions {
     /// The OpenAI-compatible server continues a trailing assistant message
     /// ([`OpenAiOptions::prefill`]).
     pub prefill: bool,
+    /// Largest reply accepted from a server ([`OpenAiOptions::max_reply_bytes`]).
+    pub max_reply_bytes: usize,
 }
 
 impl Default for BackendOptions {
@@ -108,6 +110,7 @@ impl Default for BackendOptions {
             max_concurrency: 16,
             models_dir: std::path::PathBuf::from("models"),
             prefill: false,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 }
@@ -130,6 +133,7 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
                     retry: options.retry.clone(),
                     max_concurrency: options.max_concurrency,
                     prefill: options.prefill,
+                    max_reply_bytes: options.max_reply_bytes,
                 },
             )?;
             Ok(Arc::new(backend))

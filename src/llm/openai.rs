@@ -31,6 +31,20 @@ pub struct OpenAiOptions {
     /// (vLLM's `continue_final_message`). Off by default: agents then emulate the
     /// prefilled turn and record that they did.
     pub prefill: bool,
+    /// Largest reply accepted, in bytes: a bigger declared body is refused before it is
+    /// read, and a bigger reply text is refused before it reaches the trace store.
+    pub max_reply_bytes: usize,
+}
+
+/// Default cap on one reply: 8 MiB.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 8 << 20;
+
+/// A reply over [`OpenAiOptions::max_reply_bytes`].
+#[derive(Debug, thiserror::Error)]
+#[error("the reply is {bytes} bytes, over the limit of {limit}")]
+struct ReplyTooLarge {
+    bytes: u64,
+    limit: u64,
 }
 
 impl OpenAiOptions {
@@ -42,6 +56,7 @@ impl OpenAiOptions {
             retry: RetryConfig::default(),
             max_concurrency: 16,
             prefill: false,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 }
@@ -72,8 +87,16 @@ impl OpenAiBackend {
             .timeout(options.retry.timeout)
             .build()
             .map_err(|e| LlmError::Config(format!("cannot build HTTP client: {e}")))?;
+        let limit = options.max_reply_bytes as u64;
         let service = tower::ServiceBuilder::new()
             .retry(RetryPolicy::new(options.retry.clone()))
+            // A body declared bigger than the cap is refused before it is read.
+            .and_then(move |response: reqwest::Response| async move {
+                match response.content_length().filter(|bytes| *bytes > limit) {
+                    Some(bytes) => Err(OpenAIError::Boxed(Box::new(ReplyTooLarge { bytes, limit }))),
+                    None => Ok(response),
+                }
+            })
             .service(ReqwestService::new(http));
         let config = OpenAIConfig::new()
             .with_api_base(base_url.clone())
@@ -113,6 +136,9 @@ impl OpenAiBackend {
     fn map_error(&self, error: OpenAIError) -> LlmError {
         let url = self.options.base_url.clone();
         match error {
+            OpenAIError::Boxed(e) if e.is::<ReplyTooLarge>() => {
+                LlmError::BadResponse { detail: e.to_string(), body: String::new() }
+            }
             // A body that broke off or stalled (a stalled one times out while read).
             OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::BadResponse {
                 detail: format!("broken, truncated or stalled body: {}", error_chain(&e)),
@@ -266,6 +292,17 @@ impl ChatModel for OpenAiBackend {
         let started = Instant::now();
         let response = self.call_retrying_bodies(&wire).await?;
         let latency_ms = started.elapsed().as_millis() as u64;
+        // A body sent without a length is only known once read: refuse it before it
+        // reaches the trace store.
+        let text_bytes: usize = response
+            .choices
+            .iter()
+            .map(|c| c.text.as_ref().or(c.message.as_ref().and_then(|m| m.content.as_ref())).map_or(0, String::len))
+            .sum();
+        if text_bytes > self.options.max_reply_bytes {
+            let too_large = ReplyTooLarge { bytes: text_bytes as u64, limit: self.options.max_reply_bytes as u64 };
+            return Err(LlmError::BadResponse { detail: too_large.to_string(), body: String::new() });
+        }
         if response.choices.is_empty() {
             return Err(LlmError::BadResponse { detail: "reply has no choices".into(), body: String::new() });
         }
