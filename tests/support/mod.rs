@@ -32,6 +32,8 @@ pub enum Reply {
     Hang,
     /// Send the headers and this start of the body, then stall (for an hour).
     Stall(String),
+    /// 200 with these bytes as the body (not necessarily UTF-8).
+    Bytes(Vec<u8>),
 }
 
 impl Reply {
@@ -140,6 +142,17 @@ fn send(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
     Box::pin(async move {
         let (status, body, headers, declared) = match reply {
+            Reply::Bytes(bytes) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    bytes.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&bytes).await;
+                let _ = sock.flush().await;
+                let _ = sock.shutdown().await;
+                return;
+            }
             Reply::Json(v) => (200, v.to_string(), vec![], None),
             Reply::Raw { status, body, headers } => (status, body, headers, None),
             Reply::Delay(d, inner) => {
