@@ -158,17 +158,27 @@ async fn bad_import_names_the_line_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_second_process_is_told_the_store_is_in_use() {
+async fn a_second_process_reads_a_snapshot_and_is_told_the_store_is_in_use_to_write() {
+    // Regression: a running experiment blocked every read (`traces list`, `eval list`).
     let dir = tempfile::tempdir().unwrap();
     let held = TraceStore::open(dir.path().join("traces")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_recheck"))
-        .args(["traces", "list"])
-        .env("RECHECK_HOME", dir.path())
-        .output()
-        .unwrap();
+    let id = run_with_steps(&held, 4).await;
+    let recheck = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_recheck")).args(args).env("RECHECK_HOME", dir.path()).output().unwrap()
+    };
+    let list = recheck(&["traces", "list", "--json"]);
+    let show = recheck(&["traces", "show", &id.to_string(), "--json"]);
+    let write = recheck(&["traces", "import", dir.path().join("none.jsonl").to_str().unwrap()]);
+    let still_held = held.steps(id).unwrap().len();
     drop(held);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stderr).contains("snapshot"));
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed["runs"][0]["run"]["id"], id.to_string());
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["steps"].as_array().unwrap().len(), still_held);
+    assert_eq!(write.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&write.stderr);
     assert!(stderr.contains("in use by another recheck process"), "{stderr}");
 }
 

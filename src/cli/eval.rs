@@ -244,7 +244,7 @@ fn finish(store: &TraceStore, run: eval::EvalRun, json_out: bool, model: &str) -
 }
 
 fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
-    let store = super::open_store(home)?;
+    let store = super::open_store_for_reading(home)?;
     let id = store.resolve(&args.run)?;
     let report = analysis::compute(&store, id)?;
     if let Some(path) = &args.html {
@@ -263,7 +263,7 @@ fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
-    let store = super::open_store(home)?;
+    let store = super::open_store_for_reading(home)?;
     for e in eval::experiments(&store)? {
         if args.json {
             super::print_json(&json!({

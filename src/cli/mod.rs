@@ -171,6 +171,20 @@ fn eval_hint(e: &EvalError) -> (Option<&'static str>, bool) {
     }
 }
 
+/// Open the trace store for reading: the store itself, or, when another process holds
+/// it or it cannot be opened for writing, a snapshot of it (said on stderr).
+fn open_store_for_reading(home: &Home) -> anyhow::Result<recheck::trace::TraceStore> {
+    match open_store(home) {
+        Ok(store) => Ok(store),
+        Err(e) if home.traces_dir().is_dir() => {
+            let store = recheck::trace::TraceStore::open_snapshot(home.traces_dir()).map_err(|_| e)?;
+            eprintln!("(the store is busy or read-only: reading a snapshot of it as of now)");
+            Ok(store)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Open the trace store under `home`, creating the home directory if needed.
 fn open_store(home: &Home) -> anyhow::Result<recheck::trace::TraceStore> {
     home.ensure()?;

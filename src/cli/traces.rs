@@ -55,7 +55,11 @@ pub enum TracesCommand {
 }
 
 pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<()> {
-    let store = super::open_store(home)?;
+    // Reads work while another process holds the store (from a snapshot); import writes.
+    let store = match &command {
+        TracesCommand::Import { .. } => super::open_store(home)?,
+        _ => super::open_store_for_reading(home)?,
+    };
     match command {
         TracesCommand::List { json, items } => {
             let (mut runs, unreadable) = store.readable_runs()?;

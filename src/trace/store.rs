@@ -32,6 +32,8 @@ pub struct TraceStore {
     path: PathBuf,
     commit: Arc<GroupCommit>,
     durability: Durability,
+    /// For a snapshot: the copy's directory, removed when the last handle goes.
+    snapshot: Option<Arc<tempfile::TempDir>>,
 }
 
 /// How eagerly the store's writes reach the disk.
@@ -111,6 +113,35 @@ impl TraceStore {
         Ok(store)
     }
 
+    /// A read-only view of the store in `path` as it is now, for when it cannot be opened
+    /// itself: another process holds it (a long `eval run`), or it is not writable. The
+    /// directory is copied to a temporary one and the copy opened, as after a crash: it
+    /// holds every step flushed before the copy; runs still being written show as
+    /// `running`. Writes go to the copy and are lost with it. The copy costs the store's
+    /// size in disk and time.
+    pub fn open_snapshot(path: impl AsRef<Path>) -> Result<Self, TraceError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |e: std::io::Error| TraceError::Store { path: path.clone(), detail: format!("snapshot: {e}") };
+        if !path.is_dir() {
+            return Err(TraceError::Store { path: path.clone(), detail: "no trace store here".into() });
+        }
+        let copy = tempfile::Builder::new().prefix("recheck-snapshot").tempdir().map_err(io)?;
+        copy_dir(&path, copy.path()).map_err(io)?;
+        let db = sled::Config::new()
+            .path(copy.path())
+            .open()
+            .map_err(|e| TraceError::Store { path: path.clone(), detail: format!("snapshot: {e}") })?;
+        let mut store = Self::from_db(db, path)?;
+        store.snapshot = Some(Arc::new(copy));
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Whether this is a snapshot ([`TraceStore::open_snapshot`]).
+    pub fn is_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     /// A store that lives in memory only (tests, benchmarks).
     pub fn temporary() -> Result<Self, TraceError> {
         let path = PathBuf::from("<temporary>");
@@ -128,7 +159,16 @@ impl TraceStore {
         let runs = db.open_tree("runs").map_err(err)?;
         let steps = db.open_tree("steps").map_err(err)?;
         let members = db.open_tree("members").map_err(err)?;
-        Ok(Self { db, runs, steps, members, path, commit: Arc::default(), durability: Durability::EveryStep })
+        Ok(Self {
+            db,
+            runs,
+            steps,
+            members,
+            path,
+            commit: Arc::default(),
+            durability: Durability::EveryStep,
+            snapshot: None,
+        })
     }
 
     /// The store's directory.
@@ -480,6 +520,21 @@ impl TraceStore {
             many => Err(TraceError::AmbiguousRun { prefix: id_or_prefix.to_string(), count: many.len() }),
         }
     }
+}
+
+/// Copy the files under `from` into `to` (sled's directory: files and subdirectories).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// A run id followed by a big-endian index: a step's key, or a group slot's key.
