@@ -293,3 +293,24 @@ fn contextcite_citations_record_every_scoring_call() {
         }
     }
 }
+
+#[test]
+fn random_and_truncated_model_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(model_path()).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("random bytes", (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect()),
+        ("magic only", b"GGUF".to_vec()),
+        ("header cut", real[..64].to_vec()),
+        ("metadata cut", real[..4096].to_vec()),
+        ("tensors cut", real[..real.len() / 2].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let file = dir.path().join(format!("{}.gguf", name.replace(' ', "-")));
+        std::fs::write(&file, &bytes).unwrap();
+        let err = LocalBackend::load(&file, "local").err().unwrap_or_else(|| panic!("{name}: loaded"));
+        let text = err.to_string();
+        assert!(text.contains(file.to_str().unwrap()) || text.contains("model"), "{name}: {text}");
+    }
+}

@@ -7,8 +7,9 @@
 use arbtest::arbitrary::{Result as ArbResult, Unstructured};
 use num_bigint::BigInt;
 use recheck::{
-    agents::{critic::extract_json, decomposer::locate, extract_claims},
+    agents::{critic::extract_json, decomposer::locate, extract_claims, AgentSet},
     corpus::{split_passages, Document, PassageConfig},
+    eval::EvalSpec,
     tools::{evaluate_expression, is_prime},
     trace::{run_kind, TraceStore},
 };
@@ -181,6 +182,84 @@ fn traces_round_trip_and_cut_files_are_refused() {
                 assert!(c.list_runs().unwrap().is_empty());
             }
         });
+        Ok(())
+    })
+    .budget_ms(BUDGET_MS);
+}
+
+/// A TOML value of some kind: integers (huge, negative), floats (nan, inf), strings, booleans.
+fn toml_value(u: &mut Unstructured<'_>) -> ArbResult<String> {
+    Ok(match u.int_in_range(0..=5)? {
+        0 => u.arbitrary::<i64>()?.to_string(),
+        1 => u.int_in_range(-3..=300)?.to_string(),
+        2 => {
+            let x: f64 = u.arbitrary()?;
+            if x.is_nan() {
+                "nan".into()
+            } else if x.is_infinite() {
+                if x > 0.0 {
+                    "inf".into()
+                } else {
+                    "-inf".into()
+                }
+            } else {
+                format!("{x:?}")
+            }
+        }
+        3 => format!("{:?}", u.arbitrary::<String>()?),
+        4 => "true".into(),
+        _ => format!("{}.{}", u.int_in_range(0..=3)?, u.int_in_range(0..=99)?),
+    })
+}
+
+#[test]
+fn specs_with_random_values_load_or_name_the_field() {
+    const FIELDS: [&str; 8] = [
+        "rounds",
+        "max_tokens",
+        "candidates",
+        "max_calls",
+        "temperature",
+        "temperature_step",
+        "temperature_cap",
+        "seed",
+    ];
+    arbtest::arbtest(|u| {
+        let field = *u.choose(&FIELDS)?;
+        let value = toml_value(u)?;
+        let text = format!(
+            "name = \"x\"\nprotocol = \"friction\"\n{field} = {value}\n[[datasets]]\nloader = \"jsonl\"\npath = \"a\"\n"
+        );
+        match EvalSpec::parse(&text) {
+            Ok(spec) => {
+                assert!((1..=100).contains(&spec.rounds) && (0.0..=2.0).contains(&spec.temperature), "{text}");
+                assert!(spec.max_calls >= 1 && spec.candidates >= 1, "{text}");
+            }
+            Err(e) => assert!(e.to_string().contains(field), "{field} = {value}: {e}"),
+        }
+        Ok(())
+    })
+    .budget_ms(BUDGET_MS);
+}
+
+#[test]
+fn agent_configs_with_random_values_load_or_name_the_file() {
+    const FIELDS: [&str; 7] =
+        ["temperature", "max_tokens", "max_reasks", "votes", "keep_confidence", "prompt", "model"];
+    let dir = tempfile::tempdir().unwrap();
+    arbtest::arbtest(|u| {
+        let field = *u.choose(&FIELDS)?;
+        let value = toml_value(u)?;
+        std::fs::write(dir.path().join("critic.toml"), format!("{field} = {value}\n")).unwrap();
+        match AgentSet::load(Some(dir.path()), None) {
+            Err(e) => assert!(e.to_string().contains("critic.toml"), "{field} = {value}: {e}"),
+            Ok(agents) => {
+                let c = &agents.critic;
+                assert!(c.temperature.is_none_or(|t| (0.0..=2.0).contains(&t)), "{field} = {value}");
+                assert!(c.keep_confidence.is_none_or(|k| (0.0..=1.0).contains(&k)), "{field} = {value}");
+                assert!(c.max_tokens != Some(0) && c.votes != Some(0), "{field} = {value}");
+            }
+        }
         Ok(())
     })
     .budget_ms(BUDGET_MS);

@@ -123,6 +123,35 @@ impl std::fmt::Debug for AgentSet {
     }
 }
 
+/// Numbers within their meaning: temperatures in [0, 2], shares and confidences in
+/// [0, 1], counts and lengths at least 1 (NaN and infinities are outside every range).
+fn check_ranges(file: &Path, c: &AgentConfig) -> Result<(), AgentError> {
+    let bad = |detail: String| Err(AgentError::Config { file: file.to_path_buf(), detail });
+    if let Some(t) = c.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+        return bad(format!("temperature = {t} is not in [0, 2]"));
+    }
+    for (field, value) in [("min_support", c.min_support), ("keep_confidence", c.keep_confidence)] {
+        if let Some(v) = value.filter(|v| !(0.0..=1.0).contains(v)) {
+            return bad(format!("{field} = {v} is not in [0, 1]"));
+        }
+    }
+    if let Some(w) = c.min_weight.filter(|w| !w.is_finite()) {
+        return bad(format!("min_weight = {w} is not a number"));
+    }
+    let counts = [
+        ("max_tokens", c.max_tokens.map(u64::from)),
+        ("votes", c.votes.map(u64::from)),
+        ("candidates", c.candidates.map(|n| n as u64)),
+        ("ablations", c.ablations.map(|n| n as u64)),
+    ];
+    for (field, value) in counts {
+        if value == Some(0) {
+            return bad(format!("{field} must be at least 1"));
+        }
+    }
+    Ok(())
+}
+
 /// An agent's output schema, compiled; none = anything goes.
 fn compile_schema(file: &Path, text: Option<&str>) -> Result<jsonschema::Validator, AgentError> {
     let bad = |detail: String| AgentError::Config { file: file.to_path_buf(), detail };
@@ -185,6 +214,9 @@ impl AgentSet {
                     });
                 }
             }
+        }
+        for (file, config) in [&solver, &critic, &tool_checker, &attributor, &feedback, &decomposer, &judge] {
+            check_ranges(file, config)?;
         }
         let critic_schema = compile_schema(&critic.0, critic.1.schema.as_deref())?;
         let decomposer_schema = compile_schema(&decomposer.0, decomposer.1.schema.as_deref())?;

@@ -432,7 +432,7 @@ async fn run_one(
     let run = store.create_member_run(ITEM_KIND, input, config, group).await?;
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
     // One budget per item: a runaway item fails instead of filling the store.
-    let budget = Budget::new(spec.max_calls, 0);
+    let budget = Budget::new(spec.max_calls, spec.token_budget);
     let solver_rec = RecordingModel::with_budget(&recorder, "solver", solver, budget.clone());
     let feedback_rec = RecordingModel::with_budget(&recorder, "feedback", feedback, budget);
     let cx = ItemContext {

@@ -127,6 +127,9 @@ pub struct EvalSpec {
     /// Model calls one item may make (its models refuse calls past it; the item fails).
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
+    /// Tokens (prompt + completion) one item may spend; 0 = no limit.
+    #[serde(default)]
+    pub token_budget: u64,
     /// The spec file it was read from (absolute), for `./` dataset paths and messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -169,14 +172,16 @@ impl EvalSpec {
             return Err("max_calls must be at least 1".into());
         }
         if !(0.0..=2.0).contains(&self.temperature_step) {
-            return Err("temperature_step must lie in [0, 2]".into());
+            return Err(format!("temperature_step = {} is not in [0, 2]", self.temperature_step));
         }
         if let Some(mode) = self.feedback.as_deref().filter(|m| !matches!(*m, "model" | "binary")) {
             return Err(format!("feedback {mode:?} is not one of \"model\", \"binary\""));
         }
         // A range check also refuses NaN and infinities.
-        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=2.0).contains(&self.temperature_cap) {
-            return Err("temperatures must lie in [0, 2]".into());
+        for (field, value) in [("temperature", self.temperature), ("temperature_cap", self.temperature_cap)] {
+            if !(0.0..=2.0).contains(&value) {
+                return Err(format!("{field} = {value} is not in [0, 2]"));
+            }
         }
         if self.protocol == Protocol::Verify && self.corpus.is_none() {
             return Err("the verify protocol needs a [corpus] to retrieve evidence from".into());

@@ -65,6 +65,7 @@ impl FromStr for Change {
                         | "reject_repeats"
                         | "max_tokens"
                         | "max_calls"
+                        | "token_budget"
                         | "candidates"
                 ) =>
             {
