@@ -189,15 +189,7 @@ fn an_experiment_in_which_every_item_failed_fails_and_says_why() {
     // answered 401 to every call.
     let server = MockServer::start(vec![Reply::status(401, r#"{"error":{"message":"bad key"}}"#)]);
     let home = support::temp_home();
-    let dir = home.path().join("spec");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("items.jsonl"), "{\"question\": \"What is 2 * 3?\", \"answer\": \"6\"}\n").unwrap();
-    std::fs::write(
-        dir.join("f.toml"),
-        "name = \"f\"\nprotocol = \"friction\"\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n",
-    )
-    .unwrap();
-    let spec = dir.join("f.toml");
+    let spec = support::one_item_spec(&home.path().join("spec"));
     let out = recheck(
         home.path(),
         &["eval", "run", spec.to_str().unwrap(), "--model", "openai:m", "--base-url", &server.url, "--retries", "0"],

@@ -17,6 +17,11 @@ fn recheck(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recheck")).args(args).env("RECHECK_HOME", home).output().unwrap()
 }
 
+/// A scripted server as the model: one retry, half a second an attempt, JSON output.
+fn server_args(url: &str) -> [&str; 9] {
+    ["--model", "openai:m", "--base-url", url, "--retries", "1", "--timeout", "0.5", "--json"]
+}
+
 fn ok(text: &str) -> Reply {
     Reply::chat(text)
 }
@@ -118,25 +123,9 @@ fn ask_under_every_fault() {
     for case in cases() {
         let server = MockServer::start(case.script);
         let home = support::temp_home();
-        let out = recheck(
-            home.path(),
-            &[
-                "ask",
-                "What is 2 + 2?",
-                "--model",
-                "openai:m",
-                "--base-url",
-                &server.url,
-                "--retries",
-                "1",
-                "--timeout",
-                "0.5",
-                "--max-reply-bytes",
-                "10000",
-                "--no-decompose",
-                "--json",
-            ],
-        );
+        let mut args = vec!["ask", "What is 2 + 2?", "--max-reply-bytes", "10000", "--no-decompose"];
+        args.extend(server_args(&server.url));
+        let out = recheck(home.path(), &args);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         let list: Value = serde_json::from_slice(&recheck(home.path(), &["traces", "list", "--json"]).stdout).unwrap();
         let run = &list["runs"][0]["run"];
@@ -159,34 +148,12 @@ fn ask_under_every_fault() {
 #[test]
 fn eval_run_under_failing_and_recovering_servers() {
     let home = support::temp_home();
-    let dir = home.path().join("spec");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("items.jsonl"), "{\"question\": \"What is 2 * 3?\", \"answer\": \"6\"}\n").unwrap();
-    std::fs::write(
-        dir.join("f.toml"),
-        "name = \"f\"\nprotocol = \"friction\"\nrounds = 1\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n",
-    )
-    .unwrap();
-    let spec = dir.join("f.toml");
+    let spec = support::one_item_spec(&home.path().join("spec"));
     let run = |script: Vec<Reply>| {
         let server = MockServer::start(script);
-        let out = recheck(
-            home.path(),
-            &[
-                "eval",
-                "run",
-                spec.to_str().unwrap(),
-                "--model",
-                "openai:m",
-                "--base-url",
-                &server.url,
-                "--retries",
-                "1",
-                "--timeout",
-                "0.5",
-                "--json",
-            ],
-        );
+        let mut args = vec!["eval", "run", spec.to_str().unwrap()];
+        args.extend(server_args(&server.url));
+        let out = recheck(home.path(), &args);
         // The newest experiment is the last line of `eval list --json`.
         let listed = recheck(home.path(), &["eval", "list", "--json"]);
         let text = String::from_utf8_lossy(&listed.stdout).to_string();

@@ -206,3 +206,16 @@ pub fn events<'a>(steps: &'a [recheck::trace::StepRecord], name: &str) -> Vec<&'
         })
         .collect()
 }
+
+/// A friction spec of one arithmetic item of our own, in `dir`; returns the spec file.
+pub fn one_item_spec(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("items.jsonl"), "{\"question\": \"What is 2 * 3?\", \"answer\": \"6\"}\n").unwrap();
+    let spec = dir.join("f.toml");
+    std::fs::write(
+        &spec,
+        "name = \"f\"\nprotocol = \"friction\"\nrounds = 1\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n",
+    )
+    .unwrap();
+    spec
+}
