@@ -313,4 +313,13 @@ fn random_and_truncated_model_files_are_clear_errors() {
         let text = err.to_string();
         assert!(text.contains(file.to_str().unwrap()) || text.contains("model"), "{name}: {text}");
     }
+    // And cut anywhere (property test, bounded in time).
+    let file = dir.path().join("cut.gguf");
+    arbtest::arbtest(|u| {
+        let cut = u.int_in_range(0..=real.len() - 1)?;
+        std::fs::write(&file, &real[..cut]).unwrap();
+        assert!(LocalBackend::load(&file, "local").is_err(), "cut at {cut} loaded");
+        Ok(())
+    })
+    .budget_ms(1500);
 }

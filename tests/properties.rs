@@ -264,3 +264,42 @@ fn agent_configs_with_random_values_load_or_name_the_file() {
     })
     .budget_ms(BUDGET_MS);
 }
+
+#[test]
+fn cli_numbers_are_taken_or_refused_naming_the_flag() {
+    const FLAGS: [&str; 7] =
+        ["--temperature", "--temperature-step", "--max-calls", "--rounds", "--timeout", "--retries", "--samples"];
+    let home = tempfile::tempdir().unwrap();
+    arbtest::arbtest(|u| {
+        let flag = *u.choose(&FLAGS)?;
+        let value = match u.int_in_range(0..=4)? {
+            0 => u.arbitrary::<i64>()?.to_string(),
+            1 => u.int_in_range(-2..=40)?.to_string(),
+            2 => format!("{:?}", u.arbitrary::<f64>()?),
+            3 => (*u.choose(&["nan", "NaN", "inf", "-inf", "1e39", "", "ten", "0x10"])?).to_string(),
+            _ => format!("{}.{}", u.int_in_range(0..=3)?, u.int_in_range(0..=9)?),
+        };
+        // `--flag=value`, so a negative value is the flag's, not another flag.
+        let arg = format!("{flag}={value}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_recheck"))
+            .args(["ask", "Is 7 a prime number?", "--model", "sim:accuracy=1", "--no-decompose", "--json", &arg])
+            .env("RECHECK_HOME", home.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {}
+            Some(2) => assert!(err.contains(flag), "{flag} {value:?}: {err}"),
+            other => panic!("{flag} {value:?}: exit {other:?}: {err}"),
+        }
+        Ok(())
+    })
+    .budget_ms(2 * BUDGET_MS);
+    // Found by this property: `--timeout 3.9e32` panicked (too large for a Duration).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["ask", "hi", "--model", "sim", "--no-decompose", "--timeout=3.937513923271575e32"])
+        .env("RECHECK_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -33,8 +33,8 @@ pub struct AskArgs {
     #[arg(long, default_value = "single")]
     pub strategy: Strategy,
 
-    /// Review rounds at most.
-    #[arg(long, default_value_t = 2)]
+    /// Review rounds at most (0 to 100).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub rounds: u32,
 
     /// A corpus index (from `recheck index`) for context passages, the search tool and citations.
@@ -96,7 +96,7 @@ pub struct AskArgs {
     /// Self-consistency: draw N more answers (temperature 0.7) and judge each claim no
     /// tool or passage settled against each; most samples not backing it makes it
     /// `unsupported` (`consistency.kind = inconsistent`).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=32))]
     pub samples: u32,
 
     /// Self-contradiction: judge every pair of the answer's claims (the first 8); a

@@ -24,8 +24,8 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
     pub timeout: f64,
 
-    /// Retries after a failed HTTP attempt (connect errors, timeouts, 429, 5xx).
-    #[arg(long, default_value_t = 4)]
+    /// Retries after a failed HTTP attempt (connect errors, timeouts, 429, 5xx), 0 to 20.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
 
     /// The server continues a trailing assistant message (vLLM's
@@ -44,8 +44,9 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// Backend options from these arguments and the home directory.
     pub fn backend_options(&self, home: &Home) -> anyhow::Result<BackendOptions> {
-        if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            super::usage!("--timeout must be a positive number of seconds, got {}", self.timeout);
+        // Up to a day: a larger value would not fit a Duration (found by a property test).
+        if !(self.timeout > 0.0 && self.timeout <= 86_400.0) {
+            super::usage!("--timeout must be a number of seconds in (0, 86400], got {}", self.timeout);
         }
         Ok(BackendOptions {
             base_url: self.base_url.clone(),
