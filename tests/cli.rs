@@ -131,11 +131,30 @@ fn unreachable_url_fails_and_the_run_is_recorded() {
     let err = stderr(&out);
     assert!(err.contains("cannot reach the model server"), "{err}");
     assert!(err.contains("recorded as run"), "{err}");
+    // Regression: the cause was printed twice ("X (recorded as run …): X").
+    assert_eq!(err.matches("cannot reach the model server").count(), 1, "{err}");
     let list = stdout_json(&recheck(home.path(), &["traces", "list", "--json"]));
     let run = &list["runs"][0]["run"];
     assert_eq!(run["status"], "failed");
     assert!(run["error"].as_str().unwrap().contains("cannot reach"));
     assert_eq!(list["runs"][0]["steps"], 1, "the failed call is a step");
+}
+
+#[test]
+fn log_lines_have_no_colour_codes_off_a_terminal() {
+    // Regression: HTTP-client log lines carried ANSI colours into files and pipes.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let home = support::temp_home();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let out = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["ask", "hi", "--model", "openai:m", "--base-url", &url, "--retries", "0"])
+        .env("RECHECK_HOME", home.path())
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("DEBUG") || err.contains("INFO"), "verbose logs expected: {err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
 }
 
 #[test]
