@@ -120,8 +120,8 @@ impl OpenAiBackend {
                     if !body_failed || attempt >= retry.max_retries {
                         return Err(err);
                     }
+                    let delay = retry.backoff(attempt);
                     attempt += 1;
-                    let delay = retry.base_delay.saturating_mul(1 << attempt.min(16)).min(retry.max_delay);
                     tracing::debug!(
                         attempt,
                         delay_ms = delay.as_millis() as u64,

@@ -31,6 +31,17 @@ impl Default for RetryConfig {
     }
 }
 
+impl RetryConfig {
+    /// The wait before retry number `attempt + 1` when the server gives no hint: full
+    /// jitter, uniform in [0, base * 2^attempt] capped at `max_delay`, so concurrent
+    /// callers spread out.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.base_delay.saturating_mul(2u32.saturating_pow(attempt));
+        let ceiling_ms = ceiling.min(self.max_delay).as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(0..=ceiling_ms.max(1)))
+    }
+}
+
 /// A tower retry policy; one clone per request, so the attempt count is per call.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
@@ -56,12 +67,7 @@ impl RetryPolicy {
             Err(OpenAIError::Reqwest(e)) if e.is_connect() || e.is_timeout() => None,
             Err(_) => return None,
         };
-        let delay = server_hint.unwrap_or_else(|| {
-            // Full jitter: uniform in [0, base * 2^attempt], so concurrent callers spread out.
-            let ceiling = self.config.base_delay.saturating_mul(2u32.saturating_pow(self.attempt));
-            let ceiling_ms = ceiling.min(self.config.max_delay).as_millis() as u64;
-            Duration::from_millis(rand::rng().random_range(0..=ceiling_ms.max(1)))
-        });
+        let delay = server_hint.unwrap_or_else(|| self.config.backoff(self.attempt));
         Some(delay.min(self.config.max_delay))
     }
 }
