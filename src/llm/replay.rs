@@ -103,6 +103,11 @@ impl ReplayModel {
         self.cursor.lock().map(|c| c.next).unwrap_or(0)
     }
 
+    /// The model a fork goes live to.
+    fn live_model(&self) -> Result<&Arc<dyn ChatModel>, LlmError> {
+        self.live.as_ref().map(|(live, _)| live).ok_or_else(|| LlmError::Replay("no live model".into()))
+    }
+
     /// The next recorded call when `fits` accepts it; `Ok(None)` when a fork should go
     /// live. `what` names the call in errors.
     fn take(&self, what: &str, fits: impl Fn(&Recorded) -> bool) -> Result<Option<Recorded>, LlmError> {
@@ -168,10 +173,7 @@ impl ChatModel for ReplayModel {
             Some(Recorded::Score { .. }) => {
                 Err(LlmError::Replay("a scoring call where a chat call was recorded".into()))
             }
-            None => match &self.live {
-                Some((live, _)) => live.chat(request).await,
-                None => Err(LlmError::Replay("no live model".into())),
-            },
+            None => self.live_model()?.chat(request).await,
         }
     }
 
@@ -189,10 +191,7 @@ impl ChatModel for ReplayModel {
             Some(Recorded::Chat { .. }) => {
                 Err(LlmError::Replay("a chat call where a scoring call was recorded".into()))
             }
-            None => match &self.live {
-                Some((live, _)) => live.score_continuation(messages, continuation).await,
-                None => Err(LlmError::Replay("no live model".into())),
-            },
+            None => self.live_model()?.score_continuation(messages, continuation).await,
         }
     }
 }
