@@ -448,28 +448,29 @@ impl TraceStore {
     /// Every run that can be read, and an error for each record that cannot (a record
     /// written by a buggy or newer build), so one bad record never hides the rest.
     pub fn readable_runs(&self) -> Result<(Vec<RunRecord>, Vec<TraceError>), TraceError> {
-        let (mut runs, mut bad) = (Vec::new(), Vec::new());
-        for kv in self.runs.iter() {
-            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-            match decode(&k, &v) {
-                Ok(run) => runs.push(run),
-                Err(e) => bad.push(e),
-            }
-        }
-        Ok((runs, bad))
+        self.decode_readable(self.runs.iter())
     }
 
     /// A run's steps that can be read, and an error for each that cannot.
     pub fn readable_steps(&self, id: RunId) -> Result<(Vec<StepRecord>, Vec<TraceError>), TraceError> {
-        let (mut steps, mut bad) = (Vec::new(), Vec::new());
-        for kv in self.steps.scan_prefix(id.as_bytes()) {
+        self.decode_readable(self.steps.scan_prefix(id.as_bytes()))
+    }
+
+    /// Decode `entries`, keeping the records that decode and an error for each that does
+    /// not; only a failure of the store itself stops it.
+    fn decode_readable<T: DeserializeOwned>(
+        &self,
+        entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    ) -> Result<(Vec<T>, Vec<TraceError>), TraceError> {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for kv in entries {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
             match decode(&k, &v) {
-                Ok(step) => steps.push(step),
+                Ok(record) => good.push(record),
                 Err(e) => bad.push(e),
             }
         }
-        Ok((steps, bad))
+        Ok((good, bad))
     }
 
     /// A run's steps in order.
