@@ -147,6 +147,7 @@ impl TraceStore {
             }
         }
         let mut seen = BTreeSet::new();
+        let mut held: BTreeMap<RunId, usize> = BTreeMap::new();
         for (line_no, step) in &steps {
             if !runs.contains_key(&step.run_id) {
                 return Err(bad(*line_no, format!("step of run {} whose run record is not in the file", step.run_id)));
@@ -154,10 +155,11 @@ impl TraceStore {
             if !seen.insert((step.run_id, step.index)) {
                 return Err(bad(*line_no, format!("step {} of run {} appears twice", step.index, step.run_id)));
             }
+            *held.entry(step.run_id).or_default() += 1;
         }
         // A run whose steps the file does not all hold was cut off: refuse the file.
         for (id, (line_no, run)) in &runs {
-            let held = steps.iter().filter(|(_, s)| s.run_id == *id).count();
+            let held = held.get(id).copied().unwrap_or(0);
             if let Some(declared) = run.steps.filter(|n| *n as usize != held) {
                 return Err(bad(
                     *line_no,
@@ -167,15 +169,14 @@ impl TraceStore {
         }
         let mut new_runs = Vec::new();
         for (id, (_, exported)) in runs {
-            let complete = exported.steps.is_some();
-            match self.run(id)? {
+            match (self.run(id)?, exported.steps) {
+                (None, _) => new_runs.push(exported.run),
                 // A complete copy repairs a run stored with fewer steps.
-                Some(_) if complete && self.step_count(id)? < exported.steps.unwrap_or(0) as usize => {
+                (Some(_), Some(declared)) if self.step_count(id)? < declared as usize => {
                     counts.repaired_runs += 1;
                     new_runs.push(exported.run);
                 }
-                Some(_) => counts.skipped_runs += 1,
-                None => new_runs.push(exported.run),
+                (Some(_), _) => counts.skipped_runs += 1,
             }
         }
         let new_ids: BTreeSet<RunId> = new_runs.iter().map(|r| r.id).collect();
