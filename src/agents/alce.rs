@@ -28,7 +28,7 @@ pub struct CitationQuality {
 }
 
 fn texts(passages: &[&Passage]) -> Vec<String> {
-    passages.iter().map(|p| format!("{}: {}", p.title, p.text)).collect()
+    passages.iter().map(|p| p.evidence_text()).collect()
 }
 
 /// Score `sentences` with `judge`.

@@ -77,6 +77,13 @@ pub struct Passage {
     pub end: usize,
 }
 
+impl Passage {
+    /// The passage as a judge reads it: its document's title, then its text.
+    pub fn evidence_text(&self) -> String {
+        format!("{}: {}", self.title, self.text)
+    }
+}
+
 /// Cut `doc` into passages of whole sentences (a sentence longer than the limit is cut).
 pub fn split_passages(doc: &Document, config: &PassageConfig) -> Vec<Passage> {
     let sentences = cut_long(&doc.text, &doc.sentence_ranges(), config.max_chars.max(1));

@@ -217,7 +217,7 @@ impl Verifier<'_> {
         if hits.is_empty() {
             return Ok(Settled { report, passage: None });
         }
-        let texts: Vec<String> = hits.iter().map(|h| format!("{}: {}", h.passage.title, h.passage.text)).collect();
+        let texts: Vec<String> = hits.iter().map(|h| h.passage.evidence_text()).collect();
         let judgement = match self.judge.judge(&claim.text, &texts).await {
             Ok(j) => j,
             Err(AgentError::Llm(e)) => {

@@ -30,7 +30,7 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<VerifyOutcome, EvalStepE
     })?;
     let options = SearchOptions { k: cx.spec.candidates, max_per_doc: Some(1), ..Default::default() };
     let hits = retriever.search(&item.question, &options)?;
-    let evidence: Vec<String> = hits.iter().map(|h| format!("{}: {}", h.passage.title, h.passage.text)).collect();
+    let evidence: Vec<String> = hits.iter().map(|h| h.passage.evidence_text()).collect();
     let judge = cx.spec.judge.judge(cx.agents, cx.solver, cx.spec.seed);
     let judgement = judge.judge(&item.question, &evidence).await?;
     cx.recorder.event("judge", "judgement", json!({ "claim": item.question, "judgement": judgement })).await?;
