@@ -70,6 +70,19 @@ impl Entailment for LexicalJudge {
     }
 }
 
+/// The label with the highest of the three labels' log-probabilities (in
+/// [`Label::ALL`]'s order), scored by its share of their softmax; `None` when none is finite.
+fn from_logprobs(logprobs: &[f64]) -> Option<Judgement> {
+    let top = logprobs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return None;
+    }
+    let weights: Vec<f64> = logprobs.iter().map(|l| (l - top).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let (best, weight) = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+    Some(Judgement { label: Label::ALL[best], score: weight / total, judge: JudgeKind::ModelLogprobs })
+}
+
 /// A model judge (`agents/judge.toml`, `prompts/judge.j2`). Where the backend scores
 /// continuations (the local model) it compares the log-probabilities of the three label
 /// words (one scoring call each); where it returns top log-probabilities (OpenAI-style
@@ -92,12 +105,12 @@ impl<'a> ModelJudge<'a> {
         for label in Label::ALL {
             logprobs.push(self.model.score_continuation(messages, label.word()).await?.total_logprob);
         }
-        let top = logprobs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let weights: Vec<f64> = logprobs.iter().map(|l| (l - top).exp()).collect();
-        let total: f64 = weights.iter().sum();
-        let (best, weight) =
-            weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, w)| (i, *w)).unwrap_or((2, 1.0));
-        Ok(Judgement { label: Label::ALL[best], score: weight / total, judge: JudgeKind::ModelLogprobs })
+        // Every label unscoreable (all -inf): the judge cannot say.
+        Ok(from_logprobs(&logprobs).unwrap_or(Judgement {
+            label: Label::NotEnoughInfo,
+            score: 0.0,
+            judge: JudgeKind::ModelLogprobs,
+        }))
     }
 
     /// One greedy call asking for the top alternatives of the first token: the label
@@ -122,12 +135,8 @@ impl<'a> ModelJudge<'a> {
                 best[i] = best[i].max(alt.logprob);
             }
         }
-        let top = best.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if top.is_finite() {
-            let weights: Vec<f64> = best.iter().map(|l| (l - top).exp()).collect();
-            let total: f64 = weights.iter().sum();
-            let i = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(2);
-            return Ok(Judgement { label: Label::ALL[i], score: weights[i] / total, judge: JudgeKind::ModelLogprobs });
+        if let Some(judgement) = from_logprobs(&best) {
+            return Ok(judgement);
         }
         let first_vote = Label::parse(reply.text()).unwrap_or(Label::NotEnoughInfo);
         self.by_votes(messages, Some(first_vote)).await
