@@ -89,16 +89,8 @@ async fn main() {
                     .tool_calls
                     .iter()
                     .map(|c| ClaimReport {
-                        text: c.claim.text.clone(),
-                        start: c.claim.start,
-                        end: c.claim.end,
-                        verdict: c.verdict,
                         kind: Some(c.claim.kind.clone()),
-                        evidence: vec![],
-                        judge: None,
-                        score: None,
-                        consistency: None,
-                        contradicts: None,
+                        ..ClaimReport::new(c.claim.text.clone(), c.claim.start, c.claim.end, c.verdict)
                     })
                     .collect(),
                 None => out.claims.clone(),

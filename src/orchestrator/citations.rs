@@ -41,16 +41,9 @@ pub(super) fn number(answer: &str, cited: &[CitedSentence]) -> Numbered {
         }
         let verdict = if evidence.is_empty() { Verdict::Unsupported } else { Verdict::Supported };
         claims.push(ClaimReport {
-            text: s.text.clone(),
-            start: s.start,
-            end: s.end,
-            verdict,
-            kind: None,
             evidence,
-            judge: None,
             score: Some(s.support),
-            consistency: None,
-            contradicts: None,
+            ..ClaimReport::new(s.text.clone(), s.start, s.end, verdict)
         });
     }
     // Insert markers from the back so earlier character offsets stay valid.

@@ -213,6 +213,24 @@ pub struct Span {
     pub end: usize,
 }
 
+impl ClaimReport {
+    /// A claim with `verdict`, no evidence yet and nothing else known.
+    pub fn new(text: impl Into<String>, start: usize, end: usize, verdict: Verdict) -> Self {
+        Self {
+            text: text.into(),
+            start,
+            end,
+            verdict,
+            kind: None,
+            evidence: Vec::new(),
+            judge: None,
+            score: None,
+            consistency: None,
+            contradicts: None,
+        }
+    }
+}
+
 /// Claims counted by verdict.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SupportCounts {

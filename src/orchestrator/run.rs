@@ -507,15 +507,8 @@ pub(super) fn tool_evidence(c: &CheckedClaim) -> Option<Evidence> {
 
 fn tool_claim(c: &CheckedClaim) -> ClaimReport {
     ClaimReport {
-        text: c.claim.text.clone(),
-        start: c.claim.start,
-        end: c.claim.end,
-        verdict: c.verdict,
         kind: Some(c.claim.kind.clone()),
         evidence: tool_evidence(c).into_iter().collect(),
-        judge: None,
-        score: None,
-        consistency: None,
-        contradicts: None,
+        ..ClaimReport::new(c.claim.text.clone(), c.claim.start, c.claim.end, c.verdict)
     }
 }

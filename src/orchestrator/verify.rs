@@ -190,18 +190,7 @@ impl Verifier<'_> {
     /// One claim: a tool verdict where a decisive tool claim lies inside it, else the
     /// judge over the passages retrieved for it, else unchecked.
     async fn settle(&self, claim: AtomicClaim, tool_checked: &[CheckedClaim]) -> Result<Settled, AgentError> {
-        let mut report = ClaimReport {
-            text: claim.text.clone(),
-            start: claim.start,
-            end: claim.end,
-            verdict: Verdict::Unchecked,
-            kind: None,
-            evidence: Vec::new(),
-            judge: None,
-            score: None,
-            consistency: None,
-            contradicts: None,
-        };
+        let mut report = ClaimReport::new(claim.text.clone(), claim.start, claim.end, Verdict::Unchecked);
         let inside = tools_inside(&claim.text, tool_checked);
         if !inside.is_empty() {
             let refuted = inside.iter().any(|c| c.verdict == Verdict::Contradicted);
@@ -324,18 +313,7 @@ mod tests {
     use super::*;
 
     fn claim(text: &str, verdict: Verdict) -> ClaimReport {
-        ClaimReport {
-            text: text.into(),
-            start: 0,
-            end: 0,
-            verdict,
-            kind: None,
-            evidence: vec![],
-            judge: None,
-            score: None,
-            consistency: None,
-            contradicts: None,
-        }
+        ClaimReport::new(text, 0, 0, verdict)
     }
 
     #[test]
