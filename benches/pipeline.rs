@@ -65,6 +65,7 @@ async fn main() {
         verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
         decomposer_model: None,
         judge_model: None,
+        run_kind: recheck::trace::run_kind::ASK,
     });
     // Warm-up: connections, templates, first store writes.
     let _ = orchestrator::ask(&store, model.clone(), "warm-up question?", &ask).await;

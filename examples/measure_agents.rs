@@ -72,6 +72,7 @@ async fn main() {
         verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
         decomposer_model: None,
         judge_model: None,
+        run_kind: recheck::trace::run_kind::ASK,
     };
 
     let mut report = serde_json::Map::new();

@@ -53,6 +53,10 @@ pub enum Error {
     /// From the home directory.
     #[error(transparent)]
     Home(#[from] HomeError),
+    /// From `recheck serve`.
+    #[cfg(feature = "server")]
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
 }
 
 /// `Result` with recheck's [`Error`].

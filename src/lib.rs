@@ -23,6 +23,8 @@
 //! - [`eval`]: experiments (feedback friction, snowballing, the self-correction blind
 //!   spot, the verifier on SciFact), resume, exact replay and forks, and the `sim:`
 //!   simulator.
+//! - `server` (feature `server`): `recheck serve`, which answers any OpenAI client's
+//!   chat completions inside the loop and stores each as a run.
 //!
 //! Each module depends only on those listed before it (`datasets` and `home` sit at
 //! the bottom beside `trace`). Every entry point returns [`Error`], whose variants
@@ -31,7 +33,9 @@
 //! ## Cargo features
 //! - `local` (default): the embedded llama.cpp model. Without it the library builds
 //!   with no C++ toolchain, cmake or libclang; `local` specs then fail to open.
-//! - `cli` (default): the `recheck` binary (clap, indicatif, progress output).
+//! - `server` (default): [`server`], the OpenAI-compatible verifying proxy behind
+//!   `recheck serve` (axum, hyper, prometheus-client).
+//! - `cli` (default): the `recheck` binary (clap, indicatif, progress output); needs `server`.
 //!
 //! ## Wrap a model in a critic loop
 //! Any [`ChatModel`] works; here a stand-in that always claims 7411 is divisible by 3.
@@ -179,11 +183,14 @@ pub mod agents;
 pub mod eval;
 pub mod orchestrator;
 
+#[cfg(feature = "server")]
+pub mod server;
+
 mod error;
 
 pub use error::{Error, Result};
 pub use eval::open_model;
 pub use llm::ChatModel;
-pub use orchestrator::{ask, AskOptions, AskOutcome, Strategy, Verification};
+pub use orchestrator::{ask, AskOptions, AskOutcome, Question, Strategy, Verification};
 pub use tools::Tool;
 pub use trace::TraceStore;

@@ -10,7 +10,6 @@ use recheck::{
     agents::{AgentSet, Verdict},
     llm::{BudgetLimit, ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
     orchestrator::{ask, AskOptions, AskOutcome, LoopOptions, StopReason, Strategy, Verification},
-    tools::ToolRegistry,
     trace::{StepPayload, StepRecord, TraceStore},
 };
 use serde_json::json;
@@ -51,18 +50,8 @@ async fn run_on(
     let store = TraceStore::temporary().unwrap();
     let mut loop_options = LoopOptions { strategy, rounds: 3, ..Default::default() };
     tweak(&mut loop_options);
-    let opts = AskOptions {
-        loop_options,
-        agents: Arc::new(AgentSet::builtin().unwrap()),
-        tools: ToolRegistry::standard(),
-        retriever: None,
-        context_passages: 0,
-        critic_model: None,
-        // The loop alone: no decomposer call after it.
-        verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
-        decomposer_model: None,
-        judge_model: None,
-    };
+    // The loop alone: no decomposer call after it.
+    let opts = AskOptions { loop_options, ..AskOptions::new(Arc::new(AgentSet::builtin().unwrap())) }.decompose(false);
     let outcome = ask(&store, model, Q, &opts).await.unwrap();
     let steps = store.steps(outcome.trace_id).unwrap();
     (outcome, steps, server)

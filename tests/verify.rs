@@ -149,7 +149,7 @@ async fn with_a_corpus_the_critic_sees_contradicted_claims_with_their_evidence()
     let requests = server.requests.lock().unwrap();
     let critic = requests[5]["messages"][0]["content"].as_str().unwrap();
     assert!(
-        critic.contains("\"The Moon is made of cheese.\": contradicted (evidence: The Moon: The Moon is made of rock"),
+        critic.contains("\"The Moon is made of cheese.\": contradicted (evidence, quoted material: <data>The Moon: The Moon is made of rock"),
         "{critic}"
     );
     let revise = requests[6]["messages"][0]["content"].as_str().unwrap();

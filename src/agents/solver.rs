@@ -26,18 +26,25 @@ pub fn question_prompt(agents: &AgentSet, question: &str, passages: &[Passage]) 
     )
 }
 
-/// A first answer.
+/// `history` (the conversation before the question, as a client sent it) then `prompt`.
+fn after(history: &[Message], prompt: String) -> Vec<Message> {
+    let mut messages = history.to_vec();
+    messages.push(Message::user(prompt));
+    messages
+}
+
+/// A first answer to `question`, after the conversation `history`.
 pub async fn draft(
     agents: &AgentSet,
     model: &dyn ChatModel,
+    history: &[Message],
     question: &str,
     passages: &[Passage],
     seed: Option<u64>,
 ) -> Result<Completion, AgentError> {
     let prompt = question_prompt(agents, question, passages)?;
-    let request = ChatRequest::new(vec![Message::user(prompt)])
-        .with_params(params(agents, None, seed))
-        .for_purpose(Purpose::Answer);
+    let request =
+        ChatRequest::new(after(history, prompt)).with_params(params(agents, None, seed)).for_purpose(Purpose::Answer);
     Ok(model.chat(&request).await?)
 }
 
@@ -46,12 +53,13 @@ pub async fn draft(
 pub async fn sample(
     agents: &AgentSet,
     model: &dyn ChatModel,
+    history: &[Message],
     question: &str,
     temperature: f32,
     seed: u64,
 ) -> Result<Completion, AgentError> {
     let prompt = question_prompt(agents, question, &[])?;
-    let request = ChatRequest::new(vec![Message::user(prompt)])
+    let request = ChatRequest::new(after(history, prompt))
         .with_params(params(agents, Some(temperature), Some(seed)))
         .for_purpose(Purpose::Sample);
     Ok(model.chat(&request).await?)
@@ -60,6 +68,8 @@ pub async fn sample(
 /// What a revision starts from.
 #[derive(Debug, Clone, Copy)]
 pub struct RevisionInput<'a> {
+    /// The conversation before the question.
+    pub history: &'a [Message],
     /// The question.
     pub question: &'a str,
     /// The answer to revise.
@@ -78,12 +88,12 @@ pub async fn revise(
     temperature: f32,
     seed: Option<u64>,
 ) -> Result<Completion, AgentError> {
-    let RevisionInput { question, draft, problems, rejected } = input;
+    let RevisionInput { history, question, draft, problems, rejected } = input;
     let prompt = agents.render(
         agents.solver.revise_prompt.as_deref().unwrap_or("revise.j2"),
         minijinja::context! { question => question, draft => draft, problems => problems, rejected => rejected },
     )?;
-    let request = ChatRequest::new(vec![Message::user(prompt)])
+    let request = ChatRequest::new(after(history, prompt))
         .with_params(params(agents, Some(temperature), seed))
         .for_purpose(Purpose::Revise);
     Ok(model.chat(&request).await?)
@@ -91,17 +101,19 @@ pub async fn revise(
 
 /// Continue the model's own answer to `question` from `prefix`: used by the `wait`
 /// strategy ("Wait" appended) and `backtrack` (regenerate from a step).
+#[allow(clippy::too_many_arguments)]
 pub async fn continue_from(
     agents: &AgentSet,
     model: &dyn ChatModel,
     recorder: &RunRecorder,
+    history: &[Message],
     question: &str,
     prefix: &str,
     temperature: f32,
     seed: Option<u64>,
 ) -> Result<Completion, AgentError> {
     let params = params(agents, Some(temperature), seed);
-    continue_turn(agents, model, recorder, vec![Message::user(question)], prefix, params).await
+    continue_turn(agents, model, recorder, after(history, question.to_string()), prefix, params).await
 }
 
 /// The model's continuation of `prefix`, written as its own reply after `messages`.

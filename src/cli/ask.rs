@@ -8,6 +8,7 @@ use recheck::{
     agents::{AgentSet, ClaimKind, Verdict},
     corpus::{CorpusIndex, Retriever},
     home::Home,
+    llm::ChatModel,
     orchestrator::{AskOptions, AskOutcome, JudgeChoice, LoopOptions, Strategy, VerifyOptions},
     tools::{CorpusSearch, ToolRegistry},
 };
@@ -29,6 +30,23 @@ pub struct AskArgs {
     #[arg(long, short, default_value = "local", value_name = "SPEC")]
     pub model: String,
 
+    /// Strategy, agents, corpus and verification.
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Server, key, timeout and retries for `openai:` models.
+    #[command(flatten)]
+    pub server: super::models::ServerArgs,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a question is answered and verified: shared by `ask` and `serve` (where these
+/// are the defaults a request's `recheck` options override).
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// Strategy: single, self-refine, critic (tool-verified critique), ioe, wait, backtrack.
     #[arg(long, default_value = "single")]
     pub strategy: Strategy,
@@ -59,10 +77,6 @@ pub struct AskArgs {
     /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
     #[arg(long, value_name = "DIR")]
     pub prompts_dir: Option<PathBuf>,
-
-    /// Server, key, timeout and retries for `openai:` models.
-    #[command(flatten)]
-    pub server: super::models::ServerArgs,
 
     /// Solver temperature (default: agents/solver.toml); 0 is greedy.
     #[arg(long)]
@@ -112,69 +126,90 @@ pub struct AskArgs {
     /// Seed for sampled calls, recorded in the trace.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
 
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
+impl RunArgs {
+    /// The options these flags describe. `open` opens a model an agent config names
+    /// for itself (its `model`; "default" or none means the run's model).
+    pub fn options(&self, open: impl Fn(&str) -> anyhow::Result<Arc<dyn ChatModel>>) -> anyhow::Result<AskOptions> {
+        if self.max_calls == 0 {
+            super::usage!("--max-calls must be at least 1 (the first answer is a call)");
+        }
+        // Range checks also refuse NaN and infinities.
+        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            super::usage!("--temperature must be a number in [0, 2], got {t}");
+        }
+        if !(0.0..=2.0).contains(&self.temperature_step) {
+            super::usage!("--temperature-step must be a number in [0, 2], got {}", self.temperature_step);
+        }
+        let agents = self.agents()?;
+        let retriever: Option<Arc<dyn Retriever>> = match &self.index {
+            Some(dir) => Some(Arc::new(CorpusIndex::open(dir)?)),
+            None => None,
+        };
+        let mut tools = ToolRegistry::standard();
+        if let Some(r) = &retriever {
+            tools.register(Arc::new(CorpusSearch::new(r.clone(), Default::default())));
+        }
+        let own_model = |spec: Option<&str>| match spec {
+            None | Some("default") => Ok(None),
+            Some(spec) => open(spec).map(Some),
+        };
+        let critic_model = own_model(agents.critic.model.as_deref())?;
+        let decomposer_model = own_model(agents.decomposer.model.as_deref())?;
+        let judge_model = own_model(agents.judge.model.as_deref())?;
+        let mut options = AskOptions::new(Arc::new(agents));
+        options.loop_options = LoopOptions {
+            strategy: self.strategy,
+            rounds: self.rounds,
+            temperature_step: self.temperature_step,
+            reject_repeats: self.reject_repeats,
+            max_calls: self.max_calls,
+            token_budget: self.token_budget,
+            seed: self.seed,
+            ..Default::default()
+        };
+        options.tools = tools;
+        options.retriever = retriever;
+        options.context_passages = self.context;
+        options.critic_model = critic_model;
+        options.verify = VerifyOptions {
+            decompose: !self.no_decompose,
+            judge: self.judge,
+            samples: self.samples,
+            contradictions: self.contradictions,
+            ..Default::default()
+        };
+        options.decomposer_model = decomposer_model;
+        options.judge_model = judge_model;
+        Ok(options)
+    }
+
+    /// The agents, with this command line's overrides.
+    fn agents(&self) -> anyhow::Result<AgentSet> {
+        let mut agents = AgentSet::load(self.agents_dir.as_deref(), self.prompts_dir.as_deref())?;
+        if let Some(t) = self.temperature {
+            agents.solver.temperature = Some(t);
+        }
+        if let Some(n) = self.max_tokens {
+            agents.solver.max_tokens = Some(n);
+        }
+        match self.citation_scorer.as_deref() {
+            None => {}
+            Some(s @ ("lexical" | "contextcite" | "leave_one_out")) => agents.attributor.scorer = Some(s.to_string()),
+            Some(other) => {
+                super::usage!("--citation-scorer must be lexical, contextcite or leave_one_out, got {other:?}")
+            }
+        }
+        Ok(agents)
+    }
 }
 
 pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let question = question(&args)?;
-    if args.max_calls == 0 {
-        super::usage!("--max-calls must be at least 1 (the first answer is a call)");
-    }
-    // Range checks also refuse NaN and infinities.
-    if let Some(t) = args.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
-        super::usage!("--temperature must be a number in [0, 2], got {t}");
-    }
-    if !(0.0..=2.0).contains(&args.temperature_step) {
-        super::usage!("--temperature-step must be a number in [0, 2], got {}", args.temperature_step);
-    }
-    let agents = agents(&args)?;
-    let retriever: Option<Arc<dyn Retriever>> = match &args.index {
-        Some(dir) => Some(Arc::new(CorpusIndex::open(dir)?)),
-        None => None,
-    };
-    let mut tools = ToolRegistry::standard();
-    if let Some(r) = &retriever {
-        tools.register(Arc::new(CorpusSearch::new(r.clone(), Default::default())));
-    }
+    let ask = args.run.options(|spec| args.server.open(home, spec))?;
     let store = super::open_store(home)?;
     let model = args.server.open(home, &args.model)?;
-    // An agent config may name its own model; "default" (or none) means --model.
-    let own_model = |spec: Option<&str>| match spec {
-        None | Some("default") => Ok(None),
-        Some(spec) => args.server.open(home, spec).map(Some),
-    };
-    let critic_model = own_model(agents.critic.model.as_deref())?;
-    let decomposer_model = own_model(agents.decomposer.model.as_deref())?;
-    let judge_model = own_model(agents.judge.model.as_deref())?;
-    let ask = AskOptions {
-        loop_options: LoopOptions {
-            strategy: args.strategy,
-            rounds: args.rounds,
-            temperature_step: args.temperature_step,
-            reject_repeats: args.reject_repeats,
-            max_calls: args.max_calls,
-            token_budget: args.token_budget,
-            seed: args.seed,
-            ..Default::default()
-        },
-        agents: Arc::new(agents),
-        tools,
-        retriever,
-        context_passages: args.context,
-        critic_model,
-        verify: VerifyOptions {
-            decompose: !args.no_decompose,
-            judge: args.judge,
-            samples: args.samples,
-            contradictions: args.contradictions,
-            ..Default::default()
-        },
-        decomposer_model,
-        judge_model,
-    };
     let started = std::time::Instant::now();
     let outcome = recheck::ask(&store, model, &question, &ask).await?;
     let latency_ms = started.elapsed().as_millis() as u64;
@@ -204,23 +239,6 @@ fn question(args: &AskArgs) -> anyhow::Result<String> {
         super::usage!("the question is empty");
     }
     Ok(text.trim_end_matches('\n').to_string())
-}
-
-/// The agents, with this command line's overrides.
-fn agents(args: &AskArgs) -> anyhow::Result<AgentSet> {
-    let mut agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
-    if let Some(t) = args.temperature {
-        agents.solver.temperature = Some(t);
-    }
-    if let Some(n) = args.max_tokens {
-        agents.solver.max_tokens = Some(n);
-    }
-    match args.citation_scorer.as_deref() {
-        None => {}
-        Some(s @ ("lexical" | "contextcite" | "leave_one_out")) => agents.attributor.scorer = Some(s.to_string()),
-        Some(other) => super::usage!("--citation-scorer must be lexical, contextcite or leave_one_out, got {other:?}"),
-    }
-    Ok(agents)
 }
 
 /// The answer with citations on stdout; claims, rounds and the run on stderr.

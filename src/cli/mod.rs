@@ -9,6 +9,7 @@ mod corpus;
 mod eval;
 mod model;
 mod models;
+mod serve;
 mod traces;
 
 use std::path::PathBuf;
@@ -48,8 +49,7 @@ pub enum Command {
     /// Ask a model a question; the run is recorded in the trace store.
     Ask(ask::AskArgs),
     /// List, show, export and import recorded runs.
-    #[command(subcommand)]
-    Traces(traces::TracesCommand),
+    Traces(traces::TracesArgs),
     /// Build or update a passage index from JSONL files, directories or text files.
     Index(corpus::IndexArgs),
     /// Search an index for passages (BM25, optional MMR re-ranking).
@@ -62,6 +62,8 @@ pub enum Command {
     Eval(eval::EvalCommand),
     /// Re-run a stored experiment from its record (no model calls), or fork it from a step.
     Replay(eval::ReplayArgs),
+    /// Serve an OpenAI-compatible API whose answers are verified, cited and stored.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Run a parsed command line.
@@ -75,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => corpus::search(&home, args),
         Command::Eval(cmd) => eval::run(&home, cmd).await,
         Command::Replay(args) => eval::replay(&home, args).await,
+        Command::Serve(args) => serve::run(&home, *args).await,
     }
 }
 

@@ -9,16 +9,32 @@ use recheck::{
     llm::{BackendOptions, ChatModel, ModelSpec, RetryConfig},
 };
 
-/// How to reach an OpenAI-compatible server.
+/// How to reach an OpenAI-compatible server, and its key.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Base URL of the OpenAI-compatible server (for `openai:` models).
-    #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
-    pub base_url: Option<String>,
+    /// Base URL, timeouts, retries.
+    #[command(flatten)]
+    pub connection: Connection,
 
     /// Name of the environment variable holding the API key.
     #[arg(long, default_value = "OPENAI_API_KEY", value_name = "NAME")]
     pub api_key_env: String,
+}
+
+impl ServerArgs {
+    /// Open the model `spec` names (see [`Connection::open`]).
+    pub fn open(&self, home: &Home, spec: &str) -> anyhow::Result<Arc<dyn ChatModel>> {
+        self.connection.open(home, spec, &self.api_key_env)
+    }
+}
+
+/// How to reach an OpenAI-compatible server, but its key (`recheck serve` has two keys:
+/// its own and the upstream's).
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Base URL of the OpenAI-compatible server (for `openai:` models).
+    #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
 
     /// Timeout of one HTTP attempt, in seconds.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
@@ -41,16 +57,17 @@ pub struct ServerArgs {
     pub max_reply_bytes: usize,
 }
 
-impl ServerArgs {
-    /// Backend options from these arguments and the home directory.
-    pub fn backend_options(&self, home: &Home) -> anyhow::Result<BackendOptions> {
+impl Connection {
+    /// Backend options from these arguments, the key in environment variable
+    /// `key_env`, and the home directory.
+    pub fn backend_options(&self, home: &Home, key_env: &str) -> anyhow::Result<BackendOptions> {
         // Up to a day: a larger value would not fit a Duration (found by a property test).
         if !(self.timeout > 0.0 && self.timeout <= 86_400.0) {
             super::usage!("--timeout must be a number of seconds in (0, 86400], got {}", self.timeout);
         }
         Ok(BackendOptions {
             base_url: self.base_url.clone(),
-            api_key: std::env::var(&self.api_key_env).ok(),
+            api_key: std::env::var(key_env).ok(),
             retry: RetryConfig {
                 max_retries: self.retries,
                 timeout: Duration::from_secs_f64(self.timeout),
@@ -64,9 +81,9 @@ impl ServerArgs {
     }
 
     /// Open the model `spec` names, fetching the default local model with visible progress.
-    pub fn open(&self, home: &Home, spec: &str) -> anyhow::Result<Arc<dyn ChatModel>> {
+    pub fn open(&self, home: &Home, spec: &str, key_env: &str) -> anyhow::Result<Arc<dyn ChatModel>> {
         let spec: ModelSpec = spec.parse()?;
-        let options = self.backend_options(home)?;
+        let options = self.backend_options(home, key_env)?;
         if spec == (ModelSpec::Local { path: None }) {
             // Fetch on first use with visible progress (the library would fetch silently).
             recheck::llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;

@@ -74,7 +74,7 @@ pub enum LlmError {
     #[error("local model: {0}")]
     Inference(String),
     /// The run's budget is spent; the call was not made.
-    #[error("the run's {} budget is spent", match .0 { super::BudgetLimit::Calls => "call", super::BudgetLimit::Tokens => "token" })]
+    #[error("the run's {} budget is spent", match .0 { super::BudgetLimit::Calls => "call", super::BudgetLimit::Tokens => "token", super::BudgetLimit::Time => "time" })]
     BudgetExhausted(super::BudgetLimit),
     /// Replaying a stored run: the run asked for something the record does not hold,
     /// or the recorded call itself failed (its error text is kept).

@@ -22,7 +22,7 @@ pub use error::LlmError;
 pub use openai::{OpenAiBackend, OpenAiOptions, DEFAULT_MAX_REPLY_BYTES};
 pub use recording::{Budget, BudgetLimit, RecordingModel};
 pub use replay::{Recorded, RecordedCall, RecordedError, ReplayModel};
-pub use retry::RetryConfig;
+pub use retry::{retries_total, RetryConfig};
 pub use spec::ModelSpec;
 
 pub use crate::trace::{

@@ -122,6 +122,7 @@ impl OpenAiBackend {
                     }
                     let delay = retry.backoff(attempt);
                     attempt += 1;
+                    super::retry::count_retry();
                     tracing::debug!(
                         attempt,
                         delay_ms = delay.as_millis() as u64,

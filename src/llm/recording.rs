@@ -20,14 +20,16 @@ use crate::trace::{RunRecorder, StepPayload};
 
 /// Limits on one run's model calls, shared by every [`RecordingModel`] of the run.
 ///
-/// A call is admitted while fewer than `max_calls` calls were made and fewer than
-/// `max_tokens` tokens spent (0 = no token limit); a call past the limit fails with
-/// [`LlmError::BudgetExhausted`] without reaching the model. Continuation scoring
+/// A call is admitted while fewer than `max_calls` calls were made, fewer than
+/// `max_tokens` tokens spent (0 = no token limit) and the deadline, if any, has not
+/// passed; a call past a limit fails with [`LlmError::BudgetExhausted`] without
+/// reaching the model (a call already running is not cut short). Continuation scoring
 /// counts as a call with no tokens.
 #[derive(Debug, Default)]
 pub struct Budget {
     max_calls: u32,
     max_tokens: u64,
+    deadline: Option<Instant>,
     calls: AtomicU32,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
@@ -41,12 +43,19 @@ pub enum BudgetLimit {
     Calls,
     /// Tokens, prompt and completion.
     Tokens,
+    /// Time: the run's deadline passed.
+    Time,
 }
 
 impl Budget {
     /// At most `max_calls` calls and `max_tokens` tokens (0 = no token limit).
     pub fn new(max_calls: u32, max_tokens: u64) -> Arc<Self> {
         Arc::new(Self { max_calls, max_tokens, ..Default::default() })
+    }
+
+    /// This budget, also refusing calls from `deadline` on.
+    pub fn with_deadline(max_calls: u32, max_tokens: u64, deadline: Option<Instant>) -> Arc<Self> {
+        Arc::new(Self { max_calls, max_tokens, deadline, ..Default::default() })
     }
 
     /// No limits.
@@ -60,6 +69,8 @@ impl Budget {
             Some(BudgetLimit::Calls)
         } else if self.max_tokens > 0 && self.usage().total() >= self.max_tokens {
             Some(BudgetLimit::Tokens)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(BudgetLimit::Time)
         } else {
             None
         }
@@ -202,5 +213,9 @@ mod tests {
         t.spend(Usage { prompt_tokens: 5, completion_tokens: 0 });
         assert!(matches!(t.admit(), Err(LlmError::BudgetExhausted(BudgetLimit::Tokens))));
         assert_eq!(t.calls(), 1, "a refused call is not counted");
+        let late = Budget::with_deadline(10, 0, Some(Instant::now()));
+        assert!(matches!(late.admit(), Err(LlmError::BudgetExhausted(BudgetLimit::Time))));
+        let early = Budget::with_deadline(10, 0, Instant::now().checked_add(std::time::Duration::from_secs(60)));
+        assert!(early.admit().is_ok());
     }
 }

@@ -42,6 +42,19 @@ impl RetryConfig {
     }
 }
 
+/// Retries of HTTP model calls made by this process (for `/metrics`).
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// HTTP model calls this process retried so far, over every backend.
+pub fn retries_total() -> u64 {
+    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Count one retry.
+pub(crate) fn count_retry() {
+    RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A tower retry policy; one clone per request, so the attempt count is per call.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
@@ -95,6 +108,7 @@ impl tower::retry::Policy<HttpRequestFactory, Response, OpenAIError> for RetryPo
         }
         let delay = self.delay_for(result)?;
         self.attempt += 1;
+        count_retry();
         tracing::debug!(attempt = self.attempt, delay_ms = delay.as_millis() as u64, "retrying model call");
         Some(Box::pin(tokio::time::sleep(delay)))
     }

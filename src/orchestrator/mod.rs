@@ -9,7 +9,7 @@ mod strategy;
 mod verify;
 
 pub use crate::agents::JudgeChoice;
-pub use options::AskOptions;
+pub use options::{AskOptions, Question};
 pub use outcome::{
     AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
     SupportCounts, Verification,

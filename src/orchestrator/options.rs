@@ -3,7 +3,52 @@
 use std::sync::Arc;
 
 use super::{JudgeChoice, LoopOptions, Strategy, VerifyOptions};
-use crate::{agents::AgentSet, corpus::Retriever, llm::ChatModel, tools::ToolRegistry, Result};
+use crate::{
+    agents::AgentSet,
+    corpus::Retriever,
+    llm::{ChatModel, Message},
+    tools::ToolRegistry,
+    trace::run_kind,
+    Result,
+};
+
+/// What [`super::ask`] answers: a question, and the conversation before it, if any.
+///
+/// The solver sees the history (system messages and earlier turns, as a client sent
+/// them) before the question in its drafts, revisions and samples; the critic, the
+/// tool-checker and the judge check the answer against the question alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Question {
+    /// The question (the last user turn).
+    pub text: String,
+    /// The messages before it.
+    pub history: Vec<Message>,
+}
+
+impl Question {
+    /// `text` after `history`.
+    pub fn with_history(text: impl Into<String>, history: Vec<Message>) -> Self {
+        Self { text: text.into(), history }
+    }
+}
+
+impl From<&str> for Question {
+    fn from(text: &str) -> Self {
+        Self { text: text.to_string(), history: Vec::new() }
+    }
+}
+
+impl From<String> for Question {
+    fn from(text: String) -> Self {
+        Self { text, history: Vec::new() }
+    }
+}
+
+impl From<&String> for Question {
+    fn from(text: &String) -> Self {
+        Self::from(text.as_str())
+    }
+}
 
 /// Everything a run needs besides the model and the question.
 ///
@@ -34,6 +79,9 @@ pub struct AskOptions {
     pub decomposer_model: Option<Arc<dyn ChatModel>>,
     /// A different model for the judge (a strong judge over a cheap solver).
     pub judge_model: Option<Arc<dyn ChatModel>>,
+    /// The kind the run is stored as: [`run_kind::ASK`], or [`run_kind::SERVE`] for
+    /// requests through `recheck serve`.
+    pub run_kind: &'static str,
 }
 
 impl std::fmt::Debug for AskOptions {
@@ -56,6 +104,7 @@ impl AskOptions {
             verify: VerifyOptions::default(),
             decomposer_model: None,
             judge_model: None,
+            run_kind: run_kind::ASK,
         }
     }
 
@@ -79,6 +128,12 @@ impl AskOptions {
     /// At most `calls` model calls in the loop.
     pub fn max_calls(mut self, calls: u32) -> Self {
         self.loop_options.max_calls = calls;
+        self
+    }
+
+    /// At most `ms` milliseconds in the loop.
+    pub fn time_budget_ms(mut self, ms: u64) -> Self {
+        self.loop_options.time_budget_ms = Some(ms);
         self
     }
 

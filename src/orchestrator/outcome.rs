@@ -9,7 +9,7 @@ use super::Strategy;
 use crate::{
     agents::{CheckedClaim, CitationQuality, ClaimKind, Critique, Decomposition, JudgeKind, Verdict},
     corpus::Passage,
-    llm::{BudgetLimit, ModelInfo, Usage},
+    llm::{BudgetLimit, FinishReason, ModelInfo, Usage},
     trace::RunId,
 };
 
@@ -43,6 +43,7 @@ impl fmt::Display for StopReason {
             StopReason::RoundLimit => f.write_str("round limit"),
             StopReason::Budget(BudgetLimit::Calls) => f.write_str("call budget"),
             StopReason::Budget(BudgetLimit::Tokens) => f.write_str("token budget"),
+            StopReason::Budget(BudgetLimit::Time) => f.write_str("time budget"),
             StopReason::Error(e) => write!(f, "stopped by an error: {e}"),
         }
     }
@@ -249,6 +250,9 @@ pub struct SupportCounts {
 pub struct AskOutcome {
     /// The final answer.
     pub answer: String,
+    /// Why the generation that wrote the final answer stopped (`length`: it was cut
+    /// at the solver's token limit).
+    pub finish_reason: FinishReason,
     /// The answer with `[n]` citation markers after cited sentences.
     pub cited_answer: String,
     /// Cited passages; `[n]` refers to `sources[n-1]`.

@@ -4,14 +4,17 @@
 //! so the trace holds each call and the budget is enforced where calls are made; the
 //! loop only reads what was spent.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 
 use super::{
     citations,
     verify::{self, Verifier},
-    AskOptions, AskOutcome, Attribution, ClaimReport, Evidence, IoeDecision, Round, StopReason, Strategy,
+    AskOptions, AskOutcome, Attribution, ClaimReport, Evidence, IoeDecision, Question, Round, StopReason, Strategy,
 };
 use crate::{
     agents::{
@@ -23,9 +26,9 @@ use crate::{
         AgentError, AgentSet, CheckedClaim, Verdict,
     },
     corpus::{split_sentences, Passage, Retriever, SearchOptions},
-    llm::{Budget, ChatModel, LlmError, ModelInfo, RecordingModel},
+    llm::{Budget, ChatModel, FinishReason, LlmError, Message, ModelInfo, RecordingModel},
     tools::ToolRegistry,
-    trace::{run_kind, RunId, RunRecorder, RunStatus, TraceStore},
+    trace::{RunId, RunRecorder, RunStatus, TraceStore},
     Error, Result,
 };
 
@@ -36,9 +39,11 @@ use crate::{
 pub async fn ask(
     store: &TraceStore,
     model: Arc<dyn ChatModel>,
-    question: &str,
+    question: impl Into<Question>,
     options: &AskOptions,
 ) -> Result<AskOutcome> {
+    let Question { text, history } = question.into();
+    let question = text.as_str();
     let info = model.info();
     let lo = &options.loop_options;
     let config = json!({
@@ -47,9 +52,14 @@ pub async fn ask(
         "agents": { "solver": options.agents.solver, "critic": options.agents.critic },
         "tools": options.tools.names(), "retriever": options.retriever.is_some(),
     });
-    let run = store.create_run(run_kind::ASK, json!({ "question": question }), config, None).await?;
+    let mut input = json!({ "question": question });
+    if !history.is_empty() {
+        input["history"] = json!(history);
+    }
+    let run = store.create_run(options.run_kind, input, config, None).await?;
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
-    let budget = Budget::new(lo.max_calls, lo.token_budget);
+    let deadline = lo.time_budget_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+    let budget = Budget::with_deadline(lo.max_calls, lo.token_budget, deadline);
     let critic_model = options.critic_model.clone().unwrap_or_else(|| model.clone());
     // Verification and citation scoring come after the loop: counted, not limited.
     let after = Budget::unlimited();
@@ -57,6 +67,7 @@ pub async fn ask(
     let judge = options.judge_model.clone().unwrap_or_else(|| model.clone());
     let state = Loop {
         opts: options,
+        history: &history,
         agents: &options.agents,
         tools: options.agents.checker_tools(&options.tools),
         solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
@@ -93,6 +104,8 @@ pub async fn ask(
 /// What the rounds produced.
 struct Revised {
     answer: String,
+    /// Why the generation that wrote the answer stopped.
+    finish: FinishReason,
     rounds: Vec<Round>,
     stopped_by: StopReason,
 }
@@ -103,13 +116,15 @@ enum RoundEnd {
     Kept(Round),
     /// If-or-Else: the critic was confident in the draft: stop here.
     KeptConfident(Round),
-    /// The round revised the answer.
-    Revised(Round, String),
+    /// The round revised the answer (and why its generation stopped).
+    Revised(Round, String, FinishReason),
 }
 
 /// The run's agents, models and budget, carried through the rounds.
 struct Loop<'a> {
     opts: &'a AskOptions,
+    /// The conversation before the question, which the solver sees.
+    history: &'a [Message],
     agents: &'a AgentSet,
     /// The tools the tool-checker may call.
     tools: ToolRegistry,
@@ -150,11 +165,12 @@ impl Loop<'_> {
     async fn revise(&self, question: &str) -> Result<Revised, AgentError> {
         let lo = &self.opts.loop_options;
         let passages = self.context_passages(question)?;
-        let first = solver::draft(self.agents, &self.solver, question, &passages, Some(lo.seed)).await?;
+        let first = solver::draft(self.agents, &self.solver, self.history, question, &passages, Some(lo.seed)).await?;
         let mut answer = first.text().trim().to_string();
+        let mut finish = first.finish_reason();
         self.recorder.event("solver", "draft", json!({ "answer": answer })).await?;
         if lo.strategy == Strategy::Single {
-            return Ok(Revised { answer, rounds: Vec::new(), stopped_by: StopReason::SingleAnswer });
+            return Ok(Revised { answer, finish, rounds: Vec::new(), stopped_by: StopReason::SingleAnswer });
         }
         let mut history = vec![normalize(&answer)];
         let mut rejected: Vec<String> = Vec::new();
@@ -168,27 +184,27 @@ impl Loop<'_> {
             let temperature = (self.agents.solver.temperature.unwrap_or(0.0) + lo.temperature_step * round as f32)
                 .min(lo.temperature_cap);
             let seed = Some(lo.seed.wrapping_add(round as u64));
-            let (mut record, revision) = match self.round(question, &answer, round, temperature, seed, &rejected).await
-            {
-                Ok(RoundEnd::Kept(record)) => {
-                    stopped_by =
-                        if record.critique_failed { StopReason::CritiqueFailed } else { StopReason::ReviewPassed };
-                    rounds.push(record);
-                    break;
-                }
-                Ok(RoundEnd::KeptConfident(record)) => {
-                    stopped_by = StopReason::ConfidentKeep;
-                    rounds.push(record);
-                    break;
-                }
-                Ok(RoundEnd::Revised(record, revision)) => (record, revision),
-                Err(e) => {
-                    // The failed call is already a recorded step.
-                    stopped_by = stop_reason(e)?;
-                    break;
-                }
-            };
-            let revision = if lo.reject_repeats && history.contains(&normalize(&revision)) {
+            let (mut record, revision, revision_finish) =
+                match self.round(question, &answer, round, temperature, seed, &rejected).await {
+                    Ok(RoundEnd::Kept(record)) => {
+                        stopped_by =
+                            if record.critique_failed { StopReason::CritiqueFailed } else { StopReason::ReviewPassed };
+                        rounds.push(record);
+                        break;
+                    }
+                    Ok(RoundEnd::KeptConfident(record)) => {
+                        stopped_by = StopReason::ConfidentKeep;
+                        rounds.push(record);
+                        break;
+                    }
+                    Ok(RoundEnd::Revised(record, revision, finish)) => (record, revision, finish),
+                    Err(e) => {
+                        // The failed call is already a recorded step.
+                        stopped_by = stop_reason(e)?;
+                        break;
+                    }
+                };
+            let (revision, revision_finish) = if lo.reject_repeats && history.contains(&normalize(&revision)) {
                 let retry = RetryInput { question, answer: &answer, round, temperature, seed };
                 match self.resample_repeat(retry, revision, &mut rejected).await {
                     Ok(r) => r,
@@ -199,7 +215,7 @@ impl Loop<'_> {
                     }
                 }
             } else {
-                revision
+                (revision, revision_finish)
             };
             if lo.reject_repeats && !rejected.contains(&answer) {
                 rejected.push(answer.clone());
@@ -209,8 +225,9 @@ impl Loop<'_> {
             record.revision = Some(revision.clone());
             rounds.push(record);
             answer = revision;
+            finish = revision_finish;
         }
-        Ok(Revised { answer, rounds, stopped_by })
+        Ok(Revised { answer, finish, rounds, stopped_by })
     }
 
     /// The corpus passages given to the solver as context.
@@ -229,16 +246,22 @@ impl Loop<'_> {
         at: RetryInput<'_>,
         repeated: String,
         rejected: &mut Vec<String>,
-    ) -> Result<String, AgentError> {
+    ) -> Result<(String, FinishReason), AgentError> {
         self.recorder.event("solver", "repeat_rejected", json!({ "round": at.round, "answer": repeated })).await?;
         if !rejected.contains(&repeated) {
             rejected.push(repeated);
         }
         let problems = vec!["This answer was already given and judged wrong.".to_string()];
-        let input = RevisionInput { question: at.question, draft: at.answer, problems: &problems, rejected };
+        let input = RevisionInput {
+            history: self.history,
+            question: at.question,
+            draft: at.answer,
+            problems: &problems,
+            rejected,
+        };
         let retry =
             solver::revise(self.agents, &self.solver, input, at.temperature + 0.3, at.seed.map(|s| s ^ 0x5eed)).await?;
-        Ok(retry.text().trim().to_string())
+        Ok((retry.text().trim().to_string(), retry.finish_reason()))
     }
 
     /// One review round: check, critique, and revise when something is wrong.
@@ -264,10 +287,19 @@ impl Loop<'_> {
         };
         if strategy == Strategy::Wait {
             let prefix = format!("{answer}\nWait,");
-            let cont =
-                solver::continue_from(self.agents, &self.solver, &self.recorder, question, &prefix, temperature, seed)
-                    .await?;
-            return Ok(RoundEnd::Revised(record, format!("{prefix}{}", cont.text()).trim().to_string()));
+            let cont = solver::continue_from(
+                self.agents,
+                &self.solver,
+                &self.recorder,
+                self.history,
+                question,
+                &prefix,
+                temperature,
+                seed,
+            )
+            .await?;
+            let revision = format!("{prefix}{}", cont.text()).trim().to_string();
+            return Ok(RoundEnd::Revised(record, revision, cont.finish_reason()));
         }
         if strategy == Strategy::Critic {
             record.tool_calls = check_answer(question, answer, &self.tools, Some(&self.recorder)).await?;
@@ -329,17 +361,27 @@ impl Loop<'_> {
                 let prefix = &answer[..keep];
                 // Sample, so the regenerated step differs from the original.
                 let t = temperature.max(0.7);
-                let cont =
-                    solver::continue_from(self.agents, &self.solver, &self.recorder, question, prefix, t, seed).await?;
-                format!("{prefix}{}", cont.text()).trim().to_string()
+                let cont = solver::continue_from(
+                    self.agents,
+                    &self.solver,
+                    &self.recorder,
+                    self.history,
+                    question,
+                    prefix,
+                    t,
+                    seed,
+                )
+                .await?;
+                (format!("{prefix}{}", cont.text()).trim().to_string(), cont.finish_reason())
             }
             None => {
-                let input = RevisionInput { question, draft: answer, problems: &problems, rejected };
+                let input =
+                    RevisionInput { history: self.history, question, draft: answer, problems: &problems, rejected };
                 let rev = solver::revise(self.agents, &self.solver, input, temperature, seed).await?;
-                rev.text().trim().to_string()
+                (rev.text().trim().to_string(), rev.finish_reason())
             }
         };
-        Ok(RoundEnd::Revised(record, revision))
+        Ok(RoundEnd::Revised(record, revision.0, revision.1))
     }
 
     /// Citations for each sentence, by the configured scorer, and which scorer ran.
@@ -405,7 +447,7 @@ impl Loop<'_> {
         model: ModelInfo,
         trace_id: RunId,
     ) -> Result<AskOutcome, AgentError> {
-        let Revised { answer, rounds, stopped_by } = revised;
+        let Revised { answer, finish, rounds, stopped_by } = revised;
         let checked = check_answer(question, &answer, &self.tools, Some(&self.recorder)).await?;
         let mut claims: Vec<ClaimReport> = checked.iter().map(tool_claim).collect();
         let mut decomposition = None;
@@ -440,6 +482,7 @@ impl Loop<'_> {
         }
         Ok(AskOutcome {
             answer,
+            finish_reason: finish,
             cited_answer,
             sources,
             verified: verify::verification(&claims),
@@ -465,6 +508,7 @@ impl Loop<'_> {
         Verifier {
             agents: self.agents,
             sampler: &self.sampler,
+            history: self.history,
             seed: self.opts.loop_options.seed,
             decomposer,
             judge,

@@ -82,6 +82,11 @@ pub struct LoopOptions {
     pub token_budget: u64,
     /// Seed for sampled calls; each call derives its own from it.
     pub seed: u64,
+    /// Milliseconds the verify-and-revise loop may take; no call starts after that and
+    /// the best answer so far is kept (`None` = no limit). Verification of the final
+    /// answer is not cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget_ms: Option<u64>,
 }
 
 impl Default for LoopOptions {
@@ -95,6 +100,7 @@ impl Default for LoopOptions {
             max_calls: 24,
             token_budget: 0,
             seed: 0,
+            time_budget_ms: None,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::{
         Label, Verdict,
     },
     corpus::{Retriever, SearchOptions},
-    llm::ChatModel,
+    llm::{ChatModel, Message},
     trace::RunRecorder,
 };
 
@@ -58,6 +58,8 @@ pub(super) struct Verifier<'a> {
     pub agents: &'a AgentSet,
     /// Draws the samples of the self-consistency check.
     pub sampler: &'a dyn ChatModel,
+    /// The conversation before the question, which samples see as the draft did.
+    pub history: &'a [Message],
     /// The seed samples derive theirs from.
     pub seed: u64,
     pub decomposer: &'a dyn ChatModel,
@@ -111,7 +113,7 @@ impl Verifier<'_> {
         let mut samples = Vec::with_capacity(n as usize);
         for i in 0..n {
             let seed = self.seed.wrapping_add(1000 + u64::from(i));
-            match solver::sample(self.agents, self.sampler, question, SAMPLE_TEMPERATURE, seed).await {
+            match solver::sample(self.agents, self.sampler, self.history, question, SAMPLE_TEMPERATURE, seed).await {
                 Ok(reply) => samples.push(reply.text().trim().to_string()),
                 Err(AgentError::Llm(e)) => {
                     let data = json!({ "error": e.to_string(), "drawn": samples.len() });

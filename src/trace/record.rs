@@ -22,6 +22,8 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub mod run_kind {
     /// A question answered by `ask`.
     pub const ASK: &str = "ask";
+    /// One chat completion through `recheck serve` (verified, or passed through).
+    pub const SERVE: &str = "serve";
     /// An experiment: a group run whose slots are item runs.
     pub const EVAL: &str = "eval";
     /// One item of an experiment.

@@ -277,6 +277,12 @@ impl TraceStore {
         }
     }
 
+    /// Everything written so far is on disk when this returns (for a store opened with
+    /// [`Durability::Periodic`], or before a process exits).
+    pub async fn sync(&self) -> Result<(), TraceError> {
+        self.flush().await
+    }
+
     /// Disk flushes since the store was opened (group commit shares them among writers).
     pub fn flush_count(&self) -> u64 {
         self.commit.lock().map(|s| s.flushes).unwrap_or(0)

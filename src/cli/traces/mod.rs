@@ -1,5 +1,7 @@
 //! `recheck traces`: list, show, export and import recorded runs.
 
+mod remote;
+
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -9,6 +11,24 @@ use recheck::{
     home::Home,
     trace::{RunRecord, StepPayload, StepRecord},
 };
+
+/// `recheck traces`: the subcommand, and where to read from.
+#[derive(Debug, clap::Args)]
+pub struct TracesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TracesCommand,
+
+    /// Read through a running `recheck serve` at URL (e.g. http://127.0.0.1:8787)
+    /// instead of the store. Without it, a `recheck serve` holding this home's store is
+    /// found and read through on its own.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Environment variable holding that server's key, if it has one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub server_key_env: Option<String>,
+}
 
 /// The `traces` subcommands.
 #[derive(Debug, Subcommand)]
@@ -54,37 +74,45 @@ pub enum TracesCommand {
     },
 }
 
-pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<()> {
-    // Reads work while another process holds the store (from a snapshot); import writes.
-    let store = match &command {
-        TracesCommand::Import { .. } => super::open_store(home)?,
+pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
+    let command = args.command;
+    let remote = match (&command, &args.server) {
+        (TracesCommand::Import { .. }, Some(_)) => super::usage!("import writes to the store itself; drop --server"),
+        (TracesCommand::Import { .. }, None) => None,
+        (_, Some(url)) => Some(remote::Remote::new(url, args.server_key_env.as_deref())?),
+        (_, None) => remote::Remote::running(home)?,
+    };
+    // Reads work while another process holds the store: through the `recheck serve`
+    // that holds it, or from a snapshot; import writes.
+    let store = match (&command, &remote) {
+        (TracesCommand::Import { .. }, _) => super::open_store(home)?,
+        (TracesCommand::List { .. }, Some(_)) => recheck::trace::TraceStore::temporary()?,
+        (TracesCommand::Show { id, .. }, Some(r)) => r.fetch(std::slice::from_ref(id)).await?,
+        (TracesCommand::Export { runs, .. }, Some(r)) => r.fetch(runs).await?,
         _ => super::open_store_for_reading(home)?,
     };
     match command {
         TracesCommand::List { json, items } => {
-            let (mut runs, unreadable) = store.readable_runs()?;
+            let Listing { runs: rows, unreadable, hidden } = match &remote {
+                Some(r) => r.list(items).await?,
+                None => local_rows(&store, items)?,
+            };
             for bad in &unreadable {
-                eprintln!("skipped an unreadable run record: {}", super::shown(&bad.to_string()));
-            }
-            let all = runs.len();
-            if !items {
-                runs.retain(|r| r.group.is_none());
+                eprintln!("skipped an unreadable run record: {}", super::shown(bad));
             }
             if json {
-                let rows: Vec<_> = runs
-                    .iter()
-                    .map(|r| Ok(json!({ "run": r, "steps": store.step_count(r.id)? })))
-                    .collect::<anyhow::Result<_>>()?;
                 return super::print_json(&json!({ "runs": rows }));
             }
-            if runs.is_empty() {
-                println!("no runs recorded in {}", store.path().display());
+            if rows.is_empty() {
+                match &remote {
+                    Some(r) => println!("no runs recorded in the store of {}", r.url()),
+                    None => println!("no runs recorded in {}", store.path().display()),
+                }
             }
-            if runs.len() < all {
-                eprintln!("({} item runs of experiments not shown; --items lists them)", all - runs.len());
+            if hidden > 0 {
+                eprintln!("({hidden} item runs of experiments not shown; --items lists them)");
             }
-            for run in &runs {
-                let steps = store.step_count(run.id)?;
+            for Row { run, steps } in &rows {
                 println!(
                     "{}  {}  {:<10}  {:<5}  {:>3} steps  {}",
                     run.id,
@@ -144,6 +172,38 @@ pub(super) async fn run(home: &Home, command: TracesCommand) -> anyhow::Result<(
             Ok(())
         }
     }
+}
+
+/// A run and its step count: a line of `traces list`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct Row {
+    pub run: RunRecord,
+    pub steps: usize,
+}
+
+/// What `traces list` shows (the shape `GET /recheck/v1/runs` answers with).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct Listing {
+    pub runs: Vec<Row>,
+    #[serde(default)]
+    pub unreadable: Vec<String>,
+    /// Item runs of experiments left out.
+    #[serde(default)]
+    pub hidden: usize,
+}
+
+/// The store's runs (experiments' item runs only with `items`), and the records that
+/// could not be read.
+fn local_rows(store: &recheck::trace::TraceStore, items: bool) -> anyhow::Result<Listing> {
+    let (all, unreadable) = store.readable_runs()?;
+    let total = all.len();
+    let runs: Vec<Row> = all
+        .into_iter()
+        .filter(|r| items || r.group.is_none())
+        .map(|run| Ok(Row { steps: store.step_count(run.id)?, run }))
+        .collect::<anyhow::Result<_>>()?;
+    let hidden = total - runs.len();
+    Ok(Listing { runs, unreadable: unreadable.iter().map(ToString::to_string).collect(), hidden })
 }
 
 fn summary(value: &serde_json::Value, max: usize) -> String {

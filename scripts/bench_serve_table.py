@@ -1,0 +1,53 @@
+"""The table of scripts/bench-serve.sh: recheck serve against LiteLLM on one upstream.
+
+Reads the JSON lines the script collected; prints a Markdown table; with --write FILE,
+puts it between the `<!-- bench-serve -->` markers of FILE (appended once if absent).
+"""
+
+import json
+import sys
+
+
+def main():
+    path, n = sys.argv[1], sys.argv[2]
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    seq = [r for r in rows if "load" not in r and "stored_runs" not in r]
+    load = [r for r in rows if r.get("load")]
+    stored = {r["latency_ms"]: r["stored_runs"] for r in rows if "stored_runs" in r}
+    alone = {r["latency_ms"]: r for r in seq if r["side"] == "upstream alone"}
+
+    def f(v, d=2):
+        return "-" if v is None else f"{v:.{d}f}"
+
+    out = [f"Sequential requests (N = {n} each, one client), same upstream:", "",
+           "| upstream latency | path | p50 ms | p99 ms | added p50 ms | server CPU ms/request | errors |",
+           "|---|---|---|---|---|---|---|"]
+    for r in seq:
+        base = alone.get(r["latency_ms"])
+        added = None if r["side"] == "upstream alone" or base is None else r["p50_ms"] - base["p50_ms"]
+        out.append(f"| {r['latency_ms']} ms | {r['side']} | {f(r['p50_ms'])} | {f(r['p99_ms'])} | {f(added)} | "
+                   f"{f(r.get('server_cpu_ms_per_request'))} | {r['errors']} |")
+    out += ["", "1,000 concurrent clients for 30 s, 50 ms upstream:", "",
+            "| path | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | server peak RSS MB |",
+            "|---|---|---|---|---|---|---|"]
+    for r in load:
+        out.append(f"| {r['side']} | {f(r['requests_per_s'], 0)} | {f(r['p50_ms'])} | {f(r['p99_ms'])} | "
+                   f"{r['errors']} | {f(r.get('server_cpu_ms_per_request'))} | {f(r.get('server_peak_rss_mb'), 0)} |")
+    out += ["", "Runs stored by recheck serve (completed): " +
+            ", ".join(f"{k} ms upstream: {v}" for k, v in sorted(stored.items()))]
+    table = "\n".join(out)
+    print(table)
+    if "--write" in sys.argv:
+        target = sys.argv[sys.argv.index("--write") + 1]
+        text = open(target).read()
+        start, end = "<!-- bench-serve -->", "<!-- /bench-serve -->"
+        block = f"{start}\n{table}\n{end}"
+        if start in text and end in text:
+            text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        open(target, "w").write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+//! Reading runs through a running `recheck serve` (which holds the store: sled allows
+//! one process): the list from `/recheck/v1/runs`, runs with their steps from
+//! `/recheck/v1/export` (JSONL, imported into a temporary store so every command reads
+//! them exactly as it reads the store).
+
+use recheck::{home::Home, trace::TraceStore};
+
+use super::Listing;
+use crate::cli::serve::{serve_file, ServeFile};
+
+/// A server to read through.
+pub struct Remote {
+    url: String,
+    key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    /// The server at `url`, with the key in environment variable `key_env`.
+    pub fn new(url: &str, key_env: Option<&str>) -> anyhow::Result<Self> {
+        let url = url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            crate::cli::usage!("--server must be an http:// or https:// URL, got {url:?}");
+        }
+        let key = match key_env {
+            None => None,
+            Some(name) => match std::env::var(name) {
+                Ok(k) => Some(k),
+                Err(_) => crate::cli::usage!("the environment variable {name} (the server's key) is not set"),
+            },
+        };
+        Ok(Self { url, key, http: reqwest::Client::new() })
+    }
+
+    /// The `recheck serve` running on `home`'s store, if one is: its `serve.json`
+    /// names a live process and the store is held.
+    pub fn running(home: &Home) -> anyhow::Result<Option<Self>> {
+        let Ok(text) = std::fs::read(serve_file(home)) else { return Ok(None) };
+        let Ok(file) = serde_json::from_slice::<ServeFile>(&text) else { return Ok(None) };
+        if !alive(file.pid) {
+            return Ok(None);
+        }
+        let remote = Self::new(&file.url, file.api_key_env.as_deref())?;
+        eprintln!("(the store is held by `recheck serve` at {}: reading through it)", remote.url);
+        Ok(Some(remote))
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<bytes::Bytes> {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(k) = &self.key {
+            request = request.bearer_auth(k);
+        }
+        let response =
+            request.send().await.map_err(|e| anyhow::anyhow!("cannot reach recheck serve at {}: {e}", self.url))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| anyhow::anyhow!("reading from {}: {e}", self.url))?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(String::from))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            anyhow::bail!("recheck serve at {} answered {status}: {message}", self.url);
+        }
+        Ok(body)
+    }
+
+    /// The runs, as `traces list` shows them.
+    pub async fn list(&self, items: bool) -> anyhow::Result<Listing> {
+        let body = self.get(if items { "/recheck/v1/runs?items=true" } else { "/recheck/v1/runs" }).await?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// A temporary store holding runs `ids` (all runs when empty) with their steps.
+    pub async fn fetch(&self, ids: &[String]) -> anyhow::Result<TraceStore> {
+        let query: Vec<String> = ids.iter().map(|id| format!("run={id}")).collect();
+        let body = self.get(&format!("/recheck/v1/export?{}", query.join("&"))).await?;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("runs.jsonl");
+        std::fs::write(&file, &body)?;
+        let store = TraceStore::temporary()?;
+        store.import_jsonl(&file)?;
+        Ok(store)
+    }
+}
+
+/// Whether process `pid` exists.
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        // Signal 0 checks existence; EPERM means it exists but is not ours.
+        // SAFETY: kill with signal 0 sends nothing; it only reads the process table.
+        unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}

@@ -1,0 +1,172 @@
+//! Per-request options (`"recheck": {...}` in the body, sent by SDKs with
+//! `extra_body`), checked field by field, over the server's defaults.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ApiError;
+use crate::{
+    corpus::{CorpusIndex, Retriever},
+    orchestrator::{JudgeChoice, Strategy},
+    tools::CorpusSearch,
+    AskOptions,
+};
+
+/// What a client may set per request. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecheckOptions {
+    /// single, self-refine, critic, ioe, wait, backtrack.
+    pub strategy: Option<String>,
+    /// Review rounds at most (0 to 100).
+    pub rounds: Option<u32>,
+    /// The name of an index under the server's index directory.
+    pub index: Option<String>,
+    /// model or lexical.
+    pub judge: Option<String>,
+    /// Self-consistency samples (0 to 32).
+    pub samples: Option<u32>,
+    /// Model calls the loop may make (1 to 1000).
+    pub max_calls: Option<u32>,
+}
+
+impl RecheckOptions {
+    /// Read `value` (the body's `recheck` field), naming the field at fault.
+    pub fn parse(value: &Value) -> Result<Self, ApiError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let detail = e.inner().to_string();
+            // An unknown field's error sits at the object itself; name the field.
+            let unknown = detail.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next());
+            let param = match (unknown, path.as_str()) {
+                (Some(field), _) => format!("recheck.{field}"),
+                (None, ".") => "recheck".to_string(),
+                (None, path) => format!("recheck.{path}"),
+            };
+            ApiError::invalid(param, format!("bad `recheck` option: {detail}"))
+        })
+    }
+
+    /// `base` with these options applied.
+    pub fn apply(&self, mut base: AskOptions, indexes: &Indexes) -> Result<AskOptions, ApiError> {
+        if let Some(s) = &self.strategy {
+            let strategy: Strategy = s.parse().map_err(|e| ApiError::invalid("recheck.strategy", format!("{e}")))?;
+            base.loop_options.strategy = strategy;
+        }
+        if let Some(r) = self.rounds {
+            if r > 100 {
+                return Err(ApiError::invalid("recheck.rounds", format!("rounds must be 0 to 100, got {r}")));
+            }
+            base.loop_options.rounds = r;
+        }
+        if let Some(j) = &self.judge {
+            base.verify.judge = match j.as_str() {
+                "model" => JudgeChoice::Model,
+                "lexical" => JudgeChoice::Lexical,
+                other => {
+                    return Err(ApiError::invalid(
+                        "recheck.judge",
+                        format!("judge must be model or lexical, got {other:?}"),
+                    ))
+                }
+            };
+        }
+        if let Some(n) = self.samples {
+            if n > 32 {
+                return Err(ApiError::invalid("recheck.samples", format!("samples must be 0 to 32, got {n}")));
+            }
+            base.verify.samples = n;
+        }
+        if let Some(n) = self.max_calls {
+            if !(1..=1000).contains(&n) {
+                return Err(ApiError::invalid("recheck.max_calls", format!("max_calls must be 1 to 1000, got {n}")));
+            }
+            base.loop_options.max_calls = n;
+        }
+        if let Some(name) = &self.index {
+            let retriever = indexes.open(name)?;
+            let mut tools = base.tools.clone();
+            tools.register(Arc::new(CorpusSearch::new(retriever.clone(), Default::default())));
+            base.tools = tools;
+            if base.context_passages == 0 {
+                // As `recheck ask --index` does by default.
+                base.context_passages = 3;
+            }
+            base.retriever = Some(retriever);
+        }
+        Ok(base)
+    }
+}
+
+/// The indexes clients may name: directories under one root, opened on first use.
+/// Names only, never paths: a client cannot make the server open a directory it chose.
+#[derive(Default)]
+pub struct Indexes {
+    root: Option<PathBuf>,
+    open: Mutex<HashMap<String, Arc<dyn Retriever>>>,
+}
+
+impl Indexes {
+    /// Indexes under `root` (`None`: clients may not name one).
+    pub fn new(root: Option<PathBuf>) -> Self {
+        Self { root, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The index called `name`.
+    pub fn open(&self, name: &str) -> Result<Arc<dyn Retriever>, ApiError> {
+        let valid = !name.is_empty()
+            && name.len() <= 128
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.');
+        if !valid {
+            return Err(ApiError::invalid(
+                "recheck.index",
+                format!("{name:?} is not an index name (letters, digits, - _ .)"),
+            ));
+        }
+        let Some(root) = &self.root else {
+            return Err(ApiError::invalid("recheck.index", "this server has no index directory to choose from"));
+        };
+        let mut open = self.open.lock().map_err(|_| ApiError::internal("index cache poisoned"))?;
+        if let Some(r) = open.get(name) {
+            return Ok(r.clone());
+        }
+        let dir = root.join(name);
+        let index = CorpusIndex::open(&dir)
+            .map_err(|e| ApiError::invalid("recheck.index", format!("no usable index {name:?}: {e}")))?;
+        let retriever: Arc<dyn Retriever> = Arc::new(index);
+        open.insert(name.to_string(), retriever.clone());
+        Ok(retriever)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_option_is_named() {
+        let err = RecheckOptions::parse(&serde_json::json!({"rounds": 2, "colour": "red"})).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("recheck.colour"), "{err:?}");
+        assert!(err.message.contains("colour"), "{}", err.message);
+        let err = RecheckOptions::parse(&serde_json::json!({"rounds": "two"})).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("recheck.rounds"));
+        let base = AskOptions::builtin().unwrap();
+        let opts = RecheckOptions::parse(&serde_json::json!({"strategy": "critic", "rounds": 3})).unwrap();
+        let applied = opts.apply(base.clone(), &Indexes::default()).unwrap();
+        assert_eq!((applied.loop_options.strategy, applied.loop_options.rounds), (Strategy::Critic, 3));
+        let too_many = RecheckOptions { rounds: Some(101), ..Default::default() };
+        assert_eq!(
+            too_many.apply(base.clone(), &Indexes::default()).unwrap_err().param.as_deref(),
+            Some("recheck.rounds")
+        );
+        let escape = RecheckOptions { index: Some("../etc".into()), ..Default::default() };
+        assert!(escape.apply(base, &Indexes::new(Some("/tmp".into()))).is_err());
+    }
+}
