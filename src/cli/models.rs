@@ -55,6 +55,11 @@ pub struct Connection {
     /// is an error and is not stored.
     #[arg(long, default_value_t = recheck::llm::DEFAULT_MAX_REPLY_BYTES, value_name = "BYTES")]
     pub max_reply_bytes: usize,
+
+    /// Calls in flight at once to the server (16 unless a command sets it: `serve`
+    /// allows as many as it has requests in flight).
+    #[arg(skip)]
+    pub concurrency: Option<usize>,
 }
 
 impl Connection {
@@ -73,7 +78,7 @@ impl Connection {
                 timeout: Duration::from_secs_f64(self.timeout),
                 ..Default::default()
             },
-            max_concurrency: 16,
+            max_concurrency: self.concurrency.unwrap_or(16),
             models_dir: home.models_dir(),
             prefill: self.prefill,
             max_reply_bytes: self.max_reply_bytes,

@@ -101,7 +101,7 @@ fn secs(flag: &str, value: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
-pub(super) async fn run(home: &Home, args: ServeArgs) -> anyhow::Result<()> {
+pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> {
     let api_key = match &args.api_key_env {
         None => None,
         Some(name) => match std::env::var(name) {
@@ -126,6 +126,8 @@ pub(super) async fn run(home: &Home, args: ServeArgs) -> anyhow::Result<()> {
         }
         super::usage!("{e}");
     }
+    // Each request in flight may have a call to the upstream in flight.
+    args.upstream.concurrency = Some(config.max_in_flight.max(16));
     let key_env = &args.upstream_key_env;
     let options = args.run.options(|spec| args.upstream.open(home, spec, key_env))?;
     let spec: ModelSpec = args.model.parse()?;
