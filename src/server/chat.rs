@@ -57,14 +57,31 @@ pub(super) async fn completions(State(server): State<Arc<Server>>, body: Result<
         let busy = ApiError::busy(server.config.max_in_flight);
         return finish(&server, started, "error", "verified", busy.into_response());
     };
-    server.metrics.in_flight(1);
+    // A guard, so a client that goes away (the handler dropped) is counted out too.
+    let counted = InFlight::enter(&server);
     let answer = handle(&server, body, permit).await;
-    server.metrics.in_flight(-1);
+    drop(counted);
     let (verdict, mode, response) = match answer {
         Ok(done) => done,
         Err(e) => ("error", "verified", e.into_response()),
     };
     finish(&server, started, verdict, mode, response)
+}
+
+/// One request in the in-flight gauge while it lives.
+struct InFlight<'a>(&'a Server);
+
+impl<'a> InFlight<'a> {
+    fn enter(server: &'a Server) -> Self {
+        server.metrics.in_flight(1);
+        Self(server)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight(-1);
+    }
 }
 
 /// Count the request and hand back its response.

@@ -159,7 +159,8 @@ impl Server {
             options,
             indexes: Indexes::new(config.index_root.clone()),
             upstream,
-            http: reqwest::Client::new(),
+            // Pass-through calls get the same deadline as verified ones.
+            http: reqwest::Client::builder().timeout(config.deadline).build().unwrap_or_default(),
             metrics: Metrics::new(),
             limiter: Arc::new(Semaphore::new(config.max_in_flight)),
             started: chrono::Utc::now().timestamp(),
