@@ -32,6 +32,14 @@ pub enum Error {
         /// What failed.
         cause: LlmError,
     },
+    /// A stored `ask` or `serve` run that cannot be replayed, and why.
+    #[error("run {run_id} cannot be replayed: {reason}")]
+    NotReplayable {
+        /// The run.
+        run_id: RunId,
+        /// Why.
+        reason: String,
+    },
     /// From the agents (configs, templates).
     #[error(transparent)]
     Agent(#[from] AgentError),

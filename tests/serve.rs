@@ -464,6 +464,19 @@ async fn instructions_in_retrieved_passages_are_not_followed() {
     }
     assert!(saw_injection > 0, "the injected passage reached the prompts, fenced");
 
+    // The run replays from its record (decomposer, judge, citations and all), and a
+    // changed prompt is caught as a divergence, not silently answered.
+    let agents = recheck::agents::AgentSet::builtin().unwrap();
+    let replay = recheck::orchestrator::replay(&store, run.id, &agents).await.unwrap();
+    assert!(replay.identical, "{:?}", replay.differences);
+    assert!(replay.calls > 2, "{replay:?}");
+    let changed = tempfile::tempdir().unwrap();
+    std::fs::write(changed.path().join("judge.j2"), "Claim: {{ claim }}\nTrue or false?").unwrap();
+    let other = recheck::agents::AgentSet::load(None, Some(changed.path())).unwrap();
+    let changed = recheck::orchestrator::replay(&store, run.id, &other).await.unwrap();
+    assert!(!changed.identical);
+    assert!(changed.differences[0].contains("diverged from the record at step 7"), "{:?}", changed.differences);
+
     // The control: the same corpus with a solver prompt that does not fence passages
     // makes the same model obey, so the test above can fail. (`single`, so no critic
     // round repairs the draft and hides a fence that leaks.)
@@ -486,6 +499,23 @@ async fn instructions_in_retrieved_passages_are_not_followed() {
 
 fn recheck_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_recheck"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_stored_before_configs_were_complete_are_refused_by_replay() {
+    let store = TraceStore::temporary().unwrap();
+    let old_config = json!({"strategy": "single", "loop": {"strategy": "single", "rounds": 2, "temperature_step": 0.0,
+        "temperature_cap": 1.0, "reject_repeats": false, "max_calls": 24, "token_budget": 0, "seed": 0},
+        "model": {"spec": "local", "backend": "local"}, "critic_model": null,
+        "agents": {"solver": {}, "critic": {}}, "tools": ["primality"], "retriever": false});
+    let run = store.create_run(run_kind::ASK, json!({"question": "Q?"}), old_config, None).await.unwrap();
+    store.finish_run(run.id, RunStatus::Completed, Some(json!({"answer": "A"})), None).await.unwrap();
+    let agents = recheck::agents::AgentSet::builtin().unwrap();
+    let err = recheck::orchestrator::replay(&store, run.id, &agents).await.unwrap_err().to_string();
+    assert!(err.contains("verification options"), "{err}");
+    let eval = store.create_run(run_kind::EVAL_ITEM, json!({}), json!({}), None).await.unwrap();
+    let err = recheck::orchestrator::replay(&store, eval.id, &agents).await.unwrap_err().to_string();
+    assert!(err.contains("`eval-item` run"), "{err}");
 }
 
 #[test]
@@ -551,6 +581,14 @@ fn sigterm_mid_request_completes_and_stores_the_run_and_traces_read_through_the_
     let runs = store.list_runs().unwrap();
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r.status == RunStatus::Completed), "{runs:?}");
+    drop(store);
+
+    // A served run replays from its record, with the upstream gone.
+    drop(upstream);
+    let replay = recheck_bin().args(["--home", &h, "replay", &id, "--json"]).output().unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let replayed: Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!((replayed["identical"].as_bool(), replayed["calls"].as_u64()), (Some(true), Some(1)), "{replayed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,6 +54,9 @@ async fn run_on(
     let opts = AskOptions { loop_options, ..AskOptions::new(Arc::new(AgentSet::builtin().unwrap())) }.decompose(false);
     let outcome = ask(&store, model, Q, &opts).await.unwrap();
     let steps = store.steps(outcome.trace_id).unwrap();
+    // Every run of every strategy replays from its record to the same outcome.
+    let replay = recheck::orchestrator::replay(&store, outcome.trace_id, &opts.agents).await.unwrap();
+    assert!(replay.identical, "{strategy}: {:?}", replay.differences);
     (outcome, steps, server)
 }
 

@@ -55,6 +55,11 @@ async fn run(script: Vec<Reply>, options: AskOptions) -> (AskOutcome, Vec<StepRe
     let store = TraceStore::temporary().unwrap();
     let outcome = ask(&store, model, "Tell me two facts.", &options).await.unwrap();
     let steps = store.steps(outcome.trace_id).unwrap();
+    // Runs replay from their record (this test retriever has no place to reopen).
+    if options.retriever.is_none() {
+        let replay = recheck::orchestrator::replay(&store, outcome.trace_id, &options.agents).await.unwrap();
+        assert!(replay.identical, "{:?}", replay.differences);
+    }
     (outcome, steps, server)
 }
 

@@ -131,7 +131,7 @@ With --from-step K, each item reuses its recorded calls before step K (see `trac
 --change from there on, and runs the rest live; the fork is a new experiment whose report compares it \
 with the parent item by item.")]
 pub struct ReplayArgs {
-    /// The experiment's run id (or a unique prefix).
+    /// The run id (or a unique prefix): an experiment, or an `ask` or `serve` run.
     pub run: String,
 
     /// Fork: reuse each item's recorded steps before this index, run the rest live.
@@ -286,10 +286,45 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `recheck replay` of an `ask` or `serve` run: exact, from its record.
+async fn replay_ask(
+    store: &recheck::trace::TraceStore,
+    id: recheck::trace::RunId,
+    args: &ReplayArgs,
+) -> anyhow::Result<()> {
+    if args.from_step.is_some() {
+        super::usage!("forking an `ask` or `serve` run is not supported yet; `recheck replay RUN` replays it exactly");
+    }
+    let agents =
+        recheck::agents::AgentSet::load(args.models.agents_dir.as_deref(), args.models.prompts_dir.as_deref())?;
+    let outcome = recheck::orchestrator::replay(store, id, &agents).await?;
+    if args.json {
+        super::print_json(&outcome)?;
+    } else {
+        println!(
+            "replayed {} from its record ({} model calls): outcome {}",
+            outcome.run_id,
+            outcome.calls,
+            if outcome.identical { "identical" } else { "DIFFERS" }
+        );
+        for d in &outcome.differences {
+            println!("  {d}");
+        }
+    }
+    if !outcome.identical {
+        anyhow::bail!("the replay of {id} does not reproduce its outcome");
+    }
+    Ok(())
+}
+
 /// `recheck replay`.
 pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
     let id = store.resolve(&args.run)?;
+    let kind = store.run(id)?.map(|r| r.kind).unwrap_or_default();
+    if kind == recheck::trace::run_kind::ASK || kind == recheck::trace::run_kind::SERVE {
+        return replay_ask(&store, id, &args).await;
+    }
     let experiment = eval::experiment(&store, id)?;
     let Some(from_step) = args.from_step else {
         // Nothing is called live: any model call not in the record is an error.

@@ -60,7 +60,8 @@ pub enum Command {
     /// Experiments: measure feedback friction, snowballing and the self-correction blind spot.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
-    /// Re-run a stored experiment from its record (no model calls), or fork it from a step.
+    /// Re-run a stored run from its record (no model calls): an experiment (which can
+    /// also be forked from a step), or an `ask` or `serve` run.
     Replay(eval::ReplayArgs),
     /// Serve an OpenAI-compatible API whose answers are verified, cited and stored.
     Serve(Box<serve::ServeArgs>),

@@ -347,6 +347,10 @@ impl Retriever for CorpusIndex {
             })
             .collect())
     }
+
+    fn location(&self) -> Option<std::path::PathBuf> {
+        Some(self.dir.clone())
+    }
 }
 
 /// Hash of everything that shapes a document's passages.

@@ -94,4 +94,10 @@ pub struct Hit {
 pub trait Retriever: Send + Sync {
     /// Ranked passages for `query`.
     fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>, CorpusError>;
+
+    /// Where the passages live (an index directory), so a stored run can name the
+    /// corpus it used and a replay can open it again; `None` when it has no place.
+    fn location(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }

@@ -15,9 +15,9 @@ use crate::{
     agents::AgentSet,
     corpus::Retriever,
     datasets::Item,
-    llm::{Budget, ChatModel, ModelInfo, Recorded, RecordedCall, RecordedError, RecordingModel, ReplayModel},
+    llm::{Budget, ChatModel, ModelInfo, RecordedCall, RecordingModel, ReplayModel},
     tools::ToolRegistry,
-    trace::{GroupSlot, Protocol, RunId, RunRecord, RunRecorder, RunStatus, StepPayload, TraceStore},
+    trace::{GroupSlot, Protocol, RunId, RunRecord, RunRecorder, RunStatus, TraceStore},
     Result,
 };
 
@@ -309,26 +309,7 @@ pub(crate) fn stored_items(run: &RunRecord) -> Result<Vec<StoredItem>, EvalError
 pub(crate) fn recorded_calls(store: &TraceStore, run_id: RunId) -> Result<RecordedBySlot> {
     let mut out = HashMap::new();
     for (slot, member) in store.members(run_id)? {
-        let mut info = None;
-        let mut calls = Vec::new();
-        for step in store.steps(member)? {
-            let failed = || RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into()));
-            match step.payload {
-                StepPayload::ModelCall { model, request, response } => {
-                    info.get_or_insert(model);
-                    calls.push(RecordedCall::chat(step.index, request, response.ok_or_else(failed)));
-                }
-                StepPayload::Scoring { model, messages, continuation, score } => {
-                    info.get_or_insert(model);
-                    let result = score.ok_or_else(failed);
-                    calls.push(RecordedCall {
-                        step: step.index,
-                        call: Recorded::Score { messages, continuation, result },
-                    });
-                }
-                _ => {}
-            }
-        }
+        let (info, calls) = crate::llm::recorded_calls(store.steps(member)?);
         let info = info.unwrap_or_else(no_model);
         out.insert(slot, (info, Arc::new(calls)));
     }

@@ -76,10 +76,13 @@ pub enum LlmError {
     /// The run's budget is spent; the call was not made.
     #[error("the run's {} budget is spent", match .0 { super::BudgetLimit::Calls => "call", super::BudgetLimit::Tokens => "token", super::BudgetLimit::Time => "time" })]
     BudgetExhausted(super::BudgetLimit),
-    /// Replaying a stored run: the run asked for something the record does not hold,
-    /// or the recorded call itself failed (its error text is kept).
+    /// Replaying a stored run: the run asked for something the record does not hold.
     #[error("replay: {0}")]
     Replay(String),
+    /// Replaying a stored run: this call failed when it was recorded, with this error
+    /// (the same text, so the replay stops or degrades exactly as the run did).
+    #[error("{0}")]
+    Recorded(String),
 }
 
 impl LlmError {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 pub use error::LlmError;
 pub use openai::{OpenAiBackend, OpenAiOptions, DEFAULT_MAX_REPLY_BYTES};
 pub use recording::{Budget, BudgetLimit, RecordingModel};
-pub use replay::{Recorded, RecordedCall, RecordedError, ReplayModel};
+pub use replay::{recorded_calls, Recorded, RecordedCall, RecordedError, ReplayModel};
 pub use retry::{retries_total, RetryConfig};
 pub use spec::ModelSpec;
 

@@ -44,6 +44,30 @@ impl RecordedCall {
     }
 }
 
+/// The model calls and scorings among a run's `steps`, in order, and the first model
+/// identity they were recorded with.
+pub fn recorded_calls(steps: Vec<crate::trace::StepRecord>) -> (Option<ModelInfo>, Vec<RecordedCall>) {
+    use crate::trace::StepPayload;
+    let mut info = None;
+    let mut calls = Vec::new();
+    for step in steps {
+        let failed = || RecordedError(step.error.clone().unwrap_or_else(|| "unknown error".into()));
+        match step.payload {
+            StepPayload::ModelCall { model, request, response } => {
+                info.get_or_insert(model);
+                calls.push(RecordedCall::chat(step.index, request, response.ok_or_else(failed)));
+            }
+            StepPayload::Scoring { model, messages, continuation, score } => {
+                info.get_or_insert(model);
+                let result = score.ok_or_else(failed);
+                calls.push(RecordedCall { step: step.index, call: Recorded::Score { messages, continuation, result } });
+            }
+            _ => {}
+        }
+    }
+    (info, calls)
+}
+
 /// The error text a recorded call failed with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -96,6 +120,12 @@ impl ReplayModel {
                 (_, other) => other.clone(),
             },
         }
+    }
+
+    /// Another handle on the same record and position that reports `info` (an agent
+    /// whose own model, with its own capabilities, was recorded in the same run).
+    pub fn sibling_as(&self, info: ModelInfo) -> Self {
+        Self { info, ..self.sibling(None) }
     }
 
     /// Calls served from the record so far.
@@ -168,7 +198,7 @@ impl ChatModel for ReplayModel {
         match self.take("request", fits)? {
             Some(Recorded::Chat { result: Ok(c), .. }) => Ok(c),
             Some(Recorded::Chat { result: Err(e), .. } | Recorded::Score { result: Err(e), .. }) => {
-                Err(LlmError::Replay(format!("the recorded call failed: {e}")))
+                Err(LlmError::Recorded(e.0.clone()))
             }
             Some(Recorded::Score { .. }) => {
                 Err(LlmError::Replay("a scoring call where a chat call was recorded".into()))
@@ -186,7 +216,7 @@ impl ChatModel for ReplayModel {
         match self.take("scoring", fits)? {
             Some(Recorded::Score { result: Ok(s), .. }) => Ok(s),
             Some(Recorded::Score { result: Err(e), .. } | Recorded::Chat { result: Err(e), .. }) => {
-                Err(LlmError::Replay(format!("the recorded call failed: {e}")))
+                Err(LlmError::Recorded(e.0.clone()))
             }
             Some(Recorded::Chat { .. }) => {
                 Err(LlmError::Replay("a chat call where a scoring call was recorded".into()))

@@ -4,6 +4,8 @@
 mod citations;
 mod options;
 mod outcome;
+mod record;
+mod replay;
 mod run;
 mod strategy;
 mod verify;
@@ -14,6 +16,8 @@ pub use outcome::{
     AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
     SupportCounts, Verification,
 };
+pub use record::{AgentRecords, AskRecord};
+pub use replay::{replay, AskReplay};
 pub use run::ask;
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
 pub use verify::VerifyOptions;

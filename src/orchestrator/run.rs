@@ -14,7 +14,8 @@ use serde_json::json;
 use super::{
     citations,
     verify::{self, Verifier},
-    AskOptions, AskOutcome, Attribution, ClaimReport, Evidence, IoeDecision, Question, Round, StopReason, Strategy,
+    AskOptions, AskOutcome, AskRecord, Attribution, ClaimReport, Evidence, IoeDecision, Question, Round, StopReason,
+    Strategy,
 };
 use crate::{
     agents::{
@@ -44,14 +45,14 @@ pub async fn ask(
 ) -> Result<AskOutcome> {
     let Question { text, history } = question.into();
     let question = text.as_str();
-    let info = model.info();
+    let info = super::record::identity(model.as_ref());
     let lo = &options.loop_options;
-    let config = json!({
-        "strategy": lo.strategy, "loop": lo, "model": info,
-        "critic_model": options.critic_model.as_ref().map(|m| m.info()),
-        "agents": { "solver": options.agents.solver, "critic": options.agents.critic },
-        "tools": options.tools.names(), "retriever": options.retriever.is_some(),
-    });
+    let config = serde_json::to_value(AskRecord::of(options, info.clone())).map_err(|e| {
+        Error::Trace(crate::trace::TraceError::Store {
+            path: store.path().to_path_buf(),
+            detail: format!("run config: {e}"),
+        })
+    })?;
     let mut input = json!({ "question": question });
     if !history.is_empty() {
         input["history"] = json!(history);

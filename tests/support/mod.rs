@@ -90,10 +90,17 @@ impl MockServer {
                             maxf.fetch_max(now, Ordering::SeqCst);
                             reqs.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                             let n = counter.fetch_add(1, Ordering::SeqCst);
-                            let reply =
+                            let mut reply =
                                 script.get(n).or(script.last()).cloned().unwrap_or(Reply::status(500, "empty script"));
-                            send(&mut sock, reply).await;
+                            // A request stops counting as in flight once its reply is
+                            // ready, before the client can read it: counting it until
+                            // the bytes were sent let the client's next call overlap.
+                            while let Reply::Delay(d, inner) = reply {
+                                tokio::time::sleep(d).await;
+                                reply = *inner;
+                            }
                             in_flight.fetch_sub(1, Ordering::SeqCst);
+                            send(&mut sock, reply).await;
                         });
                     }
                 };
