@@ -66,6 +66,7 @@ async fn main() {
         decomposer_model: None,
         judge_model: None,
         run_kind: recheck::trace::run_kind::ASK,
+        parent: None,
     });
     // Warm-up: connections, templates, first store writes.
     let _ = orchestrator::ask(&store, model.clone(), "warm-up question?", &ask).await;

@@ -73,6 +73,7 @@ async fn main() {
         decomposer_model: None,
         judge_model: None,
         run_kind: recheck::trace::run_kind::ASK,
+        parent: None,
     };
 
     let mut report = serde_json::Map::new();

@@ -40,6 +40,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A fork's change that cannot be made (unknown, malformed, or changing nothing).
+    #[error("bad change {change:?}: {reason}")]
+    BadChange {
+        /// The change as given.
+        change: String,
+        /// Why.
+        reason: String,
+    },
     /// From the agents (configs, templates).
     #[error(transparent)]
     Agent(#[from] AgentError),

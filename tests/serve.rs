@@ -589,6 +589,12 @@ fn sigterm_mid_request_completes_and_stores_the_run_and_traces_read_through_the_
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
     let replayed: Value = serde_json::from_slice(&replay.stdout).unwrap();
     assert_eq!((replayed["identical"].as_bool(), replayed["calls"].as_u64()), (Some(true), Some(1)), "{replayed}");
+    let bad = recheck_bin()
+        .args(["--home", &h, "replay", &id, "--from-step", "0", "--change", "colour=red"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("known changes"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use recheck::{
     agents::{AgentSet, Verdict},
     llm::{BudgetLimit, ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
-    orchestrator::{ask, AskOptions, AskOutcome, LoopOptions, StopReason, Strategy, Verification},
+    orchestrator::{ask, AskChange, AskOptions, AskOutcome, LoopOptions, StopReason, Strategy, Verification},
     trace::{StepPayload, StepRecord, TraceStore},
 };
 use serde_json::json;
@@ -313,4 +313,51 @@ async fn the_call_budget_is_enforced_inside_a_round() {
     assert_eq!(server.requests.lock().unwrap().len(), 2);
     assert_eq!(out.stopped_by, StopReason::Budget(BudgetLimit::Calls));
     assert_eq!(out.model_calls, 2);
+}
+
+#[tokio::test]
+async fn a_fork_with_another_critic_prompt_reuses_the_draft_and_goes_live_at_the_critique() {
+    let recorded = MockServer::start(vec![Reply::chat("No, 7411 is divisible by 7."), critique("correct", -1, &[])]);
+    let model: Arc<dyn ChatModel> =
+        Arc::new(OpenAiBackend::new("scripted", OpenAiOptions::new(&recorded.url)).unwrap());
+    let store = TraceStore::temporary().unwrap();
+    let agents = Arc::new(AgentSet::builtin().unwrap());
+    let opts = AskOptions::new(agents.clone()).strategy(Strategy::SelfRefine).rounds(1).decompose(false);
+    let original = ask(&store, model, Q, &opts).await.unwrap();
+    assert_eq!(original.verified, Verification::Refuted, "the primality tool refutes the draft");
+
+    // The fork: a stricter critic prompt; a live server plays its critique and a revision.
+    let live_server =
+        MockServer::start(vec![critique("incorrect", 0, &["7411 is prime"]), Reply::chat("Yes, 7411 is prime.")]);
+    let live: Arc<dyn ChatModel> =
+        Arc::new(OpenAiBackend::new("scripted", OpenAiOptions::new(&live_server.url)).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = dir.path().join("strict.j2");
+    std::fs::write(
+        &prompt,
+        "STRICT REVIEW. Question: {{ question }}\nAnswer: {{ draft }}\nReply with JSON only: \
+         {\"verdict\", \"earliest_wrong_step\", \"problems\", \"confidence\"}",
+    )
+    .unwrap();
+    let change: AskChange = format!("prompt.critic={}", prompt.display()).parse().unwrap();
+    let fork = recheck::orchestrator::fork(&store, original.trace_id, 2, &change, live, &agents).await.unwrap();
+    assert_eq!(fork.replayed_calls, 1, "the draft came from the record");
+    assert_eq!(live_server.hits(), 2, "the critique and the revision were live");
+    let critic_prompt = live_server.requests.lock().unwrap()[0]["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(critic_prompt.starts_with("STRICT REVIEW."), "{critic_prompt}");
+    assert_eq!(fork.outcome.answer, "Yes, 7411 is prime.");
+    assert!(fork.answer_changed);
+    assert_eq!((fork.verified_before, fork.verified_after), (Verification::Refuted, Verification::Verified));
+    let stored = store.run(fork.run_id).unwrap().unwrap();
+    assert_eq!(stored.parent, Some(original.trace_id));
+
+    // The fork is a run like any other: it replays exactly with the prompt it ran with.
+    let mut strict = AgentSet::builtin().unwrap();
+    strict.replace_template("critic.j2", std::fs::read_to_string(&prompt).unwrap()).unwrap();
+    let replay = recheck::orchestrator::replay(&store, fork.run_id, &strict).await.unwrap();
+    assert!(replay.identical, "{:?}", replay.differences);
+
+    for bad in ["rounds=many", "colour=red", "judge=oracle", "strategy=guess", "prompt.=x"] {
+        assert!(bad.parse::<AskChange>().is_err(), "{bad}");
+    }
 }

@@ -266,6 +266,17 @@ impl AgentSet {
         })
     }
 
+    /// Replace prompt template `name` (e.g. `critic.j2`) with `text`.
+    pub fn replace_template(&mut self, name: &str, text: String) -> Result<(), AgentError> {
+        if self.templates.get_template(name).is_err() {
+            return Err(AgentError::Config { file: PathBuf::from(name), detail: "not a known template".into() });
+        }
+        self.templates.add_template_owned(name.to_string(), text).map_err(|e| AgentError::Config {
+            file: PathBuf::from(name),
+            detail: format!("template does not compile: {e}"),
+        })
+    }
+
     /// The tools the tool-checker may call: `registry` limited to its config's `tools`.
     pub fn checker_tools(&self, registry: &crate::tools::ToolRegistry) -> crate::tools::ToolRegistry {
         match &self.tool_checker.tools {

@@ -286,17 +286,18 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `recheck replay` of an `ask` or `serve` run: exact, from its record.
+/// `recheck replay` of an `ask` or `serve` run: exact from its record, or a fork.
 async fn replay_ask(
+    home: &Home,
     store: &recheck::trace::TraceStore,
     id: recheck::trace::RunId,
     args: &ReplayArgs,
 ) -> anyhow::Result<()> {
-    if args.from_step.is_some() {
-        super::usage!("forking an `ask` or `serve` run is not supported yet; `recheck replay RUN` replays it exactly");
-    }
     let agents =
         recheck::agents::AgentSet::load(args.models.agents_dir.as_deref(), args.models.prompts_dir.as_deref())?;
+    if let Some(from_step) = args.from_step {
+        return fork_ask(home, store, id, from_step, args, &agents).await;
+    }
     let outcome = recheck::orchestrator::replay(store, id, &agents).await?;
     if args.json {
         super::print_json(&outcome)?;
@@ -317,13 +318,56 @@ async fn replay_ask(
     Ok(())
 }
 
+/// `recheck replay RUN --from-step K ...` of an `ask` or `serve` run.
+async fn fork_ask(
+    home: &Home,
+    store: &recheck::trace::TraceStore,
+    id: recheck::trace::RunId,
+    from_step: u32,
+    args: &ReplayArgs,
+    agents: &recheck::agents::AgentSet,
+) -> anyhow::Result<()> {
+    let change: recheck::orchestrator::AskChange = match &args.change {
+        Some(c) => c.parse()?,
+        None if args.model.is_some() => recheck::orchestrator::AskChange::None,
+        None => super::usage!("--from-step needs --change WHAT or --model SPEC (what the fork changes)"),
+    };
+    let record: recheck::orchestrator::AskRecord =
+        store
+            .run(id)?
+            .and_then(|r| serde_json::from_value(r.config).ok())
+            .ok_or_else(|| anyhow::anyhow!("run {id} has no ask config to fork"))?;
+    let spec = args.model.clone().unwrap_or(record.model.spec);
+    let live = args.models.server.open(home, &spec)?;
+    let fork = recheck::orchestrator::fork(store, id, from_step, &change, live, agents).await?;
+    if args.json {
+        return super::print_json(&fork);
+    }
+    let word = |v: recheck::Verification| match v {
+        recheck::Verification::Verified => "verified",
+        recheck::Verification::Refuted => "refuted",
+        recheck::Verification::Unknown => "unknown",
+    };
+    println!(
+        "forked {} as {} from step {from_step} ({} recorded calls reused, then {spec} live): {} -> {}, answer {}",
+        fork.parent,
+        fork.run_id,
+        fork.replayed_calls,
+        word(fork.verified_before),
+        word(fork.verified_after),
+        if fork.answer_changed { "changed" } else { "unchanged" }
+    );
+    println!("{}", super::shown(&fork.outcome.answer));
+    Ok(())
+}
+
 /// `recheck replay`.
 pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
     let store = super::open_store(home)?;
     let id = store.resolve(&args.run)?;
     let kind = store.run(id)?.map(|r| r.kind).unwrap_or_default();
     if kind == recheck::trace::run_kind::ASK || kind == recheck::trace::run_kind::SERVE {
-        return replay_ask(&store, id, &args).await;
+        return replay_ask(home, &store, id, &args).await;
     }
     let experiment = eval::experiment(&store, id)?;
     let Some(from_step) = args.from_step else {

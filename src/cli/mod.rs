@@ -120,6 +120,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> (Option<&'static str>,
             Error::Corpus(c) => (corpus_hint(c), false),
             Error::Eval(v) => eval_hint(v),
             Error::Home(_) => (Some(HOME_HINT), false),
+            Error::BadChange { .. } => (None, true),
             Error::Agent(recheck::agents::AgentError::Llm(l)) => llm_hint(l),
             _ => (None, false),
         };

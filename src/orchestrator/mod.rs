@@ -2,6 +2,7 @@
 //! step of the run, and return the verified, cited answer.
 
 mod citations;
+mod fork;
 mod options;
 mod outcome;
 mod record;
@@ -11,6 +12,7 @@ mod strategy;
 mod verify;
 
 pub use crate::agents::JudgeChoice;
+pub use fork::{fork, AskChange, AskFork};
 pub use options::{AskOptions, Question};
 pub use outcome::{
     AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,

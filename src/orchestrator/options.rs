@@ -82,6 +82,8 @@ pub struct AskOptions {
     /// The kind the run is stored as: [`run_kind::ASK`], or [`run_kind::SERVE`] for
     /// requests through `recheck serve`.
     pub run_kind: &'static str,
+    /// The run this one forks, stored as its parent.
+    pub parent: Option<crate::trace::RunId>,
 }
 
 impl std::fmt::Debug for AskOptions {
@@ -105,6 +107,7 @@ impl AskOptions {
             decomposer_model: None,
             judge_model: None,
             run_kind: run_kind::ASK,
+            parent: None,
         }
     }
 

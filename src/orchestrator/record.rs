@@ -78,7 +78,7 @@ pub fn identity(model: &dyn ChatModel) -> ModelInfo {
 }
 
 impl AskRecord {
-    /// The record of a run of `model` (its [`identity`]) under `options`.
+    /// The record of a run of `model` (its identity with capabilities) under `options`.
     pub fn of(options: &AskOptions, model: ModelInfo) -> Self {
         let a = &options.agents;
         Self {

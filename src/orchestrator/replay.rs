@@ -13,7 +13,7 @@ use crate::{
     corpus::{CorpusIndex, Retriever},
     llm::{recorded_calls, ChatModel, Message, ReplayModel},
     tools::{CorpusSearch, ToolRegistry},
-    trace::{run_kind, RunId, RunStatus, TraceStore},
+    trace::{run_kind, RunId, RunRecord, RunStatus, TraceStore},
     Error, Result,
 };
 
@@ -36,22 +36,8 @@ pub struct AskReplay {
 /// the record): the built-in ones, or those a changed prompt would be tested with.
 pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Result<AskReplay> {
     let refuse = |reason: String| Error::NotReplayable { run_id, reason };
-    let run = store.run(run_id)?.ok_or_else(|| refuse("no such run".into()))?;
-    if run.kind != run_kind::ASK && run.kind != run_kind::SERVE {
-        return Err(refuse(format!("it is a `{}` run; this replays `ask` and `serve` runs", run.kind)));
-    }
-    if run.status != RunStatus::Completed {
-        return Err(refuse(format!("it is {}, not completed", run.status)));
-    }
+    let (run, record, question, mut options) = source(store, run_id, agents)?;
     let Some(stored) = run.output.clone() else { return Err(refuse("it stored no outcome".into())) };
-    if stored.get("passthrough").is_some() || run.input.get("passthrough").is_some() {
-        return Err(refuse("it was passed through unverified".into()));
-    }
-    let record: AskRecord = serde_json::from_value(run.config.clone())
-        .map_err(|e| refuse(format!("its config is not an ask run's: {e}")))?;
-    let question = question_of(&run.input).ok_or_else(|| refuse("its input has no question".into()))?;
-    let mut options = options_of(&record, agents).map_err(refuse)?;
-
     let (_, calls) = recorded_calls(store.steps(run_id)?);
     let served = calls.len();
     let replayed = ReplayModel::exact(record.model.clone(), calls);
@@ -61,7 +47,6 @@ pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Res
     options.critic_model = sibling(&record.critic_model);
     options.decomposer_model = sibling(&record.decomposer_model);
     options.judge_model = sibling(&record.judge_model);
-    options.run_kind = if run.kind == run_kind::SERVE { run_kind::SERVE } else { run_kind::ASK };
     let scratch = TraceStore::temporary()?;
     let outcome = ask(&scratch, Arc::new(replayed), question, &options).await?;
     let mut again =
@@ -75,6 +60,32 @@ pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Res
         differences.insert(0, e);
     }
     Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
+}
+
+/// A completed `ask` or `serve` run that can be run again: its record, its parsed
+/// config, its question, and the options it ran with (`agents`' templates).
+pub(super) fn source(
+    store: &TraceStore,
+    run_id: RunId,
+    agents: &AgentSet,
+) -> Result<(RunRecord, AskRecord, Question, AskOptions)> {
+    let refuse = |reason: String| Error::NotReplayable { run_id, reason };
+    let run = store.run(run_id)?.ok_or_else(|| refuse("no such run".into()))?;
+    if run.kind != run_kind::ASK && run.kind != run_kind::SERVE {
+        return Err(refuse(format!("it is a `{}` run; this replays `ask` and `serve` runs", run.kind)));
+    }
+    if run.status != RunStatus::Completed {
+        return Err(refuse(format!("it is {}, not completed", run.status)));
+    }
+    if run.input.get("passthrough").is_some() {
+        return Err(refuse("it was passed through unverified".into()));
+    }
+    let record: AskRecord = serde_json::from_value(run.config.clone())
+        .map_err(|e| refuse(format!("its config is not an ask run's: {e}")))?;
+    let question = question_of(&run.input).ok_or_else(|| refuse("its input has no question".into()))?;
+    let mut options = options_of(&record, agents).map_err(refuse)?;
+    options.run_kind = if run.kind == run_kind::SERVE { run_kind::SERVE } else { run_kind::ASK };
+    Ok((run, record, question, options))
 }
 
 /// The question and the conversation before it, from a run's input.
