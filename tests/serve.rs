@@ -169,6 +169,8 @@ async fn request_options_apply_and_bad_ones_are_named() {
     }
     let bad_temperature = json!({"messages": [{"role": "user", "content": "Hi"}], "temperature": 7});
     assert_eq!(json_of(post(&running.url, &bad_temperature, None).await).await["error"]["param"], "temperature");
+    let huge = json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1_000_000});
+    assert_eq!(json_of(post(&running.url, &huge, None).await).await["error"]["param"], "max_tokens");
     let no_messages = json!({"messages": []});
     assert_eq!(json_of(post(&running.url, &no_messages, None).await).await["error"]["param"], "messages");
     assert_eq!(upstream.hits(), 2, "no refused request reached the model");

@@ -33,6 +33,9 @@ pub const VERIFIED_HEADER: &str = "x-recheck-verified";
 /// Header: the stored run.
 pub const TRACE_HEADER: &str = "x-recheck-trace-id";
 
+/// The largest generation a request may ask of the solver (as experiment specs allow).
+const MAX_TOKENS: u32 = 32_768;
+
 /// What to do with a request.
 enum Plan {
     /// Verify the answer to this question.
@@ -170,8 +173,8 @@ fn request_options(
         return Err(ApiError::invalid("temperature", format!("temperature must be in [0, 2], got {t}")));
     }
     let max_tokens = request.max_completion_tokens.or(request.max_tokens);
-    if max_tokens == Some(0) {
-        return Err(ApiError::invalid("max_tokens", "max_tokens must be at least 1"));
+    if let Some(n) = max_tokens.filter(|n| !(1..=MAX_TOKENS).contains(n)) {
+        return Err(ApiError::invalid("max_tokens", format!("max_tokens must be 1 to {MAX_TOKENS}, got {n}")));
     }
     if temperature.is_some() || max_tokens.is_some() {
         let mut agents: AgentSet = (*options.agents).clone();
