@@ -6,11 +6,10 @@ use clap::Args;
 
 use recheck::{
     agents::{AgentSet, ClaimKind, Verdict},
-    corpus::{CorpusIndex, Retriever},
+    corpus::CorpusIndex,
     home::Home,
     llm::ChatModel,
     orchestrator::{AskOptions, AskOutcome, JudgeChoice, LoopOptions, Strategy, VerifyOptions},
-    tools::{CorpusSearch, ToolRegistry},
 };
 
 /// Arguments of `recheck ask`.
@@ -60,7 +59,7 @@ pub struct RunArgs {
     pub index: Option<PathBuf>,
 
     /// Passages given to the solver as numbered context (with --index).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = recheck::orchestrator::DEFAULT_CONTEXT_PASSAGES)]
     pub context: usize,
 
     /// Citation scorer: lexical, contextcite (ablation with continuation scoring; local
@@ -143,14 +142,6 @@ impl RunArgs {
             super::usage!("--temperature-step must be a number in [0, 2], got {}", self.temperature_step);
         }
         let agents = self.agents()?;
-        let retriever: Option<Arc<dyn Retriever>> = match &self.index {
-            Some(dir) => Some(Arc::new(CorpusIndex::open(dir)?)),
-            None => None,
-        };
-        let mut tools = ToolRegistry::standard();
-        if let Some(r) = &retriever {
-            tools.register(Arc::new(CorpusSearch::new(r.clone(), Default::default())));
-        }
         let own_model = |spec: Option<&str>| match spec {
             None | Some("default") => Ok(None),
             Some(spec) => open(spec).map(Some),
@@ -169,8 +160,9 @@ impl RunArgs {
             seed: self.seed,
             ..Default::default()
         };
-        options.tools = tools;
-        options.retriever = retriever;
+        if let Some(dir) = &self.index {
+            options = options.corpus(Arc::new(CorpusIndex::open(dir)?));
+        }
         options.context_passages = self.context;
         options.critic_model = critic_model;
         options.verify = VerifyOptions {

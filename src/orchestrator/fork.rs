@@ -8,9 +8,8 @@ use serde::Serialize;
 use super::{ask, replay::source, AskOutcome, JudgeChoice, Strategy, Verification};
 use crate::{
     agents::AgentSet,
-    corpus::{CorpusIndex, Retriever},
+    corpus::CorpusIndex,
     llm::{recorded_calls, ChatModel, ReplayModel},
-    tools::CorpusSearch,
     trace::{RunId, TraceStore},
     Error, Result,
 };
@@ -131,14 +130,7 @@ pub async fn fork(
         AskChange::Rounds(n) => options.loop_options.rounds = *n,
         AskChange::Samples(n) => options.verify.samples = *n,
         AskChange::Judge(j) => options.verify.judge = *j,
-        AskChange::Index(dir) => {
-            let index: Arc<dyn Retriever> = Arc::new(CorpusIndex::open(dir)?);
-            options.tools.register(Arc::new(CorpusSearch::new(index.clone(), Default::default())));
-            if options.context_passages == 0 {
-                options.context_passages = 3;
-            }
-            options.retriever = Some(index);
-        }
+        AskChange::Index(dir) => options = options.corpus(Arc::new(CorpusIndex::open(dir)?)),
     }
     let (_, calls) = recorded_calls(store.steps(run_id)?);
     let replayed = ReplayModel::fork(record.model.clone(), calls, from_step, live.clone());

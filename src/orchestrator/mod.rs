@@ -13,7 +13,7 @@ mod verify;
 
 pub use crate::agents::JudgeChoice;
 pub use fork::{fork, AskChange, AskFork};
-pub use options::{AskOptions, Question};
+pub use options::{AskOptions, Question, DEFAULT_CONTEXT_PASSAGES};
 pub use outcome::{
     AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
     SupportCounts, Verification,

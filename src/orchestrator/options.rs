@@ -7,10 +7,13 @@ use crate::{
     agents::AgentSet,
     corpus::Retriever,
     llm::{ChatModel, Message},
-    tools::ToolRegistry,
+    tools::{CorpusSearch, ToolRegistry},
     trace::run_kind,
     Result,
 };
+
+/// Passages given to the solver as context when a corpus is used and no number is set.
+pub const DEFAULT_CONTEXT_PASSAGES: usize = 3;
 
 /// What [`super::ask`] answers: a question, and the conversation before it, if any.
 ///
@@ -162,6 +165,18 @@ impl AskOptions {
     pub fn retriever(mut self, retriever: Arc<dyn Retriever>, context_passages: usize) -> Self {
         self.retriever = Some(retriever);
         self.context_passages = context_passages;
+        self
+    }
+
+    /// Use `retriever` as the run's corpus, as `recheck ask --index` does: context
+    /// passages for the solver ([`DEFAULT_CONTEXT_PASSAGES`] unless already set), the
+    /// corpus search tool, and citations.
+    pub fn corpus(mut self, retriever: Arc<dyn Retriever>) -> Self {
+        self.tools.register(Arc::new(CorpusSearch::new(retriever.clone(), Default::default())));
+        if self.context_passages == 0 {
+            self.context_passages = DEFAULT_CONTEXT_PASSAGES;
+        }
+        self.retriever = Some(retriever);
         self
     }
 

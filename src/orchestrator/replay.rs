@@ -10,9 +10,8 @@ use serde_json::Value;
 use super::{ask, AskOptions, AskRecord, Question};
 use crate::{
     agents::AgentSet,
-    corpus::{CorpusIndex, Retriever},
+    corpus::CorpusIndex,
     llm::{recorded_calls, ChatModel, Message, ReplayModel},
-    tools::{CorpusSearch, ToolRegistry},
     trace::{run_kind, RunId, RunRecord, RunStatus, TraceStore},
     Error, Result,
 };
@@ -118,20 +117,17 @@ fn options_of(record: &AskRecord, agents: &AgentSet) -> std::result::Result<AskO
         }
     }
     let mut options = AskOptions::new(Arc::new(agents));
-    options.loop_options = record.loop_options.clone();
-    options.verify = verify;
-    options.context_passages = context;
-    let mut tools = ToolRegistry::standard();
     if record.retriever {
         let Some(dir) = &record.index else {
             return Err("its corpus has no recorded location".into());
         };
         let index = CorpusIndex::open(dir).map_err(|e| format!("its index {} cannot be opened: {e}", dir.display()))?;
-        let retriever: Arc<dyn Retriever> = Arc::new(index);
-        tools.register(Arc::new(CorpusSearch::new(retriever.clone(), Default::default())));
-        options.retriever = Some(retriever);
+        options = options.corpus(Arc::new(index));
     }
-    options.tools = tools.only(&record.tools);
+    options.loop_options = record.loop_options.clone();
+    options.verify = verify;
+    options.context_passages = context;
+    options.tools = options.tools.only(&record.tools);
     Ok(options)
 }
 

@@ -14,7 +14,6 @@ use super::ApiError;
 use crate::{
     corpus::{CorpusIndex, Retriever},
     orchestrator::{JudgeChoice, Strategy},
-    tools::CorpusSearch,
     AskOptions,
 };
 
@@ -90,15 +89,7 @@ impl RecheckOptions {
             base.loop_options.max_calls = n;
         }
         if let Some(name) = &self.index {
-            let retriever = indexes.open(name)?;
-            let mut tools = base.tools.clone();
-            tools.register(Arc::new(CorpusSearch::new(retriever.clone(), Default::default())));
-            base.tools = tools;
-            if base.context_passages == 0 {
-                // As `recheck ask --index` does by default.
-                base.context_passages = 3;
-            }
-            base.retriever = Some(retriever);
+            base = base.corpus(indexes.open(name)?);
         }
         Ok(base)
     }
