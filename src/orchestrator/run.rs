@@ -231,6 +231,22 @@ impl Loop<'_> {
         Ok(Revised { answer, finish, rounds, stopped_by })
     }
 
+    /// The solver's own answer continued from `prefix` (prefix included), and why its
+    /// generation stopped: the `wait` and `backtrack` revisions.
+    async fn continued(
+        &self,
+        question: &str,
+        prefix: &str,
+        temperature: f32,
+        seed: Option<u64>,
+    ) -> Result<(String, FinishReason), AgentError> {
+        let (agents, history) = (self.agents, self.history);
+        let cont =
+            solver::continue_from(agents, &self.solver, &self.recorder, history, question, prefix, temperature, seed)
+                .await?;
+        Ok((format!("{prefix}{}", cont.text()).trim().to_string(), cont.finish_reason()))
+    }
+
     /// The corpus passages given to the solver as context.
     fn context_passages(&self, question: &str) -> Result<Vec<Passage>, AgentError> {
         Ok(match (&self.opts.retriever, self.opts.context_passages) {
@@ -287,20 +303,8 @@ impl Loop<'_> {
             revision: None,
         };
         if strategy == Strategy::Wait {
-            let prefix = format!("{answer}\nWait,");
-            let cont = solver::continue_from(
-                self.agents,
-                &self.solver,
-                &self.recorder,
-                self.history,
-                question,
-                &prefix,
-                temperature,
-                seed,
-            )
-            .await?;
-            let revision = format!("{prefix}{}", cont.text()).trim().to_string();
-            return Ok(RoundEnd::Revised(record, revision, cont.finish_reason()));
+            let (revision, finish) = self.continued(question, &format!("{answer}\nWait,"), temperature, seed).await?;
+            return Ok(RoundEnd::Revised(record, revision, finish));
         }
         if strategy == Strategy::Critic {
             record.tool_calls = check_answer(question, answer, &self.tools, Some(&self.recorder)).await?;
@@ -361,19 +365,7 @@ impl Loop<'_> {
                 let keep = steps.get(step).map(|r| r.start).unwrap_or(answer.len());
                 let prefix = &answer[..keep];
                 // Sample, so the regenerated step differs from the original.
-                let t = temperature.max(0.7);
-                let cont = solver::continue_from(
-                    self.agents,
-                    &self.solver,
-                    &self.recorder,
-                    self.history,
-                    question,
-                    prefix,
-                    t,
-                    seed,
-                )
-                .await?;
-                (format!("{prefix}{}", cont.text()).trim().to_string(), cont.finish_reason())
+                self.continued(question, prefix, temperature.max(0.7), seed).await?
             }
             None => {
                 let input =
