@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     agents::AgentSet,
-    llm::{ChatRequest, FinishReason, LlmError, Message, RecordingModel, Role, SamplingParams},
+    llm::{ChatRequest, FinishReason, LlmError, RecordingModel, Role, SamplingParams},
     orchestrator::{AskOutcome, Question, Verification},
     trace::{run_kind, RunRecorder, RunStatus},
     AskOptions, Error,
@@ -138,8 +138,7 @@ fn body_error(server: &Server, e: BytesRejection) -> ApiError {
 
 /// Verify, or pass through, and why.
 fn plan(request: &ChatCompletionRequest) -> Plan {
-    let present = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
-    if present(&request.tools) || present(&request.functions) {
+    if request.calls_tools() {
         return Plan::Pass("tools");
     }
     if request.n.is_some_and(|n| n > 1) {
@@ -149,7 +148,7 @@ fn plan(request: &ChatCompletionRequest) -> Plan {
     if format.is_some_and(|t| t != "text") {
         return Plan::Pass("response_format");
     }
-    let Some(mut messages) = request.messages.iter().map(|m| m.to_message()).collect::<Option<Vec<Message>>>() else {
+    let Some(mut messages) = request.text_messages() else {
         return Plan::Pass("non-text content");
     };
     match messages.pop() {
@@ -350,14 +349,13 @@ pub(super) async fn answer_unverified(
     request: &ChatCompletionRequest,
     reason: &'static str,
 ) -> Result<Response, ApiError> {
-    if request.tools.as_ref().is_some_and(|t| !t.is_null()) || request.functions.as_ref().is_some_and(|t| !t.is_null())
-    {
+    if request.calls_tools() {
         return Err(ApiError::invalid(
             "tools",
             "function calling needs an OpenAI-compatible upstream; this server runs a model without one",
         ));
     }
-    let Some(messages) = request.messages.iter().map(|m| m.to_message()).collect::<Option<Vec<Message>>>() else {
+    let Some(messages) = request.text_messages() else {
         return Err(ApiError::invalid("messages", "only text content can be sent to this server's model"));
     };
     if request.stream {

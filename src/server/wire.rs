@@ -57,6 +57,21 @@ pub struct ChatCompletionRequest {
     pub recheck: Option<Value>,
 }
 
+impl ChatCompletionRequest {
+    /// Whether the request offers the model functions to call (`tools`, or the legacy
+    /// `functions`), which recheck passes through.
+    pub fn calls_tools(&self) -> bool {
+        let present = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        present(&self.tools) || present(&self.functions)
+    }
+
+    /// The conversation as recheck's messages, or `None` when a message is not plain
+    /// text in a role recheck can replay ([`WireMessage::to_message`]).
+    pub fn text_messages(&self) -> Option<Vec<Message>> {
+        self.messages.iter().map(WireMessage::to_message).collect()
+    }
+}
+
 /// `stream_options`.
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamOptions {
