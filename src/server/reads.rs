@@ -3,43 +3,24 @@
 
 use std::sync::Arc;
 
+use super::{chat::store_error, ApiError, Server};
+use crate::trace::RunId;
 use axum::{
     extract::{RawQuery, State},
     http::{header, HeaderValue},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
 
-use super::{chat::store_error, ApiError, Server};
-use crate::trace::{RunId, RunRecord};
-
-/// One row of `GET /recheck/v1/runs`: the same shape as `recheck traces list --json`.
-#[derive(Debug, Serialize)]
-struct Row {
-    run: RunRecord,
-    steps: usize,
-}
-
-/// `GET /recheck/v1/runs[?items=true]`: every run (experiments' item runs only with
-/// `items`), oldest first, with step counts; `hidden` counts the item runs left out.
+/// `GET /recheck/v1/runs[?items=true]`: the store's [`crate::trace::Listing`], as
+/// `recheck traces list` shows it.
 pub(super) async fn runs(State(server): State<Arc<Server>>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let items = pairs(query.as_deref()).any(|(k, v)| k == "items" && v == "true");
     let store = server.store.clone();
-    let rows = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let (runs, unreadable) = store.readable_runs().map_err(store_error)?;
-        let total = runs.len();
-        let mut rows = Vec::new();
-        for run in runs.into_iter().filter(|r| items || r.group.is_none()) {
-            let steps = store.step_count(run.id).map_err(store_error)?;
-            rows.push(Row { run, steps });
-        }
-        let unreadable: Vec<String> = unreadable.iter().map(ToString::to_string).collect();
-        let hidden = total - rows.len();
-        Ok(serde_json::json!({ "runs": rows, "unreadable": unreadable, "hidden": hidden }))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(axum::Json(rows).into_response())
+    let listing = tokio::task::spawn_blocking(move || store.listing(items))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(store_error)?;
+    Ok(axum::Json(listing).into_response())
 }
 
 /// `GET /recheck/v1/export[?run=ID&run=...]`: runs with their steps as JSONL, exactly

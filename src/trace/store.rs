@@ -36,6 +36,29 @@ pub struct TraceStore {
     snapshot: Option<Arc<tempfile::TempDir>>,
 }
 
+/// The runs of a store as `recheck traces list` shows them (and `recheck serve` sends
+/// them: `GET /recheck/v1/runs`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    /// The runs listed, oldest first.
+    pub runs: Vec<ListedRun>,
+    /// Why each unreadable run record could not be read.
+    #[serde(default)]
+    pub unreadable: Vec<String>,
+    /// Item runs of experiments left out.
+    #[serde(default)]
+    pub hidden: usize,
+}
+
+/// A run and how many steps it has.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ListedRun {
+    /// The run.
+    pub run: RunRecord,
+    /// Its step count.
+    pub steps: usize,
+}
+
 /// How eagerly the store's writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -449,6 +472,20 @@ impl TraceStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    /// What `recheck traces list` shows: the readable runs (experiments' item runs only
+    /// with `items`) with their step counts, oldest first.
+    pub fn listing(&self, items: bool) -> Result<Listing, TraceError> {
+        let (all, unreadable) = self.readable_runs()?;
+        let total = all.len();
+        let runs = all
+            .into_iter()
+            .filter(|r| items || r.group.is_none())
+            .map(|run| Ok(ListedRun { steps: self.step_count(run.id)?, run }))
+            .collect::<Result<Vec<_>, TraceError>>()?;
+        let hidden = total - runs.len();
+        Ok(Listing { runs, unreadable: unreadable.iter().map(ToString::to_string).collect(), hidden })
     }
 
     /// Every run that can be read, and an error for each record that cannot (a record

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use recheck::{
     home::Home,
-    trace::{RunRecord, StepPayload, StepRecord},
+    trace::{ListedRun, Listing, RunRecord, StepPayload, StepRecord},
 };
 
 /// `recheck traces`: the subcommand, and where to read from.
@@ -95,7 +95,7 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
         TracesCommand::List { json, items } => {
             let Listing { runs: rows, unreadable, hidden } = match &remote {
                 Some(r) => r.list(items).await?,
-                None => local_rows(&store, items)?,
+                None => store.listing(items)?,
             };
             for bad in &unreadable {
                 eprintln!("skipped an unreadable run record: {}", super::shown(bad));
@@ -112,7 +112,7 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
             if hidden > 0 {
                 eprintln!("({hidden} item runs of experiments not shown; --items lists them)");
             }
-            for Row { run, steps } in &rows {
+            for ListedRun { run, steps } in &rows {
                 println!(
                     "{}  {}  {:<10}  {:<5}  {:>3} steps  {}",
                     run.id,
@@ -172,38 +172,6 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// A run and its step count: a line of `traces list`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(super) struct Row {
-    pub run: RunRecord,
-    pub steps: usize,
-}
-
-/// What `traces list` shows (the shape `GET /recheck/v1/runs` answers with).
-#[derive(Debug, serde::Deserialize)]
-pub(super) struct Listing {
-    pub runs: Vec<Row>,
-    #[serde(default)]
-    pub unreadable: Vec<String>,
-    /// Item runs of experiments left out.
-    #[serde(default)]
-    pub hidden: usize,
-}
-
-/// The store's runs (experiments' item runs only with `items`), and the records that
-/// could not be read.
-fn local_rows(store: &recheck::trace::TraceStore, items: bool) -> anyhow::Result<Listing> {
-    let (all, unreadable) = store.readable_runs()?;
-    let total = all.len();
-    let runs: Vec<Row> = all
-        .into_iter()
-        .filter(|r| items || r.group.is_none())
-        .map(|run| Ok(Row { steps: store.step_count(run.id)?, run }))
-        .collect::<anyhow::Result<_>>()?;
-    let hidden = total - runs.len();
-    Ok(Listing { runs, unreadable: unreadable.iter().map(ToString::to_string).collect(), hidden })
 }
 
 fn summary(value: &serde_json::Value, max: usize) -> String {

@@ -3,9 +3,11 @@
 //! `/recheck/v1/export` (JSONL, imported into a temporary store so every command reads
 //! them exactly as it reads the store).
 
-use recheck::{home::Home, trace::TraceStore};
+use recheck::{
+    home::Home,
+    trace::{Listing, TraceStore},
+};
 
-use super::Listing;
 use crate::cli::serve::{serve_file, ServeFile};
 
 /// A server to read through.
