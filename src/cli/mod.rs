@@ -176,6 +176,15 @@ fn eval_hint(e: &EvalError) -> (Option<&'static str>, bool) {
     }
 }
 
+/// A duration flag's value: seconds in (0, 86400]. Up to a day, because a larger value
+/// would not fit a `Duration` (found by a property test); NaN and infinities refused.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if !(value > 0.0 && value <= 86_400.0) {
+        usage!("{flag} must be a number of seconds in (0, 86400], got {value}");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
+}
+
 /// Open the trace store for reading: the store itself, or, when another process holds
 /// it or it cannot be opened for writing, a snapshot of it (said on stderr).
 fn open_store_for_reading(home: &Home) -> anyhow::Result<recheck::trace::TraceStore> {

@@ -1,6 +1,6 @@
 //! Options shared by the commands that open models.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -66,18 +66,11 @@ impl Connection {
     /// Backend options from these arguments, the key in environment variable
     /// `key_env`, and the home directory.
     pub fn backend_options(&self, home: &Home, key_env: &str) -> anyhow::Result<BackendOptions> {
-        // Up to a day: a larger value would not fit a Duration (found by a property test).
-        if !(self.timeout > 0.0 && self.timeout <= 86_400.0) {
-            super::usage!("--timeout must be a number of seconds in (0, 86400], got {}", self.timeout);
-        }
+        let timeout = super::seconds("--timeout", self.timeout)?;
         Ok(BackendOptions {
             base_url: self.base_url.clone(),
             api_key: std::env::var(key_env).ok(),
-            retry: RetryConfig {
-                max_retries: self.retries,
-                timeout: Duration::from_secs_f64(self.timeout),
-                ..Default::default()
-            },
+            retry: RetryConfig { max_retries: self.retries, timeout, ..Default::default() },
             max_concurrency: self.concurrency.unwrap_or(16),
             models_dir: home.models_dir(),
             prefill: self.prefill,

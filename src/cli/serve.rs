@@ -1,6 +1,6 @@
 //! `recheck serve`: the OpenAI-compatible verifying proxy.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -94,13 +94,6 @@ pub fn serve_file(home: &Home) -> PathBuf {
     home.root().join("serve.json")
 }
 
-fn secs(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    if !(value > 0.0 && value <= 86_400.0) {
-        super::usage!("{flag} must be a number of seconds in (0, 86400], got {value}");
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> {
     let api_key = match &args.api_key_env {
         None => None,
@@ -113,11 +106,11 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
         listen: args.listen,
         api_key,
         body_limit: args.body_limit,
-        header_timeout: secs("--header-timeout", args.header_timeout)?,
-        body_timeout: secs("--body-timeout", args.body_timeout)?,
+        header_timeout: super::seconds("--header-timeout", args.header_timeout)?,
+        body_timeout: super::seconds("--body-timeout", args.body_timeout)?,
         max_in_flight: args.max_in_flight,
-        deadline: secs("--deadline", args.deadline)?,
-        shutdown_grace: secs("--shutdown-grace", args.shutdown_grace)?,
+        deadline: super::seconds("--deadline", args.deadline)?,
+        shutdown_grace: super::seconds("--shutdown-grace", args.shutdown_grace)?,
         index_root: Some(args.index_root.clone().unwrap_or_else(|| home.indexes_dir())),
     };
     if let Err(e) = config.check() {
