@@ -115,6 +115,15 @@ impl Default for BackendOptions {
     }
 }
 
+/// A model's identity with its capabilities, which decide how agents call it (a judge
+/// reads log-probabilities or votes; a continuation is prefilled or emulated), so a
+/// replay calls it the same way. Recorded on every step and in a run's config.
+pub fn identity(model: &dyn ChatModel) -> ModelInfo {
+    let mut info = model.info();
+    info.capabilities.get_or_insert(model.capabilities());
+    info
+}
+
 /// Build the backend a spec names: `openai:` or `local`. (`sim:` is not a model; it is
 /// opened by `recheck::open_model`, which knows every spec.)
 pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn ChatModel>, LlmError> {

@@ -132,9 +132,7 @@ impl RecordingModel {
 
     /// The model's identity with its capabilities, as recorded on each step.
     fn recorded_info(&self) -> ModelInfo {
-        let mut info = self.inner.info();
-        info.capabilities.get_or_insert(self.inner.capabilities());
-        info
+        super::identity(self.inner.as_ref())
     }
 }
 

@@ -5,10 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{AskOptions, LoopOptions, Strategy, VerifyOptions};
-use crate::{
-    agents::AgentConfig,
-    llm::{ChatModel, ModelInfo},
-};
+use crate::{agents::AgentConfig, llm::ModelInfo};
 
 /// The config of an `ask` or `serve` run. Runs stored before a field existed lack it
 /// (`None`); [`super::replay`] says which one a replay needs.
@@ -69,14 +66,6 @@ pub struct AgentRecords {
     pub judge: Option<AgentConfig>,
 }
 
-/// A model's identity with its capabilities, which decide how agents call it (a judge
-/// reads log-probabilities or votes), so a replay calls it the same way.
-pub fn identity(model: &dyn ChatModel) -> ModelInfo {
-    let mut info = model.info();
-    info.capabilities.get_or_insert(model.capabilities());
-    info
-}
-
 impl AskRecord {
     /// The record of a run of `model` (its identity with capabilities) under `options`.
     pub fn of(options: &AskOptions, model: ModelInfo) -> Self {
@@ -85,9 +74,9 @@ impl AskRecord {
             strategy: options.loop_options.strategy,
             loop_options: options.loop_options.clone(),
             model,
-            critic_model: options.critic_model.as_deref().map(identity),
-            decomposer_model: options.decomposer_model.as_deref().map(identity),
-            judge_model: options.judge_model.as_deref().map(identity),
+            critic_model: options.critic_model.as_deref().map(crate::llm::identity),
+            decomposer_model: options.decomposer_model.as_deref().map(crate::llm::identity),
+            judge_model: options.judge_model.as_deref().map(crate::llm::identity),
             agents: AgentRecords {
                 solver: a.solver.clone(),
                 critic: a.critic.clone(),

@@ -45,7 +45,7 @@ pub async fn ask(
 ) -> Result<AskOutcome> {
     let Question { text, history } = question.into();
     let question = text.as_str();
-    let info = super::record::identity(model.as_ref());
+    let info = crate::llm::identity(model.as_ref());
     let lo = &options.loop_options;
     let config = serde_json::to_value(AskRecord::of(options, info.clone())).map_err(|e| {
         Error::Trace(crate::trace::TraceError::Store {
