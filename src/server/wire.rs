@@ -66,7 +66,7 @@ impl ChatCompletionRequest {
     }
 
     /// The conversation as recheck's messages, or `None` when a message is not plain
-    /// text in a role recheck can replay ([`WireMessage::to_message`]).
+    /// text in a system, user or assistant role (tool results, images, tool calls).
     pub fn text_messages(&self) -> Option<Vec<Message>> {
         self.messages.iter().map(WireMessage::to_message).collect()
     }
