@@ -117,11 +117,11 @@ pub async fn fork(
         agents.replace_template(template, text)?;
     }
     let (run, record, question, mut options) = source(store, run_id, &agents)?;
-    let before = match run.output.as_ref().and_then(|o| o.get("verified")) {
-        Some(serde_json::Value::Bool(true)) => Verification::Verified,
-        Some(serde_json::Value::Bool(false)) => Verification::Refuted,
-        _ => Verification::Unknown,
-    };
+    let before = run
+        .output
+        .as_ref()
+        .and_then(|o| serde_json::from_value::<Verification>(o.get("verified")?.clone()).ok())
+        .unwrap_or(Verification::Unknown);
     match change {
         AskChange::None | AskChange::Prompt { .. } => {}
         AskChange::Strategy(s) => {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Strategy;
 use crate::{
@@ -73,6 +73,18 @@ impl Serialize for Verification {
             Verification::Verified => s.serialize_bool(true),
             Verification::Refuted => s.serialize_bool(false),
             Verification::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Verification {
+    /// Reads what [`Serialize`] writes: `true`, `false` or `"unknown"`.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(Verification::Verified),
+            serde_json::Value::Bool(false) => Ok(Verification::Refuted),
+            serde_json::Value::String(s) if s == "unknown" => Ok(Verification::Unknown),
+            other => Err(serde::de::Error::custom(format!("{other} is not true, false or \"unknown\""))),
         }
     }
 }
@@ -290,4 +302,18 @@ pub struct AskOutcome {
     pub model_calls: u32,
     /// The run in the trace store.
     pub trace_id: RunId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_reads_back_what_it_writes() {
+        for v in [Verification::Verified, Verification::Refuted, Verification::Unknown] {
+            let json = serde_json::to_value(v).unwrap();
+            assert_eq!(serde_json::from_value::<Verification>(json).unwrap(), v);
+        }
+        assert!(serde_json::from_value::<Verification>(serde_json::json!("maybe")).is_err());
+    }
 }
