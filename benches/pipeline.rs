@@ -18,7 +18,6 @@ use recheck::{
     agents::AgentSet,
     llm::{ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
     orchestrator::{self, AskOptions, LoopOptions, Strategy},
-    tools::ToolRegistry,
     trace::{Durability, TraceStore},
 };
 use serde_json::json;
@@ -56,17 +55,10 @@ async fn main() {
     let store = TraceStore::open_with(dir.path(), durability).unwrap();
     let ask = Arc::new(AskOptions {
         loop_options: LoopOptions { strategy, rounds, max_calls: 100, ..Default::default() },
-        agents: Arc::new(AgentSet::builtin().unwrap()),
-        tools: ToolRegistry::standard(),
-        retriever: None,
         context_passages: 0,
-        critic_model: None,
         // The loop alone: no decomposer call after it.
         verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
-        decomposer_model: None,
-        judge_model: None,
-        run_kind: recheck::trace::run_kind::ASK,
-        parent: None,
+        ..AskOptions::new(Arc::new(AgentSet::builtin().unwrap()))
     });
     // Warm-up: connections, templates, first store writes.
     let _ = orchestrator::ask(&store, model.clone(), "warm-up question?", &ask).await;

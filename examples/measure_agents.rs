@@ -20,7 +20,6 @@ use recheck::{
     home::Home,
     llm::{local::cache, local::LocalBackend, ChatModel},
     orchestrator::{ask, AskOptions, AskOutcome, ClaimReport, LoopOptions, Strategy},
-    tools::ToolRegistry,
     trace::TraceStore,
 };
 use serde_json::json;
@@ -63,17 +62,10 @@ async fn main() {
     let agents = Arc::new(agents);
     let options = |strategy| AskOptions {
         loop_options: LoopOptions { strategy, rounds: 1, ..Default::default() },
-        agents: agents.clone(),
-        tools: ToolRegistry::standard(),
-        retriever: None,
         context_passages: 0,
-        critic_model: None,
         // The loop alone: no decomposer call after it.
         verify: recheck::orchestrator::VerifyOptions { decompose: false, ..Default::default() },
-        decomposer_model: None,
-        judge_model: None,
-        run_kind: recheck::trace::run_kind::ASK,
-        parent: None,
+        ..AskOptions::new(agents.clone())
     };
 
     let mut report = serde_json::Map::new();

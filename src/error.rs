@@ -48,6 +48,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A selection of stored runs that is malformed or selects none.
+    #[error("runs {filter:?}: {reason}")]
+    BadSelection {
+        /// The filter as given.
+        filter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// From the agents (configs, templates).
     #[error(transparent)]
     Agent(#[from] AgentError),

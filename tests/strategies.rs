@@ -9,7 +9,9 @@ use std::{sync::Arc, time::Duration};
 use recheck::{
     agents::{AgentSet, Verdict},
     llm::{BudgetLimit, ChatModel, OpenAiBackend, OpenAiOptions, RetryConfig},
-    orchestrator::{ask, AskChange, AskOptions, AskOutcome, LoopOptions, StopReason, Strategy, Verification},
+    orchestrator::{
+        ask, AskChange, AskOptions, AskOutcome, ForkModels, LoopOptions, StopReason, Strategy, Verification,
+    },
     trace::{StepPayload, StepRecord, TraceStore},
 };
 use serde_json::json;
@@ -340,7 +342,9 @@ async fn a_fork_with_another_critic_prompt_reuses_the_draft_and_goes_live_at_the
     )
     .unwrap();
     let change: AskChange = format!("prompt.critic={}", prompt.display()).parse().unwrap();
-    let fork = recheck::orchestrator::fork(&store, original.trace_id, 2, &change, live, &agents).await.unwrap();
+    let fork = recheck::orchestrator::fork(&store, original.trace_id, 2, &change, &ForkModels::live(live), &agents)
+        .await
+        .unwrap();
     assert_eq!(fork.replayed_calls, 1, "the draft came from the record");
     assert_eq!(live_server.hits(), 2, "the critique and the revision were live");
     let critic_prompt = live_server.requests.lock().unwrap()[0]["messages"][0]["content"].as_str().unwrap().to_string();

@@ -154,6 +154,41 @@ fn check_ranges(file: &Path, c: &AgentConfig) -> Result<(), AgentError> {
 }
 
 /// An agent's output schema, compiled; none = anything goes.
+/// The checks of `agent`'s config, read from `file`.
+fn check_agent(
+    agent: &str,
+    file: &Path,
+    config: &AgentConfig,
+    templates: &Environment<'static>,
+) -> Result<(), AgentError> {
+    let bad = |detail: String| Err(AgentError::Config { file: file.to_path_buf(), detail });
+    for name in [&config.prompt, &config.revise_prompt].into_iter().flatten() {
+        if templates.get_template(name).is_err() {
+            return bad(format!("prompt {name:?} is not a known template"));
+        }
+    }
+    check_ranges(file, config)?;
+    match agent {
+        "solver" if !matches!(config.model.as_deref(), None | Some("default")) => {
+            bad("the solver always uses the run's model; set model = \"default\"".into())
+        }
+        "attributor" => match config.scorer.as_deref() {
+            None | Some("lexical") | Some("contextcite") | Some("leave_one_out") => Ok(()),
+            Some(other) => {
+                bad(format!("scorer {other:?} is not one of \"lexical\", \"contextcite\", \"leave_one_out\""))
+            }
+        },
+        "tool_checker" => match config.tools.iter().flatten().find(|t| !CHECKER_TOOLS.contains(&t.as_str())) {
+            Some(unknown) => bad(format!("tool {unknown:?} is not one of {}", CHECKER_TOOLS.join(", "))),
+            None => Ok(()),
+        },
+        "feedback" if !matches!(config.mode.as_deref(), None | Some("model") | Some("binary")) => {
+            bad(format!("mode {:?} is not one of \"model\", \"binary\"", config.mode.as_deref().unwrap_or("")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn compile_schema(file: &Path, text: Option<&str>) -> Result<jsonschema::Validator, AgentError> {
     let bad = |detail: String| AgentError::Config { file: file.to_path_buf(), detail };
     let schema: serde_json::Value =
@@ -202,56 +237,16 @@ impl AgentSet {
                 .add_template_owned(name.to_string(), text)
                 .map_err(|e| AgentError::Config { file, detail: format!("template does not compile: {e}") })?;
         }
+        for ((name, _), (file, config)) in DEFAULT_AGENTS.iter().zip(&configs) {
+            check_agent(name.trim_end_matches(".toml"), file, config, &templates)?;
+        }
         let mut it = configs.into_iter();
         let mut next =
             || it.next().ok_or_else(|| AgentError::Config { file: PathBuf::new(), detail: "missing".into() });
         let (solver, critic, tool_checker, attributor, feedback) = (next()?, next()?, next()?, next()?, next()?);
         let (decomposer, judge) = (next()?, next()?);
-        for (file, config) in [&solver, &critic, &feedback, &decomposer, &judge] {
-            for name in [&config.prompt, &config.revise_prompt].into_iter().flatten() {
-                if templates.get_template(name).is_err() {
-                    return Err(AgentError::Config {
-                        file: file.clone(),
-                        detail: format!("prompt {name:?} is not a known template"),
-                    });
-                }
-            }
-        }
-        for (file, config) in [&solver, &critic, &tool_checker, &attributor, &feedback, &decomposer, &judge] {
-            check_ranges(file, config)?;
-        }
         let critic_schema = compile_schema(&critic.0, critic.1.schema.as_deref())?;
         let decomposer_schema = compile_schema(&decomposer.0, decomposer.1.schema.as_deref())?;
-        if !matches!(solver.1.model.as_deref(), None | Some("default")) {
-            return Err(AgentError::Config {
-                file: solver.0.clone(),
-                detail: "the solver always uses the run's model; set model = \"default\"".into(),
-            });
-        }
-        match attributor.1.scorer.as_deref() {
-            None | Some("lexical") | Some("contextcite") | Some("leave_one_out") => {}
-            Some(other) => {
-                return Err(AgentError::Config {
-                    file: attributor.0.clone(),
-                    detail: format!("scorer {other:?} is not one of \"lexical\", \"contextcite\", \"leave_one_out\""),
-                })
-            }
-        }
-        if let Some(unknown) = tool_checker.1.tools.iter().flatten().find(|t| !CHECKER_TOOLS.contains(&t.as_str())) {
-            return Err(AgentError::Config {
-                file: tool_checker.0.clone(),
-                detail: format!("tool {unknown:?} is not one of {}", CHECKER_TOOLS.join(", ")),
-            });
-        }
-        if !matches!(feedback.1.mode.as_deref(), None | Some("model") | Some("binary")) {
-            return Err(AgentError::Config {
-                file: feedback.0.clone(),
-                detail: format!(
-                    "mode {:?} is not one of \"model\", \"binary\"",
-                    feedback.1.mode.as_deref().unwrap_or("")
-                ),
-            });
-        }
         Ok(Self {
             solver: solver.1,
             critic: critic.1,
@@ -264,6 +259,37 @@ impl AgentSet {
             decomposer_schema,
             templates,
         })
+    }
+
+    /// Replace agent `name`'s config (`critic`, `judge`, ...; the feedback writer is
+    /// `feedback`) with the one in the TOML file at `path`, checked as [`AgentSet::load`]
+    /// checks its files.
+    pub fn replace_config(&mut self, name: &str, path: &Path) -> Result<(), AgentError> {
+        let bad = |detail: String| AgentError::Config { file: path.to_path_buf(), detail };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let config: AgentConfig = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        check_agent(name, path, &config, &self.templates)?;
+        match name {
+            "solver" => self.solver = config,
+            "critic" => {
+                self.critic_schema = compile_schema(path, config.schema.as_deref())?;
+                self.critic = config;
+            }
+            "tool_checker" => self.tool_checker = config,
+            "attributor" => self.attributor = config,
+            "feedback" => self.feedback = config,
+            "decomposer" => {
+                self.decomposer_schema = compile_schema(path, config.schema.as_deref())?;
+                self.decomposer = config;
+            }
+            "judge" => self.judge = config,
+            _ => {
+                return Err(bad(format!(
+                    "{name:?} is not an agent (solver, critic, tool_checker, attributor, feedback, decomposer, judge)"
+                )))
+            }
+        }
+        Ok(())
     }
 
     /// Replace prompt template `name` (e.g. `critic.j2`) with `text`.

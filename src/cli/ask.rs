@@ -125,6 +125,15 @@ pub struct RunArgs {
     /// Seed for sampled calls, recorded in the trace.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// A label stored with the run (repeatable); `replay --runs tag=NAME` selects by it.
+    #[arg(long = "tag", value_name = "NAME", value_parser = parse_tag)]
+    pub tags: Vec<String>,
+}
+
+/// A tag: 1 to 64 characters, no comma (filters are comma-separated) or `=`.
+pub(super) fn parse_tag(s: &str) -> Result<String, String> {
+    recheck::orchestrator::check_tag(s).map(|()| s.to_string())
 }
 
 impl RunArgs {
@@ -174,6 +183,7 @@ impl RunArgs {
         };
         options.decomposer_model = decomposer_model;
         options.judge_model = judge_model;
+        options.tags = self.tags.clone();
         Ok(options)
     }
 

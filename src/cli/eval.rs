@@ -1,4 +1,4 @@
-//! `recheck eval` (run, resume, report, list) and `recheck replay`.
+//! `recheck eval`: run, resume, report, list.
 
 use std::{
     path::PathBuf,
@@ -13,9 +13,9 @@ use super::models::ServerArgs;
 use recheck::{
     agents::AgentSet,
     analysis::{self, render_html, render_text},
-    eval::{self, Change, EvalSpec, ForkOptions, Progress, RunOptions},
+    eval::{self, EvalSpec, Progress, RunOptions},
     home::Home,
-    llm::{ChatModel, ReplayModel},
+    llm::ChatModel,
     tools::ToolRegistry,
     trace::{RunId, TraceStore},
 };
@@ -123,39 +123,6 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-/// Arguments of `recheck replay`.
-#[derive(Debug, Args)]
-#[command(after_help = "Without --from-step, every item is re-run from its recorded model replies (no model \
-calls) and the recomputed metrics are compared with the stored ones; exit code 1 if they differ.\n\
-With --from-step K, each item reuses its recorded calls before step K (see `traces show`), applies \
---change from there on, and runs the rest live; the fork is a new experiment whose report compares it \
-with the parent item by item.")]
-pub struct ReplayArgs {
-    /// The run id (or a unique prefix): an experiment, or an `ask` or `serve` run.
-    pub run: String,
-
-    /// Fork: reuse each item's recorded steps before this index, run the rest live.
-    #[arg(long, value_name = "K")]
-    pub from_step: Option<u32>,
-
-    /// The fork's change: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=binary,
-    /// rounds=N, temperature_step=X, reject_repeats=true, ...
-    #[arg(long, value_name = "WHAT", requires = "from_step")]
-    pub change: Option<String>,
-
-    /// The fork's model for the live part; default: the recorded one.
-    #[arg(long, short, value_name = "SPEC", requires = "from_step")]
-    pub model: Option<String>,
-
-    /// Model, agent and concurrency options (forks).
-    #[command(flatten)]
-    pub models: ModelArgs,
-
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Run an `eval` subcommand.
 pub(super) async fn run(home: &Home, cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
@@ -167,7 +134,7 @@ pub(super) async fn run(home: &Home, cmd: EvalCommand) -> anyhow::Result<()> {
 }
 
 /// Run options for an experiment of `spec` whose data is under `data_root`.
-fn options(
+pub(super) fn options(
     home: &Home,
     args: &ModelArgs,
     model: Arc<dyn ChatModel>,
@@ -216,7 +183,7 @@ async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
     finish(&store, run, args.json, &spec)
 }
 
-fn finish(store: &TraceStore, run: eval::EvalRun, json_out: bool, model: &str) -> anyhow::Result<()> {
+pub(super) fn finish(store: &TraceStore, run: eval::EvalRun, json_out: bool, model: &str) -> anyhow::Result<()> {
     if let Some(why) = &run.first_error {
         eprintln!("{} item(s) failed; the first: {}", run.failed, super::shown(why));
     }
@@ -286,131 +253,8 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `recheck replay` of an `ask` or `serve` run: exact from its record, or a fork.
-async fn replay_ask(
-    home: &Home,
-    store: &recheck::trace::TraceStore,
-    id: recheck::trace::RunId,
-    args: &ReplayArgs,
-) -> anyhow::Result<()> {
-    let agents =
-        recheck::agents::AgentSet::load(args.models.agents_dir.as_deref(), args.models.prompts_dir.as_deref())?;
-    if let Some(from_step) = args.from_step {
-        return fork_ask(home, store, id, from_step, args, &agents).await;
-    }
-    let outcome = recheck::orchestrator::replay(store, id, &agents).await?;
-    if args.json {
-        super::print_json(&outcome)?;
-    } else {
-        println!(
-            "replayed {} from its record ({} model calls): outcome {}",
-            outcome.run_id,
-            outcome.calls,
-            if outcome.identical { "identical" } else { "DIFFERS" }
-        );
-        for d in &outcome.differences {
-            println!("  {d}");
-        }
-    }
-    if !outcome.identical {
-        anyhow::bail!("the replay of {id} does not reproduce its outcome");
-    }
-    Ok(())
-}
-
-/// `recheck replay RUN --from-step K ...` of an `ask` or `serve` run.
-async fn fork_ask(
-    home: &Home,
-    store: &recheck::trace::TraceStore,
-    id: recheck::trace::RunId,
-    from_step: u32,
-    args: &ReplayArgs,
-    agents: &recheck::agents::AgentSet,
-) -> anyhow::Result<()> {
-    let change: recheck::orchestrator::AskChange = match &args.change {
-        Some(c) => c.parse()?,
-        None if args.model.is_some() => recheck::orchestrator::AskChange::None,
-        None => super::usage!("--from-step needs --change WHAT or --model SPEC (what the fork changes)"),
-    };
-    let record: recheck::orchestrator::AskRecord =
-        store
-            .run(id)?
-            .and_then(|r| serde_json::from_value(r.config).ok())
-            .ok_or_else(|| anyhow::anyhow!("run {id} has no ask config to fork"))?;
-    let spec = args.model.clone().unwrap_or(record.model.spec);
-    let live = args.models.server.open(home, &spec)?;
-    let fork = recheck::orchestrator::fork(store, id, from_step, &change, live, agents).await?;
-    if args.json {
-        return super::print_json(&fork);
-    }
-    let word = |v: recheck::Verification| match v {
-        recheck::Verification::Verified => "verified",
-        recheck::Verification::Refuted => "refuted",
-        recheck::Verification::Unknown => "unknown",
-    };
-    println!(
-        "forked {} as {} from step {from_step} ({} recorded calls reused, then {spec} live): {} -> {}, answer {}",
-        fork.parent,
-        fork.run_id,
-        fork.replayed_calls,
-        word(fork.verified_before),
-        word(fork.verified_after),
-        if fork.answer_changed { "changed" } else { "unchanged" }
-    );
-    println!("{}", super::shown(&fork.outcome.answer));
-    Ok(())
-}
-
-/// `recheck replay`.
-pub(super) async fn replay(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
-    let store = super::open_store(home)?;
-    let id = store.resolve(&args.run)?;
-    let kind = store.run(id)?.map(|r| r.kind).unwrap_or_default();
-    if kind == recheck::trace::run_kind::ASK || kind == recheck::trace::run_kind::SERVE {
-        return replay_ask(home, &store, id, &args).await;
-    }
-    let experiment = eval::experiment(&store, id)?;
-    let Some(from_step) = args.from_step else {
-        // Nothing is called live: any model call not in the record is an error.
-        let recorded = Arc::new(ReplayModel::exact(experiment.model.clone(), vec![]));
-        let opts = options(home, &args.models, recorded, &experiment.spec, &experiment.data_root)?;
-        let outcome = eval::replay(&store, id, &opts).await?;
-        if args.json {
-            super::print_json(&json!({
-                "run_id": outcome.run_id, "identical": outcome.identical,
-                "metrics": outcome.metrics, "differences": outcome.differences,
-            }))?;
-        } else {
-            println!(
-                "replayed {} from its record: metrics {}",
-                outcome.run_id,
-                if outcome.identical { "identical" } else { "DIFFER" }
-            );
-            for d in &outcome.differences {
-                println!("  {d}");
-            }
-        }
-        if !outcome.identical {
-            anyhow::bail!("the replay of {id} does not reproduce its metrics");
-        }
-        return Ok(());
-    };
-    let change: Change = match &args.change {
-        Some(c) => c.parse()?,
-        None if args.model.is_some() => Change::None,
-        None => super::usage!("--from-step needs --change WHAT or --model SPEC (what the fork changes)"),
-    };
-    let live_spec = args.model.clone().unwrap_or(experiment.model.spec);
-    let live = args.models.server.open(home, &live_spec)?;
-    let opts = options(home, &args.models, live.clone(), &experiment.spec, &experiment.data_root)?;
-    let fork_opts = ForkOptions { from_step, change, model: Some(live) };
-    let progress = CliProgress::new("fork");
-    let run = eval::fork(&store, id, &fork_opts, &opts, &progress).await?;
-    finish(&store, run, args.json, &live_spec)
-}
-
 /// A progress bar on a terminal; plain lines otherwise.
-struct CliProgress {
+pub(super) struct CliProgress {
     name: String,
     state: Mutex<ProgressState>,
 }
@@ -426,7 +270,7 @@ struct ProgressState {
 }
 
 impl CliProgress {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         let state =
             ProgressState { bar: None, total: 0, done: 0, correct: 0, graded: 0, started: Instant::now(), ran: 0 };
         Self { name: name.to_string(), state: Mutex::new(state) }

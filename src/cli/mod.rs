@@ -9,6 +9,7 @@ mod corpus;
 mod eval;
 mod model;
 mod models;
+mod replay;
 mod serve;
 mod traces;
 
@@ -60,9 +61,9 @@ pub enum Command {
     /// Experiments: measure feedback friction, snowballing and the self-correction blind spot.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
-    /// Re-run a stored run from its record (no model calls): an experiment (which can
-    /// also be forked from a step), or an `ask` or `serve` run.
-    Replay(eval::ReplayArgs),
+    /// Re-run a stored run from its record (no model calls), fork it from a step with
+    /// one change, or fork many stored `ask`/`serve` runs at once (--runs) and compare.
+    Replay(replay::ReplayArgs),
     /// Serve an OpenAI-compatible API whose answers are verified, cited and stored.
     Serve(Box<serve::ServeArgs>),
 }
@@ -77,7 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(args) => corpus::index(&home, args),
         Command::Search(args) => corpus::search(&home, args),
         Command::Eval(cmd) => eval::run(&home, cmd).await,
-        Command::Replay(args) => eval::replay(&home, args).await,
+        Command::Replay(args) => replay::run(&home, args).await,
         Command::Serve(args) => serve::run(&home, *args).await,
     }
 }

@@ -5,12 +5,12 @@ use std::{path::PathBuf, str::FromStr, sync::Arc};
 
 use serde::Serialize;
 
-use super::{ask, replay::source, AskOutcome, JudgeChoice, Strategy, Verification};
+use super::{ask, replay::source, AskOutcome, JudgeChoice, OutcomeSummary, Strategy, Verification};
 use crate::{
     agents::AgentSet,
     corpus::CorpusIndex,
     llm::{recorded_calls, ChatModel, ReplayModel},
-    trace::{RunId, TraceStore},
+    trace::{GroupSlot, RunId, TraceStore},
     Error, Result,
 };
 
@@ -29,6 +29,9 @@ pub enum AskChange {
     Judge(JudgeChoice),
     /// `index=DIR`: another corpus index.
     Index(PathBuf),
+    /// `judge_model=SPEC`: the judge (model judge) on another model, given to [`fork`]
+    /// as [`ForkModels::judge`].
+    JudgeModel(String),
     /// `prompt.NAME=PATH`: prompt template `NAME` (`critic.j2`, or an agent's name for
     /// its main template) replaced by the file at PATH.
     Prompt {
@@ -37,6 +40,49 @@ pub enum AskChange {
         /// The new template's file.
         path: PathBuf,
     },
+    /// `agent.NAME=PATH`: agent `NAME`'s config (`critic`, `judge`, ...) replaced by
+    /// the TOML file at PATH.
+    Agent {
+        /// The agent.
+        agent: String,
+        /// The new config file.
+        path: PathBuf,
+    },
+}
+
+impl AskChange {
+    /// The change as it is written on the command line.
+    pub fn describe(&self) -> String {
+        match self {
+            AskChange::None => "none".into(),
+            AskChange::Strategy(s) => format!("strategy={s}"),
+            AskChange::Rounds(n) => format!("rounds={n}"),
+            AskChange::Samples(n) => format!("samples={n}"),
+            AskChange::Judge(JudgeChoice::Model) => "judge=model".into(),
+            AskChange::Judge(JudgeChoice::Lexical) => "judge=lexical".into(),
+            AskChange::Index(dir) => format!("index={}", dir.display()),
+            AskChange::JudgeModel(spec) => format!("judge_model={spec}"),
+            AskChange::Prompt { template, path } => format!("prompt.{template}={}", path.display()),
+            AskChange::Agent { agent, path } => format!("agent.{agent}={}", path.display()),
+        }
+    }
+}
+
+/// The models a fork runs live on.
+#[derive(Clone)]
+pub struct ForkModels {
+    /// Every agent's model from the fork step on (the run's recorded model, reopened,
+    /// or another).
+    pub live: Arc<dyn ChatModel>,
+    /// The judge's model, for [`AskChange::JudgeModel`].
+    pub judge: Option<Arc<dyn ChatModel>>,
+}
+
+impl ForkModels {
+    /// Every agent on `live`.
+    pub fn live(live: Arc<dyn ChatModel>) -> Self {
+        Self { live, judge: None }
+    }
 }
 
 impl FromStr for AskChange {
@@ -60,6 +106,10 @@ impl FromStr for AskChange {
                 _ => return Err(bad("judge must be model or lexical")),
             }),
             "index" => AskChange::Index(PathBuf::from(value)),
+            "judge_model" if !value.is_empty() => AskChange::JudgeModel(value.to_string()),
+            _ if key.starts_with("agent.") && key.len() > "agent.".len() => {
+                AskChange::Agent { agent: key["agent.".len()..].to_string(), path: PathBuf::from(value) }
+            }
             _ => match key.strip_prefix("prompt.") {
                 Some(name) if !name.is_empty() => {
                     let template = match name {
@@ -70,7 +120,7 @@ impl FromStr for AskChange {
                 }
                 _ => {
                     return Err(bad(
-                        "known changes: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, index=DIR, prompt.NAME=PATH",
+                        "known changes: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, judge_model=SPEC, index=DIR, prompt.NAME=PATH, agent.NAME=PATH",
                     ))
                 }
             },
@@ -98,16 +148,40 @@ pub struct AskFork {
 }
 
 /// Fork `run_id`: its recorded replies at steps before `from_step` (while the requests
-/// match), then `live` (default: a model must be given, since no model is re-opened
-/// from a record), with `change`. Stored in `store` as a new run of the same kind.
+/// match), then `models` (a model must be given: none is re-opened from a record), with
+/// `change`. Stored in `store` as a new run of the same kind whose parent is `run_id`.
+///
+/// ```no_run
+/// # async fn example(store: recheck::TraceStore, run: recheck::trace::RunId, model: std::sync::Arc<dyn recheck::ChatModel>) -> recheck::Result<()> {
+/// use recheck::{agents::AgentSet, orchestrator::{fork, ForkModels}};
+/// // The recorded draft, then a live critic with another prompt.
+/// let change = "prompt.critic=my-critic.j2".parse()?;
+/// let forked = fork(&store, run, 1, &change, &ForkModels::live(model), &AgentSet::builtin()?).await?;
+/// println!("{:?} -> {:?}", forked.verified_before, forked.verified_after);
+/// # Ok(()) }
+/// ```
 pub async fn fork(
     store: &TraceStore,
     run_id: RunId,
     from_step: u32,
     change: &AskChange,
-    live: Arc<dyn ChatModel>,
+    models: &ForkModels,
     agents: &AgentSet,
 ) -> Result<AskFork> {
+    fork_in(store, run_id, from_step, change, models, agents, None).await
+}
+
+/// [`fork`], the fork stored in slot `group` of a batch.
+pub(super) async fn fork_in(
+    store: &TraceStore,
+    run_id: RunId,
+    from_step: u32,
+    change: &AskChange,
+    models: &ForkModels,
+    agents: &AgentSet,
+    group: Option<GroupSlot>,
+) -> Result<AskFork> {
+    let live = models.live.clone();
     let mut agents = agents.clone();
     if let AskChange::Prompt { template, path } = change {
         let text = std::fs::read_to_string(path).map_err(|e| Error::BadChange {
@@ -117,13 +191,25 @@ pub async fn fork(
         agents.replace_template(template, text)?;
     }
     let (run, record, question, mut options) = source(store, run_id, &agents)?;
-    let before = run
-        .output
-        .as_ref()
-        .and_then(|o| serde_json::from_value::<Verification>(o.get("verified")?.clone()).ok())
-        .unwrap_or(Verification::Unknown);
+    let before = OutcomeSummary::of(&run);
     match change {
         AskChange::None | AskChange::Prompt { .. } => {}
+        AskChange::Agent { agent, path } => {
+            let mut changed = (*options.agents).clone();
+            changed
+                .replace_config(agent, path)
+                .map_err(|e| Error::BadChange { change: change.describe(), reason: e.to_string() })?;
+            options.agents = Arc::new(changed);
+        }
+        AskChange::JudgeModel(_) => {
+            if models.judge.is_none() {
+                return Err(Error::BadChange {
+                    change: change.describe(),
+                    reason: "the judge's model was not opened (ForkModels::judge)".into(),
+                });
+            }
+            options.verify.judge = JudgeChoice::Model;
+        }
         AskChange::Strategy(s) => {
             options.loop_options.strategy = *s;
         }
@@ -139,17 +225,20 @@ pub async fn fork(
     };
     options.critic_model = sibling(&record.critic_model);
     options.decomposer_model = sibling(&record.decomposer_model);
-    options.judge_model = sibling(&record.judge_model);
+    options.judge_model = match &models.judge {
+        Some(judge) => Some(Arc::new(replayed.sibling(Some(judge.clone())))),
+        None => sibling(&record.judge_model),
+    };
     options.parent = Some(run_id);
+    options.group = group;
     let counter = Arc::new(replayed);
     let outcome = ask(store, counter.clone(), question, &options).await?;
-    let answer_before = run.output.as_ref().and_then(|o| o.get("answer")).and_then(|a| a.as_str()).unwrap_or("");
     Ok(AskFork {
         run_id: outcome.trace_id,
         parent: run_id,
-        verified_before: before,
+        verified_before: before.as_ref().map_or(Verification::Unknown, |b| b.verified),
         verified_after: outcome.verified,
-        answer_changed: outcome.answer != answer_before,
+        answer_changed: before.is_none_or(|b| b.answer != outcome.answer),
         replayed_calls: counter.replayed(),
         outcome,
     })

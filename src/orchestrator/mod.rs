@@ -1,6 +1,8 @@
 //! The orchestrator: strategies that run the agents over a question, record every
 //! step of the run, and return the verified, cited answer.
 
+mod batch;
+mod batch_report;
 mod citations;
 mod fork;
 mod options;
@@ -8,18 +10,22 @@ mod outcome;
 mod record;
 mod replay;
 mod run;
+mod select;
 mod strategy;
 mod verify;
 
 pub use crate::agents::JudgeChoice;
-pub use fork::{fork, AskChange, AskFork};
+pub use batch::{fork_batch, BatchInput, BatchOptions};
+pub use batch_report::{batch_report, BatchReport, ForkPair, Skipped, VerdictFlip};
+pub use fork::{fork, AskChange, AskFork, ForkModels};
 pub use options::{AskOptions, Question, DEFAULT_CONTEXT_PASSAGES};
 pub use outcome::{
-    AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, Round, Span, StopReason,
-    SupportCounts, Verification,
+    AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, OutcomeSummary, Round,
+    Span, StopReason, SupportCounts, Verification,
 };
 pub use record::{AgentRecords, AskRecord};
 pub use replay::{replay, AskReplay};
 pub use run::ask;
+pub use select::{check_tag, RunFilter};
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
 pub use verify::VerifyOptions;

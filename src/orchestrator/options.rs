@@ -87,6 +87,10 @@ pub struct AskOptions {
     pub run_kind: &'static str,
     /// The run this one forks, stored as its parent.
     pub parent: Option<crate::trace::RunId>,
+    /// The group run (a batch of forks) this run is a slot of.
+    pub group: Option<crate::trace::GroupSlot>,
+    /// Labels stored with the run (`replay --runs tag=NAME` selects by them).
+    pub tags: Vec<String>,
 }
 
 impl std::fmt::Debug for AskOptions {
@@ -111,6 +115,8 @@ impl AskOptions {
             judge_model: None,
             run_kind: run_kind::ASK,
             parent: None,
+            group: None,
+            tags: Vec::new(),
         }
     }
 

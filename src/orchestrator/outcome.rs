@@ -67,6 +67,23 @@ pub enum Verification {
     Unknown,
 }
 
+impl Verification {
+    /// `verified`, `refuted` or `unknown`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verification::Verified => "verified",
+            Verification::Refuted => "refuted",
+            Verification::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Serialize for Verification {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -245,7 +262,7 @@ impl ClaimReport {
 }
 
 /// Claims counted by verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupportCounts {
     /// Supported by a tool or by evidence.
     pub supported: usize,
@@ -302,6 +319,42 @@ pub struct AskOutcome {
     pub model_calls: u32,
     /// The run in the trace store.
     pub trace_id: RunId,
+}
+
+/// What a reader of a stored `ask` or `serve` run needs of its outcome (the run's
+/// `output` is a serialised [`AskOutcome`]), read back typed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OutcomeSummary {
+    /// The final answer.
+    pub answer: String,
+    /// The verdict.
+    pub verified: Verification,
+    /// Claims by verdict.
+    pub support: SupportCounts,
+    /// How many claims the answer had.
+    #[serde(deserialize_with = "count")]
+    pub claims: usize,
+    /// Why the loop stopped, as [`StopReason`] shows it.
+    pub stopped_by: String,
+    /// The strategy used.
+    pub strategy: Strategy,
+    /// Tokens over all calls.
+    pub usage: Usage,
+    /// Model calls made.
+    pub model_calls: u32,
+}
+
+impl OutcomeSummary {
+    /// The summary of a stored run's outcome; `None` for a run with no outcome or
+    /// another kind of output (a pass-through, an experiment).
+    pub fn of(run: &crate::trace::RunRecord) -> Option<Self> {
+        serde_json::from_value(run.output.clone()?).ok()
+    }
+}
+
+/// The length of a sequence, its elements skipped.
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(Vec::<serde::de::IgnoredAny>::deserialize(d)?.len())
 }
 
 #[cfg(test)]

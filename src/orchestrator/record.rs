@@ -42,6 +42,9 @@ pub struct AskRecord {
     /// How the answer was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyOptions>,
+    /// The run's labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The agents' configs in a run record (the solver's and critic's always; the rest
@@ -90,6 +93,7 @@ impl AskRecord {
             index: options.retriever.as_ref().and_then(|r| r.location()),
             context_passages: Some(options.context_passages),
             verify: Some(options.verify),
+            tags: options.tags.clone(),
         }
     }
 }

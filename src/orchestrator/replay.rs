@@ -128,6 +128,7 @@ fn options_of(record: &AskRecord, agents: &AgentSet) -> std::result::Result<AskO
     options.verify = verify;
     options.context_passages = context;
     options.tools = options.tools.only(&record.tools);
+    options.tags = record.tags.clone();
     Ok(options)
 }
 

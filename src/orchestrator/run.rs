@@ -57,7 +57,7 @@ pub async fn ask(
     if !history.is_empty() {
         input["history"] = json!(history);
     }
-    let run = store.create_run(options.run_kind, input, config, options.parent).await?;
+    let run = store.create_run_in(options.run_kind, input, config, options.parent, options.group).await?;
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
     let deadline = lo.time_budget_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
     let budget = Budget::with_deadline(lo.max_calls, lo.token_budget, deadline);

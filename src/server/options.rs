@@ -33,6 +33,8 @@ pub struct RecheckOptions {
     pub samples: Option<u32>,
     /// Model calls the loop may make (1 to 1000).
     pub max_calls: Option<u32>,
+    /// Labels stored with the run, beside the server's own `--tag`s (at most 16).
+    pub tags: Option<Vec<String>>,
 }
 
 impl RecheckOptions {
@@ -87,6 +89,15 @@ impl RecheckOptions {
                 return Err(ApiError::invalid("recheck.max_calls", format!("max_calls must be 1 to 1000, got {n}")));
             }
             base.loop_options.max_calls = n;
+        }
+        if let Some(tags) = &self.tags {
+            if tags.len() > 16 {
+                return Err(ApiError::invalid("recheck.tags", format!("at most 16 tags, got {}", tags.len())));
+            }
+            for (i, tag) in tags.iter().enumerate() {
+                crate::orchestrator::check_tag(tag).map_err(|e| ApiError::invalid(format!("recheck.tags[{i}]"), e))?;
+            }
+            base.tags.extend(tags.iter().cloned());
         }
         if let Some(name) = &self.index {
             base = base.corpus(indexes.open(name)?);

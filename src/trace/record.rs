@@ -28,6 +28,9 @@ pub mod run_kind {
     pub const EVAL: &str = "eval";
     /// One item of an experiment.
     pub const EVAL_ITEM: &str = "eval-item";
+    /// A batch of forks of `ask`/`serve` runs (`recheck replay --runs`): a group run
+    /// whose slots are the forks.
+    pub const FORKS: &str = "forks";
 }
 
 /// A run's id: a UUIDv7, so ids sort by creation time.

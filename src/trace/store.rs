@@ -34,7 +34,12 @@ pub struct TraceStore {
     durability: Durability,
     /// For a snapshot: the copy's directory, removed when the last handle goes.
     snapshot: Option<Arc<tempfile::TempDir>>,
+    /// Told of every run that finishes (see [`TraceStore::on_finish`]).
+    finished: Arc<std::sync::OnceLock<FinishHook>>,
 }
+
+/// A function told of each run that finishes.
+type FinishHook = Box<dyn Fn(RunId) + Send + Sync>;
 
 /// The runs of a store as `recheck traces list` shows them (and `recheck serve` sends
 /// them: `GET /recheck/v1/runs`).
@@ -191,6 +196,7 @@ impl TraceStore {
             commit: Arc::default(),
             durability: Durability::EveryStep,
             snapshot: None,
+            finished: Arc::default(),
         })
     }
 
@@ -330,6 +336,19 @@ impl TraceStore {
         self.start(kind, input, config, parent, None).await
     }
 
+    /// Start a run with a parent, a group slot, both or neither (a fork in a batch of
+    /// forks has both).
+    pub async fn create_run_in(
+        &self,
+        kind: &str,
+        input: serde_json::Value,
+        config: serde_json::Value,
+        parent: Option<RunId>,
+        group: Option<GroupSlot>,
+    ) -> Result<RunRecord, TraceError> {
+        self.start(kind, input, config, parent, group).await
+    }
+
     /// Start a run that fills slot `group` of a group run; it replaces whatever run
     /// filled the slot before (a resumed item replaces its interrupted attempt).
     pub async fn create_member_run(
@@ -407,13 +426,25 @@ impl TraceStore {
         output: Option<serde_json::Value>,
         error: Option<String>,
     ) -> Result<RunRecord, TraceError> {
-        self.update_run(id, |run| {
-            run.status = status;
-            run.ended_at = Some(Utc::now());
-            run.output = output;
-            run.error = error;
-        })
-        .await
+        let run = self
+            .update_run(id, |run| {
+                run.status = status;
+                run.ended_at = Some(Utc::now());
+                run.output = output;
+                run.error = error;
+            })
+            .await?;
+        if let Some(hook) = self.finished.get() {
+            hook(id);
+        }
+        Ok(run)
+    }
+
+    /// Call `hook` with the id of every run that finishes from now on, once it is
+    /// durable (live export). It runs on the finishing task, so it must only hand the
+    /// id on. One hook a store (every handle shares it); false if one was already set.
+    pub fn on_finish(&self, hook: impl Fn(RunId) + Send + Sync + 'static) -> bool {
+        self.finished.set(Box::new(hook)).is_ok()
     }
 
     /// Change a stored run record with `change`, write it back and flush.
