@@ -56,6 +56,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// From OpenTelemetry export.
+    #[cfg(feature = "otlp")]
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// From the agents (configs, templates).
     #[error(transparent)]
     Agent(#[from] AgentError),

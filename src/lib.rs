@@ -23,6 +23,9 @@
 //! - [`eval`]: experiments (feedback friction, snowballing, the self-correction blind
 //!   spot, the verifier on SciFact), resume, exact replay and forks, and the `sim:`
 //!   simulator.
+//! - `telemetry` (feature `otlp`): stored runs sent to OpenTelemetry collectors
+//!   (Phoenix, Langfuse, Jaeger) as OTLP/HTTP traces with GenAI and OpenInference
+//!   attributes, after the fact or live as runs finish.
 //! - `server` (feature `server`): `recheck serve`, which answers any OpenAI client's
 //!   chat completions inside the loop and stores each as a run.
 //!
@@ -35,6 +38,8 @@
 //!   with no C++ toolchain, cmake or libclang; `local` specs then fail to open.
 //! - `server` (default): [`server`], the OpenAI-compatible verifying proxy behind
 //!   `recheck serve` (axum, hyper, prometheus-client).
+//! - `otlp` (default): [`telemetry`], OTLP/HTTP export (opentelemetry-otlp with a
+//!   blocking reqwest client; no gRPC stack).
 //! - `cli` (default): the `recheck` binary (clap, indicatif, progress output); needs `server`.
 //!
 //! ## Wrap a model in a critic loop
@@ -182,6 +187,9 @@ pub mod agents;
 
 pub mod eval;
 pub mod orchestrator;
+
+#[cfg(feature = "otlp")]
+pub mod telemetry;
 
 #[cfg(feature = "server")]
 pub mod server;

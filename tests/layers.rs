@@ -9,8 +9,20 @@ use std::{
 };
 
 /// Bottom first; a module may use those before it in this list.
-const LAYERS: [&str; 11] =
-    ["trace", "corpus", "home", "tools", "datasets", "analysis", "llm", "agents", "orchestrator", "eval", "server"];
+const LAYERS: [&str; 12] = [
+    "trace",
+    "corpus",
+    "home",
+    "tools",
+    "datasets",
+    "analysis",
+    "llm",
+    "agents",
+    "orchestrator",
+    "eval",
+    "telemetry",
+    "server",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -37,6 +37,10 @@ pub struct AskArgs {
     #[command(flatten)]
     pub server: super::models::ServerArgs,
 
+    /// OpenTelemetry export of the run.
+    #[command(flatten)]
+    pub otlp: super::otlp::OtlpArgs,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -212,9 +216,13 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let ask = args.run.options(|spec| args.server.open(home, spec))?;
     let store = super::open_store(home)?;
     let model = args.server.open(home, &args.model)?;
+    let exporter = args.otlp.live(&store)?;
     let started = std::time::Instant::now();
-    let outcome = recheck::ask(&store, model, &question, &ask).await?;
+    let outcome = recheck::ask(&store, model, &question, &ask).await;
     let latency_ms = started.elapsed().as_millis() as u64;
+    // A failed run is stored too: it is exported before the error is reported.
+    super::otlp::finish(exporter);
+    let outcome = outcome?;
     if args.json {
         let mut value = serde_json::to_value(&outcome)?;
         value["model_info"] = value["model"].clone();

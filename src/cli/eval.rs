@@ -76,6 +76,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub models: ModelArgs,
 
+    /// OpenTelemetry export of each item's run as it finishes.
+    #[command(flatten)]
+    pub otlp: super::otlp::OtlpArgs,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -166,9 +170,11 @@ async fn run_spec(home: &Home, args: RunArgs) -> anyhow::Result<()> {
     let model = args.models.server.open(home, &args.model)?;
     let opts = options(home, &args.models, model, &spec, &args.data_root)?;
     let store = super::open_store(home)?;
+    let exporter = args.otlp.live(&store)?;
     let progress = CliProgress::new(&spec.name);
-    let run = eval::start(&store, &spec, &args.data_root, args.limit, &opts, &progress).await?;
-    finish(&store, run, args.json, &args.model)
+    let run = eval::start(&store, &spec, &args.data_root, args.limit, &opts, &progress).await;
+    super::otlp::finish(exporter);
+    finish(&store, run?, args.json, &args.model)
 }
 
 async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ mod corpus;
 mod eval;
 mod model;
 mod models;
+mod otlp;
 mod replay;
 mod serve;
 mod traces;

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub upstream: super::models::Connection,
 
+    /// OpenTelemetry export of every request's run.
+    #[command(flatten)]
+    pub otlp: super::otlp::OtlpArgs,
+
     /// Print `{"url": ..., "pid": ...}` on standard output once listening.
     #[arg(long)]
     pub json: bool,
@@ -137,6 +141,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
     };
     let model = args.upstream.open(home, &args.model, key_env)?;
     let store = super::open_store(home)?;
+    let exporter = args.otlp.live(&store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| recheck::Error::Server(ServerError::Bind { addr: config.listen, source }))?;
@@ -157,6 +162,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
     let server = Arc::new(Server::new(store, model, options, config, upstream));
     let result = recheck::server::serve(listener, server, stop_signal()).await;
     let _ = std::fs::remove_file(&file);
+    super::otlp::finish(exporter);
     eprintln!("recheck serve: stopped; every run is stored");
     Ok(result?)
 }

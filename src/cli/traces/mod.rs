@@ -50,16 +50,28 @@ pub enum TracesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Export runs with their steps as JSONL (one record a line).
+    /// Export runs with their steps as JSONL (one record a line), or send them to an
+    /// OpenTelemetry collector as traces (--otlp).
     Export {
         /// File to write; `-` for standard output (the summary then goes to stderr). A
         /// regular file is replaced only once the export is complete; a link is
         /// followed; a device or pipe is written in place.
-        #[arg(long, value_name = "FILE.jsonl")]
-        out: PathBuf,
+        #[arg(long, value_name = "FILE.jsonl", required_unless_present = "otlp", conflicts_with = "otlp")]
+        out: Option<PathBuf>,
         /// Only these runs (repeatable); default all.
         #[arg(long = "run", value_name = "ID")]
         runs: Vec<String>,
+        /// Only the `ask`/`serve` runs FILTER selects (as `recheck replay --runs`:
+        /// kind=, since=, until=, verdict=, model=, tag=, limit=).
+        #[arg(long = "runs", value_name = "FILTER", conflicts_with = "runs")]
+        filter: Option<String>,
+        /// Send the runs as OTLP/HTTP traces to the collector at URL (Phoenix:
+        /// http://127.0.0.1:6006) instead of writing a file: one trace a run, a span a step.
+        #[arg(long, value_name = "URL")]
+        otlp: Option<String>,
+        /// With --otlp: leave message content out of the spans.
+        #[arg(long, requires = "otlp")]
+        otlp_no_content: bool,
         /// Print counts as JSON.
         #[arg(long)]
         json: bool,
@@ -135,8 +147,19 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
             print_run(&run, &steps);
             Ok(())
         }
-        TracesCommand::Export { out, runs, json } => {
-            let ids = runs.iter().map(|r| store.resolve(r)).collect::<Result<Vec<_>, _>>()?;
+        TracesCommand::Export { out, runs, filter, otlp, otlp_no_content, json } => {
+            let mut ids = runs.iter().map(|r| store.resolve(r)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(filter) = &filter {
+                ids = filter.parse::<recheck::orchestrator::RunFilter>()?.select(&store)?;
+                if ids.is_empty() {
+                    anyhow::bail!("--runs {filter:?}: no stored completed ask or serve run matches");
+                }
+            }
+            if let Some(url) = otlp {
+                let otlp = super::otlp::OtlpArgs { otlp: Some(url), otlp_no_content };
+                return export_otlp(&store, ids, &otlp, json);
+            }
+            let Some(out) = out else { super::usage!("give --out FILE.jsonl or --otlp URL") };
             let counts = store.export_jsonl(&out, &ids)?;
             let summary = if json {
                 serde_json::to_string(&counts)?
@@ -172,6 +195,39 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Send `ids` (default: every run) to the collector `otlp` names.
+fn export_otlp(
+    store: &recheck::trace::TraceStore,
+    mut ids: Vec<recheck::trace::RunId>,
+    otlp: &super::otlp::OtlpArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let Some(mut options) = otlp.options()? else { return Ok(()) };
+    if ids.is_empty() {
+        ids = store.list_runs()?.into_iter().map(|r| r.id).collect();
+    }
+    options.queue = ids.len().max(1);
+    let exporter = recheck::telemetry::OtlpExporter::start(store, &options)?;
+    for id in &ids {
+        exporter.send(*id);
+    }
+    let counts = exporter.finish(std::time::Duration::from_secs(600));
+    if json {
+        super::print_json(&counts)?;
+    } else {
+        println!("sent {} runs ({} spans) to {}", counts.runs, counts.spans, options.endpoint);
+    }
+    if counts.failed + counts.dropped > 0 {
+        anyhow::bail!(
+            "{} of {} runs were not delivered to {} (see the log above); they are still in the store",
+            counts.failed + counts.dropped,
+            ids.len(),
+            options.endpoint
+        );
+    }
+    Ok(())
 }
 
 fn summary(value: &serde_json::Value, max: usize) -> String {
