@@ -261,3 +261,89 @@ fn questions_from_stdin_or_a_file_and_numbers_checked_at_the_edge() {
     assert_eq!(piped.stdout, std::fs::read(home.path().join("all.jsonl")).unwrap());
     assert!(stderr(&piped).contains("exported 2 runs"), "{}", stderr(&piped));
 }
+
+/// An OTLP/HTTP receiver on loopback (on its own runtime) keeping each request's trace ids.
+fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>, tokio::runtime::Runtime) {
+    use prost::Message as _;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let request =
+                    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body).unwrap();
+                for span in request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+                    keep.lock().unwrap().push(span.trace_id.clone());
+                }
+                Vec::<u8>::new()
+            }
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got, runtime)
+}
+
+#[test]
+fn replay_runs_forks_a_batch_and_traces_export_sends_runs_over_otlp() {
+    let home = support::temp_home();
+    for seed in 0..4 {
+        let spec = format!("sim:accuracy=0.5,seed={seed}");
+        let out =
+            recheck(home.path(), &["ask", "Is 7411 a prime number?", "--model", &spec, "--tag", "week", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let page = home.path().join("forks.html");
+    let fork = ["replay", "--runs", "tag=week", "--change", "strategy=critic", "--model", "sim:accuracy=1,seed=9"];
+    let out = recheck(home.path(), &[&fork[..], &["--json", "--html", page.to_str().unwrap()]].concat());
+    let report = stdout_json(&out);
+    assert_eq!(report["selected"], 4);
+    assert_eq!(report["pairs"].as_array().unwrap().len(), 4, "{report}");
+    let total: u64 = report["flips"].as_array().unwrap().iter().map(|f| f["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 4);
+    assert!(std::fs::read_to_string(&page).unwrap().contains("Verdict flips"));
+    let out = recheck(home.path(), &fork);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("verdict flips") && text.contains("refuted"), "{text}");
+
+    // The forks are not selected again; bad filters are usage errors naming the key.
+    let out = recheck(home.path(), &["replay", "--runs", "colour=red", "--change", "none", "--model", "sim:seed=1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("colour"));
+    let out = recheck(home.path(), &["replay", "--runs", "kind=serve", "--change", "none", "--model", "sim:seed=1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no stored"), "{}", stderr(&out));
+    let out = recheck(home.path(), &["replay", "--runs", "tag=week"]);
+    assert_eq!(out.status.code(), Some(2), "a batch needs a change: {}", stderr(&out));
+
+    // The four originals over OTLP: one trace each.
+    let (url, got, _runtime) = otlp_receiver();
+    let out = recheck(home.path(), &["traces", "export", "--otlp", &url, "--runs", "tag=week", "--json"]);
+    let counts = stdout_json(&out);
+    assert_eq!((counts["runs"].as_u64(), counts["failed"].as_u64()), (Some(4), Some(0)), "{counts}");
+    let traces: std::collections::BTreeSet<Vec<u8>> = got.lock().unwrap().iter().cloned().collect();
+    assert_eq!(traces.len(), 4);
+    assert_eq!(counts["spans"].as_u64().unwrap() as usize, got.lock().unwrap().len());
+
+    // Live: `ask --otlp` sends its run as it finishes.
+    let out = recheck(home.path(), &["ask", "Is 7 a prime number?", "--model", "sim:seed=5", "--otlp", &url, "--json"]);
+    let answer = stdout_json(&out);
+    assert!(stderr(&out).contains("OTLP: 1 runs"), "{}", stderr(&out));
+    let id: uuid::Uuid = answer["trace_id"].as_str().unwrap().parse().unwrap();
+    assert!(got.lock().unwrap().iter().any(|t| t.as_slice() == id.as_bytes()), "the live run's trace arrived");
+
+    // A collector that is down: exit 1, nothing in the store touched.
+    let before = stdout_json(&recheck(home.path(), &["traces", "list", "--json"]));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let out = recheck(home.path(), &["traces", "export", "--otlp", &dead]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    assert_eq!(stdout_json(&recheck(home.path(), &["traces", "list", "--json"])), before);
+    let out = recheck(home.path(), &["traces", "export", "--otlp", "localhost:4318"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -144,7 +144,7 @@ async fn request_options_apply_and_bad_ones_are_named() {
     ]);
     let running = start(&upstream, single(), ServeConfig::default()).await;
     let mut body = ask("What is 2 + 2?");
-    body["recheck"] = json!({"strategy": "critic", "rounds": 1, "max_calls": 5});
+    body["recheck"] = json!({"strategy": "critic", "rounds": 1, "max_calls": 5, "tags": ["canary"]});
     let response = post(&running.url, &body, None).await;
     assert_eq!(response.status(), 200);
     let answer = json_of(response).await;
@@ -158,6 +158,7 @@ async fn request_options_apply_and_bad_ones_are_named() {
         (json!({"strategy": "guess"}), "recheck.strategy"),
         (json!({"rounds": 101}), "recheck.rounds"),
         (json!({"index": "../../etc"}), "recheck.index"),
+        (json!({"tags": ["ok", "a,b"]}), "recheck.tags[1]"),
     ] {
         let mut body = ask("What is 2 + 2?");
         body["recheck"] = options.clone();
@@ -176,6 +177,8 @@ async fn request_options_apply_and_bad_ones_are_named() {
     assert_eq!(upstream.hits(), 2, "no refused request reached the model");
     let store = running.shutdown().await;
     assert_eq!(store.list_runs().unwrap().len(), 1, "refused requests store nothing");
+    let tagged = "tag=canary".parse::<recheck::orchestrator::RunFilter>().unwrap().select(&store).unwrap();
+    assert_eq!(tagged.len(), 1, "the request's tag is stored with its run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

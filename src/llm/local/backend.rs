@@ -40,6 +40,8 @@ pub struct LocalBackend {
     jobs: Mutex<mpsc::Sender<Job>>,
     template: ChatTemplate,
     info: ModelInfo,
+    /// The name replies report: the GGUF's `general.name`, else the spec.
+    name: String,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -95,18 +97,19 @@ impl LocalBackend {
         let sha256 = super::cache::file_sha256(path)?;
         let backend = llama_backend()?;
         let (tx, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, String, String), LlmError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<Loaded, LlmError>>();
         let owned_path = path.to_path_buf();
         let threads = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2);
         std::thread::Builder::new()
             .name("recheck-llama".into())
             .spawn(move || worker(backend, owned_path, threads, rx, ready_tx))
             .map_err(|e| LlmError::Inference(format!("cannot start the model thread: {e}")))?;
-        let (template_src, bos, eos) =
+        let loaded =
             ready_rx.recv().map_err(|_| LlmError::Inference("the model thread died while loading".into()))??;
-        let template = ChatTemplate::new(&template_src, &bos, &eos)?;
+        let template = ChatTemplate::new(&loaded.template, &loaded.bos, &loaded.eos)?;
         let info = ModelInfo { weights_sha256: Some(sha256), ..ModelInfo::new(spec, "local") };
-        Ok(Self { jobs: Mutex::new(tx), template, info })
+        let name = loaded.name.unwrap_or_else(|| spec.to_string());
+        Ok(Self { jobs: Mutex::new(tx), template, info, name })
     }
 
     /// Render `messages` exactly as the model will see them.
@@ -126,13 +129,21 @@ impl LocalBackend {
     }
 }
 
+/// What the model thread reads from a GGUF file before it takes jobs.
+struct Loaded {
+    template: String,
+    bos: String,
+    eos: String,
+    name: Option<String>,
+}
+
 /// Owns the model and context; answers jobs until every sender is gone.
 fn worker(
     backend: &'static LlamaBackend,
     path: PathBuf,
     threads: i32,
     jobs: mpsc::Receiver<Job>,
-    ready: mpsc::Sender<Result<(String, String, String), LlmError>>,
+    ready: mpsc::Sender<Result<Loaded, LlmError>>,
 ) {
     let file_err = |detail: String| LlmError::ModelFile { path: path.clone(), detail };
     let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
@@ -160,7 +171,9 @@ fn worker(
             return;
         }
     };
-    if ready.send(Ok((template, bos, eos))).is_err() {
+    // The model's own name (`general.name`), which replies report as their model.
+    let name = model.meta_val_str("general.name").ok().map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if ready.send(Ok(Loaded { template, bos, eos, name })).is_err() {
         return;
     }
     while let Ok(job) = jobs.recv() {
@@ -210,7 +223,7 @@ impl ChatModel for LocalBackend {
             choices.push(Choice { text: g.text, finish_reason: g.finish_reason, logprobs: g.logprobs });
         }
         Ok(Completion {
-            model: self.info.spec.clone(),
+            model: self.name.clone(),
             choices,
             usage,
             latency_ms: started.elapsed().as_millis() as u64,
