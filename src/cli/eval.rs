@@ -99,6 +99,10 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub models: ModelArgs,
 
+    /// OpenTelemetry export of each item's run as it finishes.
+    #[command(flatten)]
+    pub otlp: super::otlp::OtlpArgs,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -184,9 +188,11 @@ async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
     let spec = args.model.unwrap_or(experiment.model.spec);
     let model = args.models.server.open(home, &spec)?;
     let opts = options(home, &args.models, model, &experiment.spec, &experiment.data_root)?;
+    let exporter = args.otlp.live(&store)?;
     let progress = CliProgress::new(&experiment.name);
-    let run = eval::resume(&store, id, &opts, &progress).await?;
-    finish(&store, run, args.json, &spec)
+    let run = eval::resume(&store, id, &opts, &progress).await;
+    super::otlp::finish(exporter);
+    finish(&store, run?, args.json, &spec)
 }
 
 pub(super) fn finish(store: &TraceStore, run: eval::EvalRun, json_out: bool, model: &str) -> anyhow::Result<()> {

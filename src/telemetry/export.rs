@@ -157,9 +157,13 @@ impl OtlpExporter {
 fn queue(tx: &SyncSender<Job>, counters: &Counters, id: RunId) -> bool {
     match tx.try_send(Job::Run(id)) {
         Ok(()) => true,
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        Err(e) => {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(run = %id, "OTLP export queue full; the run stays in the store (traces export --otlp sends it)");
+            let why = match e {
+                TrySendError::Full(_) => "the export queue is full",
+                TrySendError::Disconnected(_) => "the exporter has finished",
+            };
+            tracing::warn!(run = %id, "not exported: {why}; the run stays in the store (traces export --otlp sends it)");
             false
         }
     }
