@@ -19,7 +19,8 @@
 //!   and feedback writer, configured in `agents/*.toml` with prompts in `prompts/`.
 //! - [`orchestrator`]: [`ask`] runs a strategy (single, self-refine, critic, ioe, wait,
 //!   backtrack) over the agents, verifies the answer claim by claim, and returns an
-//!   [`AskOutcome`].
+//!   [`AskOutcome`]; it replays stored `ask`/`serve` runs exactly and forks them with
+//!   one change, one at a time or in batches chosen by [`orchestrator::RunFilter`].
 //! - [`eval`]: experiments (feedback friction, snowballing, the self-correction blind
 //!   spot, the verifier on SciFact), resume, exact replay and forks, and the `sim:`
 //!   simulator.

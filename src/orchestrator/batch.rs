@@ -46,6 +46,18 @@ pub struct BatchInput {
 /// the comparison (also stored as the group run's output). `progress(done, total)` is
 /// called as forks finish. A run that cannot be forked is listed in the report as
 /// skipped, with why; it does not stop the batch.
+///
+/// ```no_run
+/// # async fn example(store: recheck::TraceStore, model: std::sync::Arc<dyn recheck::ChatModel>) -> recheck::Result<()> {
+/// use recheck::{agents::AgentSet, orchestrator::{fork_batch, BatchOptions, ForkModels, Verification}};
+/// // Last week's refuted serve answers, with the tool-verified critic loop.
+/// let options = BatchOptions { from_step: u32::MAX, change: "strategy=critic".parse()?, concurrency: 4 };
+/// let filter = "kind=serve,since=2026-11-16,until=2026-11-23,verdict=refuted";
+/// let report = fork_batch(&store, filter, &options, &ForkModels::live(model), &AgentSet::builtin()?, &|_, _| {}).await?;
+/// let fixed = report.pairs.iter().filter(|p| p.after == Verification::Verified).count();
+/// println!("{fixed} of {} now verified ({:?})", report.pairs.len(), report.verified_after);
+/// # Ok(()) }
+/// ```
 pub async fn fork_batch(
     store: &TraceStore,
     filter: &str,
