@@ -495,3 +495,64 @@ fn cli_report_json_html_replay_and_errors() {
     let list = json_out(&recheck(home.path(), &["traces", "list", "--json"]));
     assert_eq!(list["runs"].as_array().unwrap().len(), 1, "only the experiment, its item runs hidden");
 }
+
+/// Answers 80 to everything; as the feedback writer, states the gold answer as
+/// arithmetic ("(11 * 8)" for 88) without the number itself.
+struct ArithmeticLeaker;
+
+#[async_trait::async_trait]
+impl ChatModel for ArithmeticLeaker {
+    fn info(&self) -> llm::ModelInfo {
+        llm::ModelInfo::new("leaker", "test")
+    }
+    fn capabilities(&self) -> llm::Capabilities {
+        llm::Capabilities::default()
+    }
+    async fn chat(&self, request: &llm::ChatRequest) -> Result<llm::Completion, llm::LlmError> {
+        let text = match request.purpose {
+            llm::Purpose::Feedback => "Close, but the correct final answer is (11 * 8).",
+            _ => "The answer is 80.",
+        };
+        Ok(llm::Completion {
+            model: "leaker".into(),
+            choices: vec![llm::Choice { text: text.into(), finish_reason: llm::FinishReason::Stop, logprobs: None }],
+            usage: llm::Usage::default(),
+            latency_ms: 0,
+            rendered_prompt: None,
+            seed: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn friction_counts_feedback_that_states_the_answer_as_arithmetic_as_a_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    // The feedback's "(11 * 8)" is the question's expression half worked out: it gives 88 away.
+    let item = json!({"question": "((3 + 8) * (2 * 4)) =", "answer": "88"});
+    std::fs::write(dir.path().join("multiplication.jsonl"), format!("{item}\n")).unwrap();
+    let store = TraceStore::temporary().unwrap();
+    let spec = friction_spec(dir.path(), 2);
+    let run = eval::start(&store, &spec, dir.path(), None, &options(Arc::new(ArithmeticLeaker)), &()).await.unwrap();
+    let report = analysis::compute(&store, run.run_id).unwrap();
+    let leak_rate = metric(&report, "feedback_leak_rate");
+    assert_eq!((leak_rate.value, leak_rate.n), (Some(1.0), 1), "the one feedback message leaked");
+
+    // The trace says what matched, and the solver saw it masked.
+    let item = store.members(run.run_id).unwrap()[0].1;
+    let steps = store.steps(item).unwrap();
+    let feedback = support::events(&steps, "feedback")[0].clone();
+    assert_eq!(feedback["leaked"], true);
+    assert_eq!(feedback["leaks"][0]["kind"], "expression");
+    assert_eq!(feedback["leaks"][0]["matched"], "(11 * 8)");
+    assert_eq!(feedback["text"], "Close, but the correct final answer is [masked].");
+    let second_answer = steps
+        .iter()
+        .filter_map(|s| match &s.payload {
+            StepPayload::ModelCall { request, .. } if request.purpose == llm::Purpose::Answer => Some(request),
+            _ => None,
+        })
+        .nth(1)
+        .unwrap();
+    let seen: String = second_answer.messages.iter().map(|m| m.content.as_str()).collect();
+    assert!(seen.contains("[masked]") && !seen.contains("11 * 8)"), "{seen}");
+}

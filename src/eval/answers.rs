@@ -25,7 +25,7 @@ fn answer_is() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"(?i)(?:answer is|answer:|result is|equals|=)\s*").unwrap_or_else(|_| unreachable!()))
 }
 
-fn number() -> &'static Regex {
+pub(super) fn number() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"[-−]?\s?\d[\d,]*(?:\.\d+)?").unwrap_or_else(|_| unreachable!()))
 }
@@ -35,7 +35,7 @@ fn yes_no() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"(?i)\b(yes|no|true|false)\b").unwrap_or_else(|_| unreachable!()))
 }
 
-fn clean_number(raw: &str) -> String {
+pub(super) fn clean_number(raw: &str) -> String {
     let s: String = raw.chars().filter(|c| !c.is_whitespace() && *c != ',').collect();
     let s = s.replace('−', "-");
     let s = s.strip_suffix(".0").unwrap_or(&s).to_string();
@@ -48,7 +48,7 @@ fn clean_number(raw: &str) -> String {
 
 /// Lower-cased words of `text`: split at whitespace and commas, outer punctuation
 /// trimmed (so "a&m" and "o'brien" stay whole, "fig." becomes "fig").
-fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(super) fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| c.is_whitespace() || c == ',')
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
         .filter(|w| !w.is_empty())
@@ -104,50 +104,6 @@ pub fn is_correct(kind: AnswerKind, answer: Option<&str>, gold: &str) -> bool {
     answer.is_some_and(|a| a == normalize_gold(kind, gold))
 }
 
-/// Whether `text` states the gold answer (feedback leakage). Numbers match as whole
-/// tokens; word lists match when the whole sorted sequence appears; yes/no never leaks.
-pub fn leaks(kind: AnswerKind, gold: &str, text: &str) -> bool {
-    let gold = normalize_gold(kind, gold);
-    match kind {
-        AnswerKind::Number => number().find_iter(text).any(|m| clean_number(m.as_str()) == gold),
-        AnswerKind::Words | AnswerKind::Exact => {
-            let flat = tokens(text).collect::<Vec<_>>().join(" ");
-            gold.split_whitespace().count() > 1 && flat.contains(&gold)
-        }
-        AnswerKind::YesNo => false,
-    }
-}
-
-/// `text` with every statement of the gold answer replaced by `[masked]`.
-pub fn mask(kind: AnswerKind, gold: &str, text: &str) -> String {
-    let gold_n = normalize_gold(kind, gold);
-    match kind {
-        AnswerKind::Number => {
-            number()
-                .replace_all(text, |c: &regex::Captures<'_>| {
-                    if clean_number(&c[0]) == gold_n {
-                        "[masked]".to_string()
-                    } else {
-                        c[0].to_string()
-                    }
-                })
-                .into_owned()
-        }
-        AnswerKind::Words | AnswerKind::Exact if leaks(kind, gold, text) => {
-            // Word lists are masked whole: the order is the answer.
-            let mut out = text.to_string();
-            for w in gold_n.split_whitespace() {
-                let re = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(w)));
-                if let Ok(re) = re {
-                    out = re.replace_all(&out, "[masked]").into_owned();
-                }
-            }
-            out
-        }
-        _ => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,16 +131,5 @@ mod tests {
         assert_eq!(extract(AnswerKind::YesNo, "", "No. Yes would be wrong").as_deref(), Some("no"));
         assert_eq!(extract(AnswerKind::YesNo, "", "True, it is.").as_deref(), Some("yes"));
         assert_eq!(extract(AnswerKind::YesNo, "", "Maybe"), None);
-    }
-
-    #[test]
-    fn leaks_are_found_and_masked() {
-        assert!(leaks(AnswerKind::Number, "-2116", "the result should be -2116, check C"));
-        assert!(!leaks(AnswerKind::Number, "-2116", "check C = -1260 again; 21160 is not it"));
-        let masked = mask(AnswerKind::Number, "-2116", "it is -2116 not 12");
-        assert_eq!(masked, "it is [masked] not 12");
-        assert!(leaks(AnswerKind::Words, "apple fig pear", "write: apple, fig, pear"));
-        assert!(!leaks(AnswerKind::Words, "apple fig pear", "fig should come before pear"));
-        assert!(!mask(AnswerKind::Words, "apple fig pear", "apple fig pear").contains("fig"));
     }
 }

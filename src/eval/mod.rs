@@ -10,6 +10,7 @@ pub mod answers;
 mod corpus;
 mod error;
 mod info;
+pub mod leaks;
 mod protocol;
 mod replay;
 mod runner;

@@ -6,7 +6,10 @@ use serde_json::json;
 
 use super::{Change, EvalStepError, ItemContext};
 use crate::{
-    eval::answers::{extract, is_correct, leaks, mask},
+    eval::{
+        answers::{extract, is_correct},
+        leaks::{find_leaks, mask_leaks},
+    },
     llm::{ChatRequest, Message, Purpose, SamplingParams},
     trace::{FrictionOutcome, FrictionRound},
 };
@@ -96,10 +99,11 @@ async fn feedback(cx: &ItemContext<'_>, attempts: &[String]) -> Result<(String, 
     };
     let request = ChatRequest::new(vec![Message::user(prompt)]).with_params(params).for_purpose(Purpose::Feedback);
     let raw = cx.feedback.chat(&request).await?.text().trim().to_string();
-    let leaked = leaks(cx.answer, &cx.item.gold, &raw);
-    let text = if leaked { mask(cx.answer, &cx.item.gold, &raw) } else { raw.clone() };
-    cx.recorder
-        .event("feedback", "feedback", json!({ "text": text, "raw": raw, "leaked": leaked, "mode": mode }))
-        .await?;
+    let found = find_leaks(cx.answer, &cx.item.question, &cx.item.gold, &raw);
+    let leaked = !found.is_empty();
+    let text = if leaked { mask_leaks(cx.answer, &cx.item.gold, &raw, &found) } else { raw.clone() };
+    // What matched is recorded with the feedback, so a reader can check each call.
+    let data = json!({ "text": text, "raw": raw, "leaked": leaked, "leaks": found, "mode": mode });
+    cx.recorder.event("feedback", "feedback", data).await?;
     Ok((text, leaked))
 }
