@@ -121,8 +121,8 @@ fn patterns() -> &'static Patterns {
                 rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(?:(?:indeed|actually|definitely|certainly|really|also|therefore|thus|clearly)\s+)?(not\s+)?(?:a\s+)?prime\b", |c| {
                     whole(c, ClaimKind::Primality { n: digits(&c[1]), prime: c.get(2).is_none() })
                 }),
-                // "7413 is composite"
-                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(?:a\s+)?composite\b", |c| {
+                // "7413 is composite", "5471 is indeed a composite number"
+                rule(r"(?i)\b(\d+(?:,\d{3})*)\s+is\s+(?:(?:indeed|actually|definitely|certainly|really|also|therefore|thus|clearly)\s+)?(?:a\s+)?composite\b", |c| {
                     whole(c, ClaimKind::Primality { n: digits(&c[1]), prime: false })
                 }),
                 // "7411 is (not) divisible by 3"
@@ -223,6 +223,26 @@ pub fn extract_claims(question: &str, answer: &str) -> Vec<Claim> {
             kind,
         })
         .collect()
+}
+
+/// The answer's verdict on a yes/no question whose subject the patterns know ("Is
+/// 7411 a prime number?", "... from city A to city D?"): its first claim about that
+/// subject, a leading yes/no included. `None` for other questions, or when the answer
+/// states nothing about the subject.
+pub fn stance(question: &str, answer: &str) -> Option<bool> {
+    let p = patterns();
+    let prime = p.q_prime.captures(question).map(|q| digits(&q[1]));
+    let reach = p.q_reach.captures(question).map(|q| (q[1].to_string(), q[2].to_string()));
+    if prime.is_none() && reach.is_none() {
+        return None;
+    }
+    extract_claims(question, answer).into_iter().find_map(|c| match c.kind {
+        ClaimKind::Primality { n, prime: p } if prime.as_ref() == Some(&n) => Some(p),
+        ClaimKind::Reachability { from, to, reachable } => {
+            reach.as_ref().filter(|(f, t)| *f == from && *t == to).map(|_| reachable)
+        }
+        _ => None,
+    })
 }
 
 #[cfg(test)]

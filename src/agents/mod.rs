@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 pub use alce::{leave_one_out, CitationQuality};
 pub use attributor::{attribute, citation_quality, CitedSentence};
-pub use claims::{extract_claims, Claim, ClaimKind};
+pub use claims::{extract_claims, stance, Claim, ClaimKind};
 pub use config::{AgentConfig, AgentSet};
 pub use critic::{Critique, CritiqueVerdict};
 pub use decomposer::{decompose, AtomicClaim, Decomposition};

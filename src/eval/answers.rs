@@ -13,7 +13,9 @@ pub enum AnswerKind {
     Number,
     /// A word sequence (word sorting): the question's words in the order the answer gives them.
     Words,
-    /// Yes or no: the first yes/no (or true/false) the answer states.
+    /// Yes or no: the answer's claim about the question's subject where the claim
+    /// reader knows the question (primality, flight connectivity), else the first
+    /// yes/no (or true/false) the answer states.
     #[default]
     YesNo,
     /// The whole answer, case and whitespace folded.
@@ -79,10 +81,15 @@ pub fn extract(kind: AnswerKind, question: &str, text: &str) -> Option<String> {
             let words: Vec<String> = tokens(part).filter(|w| vocabulary.contains(w)).collect();
             (!words.is_empty()).then(|| words.join(" "))
         }
-        AnswerKind::YesNo => yes_no().captures(text).map(|c| match c[1].to_lowercase().as_str() {
-            "yes" | "true" => "yes".to_string(),
-            _ => "no".to_string(),
-        }),
+        // The claim reader the tool-checker uses first ("10663 is a composite number"
+        // answers "Is 10663 a prime number?"), then the first yes/no the text states.
+        AnswerKind::YesNo => match crate::agents::stance(question, text) {
+            Some(yes) => Some(if yes { "yes" } else { "no" }.to_string()),
+            None => yes_no().captures(text).map(|c| match c[1].to_lowercase().as_str() {
+                "yes" | "true" => "yes".to_string(),
+                _ => "no".to_string(),
+            }),
+        },
         AnswerKind::Exact => {
             let s = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
             (!s.is_empty()).then_some(s)
@@ -124,6 +131,36 @@ mod tests {
         let a = "Sorted: So the answer is a&m apple, fig, pear.";
         assert_eq!(extract(AnswerKind::Words, q, a).as_deref(), Some("a&m apple fig pear"));
         assert!(is_correct(AnswerKind::Words, extract(AnswerKind::Words, q, a).as_deref(), "a&m apple fig pear"));
+    }
+
+    /// Phrasings the embedded model and others wrote on snowball items, with the
+    /// stance each takes.
+    #[test]
+    fn yes_no_reads_the_answers_claim_about_the_question() {
+        let prime = "Is 10663 a prime number? Answer with yes or no first.";
+        let table: [(&str, &str, Option<&str>); 14] = [
+            (prime, "10663 is a composite number.", Some("no")),
+            ("Is 5471 a prime number?", "5471 is indeed a composite number, as it is divisible by 7.", Some("no")),
+            (prime, "No, 10663 is not a prime number.", Some("no")),
+            (prime, "Yes, 10663 is a prime number.", Some("yes")),
+            (prime, "10663 is a prime number because it has no divisors other than 1 and itself.", Some("yes")),
+            (prime, "It is not a prime number.", Some("no")),
+            (prime, "To check if 10663 is a prime number, we divide it by small primes. 10663 is prime.", Some("yes")),
+            (prime, "10,663 is not prime.", Some("no")),
+            (prime, "There is no simple rule, but 10663 is a prime number.", Some("yes")),
+            (prime, "I am not sure.", None),
+            (
+                "Question: Is there a series of flights that goes from city F to city K?",
+                "No, you cannot fly from city F to city K.",
+                Some("no"),
+            ),
+            ("... goes from city F to city K?", "You can fly from F to K via city B.", Some("yes")),
+            ("Is the sky blue?", "Yes.", Some("yes")),
+            ("Is the sky blue?", "That is true.", Some("yes")),
+        ];
+        for (question, answer, stance) in table {
+            assert_eq!(extract(AnswerKind::YesNo, question, answer).as_deref(), stance, "{answer:?}");
+        }
     }
 
     #[test]
