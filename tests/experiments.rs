@@ -178,6 +178,23 @@ async fn blindspot_on_the_simulator_recovers_planted_rates() {
     recovers(&report, "correction_rate_wait", 0.6);
     recovers(&report, "blind_spot_rate", 1.0 - 0.2 / 0.8);
     recovers(&report, "blind_spot_rate_wait", 1.0 - 0.6 / 0.8);
+    let share = metric(&report, "blind_spot_rate").defined_share.unwrap();
+    assert!(share > 0.99, "with ~320 user corrections every resample defines the ratio: {share}");
+
+    // A model that almost never corrects the user: the ratio is not shown, and the
+    // report says why, with the count, in text and HTML alike; no bare `-` anywhere.
+    let store = TraceStore::temporary().unwrap();
+    let report = run(&store, &spec, dir.path(), "own=0.0,user=0.01,wait=0.0,seed=3").await;
+    let corrections = report.counts["corrections in the user condition"];
+    assert!(corrections < 10, "{corrections}");
+    let ratio = metric(&report, "blind_spot_rate");
+    assert_eq!(ratio.value, None);
+    let why = format!("{corrections} corrections in the user condition (the ratio needs at least 10)");
+    assert_eq!(ratio.undefined.as_deref(), Some(why.as_str()));
+    let text = analysis::render_text(&report);
+    assert!(text.contains(&format!("blind_spot_rate: undefined: {why}")), "{text}");
+    assert!(!text.lines().any(|l| l.split_whitespace().any(|w| w == "-" || w == "[-,")), "{text}");
+    assert!(analysis::render_html(&report).contains(&why));
 }
 
 #[tokio::test]

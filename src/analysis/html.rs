@@ -150,17 +150,13 @@ pub fn render_html(report: &Report) -> String {
         );
     }
     body.push_str("<h2>All metrics</h2><table><tr><th>metric</th><th>value</th><th>95% interval</th><th>n</th></tr>");
-    let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
     for (name, m) in &report.metrics {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td></tr>",
-            esc(name),
-            f(m.value),
-            f(m.low),
-            f(m.high),
-            m.n
-        );
+        let cells = match (m.value, m.low, m.high) {
+            (Some(v), Some(lo), Some(hi)) => format!("<td>{v:.3}</td><td>[{lo:.3}, {hi:.3}]</td>"),
+            _ => "<td colspan=\"2\">undefined</td>".to_string(),
+        };
+        let note = super::text::note(m).map(|n| format!("<br><small>{}</small>", esc(&n))).unwrap_or_default();
+        let _ = write!(body, "<tr><td>{}{note}</td>{cells}<td>{}</td></tr>", esc(name), m.n);
     }
     body.push_str("</table>");
     for (name, count) in &report.counts {

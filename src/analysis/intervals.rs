@@ -22,8 +22,15 @@ pub fn wilson(k: usize, n: usize) -> Option<(f64, f64, f64)> {
 /// times, seed 0). Resamples where `stat` is undefined are skipped; `None` when the
 /// statistic is undefined on the data itself.
 pub fn bootstrap<T>(items: &[T], stat: impl Fn(&[&T]) -> Option<f64>) -> Option<(f64, f64, f64)> {
+    bootstrap_share(items, stat).0
+}
+
+/// [`bootstrap`], and the share of resamples in which `stat` was defined (0 when it
+/// is undefined on the data itself): a ratio whose denominator is often 0 in
+/// resamples has an interval from fewer draws than it seems.
+pub fn bootstrap_share<T>(items: &[T], stat: impl Fn(&[&T]) -> Option<f64>) -> (Option<(f64, f64, f64)>, f64) {
     let all: Vec<&T> = items.iter().collect();
-    let value = stat(&all)?;
+    let Some(value) = stat(&all) else { return (None, 0.0) };
     let mut rng = StdRng::seed_from_u64(0);
     let mut draws: Vec<f64> = Vec::with_capacity(2000);
     let mut sample: Vec<&T> = Vec::with_capacity(items.len());
@@ -34,12 +41,13 @@ pub fn bootstrap<T>(items: &[T], stat: impl Fn(&[&T]) -> Option<f64>) -> Option<
             draws.push(v);
         }
     }
+    let share = draws.len() as f64 / 2000.0;
     if draws.is_empty() {
-        return Some((value, value, value));
+        return (Some((value, value, value)), share);
     }
     draws.sort_by(f64::total_cmp);
     let at = |q: f64| draws[((q * (draws.len() - 1) as f64).round() as usize).min(draws.len() - 1)];
-    Some((value, at(0.025), at(0.975)))
+    (Some((value, at(0.025), at(0.975))), share)
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Each protocol's metrics from its items' recorded outcomes.
 
-use super::{intervals::bootstrap, Flips, Metric, Report};
+use super::{
+    intervals::{bootstrap, bootstrap_share},
+    Flips, Metric, Report,
+};
 use crate::trace::{
     BlindspotOutcome, ConditionResult, FrictionOutcome, ItemOutcome, Label, SnowballOutcome, VerifyOutcome,
 };
@@ -103,6 +106,9 @@ pub(super) fn snowball(items: &[&SnowballOutcome], report: &mut Report) {
     report.counts.insert("false claims asked back".into(), claims.len());
 }
 
+/// User-condition corrections below which the blind-spot ratio is not shown.
+pub const MIN_USER_CORRECTIONS: usize = 10;
+
 /// The blind spot: correction rates of the user's and the model's own erroneous
 /// reasoning, with and without "Wait", and the relative shortfall (Tsui, 2025).
 pub(super) fn blindspot(items: &[&BlindspotOutcome], report: &mut Report) {
@@ -124,10 +130,24 @@ pub(super) fn blindspot(items: &[&BlindspotOutcome], report: &mut Report) {
             (corrected_user > 0.0).then(|| 1.0 - corrected / corrected_user)
         }
     };
-    report.metrics.insert("blind_spot_rate".into(), Metric::from_interval(bootstrap(items, shortfall(own)), n));
-    report
-        .metrics
-        .insert("blind_spot_rate_wait".into(), Metric::from_interval(bootstrap(items, shortfall(own_wait)), n));
+    // 1 - own/user over a handful of user corrections says nothing: shown from
+    // MIN_USER_CORRECTIONS on, with why otherwise.
+    let corrected_user = items.iter().filter(|i| user(i).correct).count();
+    report.counts.insert("corrections in the user condition".into(), corrected_user);
+    for (name, cond) in [("blind_spot_rate", own), ("blind_spot_rate_wait", own_wait)] {
+        let metric = if corrected_user < MIN_USER_CORRECTIONS {
+            Metric::undefined(
+                format!(
+                    "{corrected_user} corrections in the user condition (the ratio needs at least {MIN_USER_CORRECTIONS})"
+                ),
+                n,
+            )
+        } else {
+            let (interval, share) = bootstrap_share(items, shortfall(cond));
+            Metric { defined_share: Some(share), ..Metric::from_interval(interval, n) }
+        };
+        report.metrics.insert(name.into(), metric);
+    }
     let mut user_own = Flips::default();
     let mut own_then_wait = Flips::default();
     for i in items {

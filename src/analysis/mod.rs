@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{de::IgnoredAny, Deserialize, Serialize};
 
 pub use html::render_html;
+pub use metrics::MIN_USER_CORRECTIONS;
 pub use text::render_text;
 
 use crate::{
@@ -30,14 +31,29 @@ pub struct Metric {
     pub high: Option<f64>,
     /// Items (or claims, or feedback messages) it is computed over.
     pub n: usize,
+    /// Why there is no value, when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undefined: Option<String>,
+    /// For a ratio's bootstrap interval: the share of resamples in which the ratio was
+    /// defined (the interval comes from those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defined_share: Option<f64>,
 }
 
 impl Metric {
     pub(crate) fn from_interval(interval: Option<(f64, f64, f64)>, n: usize) -> Self {
         match interval {
-            Some((v, lo, hi)) => Self { value: Some(v), low: Some(lo), high: Some(hi), n },
-            None => Self { value: None, low: None, high: None, n },
+            Some((v, lo, hi)) => {
+                Self { value: Some(v), low: Some(lo), high: Some(hi), n, undefined: None, defined_share: None }
+            }
+            None if n == 0 => Self::undefined("no items to compute it over", 0),
+            None => Self::undefined("not defined on these items", n),
         }
+    }
+
+    /// No value, and why.
+    pub fn undefined(reason: impl Into<String>, n: usize) -> Self {
+        Self { value: None, low: None, high: None, n, undefined: Some(reason.into()), defined_share: None }
     }
 
     /// A proportion `k / n` with its Wilson interval.

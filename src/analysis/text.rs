@@ -2,10 +2,22 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{Metric, Report};
 
 fn num(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.3}")).unwrap_or_default()
+}
+
+/// What to say under the table about `m`, if anything: why it has no value, or that
+/// its interval comes from only part of the resamples.
+pub(super) fn note(m: &Metric) -> Option<String> {
+    match (&m.undefined, m.defined_share) {
+        (Some(why), _) => Some(format!("undefined: {why}")),
+        (None, Some(share)) if share < 1.0 => {
+            Some(format!("interval from the {:.0}% of resamples where it is defined", share * 100.0))
+        }
+        _ => None,
+    }
 }
 
 /// Render `report` as the table `eval report` prints.
@@ -24,8 +36,16 @@ pub fn render_text(report: &Report) -> String {
     );
     let _ = writeln!(out, "\n{:<34} {:>7}  {:<17} {:>5}", "metric", "value", "95% interval", "n");
     for (name, m) in &report.metrics {
-        let interval = format!("[{}, {}]", num(m.low), num(m.high));
-        let _ = writeln!(out, "{:<34} {:>7}  {:<17} {:>5}", name, num(m.value), interval, m.n);
+        let (value, interval) = match m.value {
+            Some(v) => (format!("{v:.3}"), format!("[{}, {}]", num(m.low), num(m.high))),
+            None => ("undef.".to_string(), "(see below)".to_string()),
+        };
+        let _ = writeln!(out, "{:<34} {:>7}  {:<17} {:>5}", name, value, interval, m.n);
+    }
+    for (name, m) in &report.metrics {
+        if let Some(note) = note(m) {
+            let _ = writeln!(out, "  {name}: {note}");
+        }
     }
     if !report.flips.is_empty() {
         let _ = writeln!(out, "\n{:<24} {:>6} {:>6} {:>6} {:>6}", "flips", "R->R", "R->W", "W->R", "W->W");
