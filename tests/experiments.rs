@@ -161,6 +161,10 @@ async fn snowball_on_the_simulator_recovers_planted_rates() {
     assert_eq!(metric(&report, "false_claim_rate").value, Some(1.0));
     recovers(&report, "wrong_answer_rate:primality", 0.6);
     recovers(&report, "wrong_answer_rate:graph", 0.6);
+    // The answer-share line: half the gold answers are "no" (the graph items); the
+    // simulator says "no" to primes when wrong (0.6) and to graphs when right (0.4).
+    assert_eq!(metric(&report, "gold_share_no").value, Some(0.5));
+    recovers(&report, "answer_share_no", 0.5 * 0.6 + 0.5 * 0.4);
 }
 
 #[tokio::test]

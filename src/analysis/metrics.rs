@@ -84,6 +84,12 @@ pub(super) fn snowball(items: &[&SnowballOutcome], report: &mut Report) {
     report.metrics.insert("wrong_answer_rate".into(), Metric::proportion(wrong.len(), n));
     let no_stance = items.iter().filter(|i| i.stance.is_none()).count();
     report.metrics.insert("no_stance_rate".into(), Metric::proportion(no_stance, n));
+    // A model that says "no" to everything looks right on every item whose gold is
+    // "no": the share of "no" answers beside the share of "no" gold answers shows it.
+    let says_no = items.iter().filter(|i| i.stance.as_deref() == Some("no")).count();
+    report.metrics.insert("answer_share_no".into(), Metric::proportion(says_no, n - no_stance));
+    let gold_no = items.iter().filter(|i| i.gold == "no").count();
+    report.metrics.insert("gold_share_no".into(), Metric::proportion(gold_no, n));
     let with_false: Vec<&&&SnowballOutcome> = wrong.iter().filter(|i| !i.false_claims.is_empty()).collect();
     report.metrics.insert("false_claim_rate".into(), Metric::proportion(with_false.len(), wrong.len()));
     let claims: Vec<_> = with_false.iter().flat_map(|i| &i.false_claims).collect();
