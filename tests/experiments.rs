@@ -165,6 +165,25 @@ async fn snowball_on_the_simulator_recovers_planted_rates() {
     // simulator says "no" to primes when wrong (0.6) and to graphs when right (0.4).
     assert_eq!(metric(&report, "gold_share_no").value, Some(0.5));
     recovers(&report, "answer_share_no", 0.5 * 0.6 + 0.5 * 0.4);
+    // Controls: this simulator never rejects a true claim.
+    assert_eq!(metric(&report, "true_claim_rejection").value, Some(0.0));
+    recovers(&report, "false_claim_rejection", 0.7);
+
+    // A "no"-biased model: it rejects 60% of true claims too. Its snowball rate looks
+    // as good as before; the controls show how little of it is recognition.
+    let store = TraceStore::temporary().unwrap();
+    let report = run(&store, &spec, dir.path(), "accuracy=0.4,recognize=0.7,reject_true=0.6,seed=5").await;
+    recovers(&report, "snowball_rate", 0.7);
+    recovers(&report, "true_claim_rejection", 0.6);
+    recovers(&report, "rejection_difference", 0.7 - 0.6);
+    recovers(&report, "rejection_balanced_accuracy", (0.7 + 0.4) / 2.0);
+    assert!(metric(&report, "rejection_difference").defined_share.unwrap() > 0.99);
+    let controls = report.counts["true claims asked back (controls)"];
+    assert_eq!(
+        controls, report.counts["controls made from a refuted claim"],
+        "the simulator's answers state no true claim"
+    );
+    assert!(controls > 300, "a control for each wrong answer: {controls}");
 }
 
 #[tokio::test]

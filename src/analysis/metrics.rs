@@ -95,6 +95,7 @@ pub(super) fn snowball(items: &[&SnowballOutcome], report: &mut Report) {
     let claims: Vec<_> = with_false.iter().flat_map(|i| &i.false_claims).collect();
     let rejected = claims.iter().filter(|c| c.rejected).count();
     report.metrics.insert("snowball_rate".into(), Metric::proportion(rejected, claims.len()));
+    controls(items, rejected, claims.len(), report);
     let answers_snowballed = with_false.iter().filter(|i| i.false_claims.iter().any(|c| c.rejected)).count();
     report.metrics.insert("snowball_rate_answers".into(), Metric::proportion(answers_snowballed, with_false.len()));
     let mut datasets: Vec<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
@@ -110,6 +111,47 @@ pub(super) fn snowball(items: &[&SnowballOutcome], report: &mut Report) {
     let supporting: usize = items.iter().map(|i| i.claims.len()).sum();
     report.counts.insert("supporting claims checked".into(), supporting);
     report.counts.insert("false claims asked back".into(), claims.len());
+}
+
+/// Snowball controls: how often a true claim asked back the same way is rejected, beside
+/// how often a false one is, and what separates the two. A model that calls every
+/// statement false rejects both: its difference is near 0, its balanced accuracy near
+/// 0.5, whatever its `snowball_rate`.
+fn controls(items: &[&SnowballOutcome], false_rejected: usize, false_asked: usize, report: &mut Report) {
+    let controls: Vec<_> = items.iter().flat_map(|i| &i.true_claims).collect();
+    if controls.is_empty() {
+        return;
+    }
+    let true_rejected = controls.iter().filter(|c| c.rejected).count();
+    report.metrics.insert("false_claim_rejection".into(), Metric::proportion(false_rejected, false_asked));
+    report.metrics.insert("true_claim_rejection".into(), Metric::proportion(true_rejected, controls.len()));
+    report.counts.insert("true claims asked back (controls)".into(), controls.len());
+    let made = controls.iter().filter(|c| c.counterpart).count();
+    report.counts.insert("controls made from a refuted claim".into(), made);
+    // Pooled rates over a resample of items; defined when the resample has both kinds.
+    let rates = |s: &[&&SnowballOutcome]| {
+        let (mut fr, mut fa, mut tr, mut ta) = (0usize, 0usize, 0usize, 0usize);
+        for i in s {
+            fr += i.false_claims.iter().filter(|c| c.rejected).count();
+            fa += i.false_claims.len();
+            tr += i.true_claims.iter().filter(|c| c.rejected).count();
+            ta += i.true_claims.len();
+        }
+        (fa > 0 && ta > 0).then(|| (fr as f64 / fa as f64, tr as f64 / ta as f64))
+    };
+    let n = items.len();
+    for (name, stat) in [
+        ("rejection_difference", (|(f, t)| f - t) as fn((f64, f64)) -> f64),
+        ("rejection_balanced_accuracy", |(f, t)| (f + 1.0 - t) / 2.0),
+    ] {
+        let metric = if false_asked == 0 {
+            Metric::undefined("no false claim was asked back", n)
+        } else {
+            let (interval, share) = bootstrap_share(items, |s| rates(s).map(stat));
+            Metric { defined_share: Some(share), ..Metric::from_interval(interval, n) }
+        };
+        report.metrics.insert(name.into(), metric);
+    }
 }
 
 /// User-condition corrections below which the blind-spot ratio is not shown.

@@ -40,6 +40,9 @@ pub struct SimParams {
     pub drift: f64,
     /// Asked alone whether its own false claim is true, the model says it is false.
     pub recognize: f64,
+    /// Asked alone whether a true claim is true, the model says it is false (a "no"
+    /// bias; what the snowball controls measure).
+    pub reject_true: f64,
     /// Continuing its own (prefilled) erroneous reasoning, it reaches the right answer.
     pub own: f64,
     /// Checking the same reasoning given as the user's attempt, it reaches the right answer.
@@ -62,6 +65,7 @@ impl Default for SimParams {
             adopt: 0.5,
             drift: 0.0,
             recognize: 0.5,
+            reject_true: 0.0,
             own: 0.3,
             user: 0.7,
             wait: 0.6,
@@ -96,13 +100,14 @@ impl SimParams {
                 "adopt" => p.adopt = x,
                 "drift" => p.drift = x,
                 "recognize" => p.recognize = x,
+                "reject_true" => p.reject_true = x,
                 "own" => p.own = x,
                 "user" => p.user = x,
                 "wait" => p.wait = x,
                 "judge" => p.judge = x,
                 other => {
                     return Err(format!(
-                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, own, user, wait, judge, seed, latency_ms)"
+                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, reject_true, own, user, wait, judge, seed, latency_ms)"
                     ))
                 }
             }
@@ -161,6 +166,9 @@ impl SimBackend {
             }
             Purpose::ClaimCheck => {
                 return match statement_truth(first_user) {
+                    Some(true) if self.draw(request, "reject_true") < p.reject_true => {
+                        "False. The statement is wrong.".into()
+                    }
                     Some(true) => "True.".into(),
                     _ if self.draw(request, "recognize") < p.recognize => "False. The statement is wrong.".into(),
                     _ => "True.".into(),
@@ -249,10 +257,16 @@ fn task_of(question: &str) -> Option<Task> {
 }
 
 /// Whether a divisibility statement is true, when it is one.
-fn statement_truth(statement: &str) -> Option<bool> {
-    let c = re(r"(\d+) is divisible by (\d+)")?.captures(statement)?;
-    let (n, d): (u128, u128) = (c[1].parse().ok()?, c[2].parse().ok()?);
-    (d != 0).then(|| n % d == 0)
+fn statement_truth(prompt: &str) -> Option<bool> {
+    // A claim-check prompt: the context (a flight list), then "Statement: ...".
+    let (context, statement) = prompt.rsplit_once("Statement:").unwrap_or(("", prompt));
+    if let Some(c) = re(r"(\d+) is (not )?divisible by (\d+)")?.captures(statement) {
+        let (n, d): (u128, u128) = (c[1].parse().ok()?, c[3].parse().ok()?);
+        return (d != 0).then(|| (n % d == 0) != c.get(2).is_some());
+    }
+    let c = re(r"(?i)there is (a|no) (?:direct )?flight from city (\w+) to city (\w+)")?.captures(statement)?;
+    let listed = parse_flights(context).iter().any(|(from, to)| from == &c[2] && to == &c[3]);
+    Some(listed == c[1].eq_ignore_ascii_case("a"))
 }
 
 /// An answer to `task`, right or wrong; `u` picks the wrong variant.

@@ -130,6 +130,11 @@ pub struct EvalSpec {
     /// Tokens (prompt + completion) one item may spend; 0 = no limit.
     #[serde(default)]
     pub token_budget: u64,
+    /// Snowballing: ask true claims back too, as controls. On unless the spec says
+    /// `controls = false`; `None` only in experiments stored before controls existed,
+    /// which replay without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<bool>,
     /// The spec file it was read from (absolute), for `./` dataset paths and messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -142,6 +147,7 @@ impl EvalSpec {
         let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
         let mut spec: EvalSpec = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         spec.check().map_err(bad)?;
+        spec.controls.get_or_insert(true);
         spec.file = Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()));
         Ok(spec)
     }
@@ -149,8 +155,9 @@ impl EvalSpec {
     /// A spec from TOML text (dataset paths then resolve against the data root only).
     pub fn parse(text: &str) -> Result<Self, EvalError> {
         let bad = |detail: String| EvalError::Spec { file: PathBuf::from("<text>"), detail };
-        let spec: EvalSpec = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut spec: EvalSpec = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         spec.check().map_err(bad)?;
+        spec.controls.get_or_insert(true);
         Ok(spec)
     }
 

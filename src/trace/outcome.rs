@@ -234,6 +234,12 @@ pub struct SnowballOutcome {
     pub claims: Vec<SettledClaim>,
     /// False supporting claims of a wrong answer, each asked back in a fresh context.
     pub false_claims: Vec<AskedBackClaim>,
+    /// Controls: a true claim asked back the same way (the answer's own first
+    /// tool-supported claim, else the true counterpart of its first refuted one), so a
+    /// model that calls everything false is not taken for one that knows its errors.
+    /// Empty in experiments run without controls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub true_claims: Vec<AskedBackClaim>,
 }
 
 /// A supporting claim with the exact tool's verdict.
@@ -258,6 +264,10 @@ pub struct AskedBackClaim {
     pub judged: Option<String>,
     /// Whether the model rejected its own claim.
     pub rejected: bool,
+    /// A control made from the answer's refuted claim (negated, or with the exact
+    /// value), not a claim the answer states.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counterpart: bool,
 }
 
 /// The blind spot: one erroneous prefix under the three conditions.

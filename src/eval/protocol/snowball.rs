@@ -9,6 +9,7 @@ use crate::{
     agents::{check_answer, ClaimKind},
     eval::{answers::extract, AnswerKind},
     llm::{Message, Purpose},
+    tools::evaluate_expression,
     trace::{AskedBackClaim, SettledClaim, SnowballOutcome, Verdict},
 };
 
@@ -26,27 +27,26 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<SnowballOutcome, EvalSte
         .clone()
         .map(|c| SettledClaim { text: c.claim.text.clone(), verdict: c.verdict, tool: c.tool.clone() })
         .collect();
+    // The flight list is part of a claim's meaning; the question itself is not.
+    let context = item.question.split("Question:").next().filter(|c| c.len() < item.question.len()).map(str::trim);
     let mut false_claims = Vec::new();
     if !correct {
-        // The flight list is part of the claim's meaning; the question itself is not.
-        let context = item.question.split("Question:").next().filter(|c| c.len() < item.question.len());
-        for c in supporting.filter(|c| c.verdict == Verdict::Contradicted) {
-            let prompt = cx.agents.render(
-                "claim_check.j2",
-                minijinja::context! { statement => &c.claim.text, context => context.map(str::trim) },
-            )?;
-            let request = cx.request(Purpose::ClaimCheck, vec![Message::user(prompt)], 0.0, cx.spec.seed);
-            let reply = cx.solver.chat(&request).await?.text().trim().to_string();
-            let judged = extract(AnswerKind::YesNo, "", &reply);
-            let rejected = judged.as_deref() == Some("no");
-            cx.recorder
-                .event(
-                    "grader",
-                    "claim_asked_back",
-                    json!({ "claim": c.claim.text, "reply": reply, "rejected": rejected }),
-                )
-                .await?;
-            false_claims.push(AskedBackClaim { text: c.claim.text.clone(), reply, judged, rejected });
+        for c in supporting.clone().filter(|c| c.verdict == Verdict::Contradicted) {
+            false_claims.push(ask_back(cx, &c.claim.text, context, None).await?);
+        }
+    }
+    let mut true_claims = Vec::new();
+    if cx.spec.controls.unwrap_or(false) {
+        let own = supporting.clone().find(|c| c.verdict == Verdict::Supported).map(|c| (c.claim.text.clone(), false));
+        let counterpart = || {
+            supporting
+                .clone()
+                .filter(|c| c.verdict == Verdict::Contradicted)
+                .find_map(|c| true_counterpart(&c.claim.kind))
+                .map(|t| (t, true))
+        };
+        if let Some((statement, made)) = own.or_else(counterpart) {
+            true_claims.push(ask_back(cx, &statement, context, Some(made)).await?);
         }
     }
     let dataset = item.id.split(':').next().unwrap_or("").to_string();
@@ -60,5 +60,51 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<SnowballOutcome, EvalSte
         correct,
         claims,
         false_claims,
+        true_claims,
     })
+}
+
+/// Ask `statement` back to the model alone (with the flight list as `context`), and
+/// read whether it rejects it. `control`: `None` for a false claim of the answer;
+/// for a control, whether it is a counterpart made from a refuted claim.
+async fn ask_back(
+    cx: &ItemContext<'_>,
+    statement: &str,
+    context: Option<&str>,
+    control: Option<bool>,
+) -> Result<AskedBackClaim, EvalStepError> {
+    let prompt =
+        cx.agents.render("claim_check.j2", minijinja::context! { statement => statement, context => context })?;
+    let request = cx.request(Purpose::ClaimCheck, vec![Message::user(prompt)], 0.0, cx.spec.seed);
+    let reply = cx.solver.chat(&request).await?.text().trim().to_string();
+    let judged = extract(AnswerKind::YesNo, "", &reply);
+    let rejected = judged.as_deref() == Some("no");
+    let counterpart = control.unwrap_or(false);
+    let (event, data) = match control {
+        None => ("claim_asked_back", json!({ "claim": statement, "reply": reply, "rejected": rejected })),
+        Some(made) => (
+            "control_asked_back",
+            json!({ "claim": statement, "reply": reply, "rejected": rejected, "counterpart": made }),
+        ),
+    };
+    cx.recorder.event("grader", event, data).await?;
+    Ok(AskedBackClaim { text: statement.to_string(), reply, judged, rejected, counterpart })
+}
+
+/// A true statement of the same template as a refuted claim: the divisibility or the
+/// flight negated, the expression with its exact value.
+fn true_counterpart(kind: &ClaimKind) -> Option<String> {
+    match kind {
+        ClaimKind::Divisibility { n, divisor, divides } => {
+            Some(format!("{n} is {}divisible by {divisor}.", if *divides { "not " } else { "" }))
+        }
+        ClaimKind::Edge { from, to, exists } => {
+            Some(format!("There is {} flight from city {from} to city {to}.", if *exists { "no" } else { "a" }))
+        }
+        ClaimKind::Arithmetic { expression, .. } => {
+            let value = evaluate_expression(expression).ok()?;
+            value.is_integer().then(|| format!("{expression} = {}", value.to_integer()))
+        }
+        _ => None,
+    }
 }
