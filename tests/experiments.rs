@@ -184,6 +184,18 @@ async fn snowball_on_the_simulator_recovers_planted_rates() {
         "the simulator's answers state no true claim"
     );
     assert!(controls > 300, "a control for each wrong answer: {controls}");
+    // The paper's figures beside ours, in text, HTML and JSON.
+    let text = analysis::render_text(&report);
+    let row = text.lines().position(|l| l.starts_with("snowball_rate ")).unwrap();
+    assert_eq!(
+        text.lines().nth(row + 1).map(str::trim),
+        Some("published: 0.67 (ChatGPT), 0.87 (GPT-4) (Zhang, Press, Merrill, Liu, Smith (2023), How Language Model Hallucinations Can Snowball)")
+    );
+    assert!(analysis::render_html(&report).contains("0.67 (ChatGPT), 0.87 (GPT-4)"));
+    assert_eq!(
+        serde_json::to_value(&report).unwrap()["published"]["snowball_rate"]["figure"],
+        "0.67 (ChatGPT), 0.87 (GPT-4)"
+    );
 }
 
 #[tokio::test]
@@ -218,6 +230,7 @@ async fn blindspot_on_the_simulator_recovers_planted_rates() {
     assert!(text.contains(&format!("blind_spot_rate: undefined: {why}")), "{text}");
     assert!(!text.lines().any(|l| l.split_whitespace().any(|w| w == "-" || w == "[-,")), "{text}");
     assert!(analysis::render_html(&report).contains(&why));
+    assert!(text.contains("published: 0.645 (average of 14 models)"), "{text}");
 }
 
 #[tokio::test]

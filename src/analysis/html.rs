@@ -149,14 +149,21 @@ pub fn render_html(report: &Report) -> String {
             flip_table(&format!("parent {} -> fork", c.parent), &c.flips)
         );
     }
-    body.push_str("<h2>All metrics</h2><table><tr><th>metric</th><th>value</th><th>95% interval</th><th>n</th></tr>");
+    body.push_str(
+        "<h2>All metrics</h2><table><tr><th>metric</th><th>value</th><th>95% interval</th><th>n</th><th>published</th></tr>",
+    );
     for (name, m) in &report.metrics {
         let cells = match (m.value, m.low, m.high) {
             (Some(v), Some(lo), Some(hi)) => format!("<td>{v:.3}</td><td>[{lo:.3}, {hi:.3}]</td>"),
             _ => "<td colspan=\"2\">undefined</td>".to_string(),
         };
         let note = super::text::note(m).map(|n| format!("<br><small>{}</small>", esc(&n))).unwrap_or_default();
-        let _ = write!(body, "<tr><td>{}{note}</td>{cells}<td>{}</td></tr>", esc(name), m.n);
+        let paper = report
+            .published
+            .get(name)
+            .map(|p| format!("{}<br><small>{}</small>", esc(&p.figure), esc(&p.source)))
+            .unwrap_or_default();
+        let _ = write!(body, "<tr><td>{}{note}</td>{cells}<td>{}</td><td>{paper}</td></tr>", esc(name), m.n);
     }
     body.push_str("</table>");
     for (name, count) in &report.counts {

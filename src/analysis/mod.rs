@@ -5,6 +5,7 @@
 mod html;
 pub mod intervals;
 mod metrics;
+mod published;
 mod text;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use serde::{de::IgnoredAny, Deserialize, Serialize};
 
 pub use html::render_html;
 pub use metrics::MIN_USER_CORRECTIONS;
+pub use published::{published, Published};
 pub use text::render_text;
 
 use crate::{
@@ -141,6 +143,9 @@ pub struct Report {
     /// Against the parent, for a fork.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// The figures the protocol's paper published for these metrics, by metric name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub published: BTreeMap<String, Published>,
 }
 
 /// Errors of analysis.
@@ -240,6 +245,7 @@ pub fn compute_with_outcomes(store: &TraceStore, run_id: RunId) -> Result<(Repor
         flips: BTreeMap::new(),
         counts: BTreeMap::new(),
         comparison: None,
+        published: published(protocol),
     };
     match protocol {
         Protocol::Friction => metrics::friction(&metrics::of(&list, as_friction), &mut report),

@@ -14,7 +14,7 @@ pub(super) fn note(m: &Metric) -> Option<String> {
     match (&m.undefined, m.defined_share) {
         (Some(why), _) => Some(format!("undefined: {why}")),
         (None, Some(share)) if share < 1.0 => {
-            Some(format!("interval from the {:.0}% of resamples where it is defined", share * 100.0))
+            Some(format!("interval from the {:.1}% of resamples where it is defined", share * 100.0))
         }
         _ => None,
     }
@@ -41,6 +41,9 @@ pub fn render_text(report: &Report) -> String {
             None => ("undef.".to_string(), "(see below)".to_string()),
         };
         let _ = writeln!(out, "{:<34} {:>7}  {:<17} {:>5}", name, value, interval, m.n);
+        if let Some(p) = report.published.get(name) {
+            let _ = writeln!(out, "    published: {} ({})", p.figure, p.source);
+        }
     }
     for (name, m) in &report.metrics {
         if let Some(note) = note(m) {
