@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Renders an experiment report in headless Chromium and saves a screenshot, to check
-# that the self-contained HTML report displays (plots, tables) in a real browser.
+# Renders an experiment report, and a comparison of two experiments (`eval compare`),
+# in headless Chromium and saves screenshots, to check that the self-contained HTML
+# pages display (plots, tables) in a real browser.
 #
 #   scripts/check-report.sh [RUN_ID] [OUT_DIR]
 #
 # Without RUN_ID it runs evals/friction-multiplication.toml on the `sim:` simulator in
-# a scratch home first. Writes OUT_DIR/report.html and OUT_DIR/report.png (default
+# a scratch home first, and a second run with another planted accuracy to compare it
+# with. Writes OUT_DIR/report.html, report.png, compare.html and compare.png (default
 # target/report-check). Needs Debian's `chromium` (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +26,12 @@ fi
 
 cargo build --quiet
 bin=target/debug/recheck
+other=""
 if [ -z "$run_id" ]; then
   export RECHECK_HOME="$out/home"
   rm -rf "$RECHECK_HOME"
   run_id=$("$bin" eval run evals/friction-multiplication.toml --model "sim:accuracy=0.3,adopt=0.4,seed=1" 2>/dev/null)
+  other=$("$bin" eval run evals/friction-multiplication.toml --model "sim:accuracy=0.6,adopt=0.4,seed=2" 2>/dev/null)
 fi
 "$bin" eval report "$run_id" --html "$out/report.html" >/dev/null
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
@@ -38,3 +42,14 @@ if [ "$size" -lt 20000 ]; then
   exit 1
 fi
 echo "check-report: $out/report.html rendered to $out/report.png ($size bytes)"
+if [ -n "$other" ]; then
+  "$bin" eval compare "$run_id" "$other" --html "$out/compare.html" > "$out/compare.txt"
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
+    --screenshot="$out/compare.png" "file://$(realpath "$out/compare.html")" 2>/dev/null
+  size=$(stat -c %s "$out/compare.png")
+  if [ "$size" -lt 20000 ]; then
+    echo "check-report: screenshot $out/compare.png is only $size bytes: the page did not render" >&2
+    exit 1
+  fi
+  echo "check-report: $out/compare.html rendered to $out/compare.png ($size bytes)"
+fi

@@ -609,3 +609,69 @@ async fn friction_counts_feedback_that_states_the_answer_as_arithmetic_as_a_leak
     let seen: String = second_answer.messages.iter().map(|m| m.content.as_str()).collect();
     assert!(seen.contains("[masked]") && !seen.contains("11 * 8)"), "{seen}");
 }
+
+#[test]
+fn eval_compare_puts_runs_side_by_side_and_calls_a_difference_only_when_mcnemar_does() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 120);
+    let spec = dir.path().join("snowball.toml");
+    std::fs::write(
+        &spec,
+        "name = \"s\"\nprotocol = \"snowball\"\n[[datasets]]\nloader = \"snowball\"\npath = \"./primality.json\"\nanswer = \"yes_no\"\n",
+    )
+    .unwrap();
+    let home = support::temp_home();
+    let run = |model: &str| {
+        let out = recheck(home.path(), &["eval", "run", spec.to_str().unwrap(), "--model", model, "--json"]);
+        json_out(&out)["run_id"].as_str().unwrap().to_string()
+    };
+    let weak = run("sim:accuracy=0.2,seed=1");
+    let strong = run("sim:accuracy=0.8,seed=2");
+    let weak_again = run("sim:accuracy=0.2,seed=1");
+    let page = dir.path().join("compare.html");
+    let out = recheck(
+        home.path(),
+        &["eval", "compare", &weak, &strong, &weak_again, "--json", "--html", page.to_str().unwrap()],
+    );
+    let cmp = json_out(&out);
+    assert_eq!(cmp["reports"].as_array().unwrap().len(), 3);
+    assert!(cmp["metrics"].as_array().unwrap().iter().any(|m| m == "snowball_rate"));
+    let pairs = cmp["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "every pair");
+    // weak -> strong: a big paired difference on the 120 shared items.
+    assert_eq!(pairs[0]["shared"], 120);
+    assert_eq!(pairs[0]["significant"], true, "{}", pairs[0]);
+    assert!(pairs[0]["mcnemar_p"].as_f64().unwrap() < 1e-6);
+    assert!(pairs[0]["difference"].as_f64().unwrap() > 0.4);
+    // weak -> weak again (same seed): identical items, nothing to test.
+    assert_eq!((pairs[1]["a"].as_str(), pairs[1]["b"].as_str()), (Some(weak.as_str()), Some(weak_again.as_str())));
+    assert_eq!(pairs[1]["mcnemar_p"], Value::Null);
+    assert_eq!(pairs[1]["significant"], false);
+    assert!(pairs[1]["changed"].as_array().unwrap().is_empty());
+    assert_eq!(pairs[2]["significant"], true, "strong -> weak again");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("McNemar"));
+
+    // Text, and the errors: one run, and runs of two protocols.
+    let out = recheck(home.path(), &["eval", "compare", &weak, &strong]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[1] -> [2] on 120 shared items") && text.contains(": different"), "{text}");
+    let out = recheck(home.path(), &["eval", "compare", &weak]);
+    assert_eq!(out.status.code(), Some(2));
+    let friction = dir.path().join("friction.toml");
+    std::fs::write(
+        &friction,
+        "name = \"f\"\nprotocol = \"friction\"\nrounds = 2\n[[datasets]]\nloader = \"jsonl\"\npath = \"./multiplication.jsonl\"\nanswer = \"number\"\n",
+    )
+    .unwrap();
+    let other = json_out(&recheck(
+        home.path(),
+        &["eval", "run", friction.to_str().unwrap(), "--model", "sim:seed=3", "--json"],
+    ))["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = recheck(home.path(), &["eval", "compare", &weak, &other]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compare runs of one protocol"));
+}

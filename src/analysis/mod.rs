@@ -2,6 +2,7 @@
 //! item runs and their recorded outcomes), with 95% intervals, and rendered as a
 //! table, JSON or a self-contained HTML report.
 
+mod compare;
 mod html;
 pub mod intervals;
 mod metrics;
@@ -12,6 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::{de::IgnoredAny, Deserialize, Serialize};
 
+pub use compare::{
+    compare_runs, mcnemar_exact, render_comparison_html, render_comparison_text, PairTest, RunComparison,
+};
 pub use html::render_html;
 pub use metrics::MIN_USER_CORRECTIONS;
 pub use published::{published, Published};
@@ -162,6 +166,9 @@ pub enum AnalysisError {
         /// What is wrong.
         detail: String,
     },
+    /// Runs that cannot be compared, and why.
+    #[error("cannot compare: {0}")]
+    Incomparable(String),
     /// An item run's stored outcome does not match the outcome types of this build.
     #[error(
         "item run {run} (slot {slot}): its outcome does not match this build's outcome types: {detail}; \

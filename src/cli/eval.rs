@@ -31,6 +31,25 @@ pub enum EvalCommand {
     Report(ReportArgs),
     /// List stored experiments.
     List(ListArgs),
+    /// Put several experiments of one spec (other models, or a fork) side by side:
+    /// every metric with its interval, and each pair's flips with McNemar's test.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `recheck eval compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Two or more experiment run ids (or unique prefixes) of one protocol.
+    #[arg(required = true, num_args = 2.., value_name = "RUN")]
+    pub runs: Vec<String>,
+
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write it as an HTML page to FILE (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Model, agents and concurrency of an experiment.
@@ -138,6 +157,7 @@ pub(super) async fn run(home: &Home, cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Resume(args) => resume(home, args).await,
         EvalCommand::Report(args) => report(home, args),
         EvalCommand::List(args) => list(home, args),
+        EvalCommand::Compare(args) => compare(home, args),
     }
 }
 
@@ -238,6 +258,25 @@ fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
         return super::print_json(&report);
     }
     print!("{}", render_text(&report));
+    Ok(())
+}
+
+fn compare(home: &Home, args: CompareArgs) -> anyhow::Result<()> {
+    let store = super::open_store_for_reading(home)?;
+    let ids = args.runs.iter().map(|r| store.resolve(r)).collect::<Result<Vec<_>, _>>()?;
+    let comparison = analysis::compare_runs(&store, &ids)?;
+    if let Some(path) = &args.html {
+        let page = analysis::render_comparison_html(&comparison);
+        recheck::trace::write_output(path, |w| w.write_all(page.as_bytes()))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        if !args.json && path.as_os_str() != "-" {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if args.json {
+        return super::print_json(&comparison);
+    }
+    print!("{}", analysis::render_comparison_text(&comparison));
     Ok(())
 }
 
