@@ -33,23 +33,20 @@ if [ -z "$run_id" ]; then
   run_id=$("$bin" eval run evals/friction-multiplication.toml --model "sim:accuracy=0.3,adopt=0.4,seed=1" 2>/dev/null)
   other=$("$bin" eval run evals/friction-multiplication.toml --model "sim:accuracy=0.6,adopt=0.4,seed=2" 2>/dev/null)
 fi
-"$bin" eval report "$run_id" --html "$out/report.html" >/dev/null
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
-  --screenshot="$out/report.png" "file://$(realpath "$out/report.html")" 2>/dev/null
-size=$(stat -c %s "$out/report.png")
-if [ "$size" -lt 20000 ]; then
-  echo "check-report: screenshot $out/report.png is only $size bytes: the page did not render" >&2
-  exit 1
-fi
-echo "check-report: $out/report.html rendered to $out/report.png ($size bytes)"
-if [ -n "$other" ]; then
-  "$bin" eval compare "$run_id" "$other" --html "$out/compare.html" > "$out/compare.txt"
+# Screenshot of page $1.html as $1.png; a tiny image means the page did not render.
+shoot() {
   chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
-    --screenshot="$out/compare.png" "file://$(realpath "$out/compare.html")" 2>/dev/null
-  size=$(stat -c %s "$out/compare.png")
+    --screenshot="$out/$1.png" "file://$(realpath "$out/$1.html")" 2>/dev/null
+  size=$(stat -c %s "$out/$1.png")
   if [ "$size" -lt 20000 ]; then
-    echo "check-report: screenshot $out/compare.png is only $size bytes: the page did not render" >&2
+    echo "check-report: screenshot $out/$1.png is only $size bytes: the page did not render" >&2
     exit 1
   fi
-  echo "check-report: $out/compare.html rendered to $out/compare.png ($size bytes)"
+  echo "check-report: $out/$1.html rendered to $out/$1.png ($size bytes)"
+}
+"$bin" eval report "$run_id" --html "$out/report.html" >/dev/null
+shoot report
+if [ -n "$other" ]; then
+  "$bin" eval compare "$run_id" "$other" --html "$out/compare.html" > "$out/compare.txt"
+  shoot compare
 fi

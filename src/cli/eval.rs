@@ -246,38 +246,15 @@ fn report(home: &Home, args: ReportArgs) -> anyhow::Result<()> {
     let store = super::open_store_for_reading(home)?;
     let id = store.resolve(&args.run)?;
     let report = analysis::compute(&store, id)?;
-    if let Some(path) = &args.html {
-        let page = render_html(&report);
-        recheck::trace::write_output(path, |w| w.write_all(page.as_bytes()))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        if !args.json && path.as_os_str() != "-" {
-            eprintln!("wrote {}", path.display());
-        }
-    }
-    if args.json {
-        return super::print_json(&report);
-    }
-    print!("{}", render_text(&report));
-    Ok(())
+    super::print_report(&report, args.json, args.html.as_deref(), render_text, render_html)
 }
 
 fn compare(home: &Home, args: CompareArgs) -> anyhow::Result<()> {
     let store = super::open_store_for_reading(home)?;
     let ids = args.runs.iter().map(|r| store.resolve(r)).collect::<Result<Vec<_>, _>>()?;
     let comparison = analysis::compare_runs(&store, &ids)?;
-    if let Some(path) = &args.html {
-        let page = analysis::render_comparison_html(&comparison);
-        recheck::trace::write_output(path, |w| w.write_all(page.as_bytes()))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        if !args.json && path.as_os_str() != "-" {
-            eprintln!("wrote {}", path.display());
-        }
-    }
-    if args.json {
-        return super::print_json(&comparison);
-    }
-    print!("{}", analysis::render_comparison_text(&comparison));
-    Ok(())
+    let (text, page) = (analysis::render_comparison_text, analysis::render_comparison_html);
+    super::print_report(&comparison, args.json, args.html.as_deref(), text, page)
 }
 
 fn list(home: &Home, args: ListArgs) -> anyhow::Result<()> {

@@ -236,6 +236,30 @@ pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Print `value` as one line of JSON.
+/// The output of a command that can print text, JSON (`json`) and write an HTML page
+/// (`html`, `-` for standard output): the page first, then JSON or text.
+fn print_report<T: serde::Serialize>(
+    value: &T,
+    json: bool,
+    html: Option<&std::path::Path>,
+    text: impl FnOnce(&T) -> String,
+    page: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if let Some(path) = html {
+        let page = page(value);
+        recheck::trace::write_output(path, |w| std::io::Write::write_all(w, page.as_bytes()))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        if !json && path.as_os_str() != "-" {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if json {
+        return print_json(value);
+    }
+    print!("{}", text(value));
+    Ok(())
+}
+
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())

@@ -56,25 +56,28 @@ pub(super) async fn run(home: &Home, store: &TraceStore, filter: &str, args: &Re
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    if let Some(path) = &args.html {
-        let page = render_html(&report);
-        recheck::trace::write_output(path, |w| w.write_all(page.as_bytes()))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        if !args.json && path.as_os_str() != "-" {
-            eprintln!("wrote {}", path.display());
-        }
-    }
-    if args.json {
-        return super::super::print_json(&report);
-    }
-    print!("{}", render_text(&report));
-    Ok(())
+    super::super::print_report(&report, args.json, args.html.as_deref(), render_text, render_html)
 }
 
 const VERDICTS: [Verification; 3] = [Verification::Verified, Verification::Refuted, Verification::Unknown];
 
 fn count(report: &BatchReport, before: Verification, after: Verification) -> usize {
     report.flips.iter().find(|f| f.before == before && f.after == after).map_or(0, |f| f.count)
+}
+
+/// The report's measures, named, with the digits each is shown with.
+fn measures(r: &BatchReport) -> [(&'static str, &Metric, usize); 9] {
+    [
+        ("verdict changed", &r.verdict_changed, 3),
+        ("answer changed", &r.answer_changed, 3),
+        ("verified, originals", &r.verified_before, 3),
+        ("verified, forks", &r.verified_after, 3),
+        ("verified, fork - original", &r.verified_difference, 3),
+        ("model calls a run, originals", &r.calls_before, 2),
+        ("model calls a run, forks", &r.calls_after, 2),
+        ("tokens a run, originals", &r.tokens_before, 1),
+        ("tokens a run, forks", &r.tokens_after, 1),
+    ]
 }
 
 /// `0.412 [0.301, 0.530]`, or why there is no value.
@@ -108,17 +111,7 @@ pub fn render_text(r: &BatchReport) -> String {
         s.push('\n');
     }
     let _ = writeln!(s, "\n95% intervals (Wilson for shares, paired bootstrap for means and the difference)");
-    for (name, m, digits) in [
-        ("verdict changed", &r.verdict_changed, 3),
-        ("answer changed", &r.answer_changed, 3),
-        ("verified, originals", &r.verified_before, 3),
-        ("verified, forks", &r.verified_after, 3),
-        ("verified, fork - original", &r.verified_difference, 3),
-        ("model calls a run, originals", &r.calls_before, 2),
-        ("model calls a run, forks", &r.calls_after, 2),
-        ("tokens a run, originals", &r.tokens_before, 1),
-        ("tokens a run, forks", &r.tokens_after, 1),
-    ] {
+    for (name, m, digits) in measures(r) {
         let _ = writeln!(s, "{name:<30} {}  (n = {})", metric(m, digits), m.n);
     }
     let _ = writeln!(s, "(a fork's calls and tokens include its recorded part, as the original paid for them)");
@@ -162,17 +155,7 @@ pub fn render_html(r: &BatchReport) -> String {
         body.push_str("</tr>");
     }
     body.push_str("</table><h2>Measures (95% intervals)</h2><table><tr><th>measure</th><th>value [95% interval]</th><th>n</th></tr>");
-    for (name, m, digits) in [
-        ("verdict changed", &r.verdict_changed, 3),
-        ("answer changed", &r.answer_changed, 3),
-        ("verified, originals", &r.verified_before, 3),
-        ("verified, forks", &r.verified_after, 3),
-        ("verified, fork - original", &r.verified_difference, 3),
-        ("model calls a run, originals", &r.calls_before, 2),
-        ("model calls a run, forks", &r.calls_after, 2),
-        ("tokens a run, originals", &r.tokens_before, 1),
-        ("tokens a run, forks", &r.tokens_after, 1),
-    ] {
+    for (name, m, digits) in measures(r) {
         let _ = write!(body, "<tr><td>{name}</td><td>{}</td><td>{}</td></tr>", metric(m, digits), m.n);
     }
     body.push_str("</table><h2>Runs</h2><table><tr><th>original</th><th>fork</th><th>before</th><th>after</th><th>answer</th></tr>");
