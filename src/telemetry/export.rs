@@ -115,7 +115,9 @@ impl OtlpExporter {
         queue(&self.queue, &self.counters, id)
     }
 
-    /// Queue every run of the store that finishes from now on (live export).
+    /// Queue every run of the store that finishes from now on (live export). False
+    /// when the store already tells another hook (one a store; see
+    /// [`TraceStore::on_finish`]).
     pub fn watch(&self, store: &TraceStore) -> bool {
         let (tx, counters) = (self.queue.clone(), self.counters.clone());
         store.on_finish(move |id| {
