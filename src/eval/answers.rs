@@ -133,8 +133,8 @@ mod tests {
         assert!(is_correct(AnswerKind::Words, extract(AnswerKind::Words, q, a).as_deref(), "a&m apple fig pear"));
     }
 
-    /// Phrasings the embedded model and others wrote on snowball items, with the
-    /// stance each takes.
+    /// Phrasings of the kind models write on snowball items (the first two from a
+    /// stored run of the embedded model), with the stance each takes.
     #[test]
     fn yes_no_reads_the_answers_claim_about_the_question() {
         let prime = "Is 10663 a prime number? Answer with yes or no first.";
