@@ -92,7 +92,12 @@ pub struct BatchReport {
     pub skipped: Vec<Skipped>,
 }
 
-const VERDICTS: [Verification; 3] = [Verification::Verified, Verification::Refuted, Verification::Unknown];
+impl BatchReport {
+    /// Pairs that went from verdict `before` to `after`.
+    pub fn flipped(&self, before: Verification, after: Verification) -> usize {
+        self.flips.iter().find(|f| f.before == before && f.after == after).map_or(0, |f| f.count)
+    }
+}
 
 /// The comparison of batch `group` with the runs it forked, from the store alone.
 pub fn batch_report(store: &TraceStore, group: RunId) -> Result<BatchReport> {
@@ -148,9 +153,9 @@ pub fn batch_report(store: &TraceStore, group: RunId) -> Result<BatchReport> {
     }
     let n = pairs.len();
     let count = |f: &dyn Fn(&ForkPair) -> bool| pairs.iter().filter(|p| f(p)).count();
-    let flips = VERDICTS
+    let flips = Verification::ALL
         .iter()
-        .flat_map(|b| VERDICTS.iter().map(move |a| (*b, *a)))
+        .flat_map(|b| Verification::ALL.iter().map(move |a| (*b, *a)))
         .map(|(before, after)| VerdictFlip { before, after, count: count(&|p| p.before == before && p.after == after) })
         .collect();
     let mean = |f: fn(&ForkPair) -> f64| {

@@ -68,6 +68,9 @@ pub enum Verification {
 }
 
 impl Verification {
+    /// Every verdict, in the order reports list them.
+    pub const ALL: [Verification; 3] = [Verification::Verified, Verification::Refuted, Verification::Unknown];
+
     /// `verified`, `refuted` or `unknown`.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -27,8 +27,8 @@ pub fn run_spans(run: &RunRecord, steps: &[StepRecord], content: bool) -> Vec<Sp
     let root_id = span_id(run, u32::MAX);
     let scope = InstrumentationScope::builder("recheck").with_version(env!("CARGO_PKG_VERSION")).build();
     let mut spans = Vec::with_capacity(steps.len() + 1);
-    let last_end = steps.iter().map(step_end).max();
-    let end = run.ended_at.or(last_end).unwrap_or(run.started_at).max(last_end.unwrap_or(run.started_at));
+    // The root covers the run and every step, whichever ended last.
+    let end = steps.iter().map(step_end).chain(run.ended_at).fold(run.started_at, DateTime::max);
     let mut root = base(trace_id, root_id, SpanId::INVALID, format!("recheck {}", run.kind), scope.clone());
     root.start_time = time(run.started_at);
     root.end_time = time(end);

@@ -333,20 +333,7 @@ impl TraceStore {
         config: serde_json::Value,
         parent: Option<RunId>,
     ) -> Result<RunRecord, TraceError> {
-        self.start(kind, input, config, parent, None).await
-    }
-
-    /// Start a run with a parent, a group slot, both or neither (a fork in a batch of
-    /// forks has both).
-    pub async fn create_run_in(
-        &self,
-        kind: &str,
-        input: serde_json::Value,
-        config: serde_json::Value,
-        parent: Option<RunId>,
-        group: Option<GroupSlot>,
-    ) -> Result<RunRecord, TraceError> {
-        self.start(kind, input, config, parent, group).await
+        self.create_run_in(kind, input, config, parent, None).await
     }
 
     /// Start a run that fills slot `group` of a group run; it replaces whatever run
@@ -358,10 +345,13 @@ impl TraceStore {
         config: serde_json::Value,
         group: GroupSlot,
     ) -> Result<RunRecord, TraceError> {
-        self.start(kind, input, config, None, Some(group)).await
+        self.create_run_in(kind, input, config, None, Some(group)).await
     }
 
-    async fn start(
+    /// Start a run with a parent, a group slot, both or neither (a fork in a batch of
+    /// forks has both): what [`TraceStore::create_run`] and
+    /// [`TraceStore::create_member_run`] do.
+    pub async fn create_run_in(
         &self,
         kind: &str,
         input: serde_json::Value,

@@ -59,12 +59,6 @@ pub(super) async fn run(home: &Home, store: &TraceStore, filter: &str, args: &Re
     super::super::print_report(&report, args.json, args.html.as_deref(), render_text, render_html)
 }
 
-const VERDICTS: [Verification; 3] = [Verification::Verified, Verification::Refuted, Verification::Unknown];
-
-fn count(report: &BatchReport, before: Verification, after: Verification) -> usize {
-    report.flips.iter().find(|f| f.before == before && f.after == after).map_or(0, |f| f.count)
-}
-
 /// The report's measures, named, with the digits each is shown with.
 fn measures(r: &BatchReport) -> [(&'static str, &Metric, usize); 9] {
     [
@@ -103,10 +97,10 @@ pub fn render_text(r: &BatchReport) -> String {
     let _ = writeln!(s, "live on {} from {}; {pairs} forks completed, {} skipped", r.model, step(r), r.skipped.len());
     let _ = writeln!(s, "\nverdict flips (rows: original, columns: fork)");
     let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>9}", "", "verified", "refuted", "unknown");
-    for before in VERDICTS {
+    for before in Verification::ALL {
         let _ = write!(s, "{:<10}", before.as_str());
-        for after in VERDICTS {
-            let _ = write!(s, " {:>9}", count(r, before, after));
+        for after in Verification::ALL {
+            let _ = write!(s, " {:>9}", r.flipped(before, after));
         }
         s.push('\n');
     }
@@ -141,14 +135,14 @@ pub fn render_html(r: &BatchReport) -> String {
     );
     let total = r.pairs.len().max(1) as f64;
     body.push_str("<h2>Verdict flips</h2><table class=\"flip\"><tr><th>original \\ fork</th>");
-    for after in VERDICTS {
+    for after in Verification::ALL {
         let _ = write!(body, "<th>{after}</th>");
     }
     body.push_str("</tr>");
-    for before in VERDICTS {
+    for before in Verification::ALL {
         let _ = write!(body, "<tr><th>{before}</th>");
-        for after in VERDICTS {
-            let k = count(r, before, after);
+        for after in Verification::ALL {
+            let k = r.flipped(before, after);
             let shade = 255.0 - 140.0 * (k as f64 / total);
             let _ = write!(body, r#"<td style="background:rgb({shade:.0},{shade:.0},255)">{k}</td>"#);
         }
