@@ -145,6 +145,35 @@ fn reindexing_is_incremental_and_prunes() {
 }
 
 #[test]
+fn tied_scores_give_the_same_hits_however_the_corpus_was_indexed() {
+    // Twelve documents that score alike for the query: which of them make the top 3
+    // must not depend on the order (or the segments) they were indexed in.
+    let docs: Vec<Document> = (0..12)
+        .map(|i| Document {
+            id: format!("doc-{i:02}"),
+            title: String::new(),
+            text: "The comet returns every seventy-six years.".into(),
+            sentences: None,
+        })
+        .collect();
+    let hits_of = |docs: &[Document], batches: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = CorpusIndex::open_or_create(dir.path()).unwrap();
+        // One commit per batch: several segments, in a different layout each time.
+        for batch in docs.chunks(docs.len().div_ceil(batches)) {
+            index.update(batch, &PassageConfig::default(), false, &|_| ()).unwrap();
+        }
+        let options = SearchOptions { k: 3, ..Default::default() };
+        index.search("comet returns", &options).unwrap().into_iter().map(|h| h.passage.passage_id).collect::<Vec<_>>()
+    };
+    let forward = hits_of(&docs, 1);
+    assert_eq!(forward, ["doc-00#0", "doc-01#0", "doc-02#0"], "ties are ordered by passage id");
+    let reversed: Vec<Document> = docs.iter().rev().cloned().collect();
+    assert_eq!(hits_of(&reversed, 1), forward);
+    assert_eq!(hits_of(&reversed, 4), forward);
+}
+
+#[test]
 fn mmr_and_per_document_caps() {
     let dir = tempfile::tempdir().unwrap();
     let index = build(dir.path());

@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::datasets::{blindspot_spec, friction_spec, snowball_spec, write_fixtures, write_verify_fixtures};
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -19,7 +21,7 @@ use recheck::{
     analysis::{self, Metric, Report},
     eval::{self, Change, EvalSpec, ForkOptions, RunOptions},
     llm::{self, ChatModel, ModelSpec},
-    tools::{is_prime, ToolRegistry},
+    tools::ToolRegistry,
     trace::{StepPayload, TraceStore},
 };
 use serde_json::{json, Value};
@@ -41,48 +43,6 @@ fn options(model: Arc<dyn ChatModel>) -> RunOptions {
     }
 }
 
-fn spec(toml_text: &str) -> EvalSpec {
-    EvalSpec::parse(toml_text).unwrap()
-}
-
-/// Our own fixtures, in the shared datasets' formats.
-fn write_fixtures(dir: &Path, n: usize) {
-    let primes: Vec<u64> = (1009..).filter(|p| is_prime(u128::from(*p))).take(n).collect();
-    let items: Vec<Value> = primes
-        .iter()
-        .map(|p| json!({ "question": format!("Is {p} a prime number?"), "number": p, "answer": true }))
-        .collect();
-    std::fs::write(dir.join("primality.json"), serde_json::to_string(&items).unwrap()).unwrap();
-    let graphs: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                "Current flight information (the following flights are one-way only):\nThere is a flight from city A{i} to city B\nThere is a flight from city C to city D\n\nQuestion: Is there a series of flights that goes from city A{i} to city D?"
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("graph.json"), serde_json::to_string(&graphs).unwrap()).unwrap();
-    let mut mult = String::new();
-    let mut bbm = String::new();
-    for i in 0..n as i64 {
-        let (a, b, c) = (10 + i, 3 + i % 7, 20 + 3 * i);
-        mult.push_str(&format!(
-            "{}\n",
-            json!({ "question": format!("What is {a} * {c}?"), "answer": (a * c).to_string() })
-        ));
-        let right = (a + b) * c;
-        let steps = [
-            format!("Let's calculate A = ({a} + {b}) = {}.", a + b),
-            format!("Then A * {c} = {}. So the answer is {}", right + 1, right + 1),
-        ];
-        bbm.push_str(&format!(
-            "{}\n",
-            json!({ "input": format!("(({a} + {b}) * {c}) ="), "steps": steps, "answer": (right + 1).to_string(), "target": right.to_string(), "mistake_index": 1 })
-        ));
-    }
-    std::fs::write(dir.join("multiplication.jsonl"), mult).unwrap();
-    std::fs::write(dir.join("arithmetic_bbm.jsonl"), bbm).unwrap();
-}
-
 fn metric<'a>(report: &'a Report, name: &str) -> &'a Metric {
     report.metrics.get(name).unwrap_or_else(|| panic!("no metric {name} in {:?}", report.metrics.keys()))
 }
@@ -102,13 +62,6 @@ async fn run(store: &TraceStore, spec: &EvalSpec, root: &Path, model: &str) -> R
     let outcome = eval::start(store, spec, root, None, &options(sim(model)), &()).await.unwrap();
     assert_eq!((outcome.failed, outcome.ran), (0, outcome.items));
     analysis::compute(store, outcome.run_id).unwrap()
-}
-
-fn friction_spec(dir: &Path, rounds: u32) -> EvalSpec {
-    spec(&format!(
-        "name = \"f\"\nprotocol = \"friction\"\nrounds = {rounds}\n[[datasets]]\nloader = \"jsonl\"\npath = \"{}\"\nanswer = \"number\"\n",
-        dir.join("multiplication.jsonl").display()
-    ))
 }
 
 #[tokio::test]
@@ -148,11 +101,7 @@ async fn snowball_on_the_simulator_recovers_planted_rates() {
     let dir = tempfile::tempdir().unwrap();
     write_fixtures(dir.path(), 300);
     let store = TraceStore::temporary().unwrap();
-    let spec = spec(&format!(
-        "name = \"s\"\nprotocol = \"snowball\"\n[[datasets]]\nloader = \"snowball\"\npath = \"{}\"\nanswer = \"yes_no\"\n[[datasets]]\nloader = \"snowball\"\npath = \"{}\"\nanswer = \"yes_no\"\n",
-        dir.path().join("primality.json").display(),
-        dir.path().join("graph.json").display()
-    ));
+    let spec = snowball_spec(dir.path());
     let report = run(&store, &spec, dir.path(), "accuracy=0.4,recognize=0.7,seed=5").await;
     assert_eq!(report.n, 600);
     recovers(&report, "wrong_answer_rate", 0.6);
@@ -203,10 +152,7 @@ async fn blindspot_on_the_simulator_recovers_planted_rates() {
     let dir = tempfile::tempdir().unwrap();
     write_fixtures(dir.path(), 400);
     let store = TraceStore::temporary().unwrap();
-    let spec = spec(&format!(
-        "name = \"b\"\nprotocol = \"blindspot\"\n[[datasets]]\nloader = \"bbm\"\npath = \"{}\"\nanswer = \"number\"\nrequire_mistake = true\n",
-        dir.path().join("arithmetic_bbm.jsonl").display()
-    ));
+    let spec = blindspot_spec(dir.path());
     let report = run(&store, &spec, dir.path(), "own=0.2,user=0.8,wait=0.6,seed=3").await;
     recovers(&report, "correction_rate_user", 0.8);
     recovers(&report, "correction_rate_own", 0.2);
@@ -277,40 +223,6 @@ async fn replay_reproduces_metrics_and_detects_a_changed_prompt() {
     assert!(!outcome.identical);
 }
 
-/// Our own claims in SciFact's format: true and false divisibility claims (SUPPORT,
-/// CONTRADICT) and claims no evidence settles (NOT ENOUGH INFO), with a small corpus.
-fn write_verify_fixtures(dir: &Path, per_label: u64) -> EvalSpec {
-    let (mut claims, mut corpus) = (String::new(), String::new());
-    for i in 0..per_label {
-        let n = 1001 + 7 * i; // 1001 = 7 * 143
-        let doc = 10_000 + i;
-        let lines = [
-            json!({"id": 3 * i, "claim": format!("{} is divisible by 7", n), "evidence": {doc.to_string(): [{"sentences": [1], "label": "SUPPORT"}]}, "cited_doc_ids": [doc]}),
-            json!({"id": 3 * i + 1, "claim": format!("{} is divisible by 1000", n), "evidence": {doc.to_string(): [{"sentences": [1], "label": "CONTRADICT"}]}, "cited_doc_ids": [doc]}),
-            json!({"id": 3 * i + 2, "claim": format!("The number {n} appears on old coins."), "evidence": {}, "cited_doc_ids": []}),
-        ];
-        for line in lines {
-            claims.push_str(&format!("{line}\n"));
-        }
-        let abstract_ = [
-            "Tables list the divisors of whole numbers.".to_string(),
-            format!("The table for {n} lists its divisors."),
-        ];
-        corpus.push_str(&format!(
-            "{}\n",
-            json!({"doc_id": doc, "title": format!("Divisors of {n}"), "abstract": abstract_})
-        ));
-    }
-    std::fs::write(dir.join("claims.jsonl"), claims).unwrap();
-    std::fs::write(dir.join("corpus.jsonl"), corpus).unwrap();
-    spec(&format!(
-        "name = \"v\"\nprotocol = \"verify\"\ncandidates = 2\n[corpus]\npath = \"{}\"\nid_field = \"doc_id\"\n\
-         text_field = \"abstract\"\n[[datasets]]\nloader = \"scifact_labels\"\npath = \"{}\"\nanswer = \"exact\"\n",
-        dir.join("corpus.jsonl").display(),
-        dir.join("claims.jsonl").display()
-    ))
-}
-
 #[tokio::test]
 async fn verify_on_the_simulator_recovers_the_planted_judge_accuracy() {
     let dir = tempfile::tempdir().unwrap();
@@ -367,10 +279,7 @@ async fn resume_refuses_another_model_and_blindspot_refuses_a_model_without_pref
     assert!(run.first_error.as_deref().unwrap().contains("budget"), "{:?}", run.first_error);
     assert_eq!(store.run(run.run_id).unwrap().unwrap().status, recheck::trace::RunStatus::Failed);
 
-    let blindspot = spec(&format!(
-        "name = \"b\"\nprotocol = \"blindspot\"\n[[datasets]]\nloader = \"bbm\"\npath = \"{}\"\nanswer = \"number\"\nrequire_mistake = true\n",
-        dir.path().join("arithmetic_bbm.jsonl").display()
-    ));
+    let blindspot = blindspot_spec(dir.path());
     let no_prefill = llm::ModelInfo {
         capabilities: Some(llm::Capabilities { prefill: false, ..Default::default() }),
         ..llm::ModelInfo::new("openai:m", "openai")

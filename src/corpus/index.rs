@@ -323,14 +323,28 @@ impl Retriever for CorpusIndex {
         // size its heap by it.
         let passages = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX).max(1);
         let pool = if reranks { options.k.saturating_mul(5).max(50) } else { options.k }.min(passages);
-        let top = searcher
-            .search(&q, &TopDocs::with_limit(pool).order_by_score())
-            .map_err(|e| CorpusError::index(&self.dir, e))?;
+        // Equal scores come back in index order, which depends on how segments were
+        // built and merged: the same corpus indexed twice could answer differently. Fetch
+        // until the pool's last score is settled, then order ties by passage id.
+        let mut fetch = pool;
+        let top = loop {
+            let top = searcher
+                .search(&q, &TopDocs::with_limit(fetch).order_by_score())
+                .map_err(|e| CorpusError::index(&self.dir, e))?;
+            let tied_past_pool =
+                top.len() == fetch && fetch < passages && pool > 0 && top[pool - 1].0 == top[fetch - 1].0;
+            if !tied_past_pool {
+                break top;
+            }
+            fetch = fetch.saturating_mul(2).min(passages);
+        };
         let mut candidates = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let d: TantivyDocument = searcher.doc(addr).map_err(|e| CorpusError::index(&self.dir, e))?;
             candidates.push((score, self.passage_of(&d)));
         }
+        candidates.sort_by(|(a, p), (b, q)| b.total_cmp(a).then_with(|| p.passage_id.cmp(&q.passage_id)));
+        candidates.truncate(pool);
         let chosen = rerank::select(candidates, options);
         let mut snippets = SnippetGenerator::create(&searcher, &*q, self.fields.text).ok();
         if let Some(g) = snippets.as_mut() {

@@ -1,6 +1,9 @@
 //! Test fixtures: a loopback OpenAI-compatible server that plays scripted replies
 //! and faults. It is a test double only; it never stands in for a model's behaviour.
+//! [`datasets`] writes our own items in the shared datasets' formats.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod datasets;
 
 use std::{
     net::SocketAddr,
