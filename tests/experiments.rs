@@ -159,6 +159,10 @@ async fn blindspot_on_the_simulator_recovers_planted_rates() {
     recovers(&report, "correction_rate_wait", 0.6);
     recovers(&report, "blind_spot_rate", 1.0 - 0.2 / 0.8);
     recovers(&report, "blind_spot_rate_wait", 1.0 - 0.6 / 0.8);
+    // How the own-answer conditions were produced is recorded and reported.
+    let how = "continued natively (the backend renders the chat template itself)";
+    assert_eq!(report.conditions["own, own + Wait (prefilled turn)"], how);
+    assert!(analysis::render_text(&report).contains(&format!("condition own, own + Wait (prefilled turn): {how}")));
     let share = metric(&report, "blind_spot_rate").defined_share.unwrap();
     assert!(share > 0.99, "with ~320 user corrections every resample defines the ratio: {share}");
 
@@ -287,7 +291,21 @@ async fn resume_refuses_another_model_and_blindspot_refuses_a_model_without_pref
     let opts = RunOptions { model: Arc::new(llm::ReplayModel::exact(no_prefill, vec![])), ..options(sim("seed=1")) };
     let err = eval::start(&store, &blindspot, dir.path(), None, &opts, &()).await.unwrap_err().to_string();
     assert!(err.contains("prefilled"), "{err}");
-    assert_eq!(store.list_runs().unwrap().len(), 2 * (1 + 4), "nothing stored for the refused experiment");
+    // A server said to continue a prefilled turn that does not (its prompt token
+    // counts, as llama-cpp-python's server reported them, show the turn closed).
+    let server = support::MockServer::start(vec![
+        support::Reply::chat_with_prompt_tokens("Red", 34),
+        support::Reply::chat_with_prompt_tokens(" colour", 41),
+        support::Reply::chat_with_prompt_tokens("Blue", 41),
+    ]);
+    let ignoring =
+        llm::OpenAiBackend::new("m", llm::OpenAiOptions { prefill: true, ..llm::OpenAiOptions::new(&server.url) })
+            .unwrap();
+    let opts = RunOptions { model: Arc::new(ignoring), ..options(sim("seed=1")) };
+    let err = eval::start(&store, &blindspot, dir.path(), None, &opts, &()).await.unwrap_err().to_string();
+    assert!(err.contains("ignored by the server") && err.contains("closed turn 41"), "{err}");
+    assert_eq!(server.hits(), 3, "only the check was sent");
+    assert_eq!(store.list_runs().unwrap().len(), 2 * (1 + 4), "nothing stored for the refused experiments");
 }
 
 #[tokio::test]

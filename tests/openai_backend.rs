@@ -118,6 +118,70 @@ async fn sends_parameters_and_prefill_switches() {
     assert!((sent["temperature"].as_f64().unwrap() - 0.7).abs() < 1e-6);
 }
 
+/// A backend told (`--prefill`) that its server continues a prefilled turn.
+fn prefilling(url: &str) -> OpenAiBackend {
+    let mut options = OpenAiOptions::new(url);
+    options.prefill = true;
+    OpenAiBackend::new("test-model", options).unwrap()
+}
+
+fn continuation() -> ChatRequest {
+    ChatRequest::new(vec![Message::user("Q"), Message::assistant("Step 1:")])
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_a_prefilled_turn_is_caught_before_the_first_continuation() {
+    // Prompt tokens as llama-cpp-python's server reported them for the three probes:
+    // the turn marked to be continued is rendered like a closed one.
+    let server = MockServer::start(vec![
+        Reply::chat_with_prompt_tokens("Red", 34),
+        Reply::chat_with_prompt_tokens(" colour", 41),
+        Reply::chat_with_prompt_tokens("Blue", 41),
+    ]);
+    let model = prefilling(&server.url);
+    let err = model.chat(&continuation()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LlmError::PrefillIgnored { .. }), "{text}");
+    assert!(
+        text.contains("fresh question 34") && text.contains("closed turn 41") && text.contains("without --prefill")
+    );
+    // The three probes, then nothing: the continuation was never sent.
+    let sent = server.requests.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (sent[1]["continue_final_message"].clone(), sent[1]["add_generation_prompt"].clone()),
+        (json!(true), json!(false))
+    );
+    assert!(sent[2].get("continue_final_message").is_none(), "the closed turn goes without the mark: {}", sent[2]);
+    assert_eq!(sent[1]["messages"], sent[2]["messages"]);
+    // The verdict is kept: a second continuation fails without asking again, and a
+    // plain question still goes through.
+    assert!(model.chat(&continuation()).await.is_err());
+    assert!(model.chat(&question()).await.is_ok());
+    assert_eq!(server.hits(), 4);
+    assert!(!model.prefill_support().await.unwrap().honoured());
+}
+
+#[tokio::test]
+async fn a_server_that_continues_a_prefilled_turn_passes_the_check() {
+    // vLLM with continue_final_message: the continued prompt stops inside the turn.
+    let server = MockServer::start(vec![
+        Reply::chat_with_prompt_tokens("Red", 34),
+        Reply::chat_with_prompt_tokens(" sky", 35),
+        Reply::chat_with_prompt_tokens("Blue", 41),
+        Reply::chat_with_prompt_tokens(" Step 2: done.", 40),
+    ]);
+    let model = prefilling(&server.url);
+    assert_eq!(model.chat(&continuation()).await.unwrap().text(), " Step 2: done.");
+    assert!(model.prefill_support().await.unwrap().honoured());
+    assert_eq!(server.hits(), 4, "checked once");
+    // Without --prefill nothing is checked.
+    let plain = backend(&server.url, 0, 2000);
+    assert_eq!(plain.prefill_support().await.unwrap(), recheck::llm::PrefillSupport::Absent);
+    assert_eq!(server.hits(), 4);
+}
+
 #[tokio::test]
 async fn reads_token_logprobs() {
     let server = MockServer::start(vec![Reply::Json(

@@ -129,6 +129,9 @@ pub fn render_html(report: &Report) -> String {
         report.n,
         if report.unfinished > 0 { format!(", {} failed or unfinished", report.unfinished) } else { String::new() }
     );
+    for (condition, how) in &report.conditions {
+        let _ = write!(body, "<p>Condition <b>{}</b>: {}</p>", esc(condition), esc(how));
+    }
     if !rounds.is_empty() {
         let _ = write!(body, "<h2>Accuracy per round (95% Wilson intervals)</h2>{}", rounds_plot(&rounds));
     }

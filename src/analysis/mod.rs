@@ -22,7 +22,7 @@ pub use published::{published, Published};
 pub use text::render_text;
 
 use crate::{
-    trace::{run_kind, ItemOutcome, ModelInfo, Protocol, RunId, RunStatus, TraceError, TraceStore},
+    trace::{run_kind, ItemOutcome, ModelInfo, PrefillSupport, Protocol, RunId, RunStatus, TraceError, TraceStore},
     Result,
 };
 
@@ -150,6 +150,10 @@ pub struct Report {
     /// The figures the protocol's paper published for these metrics, by metric name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub published: BTreeMap<String, Published>,
+    /// How the protocol's conditions were produced, where that can differ by backend
+    /// (blind spot: how the model's own answer was continued), by condition.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conditions: BTreeMap<String, String>,
 }
 
 /// Errors of analysis.
@@ -189,6 +193,8 @@ pub enum AnalysisError {
 struct ConfigView {
     spec: SpecView,
     model: ModelInfo,
+    #[serde(default)]
+    prefill: Option<PrefillSupport>,
 }
 
 #[derive(Deserialize)]
@@ -253,7 +259,15 @@ pub fn compute_with_outcomes(store: &TraceStore, run_id: RunId) -> Result<(Repor
         counts: BTreeMap::new(),
         comparison: None,
         published: published(protocol),
+        conditions: BTreeMap::new(),
     };
+    if protocol == Protocol::Blindspot {
+        let how = match &config.prefill {
+            Some(support) => support.describe(),
+            None => "not recorded (the run predates recheck's check of prefilled turns)".into(),
+        };
+        report.conditions.insert("own, own + Wait (prefilled turn)".into(), how);
+    }
     match protocol {
         Protocol::Friction => metrics::friction(&metrics::of(&list, as_friction), &mut report),
         Protocol::Snowball => metrics::snowball(&metrics::of(&list, as_snowball), &mut report),

@@ -34,6 +34,9 @@ pub fn render_text(report: &Report) -> String {
         report.n,
         if report.unfinished > 0 { format!(", {} failed or unfinished", report.unfinished) } else { String::new() }
     );
+    for (condition, how) in &report.conditions {
+        let _ = writeln!(out, "condition {condition}: {how}");
+    }
     let _ = writeln!(out, "\n{:<34} {:>7}  {:<17} {:>5}", "metric", "value", "95% interval", "n");
     for (name, m) in &report.metrics {
         let (value, interval) = match m.value {

@@ -45,9 +45,10 @@ pub struct Connection {
     pub retries: u32,
 
     /// The server continues a trailing assistant message (vLLM's
-    /// `continue_final_message`). Without it, `wait`, `backtrack` and "Wait" forks
-    /// emulate the prefilled turn (recorded in the trace), and the blind-spot
-    /// protocol refuses the model.
+    /// `continue_final_message`). Checked before the first continuation (three
+    /// one-token calls; a server that closes the turn instead is an error). Without it,
+    /// `wait`, `backtrack` and "Wait" forks emulate the prefilled turn (recorded in
+    /// the trace), and the blind-spot protocol refuses the model.
     #[arg(long)]
     pub prefill: bool,
 

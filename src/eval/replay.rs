@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{
-    runner::{eval_config, load_eval, recorded_calls, run_pending, stored_config, stored_items, ModelSource},
+    runner::{
+        check_backend, eval_config, load_eval, recorded_calls, run_pending, stored_config, stored_items, ModelSource,
+    },
     Change, EvalRun, Progress, RunOptions, EVAL_KIND,
 };
 use crate::{
@@ -84,7 +86,8 @@ pub async fn fork(
         None => opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone()),
     };
     let change = (fork.from_step, fork.change.clone());
-    let config = eval_config(&spec, &solver.info(), &feedback.info(), &opts.agents, Some(&change))?;
+    let prefill = check_backend(&spec, solver.as_ref()).await?;
+    let config = eval_config(&spec, &solver.info(), &feedback.info(), &opts.agents, Some(&change), prefill)?;
     let new = store.create_run(EVAL_KIND, run.input.clone(), config, Some(parent)).await?;
     let source =
         ModelSource::Recorded { calls: recorded_calls(store, parent)?, fork: Some((fork.from_step, solver, feedback)) };

@@ -15,7 +15,7 @@ use crate::{
     agents::AgentSet,
     corpus::Retriever,
     datasets::Item,
-    llm::{Budget, ChatModel, ModelInfo, RecordedCall, RecordingModel, ReplayModel},
+    llm::{Budget, ChatModel, ModelInfo, PrefillSupport, RecordedCall, RecordingModel, ReplayModel},
     tools::ToolRegistry,
     trace::{GroupSlot, Protocol, RunId, RunRecord, RunRecorder, RunStatus, TraceStore},
     Result,
@@ -153,6 +153,9 @@ pub(crate) struct EvalConfig {
     pub agents: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork: Option<ForkRecord>,
+    /// How the solver continues a prefilled turn, where the protocol needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<PrefillSupport>,
 }
 
 /// A fork's step and change, as stored in its config.
@@ -170,20 +173,27 @@ pub(crate) struct EvalInput {
     pub items: Vec<StoredItem>,
 }
 
-/// The blind-spot protocol needs a real prefilled turn; refuse a backend without one
-/// before any item runs.
-fn check_backend(spec: &EvalSpec, model: &dyn ChatModel) -> Result<(), EvalError> {
-    if spec.protocol == Protocol::Blindspot && !model.capabilities().prefill {
+/// The blind-spot protocol needs a prefilled turn the backend really continues: check
+/// it (a server is asked; see [`crate::llm::PrefillSupport`]) and refuse a backend that
+/// does not, before any item runs. What was found is recorded in the experiment's config.
+pub(crate) async fn check_backend(spec: &EvalSpec, model: &dyn ChatModel) -> Result<Option<PrefillSupport>> {
+    if spec.protocol != Protocol::Blindspot {
+        return Ok(None);
+    }
+    let support = model.prefill_support().await?;
+    if !support.honoured() {
         return Err(EvalError::Spec {
             file: spec.file.clone().unwrap_or_else(|| spec.name.clone().into()),
             detail: format!(
-                "the blind-spot protocol continues the model's own prefilled answer, and model {} does not \
-                 continue a prefilled assistant turn (the embedded model does; so does a vLLM server with prefill on)",
-                model.info().spec
+                "the blind-spot protocol continues the model's own prefilled answer, and for model {} a prefilled \
+                 assistant turn is {} (the embedded model continues one; so does a vLLM server run with --prefill)",
+                model.info().spec,
+                support.describe()
             ),
-        });
+        }
+        .into());
     }
-    Ok(())
+    Ok(Some(support))
 }
 
 /// Start an experiment: load its items, store the group run, run every item.
@@ -203,10 +213,10 @@ pub async fn start(
         }
         .into());
     }
-    check_backend(spec, opts.model.as_ref())?;
+    let prefill = check_backend(spec, opts.model.as_ref()).await?;
     let items: Vec<StoredItem> = items.into_iter().map(|(dataset, item)| StoredItem { dataset, item }).collect();
     let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
-    let config = eval_config(spec, &opts.model.info(), &feedback.info(), &opts.agents, None)?;
+    let config = eval_config(spec, &opts.model.info(), &feedback.info(), &opts.agents, None, prefill)?;
     let input = EvalInput { data_root: data_root.to_path_buf(), limit, items };
     let run = store.create_run(EVAL_KIND, to_json(&input)?, config, None).await?;
     let items = input.items;
@@ -229,7 +239,7 @@ pub async fn resume(store: &TraceStore, run_id: RunId, opts: &RunOptions, progre
         }
         .into());
     }
-    check_backend(&spec, opts.model.as_ref())?;
+    check_backend(&spec, opts.model.as_ref()).await?;
     store.reopen_run(run.id).await?;
     let change = config.fork.map(|f| (f.from_step, f.change));
     let feedback = opts.feedback_model.clone().unwrap_or_else(|| opts.model.clone());
@@ -270,6 +280,7 @@ pub(crate) fn eval_config(
     feedback: &ModelInfo,
     agents: &AgentSet,
     fork: Option<&(u32, Change)>,
+    prefill: Option<PrefillSupport>,
 ) -> Result<Value, EvalError> {
     let config = EvalConfig {
         spec: spec.clone(),
@@ -277,6 +288,7 @@ pub(crate) fn eval_config(
         feedback_model: feedback.clone(),
         agents: json!({ "solver": agents.solver, "feedback": agents.feedback }),
         fork: fork.map(|(from, change)| ForkRecord { from_step: *from, change: change.clone() }),
+        prefill,
     };
     to_json(&config)
 }

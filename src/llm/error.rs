@@ -59,6 +59,19 @@ pub enum LlmError {
         /// The missing capability.
         what: String,
     },
+    /// The server was said to continue a prefilled assistant turn (`--prefill`), and
+    /// a check showed it does not.
+    #[error(
+        "the server at {url} does not continue a prefilled assistant turn, though --prefill says it does: {detail}; \
+         run without --prefill (recheck then emulates the turn and records that it did; the blind-spot protocol \
+         needs a server that continues it, such as vLLM)"
+    )]
+    PrefillIgnored {
+        /// Base URL of the server.
+        url: String,
+        /// What the check measured.
+        detail: String,
+    },
     /// A model file is missing, unreadable or not a valid model.
     #[error("model file {path}: {detail}")]
     ModelFile {

@@ -9,6 +9,7 @@
 mod error;
 pub mod local;
 mod openai;
+mod prefill;
 mod recording;
 mod replay;
 mod retry;
@@ -26,8 +27,8 @@ pub use retry::{retries_total, RetryConfig};
 pub use spec::ModelSpec;
 
 pub use crate::trace::{
-    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Purpose, Role,
-    SamplingParams, TokenLogprob, TopLogprob, Usage,
+    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, PrefillSupport,
+    Purpose, Role, SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 
 /// A chat model, local or remote.
@@ -45,6 +46,13 @@ pub trait ChatModel: Send + Sync {
     /// Generate a reply. A trailing assistant message is continued (when
     /// [`Capabilities::prefill`] holds).
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError>;
+
+    /// How a prefilled assistant turn is continued, with the evidence. By default the
+    /// backend's own account ([`Capabilities::prefill`]); a backend that relies on a
+    /// server checks it (once, then remembers).
+    async fn prefill_support(&self) -> Result<PrefillSupport, LlmError> {
+        Ok(if self.capabilities().prefill { PrefillSupport::Claimed } else { PrefillSupport::Absent })
+    }
 
     /// Log-probability of `continuation` following `messages`, without generating.
     ///
@@ -70,6 +78,9 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     }
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
         (**self).chat(request).await
+    }
+    async fn prefill_support(&self) -> Result<PrefillSupport, LlmError> {
+        (**self).prefill_support().await
     }
     async fn score_continuation(
         &self,

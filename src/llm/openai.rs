@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::{
-    retry::RetryPolicy, Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError, Message,
-    ModelInfo, RetryConfig, TokenLogprob, TopLogprob, Usage,
+    prefill, retry::RetryPolicy, Capabilities, ChatModel, ChatRequest, Choice, Completion, FinishReason, LlmError,
+    Message, ModelInfo, PrefillSupport, RetryConfig, TokenLogprob, TopLogprob, Usage,
 };
 
 /// Settings of an OpenAI-compatible endpoint.
@@ -67,6 +67,8 @@ pub struct OpenAiBackend {
     model: String,
     options: OpenAiOptions,
     limiter: Arc<Semaphore>,
+    /// Whether the server really continues a prefilled turn, checked on first need.
+    prefill_checked: tokio::sync::OnceCell<PrefillSupport>,
 }
 
 impl std::fmt::Debug for OpenAiBackend {
@@ -103,7 +105,13 @@ impl OpenAiBackend {
             .with_api_key(options.api_key.clone().unwrap_or_default());
         let client = Client::with_config(config).with_http_service(service);
         let limiter = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
-        Ok(Self { client, model: model.into(), options: OpenAiOptions { base_url, ..options }, limiter })
+        Ok(Self {
+            client,
+            model: model.into(),
+            options: OpenAiOptions { base_url, ..options },
+            limiter,
+            prefill_checked: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// The call, tried again when the body broke off or stalled after the headers (the
@@ -271,8 +279,48 @@ impl ChatModel for OpenAiBackend {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
-        let p = &request.params;
         let prefill = request.continues_assistant();
+        if prefill && self.options.prefill {
+            // `--prefill` is the user's word for the server; a server that ignores the
+            // mark would turn every continuation into a fresh answer, silently.
+            let support = self.prefill_support().await?;
+            if matches!(support, PrefillSupport::Probed { honoured: false, .. }) {
+                return Err(LlmError::PrefillIgnored {
+                    url: self.options.base_url.clone(),
+                    detail: support.describe(),
+                });
+            }
+        }
+        self.send(request, prefill).await
+    }
+
+    async fn prefill_support(&self) -> Result<PrefillSupport, LlmError> {
+        if !self.options.prefill {
+            return Ok(PrefillSupport::Absent);
+        }
+        let support = self
+            .prefill_checked
+            .get_or_try_init(|| async {
+                let [fresh, continued, closed] = prefill::requests();
+                let replies = [
+                    self.send(&fresh.0, fresh.1).await?,
+                    self.send(&continued.0, continued.1).await?,
+                    self.send(&closed.0, closed.1).await?,
+                ];
+                let support = prefill::verdict(&replies);
+                tracing::info!(url = %self.options.base_url, "prefilled turn: {}", support.describe());
+                Ok::<_, LlmError>(support)
+            })
+            .await?;
+        Ok(support.clone())
+    }
+}
+
+impl OpenAiBackend {
+    /// One call; `continue_turn` marks the trailing assistant message to be continued.
+    async fn send(&self, request: &ChatRequest, continue_turn: bool) -> Result<Completion, LlmError> {
+        let p = &request.params;
+        let prefill = continue_turn;
         let wire = WireRequest {
             model: &self.model,
             messages: &request.messages,

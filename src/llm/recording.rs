@@ -15,7 +15,10 @@ use std::{
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Capabilities, ChatModel, ChatRequest, Completion, ContinuationScore, LlmError, Message, ModelInfo, Usage};
+use super::{
+    Capabilities, ChatModel, ChatRequest, Completion, ContinuationScore, LlmError, Message, ModelInfo, PrefillSupport,
+    Usage,
+};
 use crate::trace::{RunRecorder, StepPayload};
 
 /// Limits on one run's model calls, shared by every [`RecordingModel`] of the run.
@@ -144,6 +147,10 @@ impl ChatModel for RecordingModel {
 
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
+    }
+
+    async fn prefill_support(&self) -> Result<PrefillSupport, LlmError> {
+        self.inner.prefill_support().await
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {

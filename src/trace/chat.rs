@@ -315,6 +315,76 @@ pub struct Capabilities {
     pub prefill: bool,
 }
 
+/// How a backend continues a prefilled assistant turn, and the evidence for it. The
+/// blind-spot protocol's own-answer conditions mean what they say only when this is
+/// [`PrefillSupport::honoured`]; an experiment records it in its config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrefillSupport {
+    /// The backend does not claim to continue one: agents emulate the turn (and record
+    /// that they did).
+    Absent,
+    /// The backend renders the prompt itself and ends it inside the assistant turn.
+    Rendered,
+    /// The backend says it continues the turn, and nothing checked it.
+    Claimed,
+    /// The server was asked the same question three ways (fresh; with a prefilled
+    /// `prefix` marked to be continued; with it as a closed turn), and the prompt token
+    /// counts it reported tell whether it continued the turn.
+    Probed {
+        /// The prefilled text.
+        prefix: String,
+        /// Prompt tokens of the fresh question.
+        fresh_tokens: u32,
+        /// Prompt tokens with the prefix marked to be continued.
+        continued_tokens: u32,
+        /// Prompt tokens with the prefix as a closed turn.
+        closed_tokens: u32,
+        /// The verdict.
+        honoured: bool,
+    },
+    /// The server was asked, but its replies did not tell (no token usage).
+    Unknown {
+        /// Why not.
+        reason: String,
+    },
+}
+
+impl PrefillSupport {
+    /// Whether a prefilled turn is known to be continued.
+    pub fn honoured(&self) -> bool {
+        match self {
+            Self::Rendered | Self::Claimed => true,
+            Self::Probed { honoured, .. } => *honoured,
+            Self::Absent | Self::Unknown { .. } => false,
+        }
+    }
+
+    /// One line for reports and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Absent => "not supported by the backend".into(),
+            Self::Rendered => "continued natively (the backend renders the chat template itself)".into(),
+            Self::Claimed => "continued by the backend, by its own account (not checked)".into(),
+            Self::Probed { prefix, fresh_tokens, continued_tokens, closed_tokens, honoured } => {
+                let evidence = format!(
+                    "prompt tokens: fresh question {fresh_tokens}, with {prefix:?} to continue {continued_tokens}, \
+                     with it as a closed turn {closed_tokens}"
+                );
+                if *honoured {
+                    format!("continued by the server (checked; {evidence})")
+                } else {
+                    format!(
+                        "ignored by the server (checked; {evidence}: the turn was closed and answered afresh, \
+                         so a continuation would be a new answer glued to the prefix)"
+                    )
+                }
+            }
+            Self::Unknown { reason } => format!("could not be checked: {reason}"),
+        }
+    }
+}
+
 /// Identity of a model as recorded in traces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {

@@ -13,8 +13,8 @@ mod recorder;
 mod store;
 
 pub use chat::{
-    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, Purpose, Role,
-    SamplingParams, TokenLogprob, TopLogprob, Usage,
+    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, PrefillSupport,
+    Purpose, Role, SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 pub use error::TraceError;
 pub use jsonl::{ExportedRun, TraceLine, TransferCounts};

@@ -49,6 +49,16 @@ impl Reply {
         }))
     }
 
+    /// A chat completion that reports `prompt_tokens` (what a prefill check reads).
+    pub fn chat_with_prompt_tokens(text: &str, prompt_tokens: u32) -> Self {
+        let mut reply = Self::chat(text);
+        if let Reply::Json(body) = &mut reply {
+            body["usage"] =
+                json!({"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1});
+        }
+        reply
+    }
+
     /// An HTTP error status with a body.
     pub fn status(status: u16, body: &str) -> Self {
         Reply::Raw { status, body: body.to_string(), headers: vec![] }

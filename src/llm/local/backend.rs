@@ -18,7 +18,7 @@ use super::{
 };
 use crate::llm::{
     Capabilities, ChatModel, ChatRequest, Choice, Completion, ContinuationScore, LlmError, Message, ModelInfo,
-    SamplingParams, Usage,
+    PrefillSupport, SamplingParams, Usage,
 };
 
 enum Job {
@@ -201,6 +201,10 @@ impl ChatModel for LocalBackend {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities { logprobs: true, score_continuation: true, prefill: true }
+    }
+
+    async fn prefill_support(&self) -> Result<PrefillSupport, LlmError> {
+        Ok(PrefillSupport::Rendered)
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
