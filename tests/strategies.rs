@@ -44,11 +44,18 @@ async fn run_on(
     prefill: bool,
     tweak: impl FnOnce(&mut LoopOptions),
 ) -> (AskOutcome, Vec<StepRecord>, MockServer) {
+    // A server said to continue prefilled turns is checked first: answer the check,
+    // then forget its requests so the script's indices are the run's own.
+    let script = if prefill { Reply::prefill_check_passed().into_iter().chain(script).collect() } else { script };
     let server = MockServer::start(script);
     let mut options = OpenAiOptions::new(&server.url);
     options.retry = RetryConfig { max_retries: 0, timeout: Duration::from_secs(5), ..Default::default() };
     options.prefill = prefill;
     let model: Arc<dyn ChatModel> = Arc::new(OpenAiBackend::new("scripted", options).unwrap());
+    if prefill {
+        assert!(model.prefill_support().await.unwrap().honoured());
+        server.requests.lock().unwrap().clear();
+    }
     let store = TraceStore::temporary().unwrap();
     let mut loop_options = LoopOptions { strategy, rounds: 3, ..Default::default() };
     tweak(&mut loop_options);

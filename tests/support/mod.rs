@@ -59,6 +59,16 @@ impl Reply {
         reply
     }
 
+    /// The replies of a server that continues a prefilled turn to the backend's three
+    /// check calls (fresh, continued, closed), as vLLM's prompt token counts would be.
+    pub fn prefill_check_passed() -> Vec<Self> {
+        vec![
+            Self::chat_with_prompt_tokens("Red", 34),
+            Self::chat_with_prompt_tokens(" sky", 35),
+            Self::chat_with_prompt_tokens("Blue", 41),
+        ]
+    }
+
     /// An HTTP error status with a body.
     pub fn status(status: u16, body: &str) -> Self {
         Reply::Raw { status, body: body.to_string(), headers: vec![] }
