@@ -7,6 +7,9 @@
 //! `examples/fixed_reply_server.rs` in its own process):
 //! `cargo bench --bench pipeline -- --base-url http://127.0.0.1:PORT/v1 --n 200 --concurrency 1 --strategy single`
 //! `--durability periodic` flushes steps every 200 ms instead of before each next step.
+//! `--floor` measures the limit instead: the same calls with no recheck (a reqwest
+//! POST, typed serde request and reply) plus one durable append of the step's bytes
+//! (write + fdatasync) a call.
 //! Prints one JSON object and appends it to `target/bench/pipeline.jsonl`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,6 +38,9 @@ async fn main() {
     };
     let n: usize = arg("--n", "200").parse().expect("--n N");
     let concurrency: usize = arg("--concurrency", "1").parse().expect("--concurrency N");
+    if std::env::args().any(|a| a == "--floor") {
+        return floor::run(&base_url, n, concurrency).await;
+    }
     let strategy: Strategy = arg("--strategy", "single").parse().expect("--strategy");
     let rounds: u32 = arg("--rounds", "3").parse().expect("--rounds N");
     let options = OpenAiOptions {
@@ -93,10 +99,136 @@ async fn main() {
         "cpu_ms_per_question": cpu / n as f64, "calls_per_s": calls as f64 / wall_s,
         "peak_rss_mb": common::peak_rss_mb(),
     });
+    emit(&report);
+}
+
+/// Print `report` and append it to `target/bench/pipeline.jsonl`.
+fn emit(report: &serde_json::Value) {
     println!("{report}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&out);
     if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(out.join("pipeline.jsonl")) {
         let _ = writeln!(f, "{report}");
+    }
+}
+
+/// The floor a durable recheck call can approach: the model call with nothing around
+/// it, and one durable append of what recheck would store for it.
+mod floor {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+        time::Instant,
+    };
+
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+
+    #[derive(Serialize)]
+    struct Request<'a> {
+        model: &'a str,
+        messages: Vec<Message>,
+        temperature: f32,
+        max_tokens: u32,
+    }
+
+    #[derive(Serialize, Deserialize, Clone)]
+    struct Message {
+        role: String,
+        content: String,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct Reply {
+        choices: Vec<Choice>,
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct Choice {
+        message: Message,
+        #[serde(default)]
+        finish_reason: Option<String>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct Usage {
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    }
+
+    /// What is appended per call: the request and the reply, as a trace step holds them.
+    #[derive(Serialize)]
+    struct Step<'a> {
+        index: usize,
+        request: &'a Request<'a>,
+        reply: &'a Reply,
+    }
+
+    pub async fn run(base_url: &str, n: usize, concurrency: usize) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("steps.log")).unwrap();
+        let log = Arc::new(Mutex::new(log));
+        let step_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let call = |i: usize| {
+            let (client, url, log, step_bytes) = (client.clone(), url.clone(), log.clone(), step_bytes.clone());
+            async move {
+                let request = Request {
+                    model: "fixed",
+                    messages: vec![Message {
+                        role: "user".into(),
+                        content: format!("Question number {i}: is {i} even?"),
+                    }],
+                    temperature: 0.0,
+                    max_tokens: 512,
+                };
+                let body = serde_json::to_vec(&request).unwrap();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("authorization", "Bearer bench")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let reply: Reply = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+                let mut line = serde_json::to_vec(&Step { index: i, request: &request, reply: &reply }).unwrap();
+                // As big as a recheck model-call step (~1.3 KB: it also holds the model's
+                // identity, the sampling parameters and timings).
+                line.resize(line.len().max(1300), b' ');
+                line.push(b'\n');
+                step_bytes.store(line.len(), std::sync::atomic::Ordering::Relaxed);
+                // One durable append a call, on the calling thread as recheck's flush is.
+                let file = log.lock().unwrap();
+                (&*file).write_all(&line).unwrap();
+                file.sync_data().unwrap();
+            }
+        };
+        call(usize::MAX).await; // warm-up: the connection
+        let (cpu0, wall) = (super::common::cpu_ms(), Instant::now());
+        let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let permit = limit.clone().acquire_owned().await.unwrap();
+            let fut = call(i);
+            tasks.spawn(async move {
+                fut.await;
+                drop(permit);
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
+        let (wall_s, cpu) = (wall.elapsed().as_secs_f64(), super::common::cpu_ms() - cpu0);
+        super::emit(&json!({
+            "tool": "floor", "strategy": "single", "concurrency": concurrency, "questions": n,
+            "model_calls": n, "errors": 0, "wall_s": wall_s, "cpu_ms": cpu,
+            "cpu_ms_per_call": cpu / n as f64, "cpu_ms_per_question": cpu / n as f64,
+            "calls_per_s": n as f64 / wall_s, "step_bytes": step_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            "peak_rss_mb": super::common::peak_rss_mb(),
+        }));
     }
 }

@@ -17,11 +17,24 @@ use recheck::{
 use serde_json::json;
 use support::{MockServer, Reply};
 
+/// A tool call step: durable when recorded (an event waits for the next call).
+async fn tool_step(recorder: &RunRecorder, i: u32) -> StepRecord {
+    let payload = StepPayload::ToolCall {
+        tool: "arithmetic".into(),
+        input: json!({"i": i, "pad": "x".repeat(200)}),
+        output: Some(json!(0.1 + f64::from(i) / 3.0)),
+    };
+    recorder
+        .record(recorder.reserve(), "tool_checker", (chrono::Utc::now(), std::time::Instant::now()), payload, None)
+        .await
+        .unwrap()
+}
+
 async fn run_with_steps(store: &TraceStore, n: u32) -> recheck::trace::RunId {
     let run = store.create_run("test", json!({"question": "q"}), json!({"seed": 7}), None).await.unwrap();
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
     for i in 0..n {
-        recorder.event("critic", "critique", json!({"i": i, "score": 0.1 + i as f64 / 3.0})).await.unwrap();
+        tool_step(&recorder, i).await;
     }
     run.id
 }
@@ -194,7 +207,10 @@ async fn child_writes_steps_until_killed() {
     println!("RUN_ID={}", run.id);
     let recorder = RunRecorder::new(store.clone(), run.id, 0);
     for i in 0.. {
-        let step = recorder.event("writer", "tick", json!({"i": i, "pad": "x".repeat(200)})).await.unwrap();
+        recorder.event("writer", "tick", json!({"i": i})).await.unwrap();
+        let step = tool_step(&recorder, i).await;
+        // As before a model call: what was recorded is synced.
+        recorder.sync_steps().await.unwrap();
         println!("flushed {}", step.index);
     }
 }

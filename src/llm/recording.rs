@@ -155,6 +155,8 @@ impl ChatModel for RecordingModel {
 
     async fn chat(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
         self.budget.admit()?;
+        // What the run did so far is durable before another model call is paid for.
+        self.recorder.sync_steps().await.map_err(|e| LlmError::Recording(e.to_string()))?;
         let index = self.recorder.reserve();
         let started = (Utc::now(), Instant::now());
         let result = self.inner.chat(request).await;
@@ -179,6 +181,7 @@ impl ChatModel for RecordingModel {
         continuation: &str,
     ) -> Result<ContinuationScore, LlmError> {
         self.budget.admit()?;
+        self.recorder.sync_steps().await.map_err(|e| LlmError::Recording(e.to_string()))?;
         let index = self.recorder.reserve();
         let started = (Utc::now(), Instant::now());
         let result = self.inner.score_continuation(messages, continuation).await;

@@ -11,6 +11,7 @@ mod output;
 mod record;
 mod recorder;
 mod store;
+mod wal;
 
 pub use chat::{
     Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, PrefillSupport,

@@ -42,12 +42,18 @@ impl RunRecorder {
         self.next_index.load(Ordering::SeqCst)
     }
 
+    /// Make the steps recorded so far durable before a model call is made (see
+    /// [`super::Durability::EveryStep`]).
+    pub async fn sync_steps(&self) -> Result<(), TraceError> {
+        self.store.sync_steps().await
+    }
+
     /// Reserve the next step index (taken when a step starts, so order is start order).
     pub fn reserve(&self) -> u32 {
         self.next_index.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Write one step, flushed before this returns.
+    /// Write one step (durable before the run's next model call or its end).
     pub async fn record(
         &self,
         index: u32,

@@ -7,7 +7,8 @@
 //! schema version.
 //! sled's file lock means one process writes a store at a time; a run still marked
 //! `running` when a process opens the store was left by a dead process and is
-//! marked `incomplete`.
+//! marked `incomplete`. Durability comes from a write-ahead log beside sled's files
+//! ([`super::wal`]): a record is in sled at once and on disk once the log is synced.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,7 +19,10 @@ use chrono::Utc;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
 
-use super::{GroupSlot, RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION};
+use super::{
+    wal::{self, CheckpointError, Kind, Wal},
+    GroupSlot, RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION,
+};
 
 const META_SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -36,6 +40,8 @@ pub struct TraceStore {
     snapshot: Option<Arc<tempfile::TempDir>>,
     /// Told of every run that finishes (see [`TraceStore::on_finish`]).
     finished: Arc<std::sync::OnceLock<FinishHook>>,
+    /// The write-ahead log; `None` for a store in memory, which flushes sled instead.
+    wal: Option<Arc<Wal>>,
 }
 
 /// A function told of each run that finishes.
@@ -67,13 +73,15 @@ pub struct ListedRun {
 /// How eagerly the store's writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Every step is on disk before its writer goes on (the default): a process killed
-    /// at any point keeps every completed step.
+    /// Every step is written to the store's log at once, so a killed process loses
+    /// none, and synced to disk before the run's next model call is made and before the
+    /// run ends (the default): one fsync per model call, and a machine that fails loses
+    /// at most what a run did since its last call began. Concurrent runs share fsyncs.
     #[default]
     EveryStep,
     /// Steps are flushed by sled's background flusher every `ms` milliseconds; runs are
-    /// still flushed when they start and end. A crash can lose the steps of the last
-    /// `ms` milliseconds. For serving many requests, where each fsync's CPU counts.
+    /// still flushed when they start and end. A crash can lose the steps of the last `ms`
+    /// milliseconds. For serving many requests, where each fsync's CPU counts.
     Periodic {
         /// Flush interval.
         ms: u64,
@@ -85,6 +93,10 @@ pub enum Durability {
 struct GroupCommit {
     state: Mutex<CommitState>,
     done: Notify,
+    /// Steps appended, and of those the ones a finished flush covered: a run's next
+    /// model call waits for a flush only when some step is not yet covered.
+    steps_appended: std::sync::atomic::AtomicU64,
+    steps_synced: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -134,9 +146,10 @@ impl TraceStore {
                 TraceError::Store { path: path.clone(), detail }
             }
         })?;
-        let mut store = Self::from_db(db, path)?;
+        let mut store = Self::from_db(db, path.clone())?;
         store.durability = durability;
         store.check_schema()?;
+        store.attach_wal(&path)?;
         store.recover_dead_runs()?;
         Ok(store)
     }
@@ -160,8 +173,9 @@ impl TraceStore {
             .open()
             .map_err(|e| TraceError::Store { path: path.clone(), detail: format!("snapshot: {e}") })?;
         let mut store = Self::from_db(db, path)?;
-        store.snapshot = Some(Arc::new(copy));
         store.check_schema()?;
+        store.attach_wal(copy.path())?;
+        store.snapshot = Some(Arc::new(copy));
         Ok(store)
     }
 
@@ -197,6 +211,54 @@ impl TraceStore {
             durability: Durability::EveryStep,
             snapshot: None,
             finished: Arc::default(),
+            wal: None,
+        })
+    }
+
+    /// Open the write-ahead log in `dir`, put what it holds back into sled (records a
+    /// crash left only there), fold it into sled and empty it.
+    fn attach_wal(&mut self, dir: &Path) -> Result<(), TraceError> {
+        let wal_err = |e: std::io::Error| TraceError::Store {
+            path: self.path.clone(),
+            detail: format!("write-ahead log {}: {e}", dir.join(wal::FILE).display()),
+        };
+        let (log, records) = Wal::open(dir).map_err(wal_err)?;
+        let replayed = !records.is_empty();
+        for (kind, bytes) in records {
+            match kind {
+                Kind::Run => {
+                    let run: RunRecord = self.decode_logged(&bytes)?;
+                    self.runs.insert(run.id.as_bytes(), bytes).map_err(|e| self.sled_err(e))?;
+                    self.index_member(&run)?;
+                }
+                Kind::Step => {
+                    let step: StepRecord = self.decode_logged(&bytes)?;
+                    self.steps.insert(indexed_key(step.run_id, step.index), bytes).map_err(|e| self.sled_err(e))?;
+                }
+            }
+        }
+        self.wal = Some(Arc::new(log));
+        if replayed {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn decode_logged<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, TraceError> {
+        serde_json::from_slice(bytes).map_err(|e| TraceError::Corrupt {
+            key: format!("{} (write-ahead log)", self.path.display()),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Flush sled and empty the log (its records are then in sled's files).
+    fn checkpoint(&self) -> Result<(), TraceError> {
+        let Some(log) = &self.wal else { return self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e)) };
+        log.checkpoint(|| self.db.flush().map(|_| ())).map_err(|e| match e {
+            CheckpointError::Persist(e) => self.sled_err(e),
+            CheckpointError::Io(e) => {
+                TraceError::Store { path: self.path.clone(), detail: format!("{}: {e}", log.path().display()) }
+            }
         })
     }
 
@@ -244,21 +306,44 @@ impl TraceStore {
             if run.status == RunStatus::Running {
                 let mut run = run;
                 run.status = RunStatus::Incomplete;
-                self.put(&self.runs, run.id.as_bytes(), &run)?;
+                self.put_run(&run)?;
                 changed = true;
             }
         }
         if changed {
-            self.db.flush().map_err(|e| self.sled_err(e))?;
+            self.checkpoint()?;
         }
         Ok(())
     }
 
     fn put<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), TraceError> {
+        self.put_logged(tree, key, value, None)
+    }
+
+    /// Store `value` in sled and, with `log`, append it to the write-ahead log. sled
+    /// first: a checkpoint that empties the log between the two has flushed it already.
+    fn put_logged<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: &T,
+        log: Option<Kind>,
+    ) -> Result<(), TraceError> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| TraceError::Corrupt { key: printable_key(key), detail: e.to_string() })?;
-        tree.insert(key, bytes).map_err(|e| self.sled_err(e))?;
+        tree.insert(key, bytes.as_slice()).map_err(|e| self.sled_err(e))?;
+        if let (Some(kind), Some(wal)) = (log, &self.wal) {
+            wal.append(kind, &bytes).map_err(|e| TraceError::Store {
+                path: self.path.clone(),
+                detail: format!("{}: {e}", wal.path().display()),
+            })?;
+        }
         Ok(())
+    }
+
+    /// Store a run record, logged.
+    fn put_run(&self, run: &RunRecord) -> Result<(), TraceError> {
+        self.put_logged(&self.runs, run.id.as_bytes(), run, Some(Kind::Run))
     }
 
     /// Make every write made before this call durable. Group commit: a caller whose
@@ -292,7 +377,11 @@ impl TraceStore {
                 notified.await;
                 continue;
             };
+            let steps = self.commit.steps_appended.load(std::sync::atomic::Ordering::SeqCst);
             let result = self.flush_now();
+            if result.is_ok() {
+                self.commit.steps_synced.fetch_max(steps, std::sync::atomic::Ordering::SeqCst);
+            }
             {
                 let mut s = commit.lock()?;
                 s.flushing = false;
@@ -322,10 +411,18 @@ impl TraceStore {
     /// (measured in `benches/pipeline.rs`). Not sled's `flush_async`: in sled 0.34
     /// concurrent `flush_async` futures can miss their wake-up and hang (sled #1241, #1308).
     fn flush_now(&self) -> Result<(), TraceError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))
+        let Some(log) = &self.wal else { return self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e)) };
+        log.sync().map_err(|e| TraceError::Store {
+            path: self.path.clone(),
+            detail: format!("{}: {e}", log.path().display()),
+        })?;
+        if log.len() > wal::CHECKPOINT_BYTES {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
-    /// Start a run: stores it as `running` and flushes.
+    /// Start a run: stores it as `running` (synced with its first call or its end).
     pub async fn create_run(
         &self,
         kind: &str,
@@ -373,9 +470,11 @@ impl TraceStore {
             error: None,
             output: None,
         };
-        self.put(&self.runs, run.id.as_bytes(), &run)?;
+        self.put_run(&run)?;
         self.index_member(&run)?;
-        self.flush().await?;
+        // Written to the log, not synced: a killed process's run still shows as
+        // `incomplete` with what it was asked (the log outlives the process); a lost
+        // machine loses it only if none of its calls was synced either.
         Ok(run)
     }
 
@@ -441,7 +540,7 @@ impl TraceStore {
     async fn update_run(&self, id: RunId, change: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, TraceError> {
         let mut run = self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?;
         change(&mut run);
-        self.put(&self.runs, run.id.as_bytes(), &run)?;
+        self.put_run(&run)?;
         self.flush().await?;
         Ok(run)
     }
@@ -455,13 +554,23 @@ impl TraceStore {
         .await
     }
 
-    /// Append a step; with [`Durability::EveryStep`] it is on disk when this returns.
+    /// Append a step: in the store at once, on disk with the next sync
+    /// ([`TraceStore::sync_steps`], a run's end).
     pub async fn append_step(&self, step: &StepRecord) -> Result<(), TraceError> {
-        self.put(&self.steps, &indexed_key(step.run_id, step.index), step)?;
-        match self.durability {
-            Durability::EveryStep => self.flush().await,
-            Durability::Periodic { .. } => Ok(()),
+        self.put_logged(&self.steps, &indexed_key(step.run_id, step.index), step, Some(Kind::Step))?;
+        self.commit.steps_appended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// With [`Durability::EveryStep`], make every step appended so far durable (a
+    /// no-op when a flush already covered them). Called before each model call.
+    pub async fn sync_steps(&self) -> Result<(), TraceError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let pending = self.commit.steps_synced.load(SeqCst) < self.commit.steps_appended.load(SeqCst);
+        if self.durability == Durability::EveryStep && pending {
+            self.flush().await?;
         }
+        Ok(())
     }
 
     /// Store records as they are (import); flushes once at the end.
@@ -683,6 +792,44 @@ mod tests {
         assert!(!shared.is_empty());
         assert!(matches!(store.resolve(&shared[..1]), Err(TraceError::AmbiguousRun { count: 2, .. })));
     }
+    fn tool_call(i: u32) -> crate::trace::StepPayload {
+        crate::trace::StepPayload::ToolCall {
+            tool: "t".into(),
+            input: serde_json::json!(i),
+            output: Some(serde_json::json!(i)),
+        }
+    }
+
+    #[tokio::test]
+    async fn synced_steps_are_kept_by_the_log_until_sled_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traces");
+        let store = TraceStore::open(&path).unwrap();
+        let run = store.create_run("t", serde_json::json!({}), serde_json::json!({}), None).await.unwrap();
+        let recorder = crate::trace::RunRecorder::new(store.clone(), run.id, 0);
+        for i in 0..50 {
+            recorder
+                .record(recorder.reserve(), "tool", (Utc::now(), std::time::Instant::now()), tool_call(i), None)
+                .await
+                .unwrap();
+        }
+        recorder.event("a", "after", serde_json::json!({})).await.unwrap();
+        recorder.sync_steps().await.unwrap();
+        // Synced through the log, not through sled: the log holds them.
+        let logged = std::fs::metadata(path.join(wal::FILE)).unwrap().len();
+        assert!(logged > 50 * 100, "{logged} bytes logged");
+        // A copy taken now (a crash, or another process's snapshot) replays the log:
+        // every synced step, the run still `running`.
+        let copy = TraceStore::open_snapshot(&path).unwrap();
+        assert_eq!(copy.steps(run.id).unwrap().len(), 51);
+        assert_eq!(copy.run(run.id).unwrap().unwrap().status, RunStatus::Running);
+        // Reopening folds the log into sled and empties it.
+        drop((copy, recorder, store));
+        let reopened = TraceStore::open(&path).unwrap();
+        assert_eq!(reopened.steps(run.id).unwrap().len(), 51);
+        assert_eq!(std::fs::metadata(path.join(wal::FILE)).unwrap().len(), 0);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -700,15 +847,20 @@ mod tests {
                     agent: "a".into(),
                     started_at: Utc::now(),
                     latency_ms: 0,
-                    payload: crate::trace::StepPayload::Event { name: "e".into(), data: serde_json::json!(i) },
+                    payload: tool_call(i),
                     error: None,
                 };
                 store.append_step(&step).await.unwrap();
+                store.sync_steps().await.unwrap();
             });
         }
         while tasks.join_next().await.is_some() {}
         // How many flushes they shared depends on scheduling; the bench reports it.
-        assert!(store.flush_count() > before);
+        let flushes = store.flush_count() - before;
+        assert!((1..=200).contains(&flushes), "{flushes}");
+        // Nothing appended since: nothing to sync.
+        store.sync_steps().await.unwrap();
+        assert_eq!(store.flush_count() - before, flushes);
         let steps = store.steps(run.id).unwrap();
         assert_eq!(steps.iter().map(|s| s.index).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
     }
