@@ -29,6 +29,9 @@ pub(super) const FILE: &str = "steps.wal";
 /// Past this size the log is folded into sled (one sled flush) and emptied.
 pub(super) const CHECKPOINT_BYTES: u64 = 32 << 20;
 
+/// A record read back: its kind and JSON.
+pub(super) type Logged = (Kind, Vec<u8>);
+
 /// What a record holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -60,7 +63,7 @@ pub(super) struct Wal {
 
 impl Wal {
     /// Open (or create) the log in `dir` and read its valid records, dropping a torn tail.
-    pub(super) fn open(dir: &Path) -> std::io::Result<(Self, Vec<(Kind, Vec<u8>)>)> {
+    pub(super) fn open(dir: &Path) -> std::io::Result<(Self, Vec<Logged>)> {
         let path = dir.join(FILE);
         let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path)?;
         let mut bytes = Vec::new();
@@ -130,7 +133,7 @@ pub(super) enum CheckpointError<E> {
 }
 
 /// The valid records at the start of `bytes`, and how many bytes they take.
-fn parse(bytes: &[u8]) -> (Vec<(Kind, Vec<u8>)>, usize) {
+fn parse(bytes: &[u8]) -> (Vec<Logged>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
     while let Some(header) = bytes.get(at..at + 8) {
