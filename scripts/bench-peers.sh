@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # recheck's overhead against DSPy on the same loopback OpenAI-compatible server.
 #
-#   scripts/bench-peers.sh [N] [--no-write]
+#   scripts/bench-peers.sh [N] [--no-write]          (REPS=5 pairs a cell by default)
 #
 # For server latencies of 0 and 50 ms (examples/fixed_reply_server.rs, its own process,
 # so its CPU is not counted), runs N questions (default 200) through recheck's `single`
@@ -9,12 +9,18 @@
 # and `dspy.Refine(N=3)` with a reward that never passes (caching off), at concurrency
 # 1 and 32; then 1,000 calls in flight against the 50 ms server. Each side measures its
 # own wall time, CPU time (getrusage) and peak RSS; CPU ms per model call is the
-# headline. DSPy runs in a virtualenv made here from PyPI (target/bench-peers/venv).
+# headline. Beside them, the floor: the same calls with no recheck and no DSPy (a bare
+# reqwest call and one durable append of the step a call: `pipeline --floor`).
+# The sides of a cell run interleaved, REPS times (recheck, DSPy, floor, recheck, ...),
+# so drift in the host's speed hits both sides of each pair alike; the table gives each
+# side's median and the median of the per-pair ratios with their range.
+# DSPy runs in a virtualenv made here from PyPI (target/bench-peers/venv).
 # Prints one table and writes it into BENCHMARKS.md (unless --no-write).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n="${1:-200}"
+reps="${REPS:-5}"
 write=1
 [ "${2:-}" = "--no-write" ] && write=0
 out=target/bench-peers
@@ -50,37 +56,42 @@ start_server() {
   exit 1
 }
 
-run() { # latency tool strategy concurrency questions [durability]
-  local latency="$1" tool="$2" strategy="$3" conc="$4" q="$5" durability="${6:-every-step}" line
+run() { # latency tool strategy concurrency questions rep [durability]
+  local latency="$1" tool="$2" strategy="$3" conc="$4" q="$5" rep="$6" durability="${7:-every-step}" line
   if [ "$tool" = recheck ]; then
     line=$(cargo bench --quiet --bench pipeline -- --base-url "$url" --n "$q" --concurrency "$conc" --strategy "$strategy" --rounds 3 --durability "$durability" 2>/dev/null | tail -1)
+  elif [ "$tool" = floor ]; then
+    line=$(cargo bench --quiet --bench pipeline -- --base-url "$url" --n "$q" --concurrency "$conc" --floor 2>/dev/null | tail -1)
   else
     line=$("$venv/bin/python" scripts/bench_dspy.py --base-url "$url" --n "$q" --concurrency "$conc" --mode "$strategy" 2>/dev/null | tail -1)
   fi
-  echo "$line" | python3 -c "import json,sys; d=json.load(sys.stdin); d['latency_ms']=$latency; print(json.dumps(d))" >> "$results"
+  echo "$line" | python3 -c "import json,sys; d=json.load(sys.stdin); d['latency_ms']=$latency; d['rep']=$rep; print(json.dumps(d))" >> "$results"
   echo "bench-peers: latency $latency ms, $tool $strategy, concurrency $conc: $(tail -1 "$results" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f CPU ms/call, %.2f s" % (d["cpu_ms_per_call"], d["wall_s"]))')" >&2
 }
 
 for latency in 0 50; do
   start_server "$latency"
   for conc in 1 32; do
-    run "$latency" recheck single "$conc" "$n"
-    run "$latency" recheck self-refine "$conc" "$n"
-    run "$latency" dspy predict "$conc" "$n"
-    run "$latency" dspy refine "$conc" "$n"
+    for rep in $(seq "$reps"); do
+      run "$latency" recheck single "$conc" "$n" "$rep"
+      run "$latency" dspy predict "$conc" "$n" "$rep"
+      run "$latency" floor single "$conc" "$n" "$rep"
+      run "$latency" recheck self-refine "$conc" "$n" "$rep"
+      run "$latency" dspy refine "$conc" "$n" "$rep"
+    done
   done
   if [ "$latency" = 0 ]; then
-    run 0 recheck single 1 "$n" periodic
+    run 0 recheck single 1 "$n" 1 periodic
   fi
   if [ "$latency" = 50 ]; then
-    run 50 recheck single 1000 10000
+    run 50 recheck single 1000 10000 1
   fi
   stop_server
 done
 
 cores=$(nproc)
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
-table=$(python3 scripts/bench_table.py "$results" "$n" "$cores" "$cpu")
+table=$(python3 scripts/bench_table.py "$results" "$n" "$cores" "$cpu" "$reps")
 echo "$table"
 if [ "$write" = 1 ]; then
   python3 - "$table" <<'PY'
