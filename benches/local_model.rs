@@ -1,5 +1,8 @@
 //! Embedded-model speed: prompt tokens/s, generation tokens/s and peak RSS on a fixed
-//! ~400-token prompt with 100 generated tokens, through the public `ChatModel` API.
+//! ~400-token prompt with 100 generated tokens, through the public `ChatModel` API,
+//! beside the same work straight on llama.cpp. The two sides run in turn, pair after
+//! pair (recheck, raw, recheck, raw, ...), and the ratio reported is the median of the
+//! per-pair ratios with its range, so drift in the host's speed hits both sides alike.
 //!
 //! Run: `cargo bench --bench local_model` (writes `target/bench/local_model.json`).
 //! Needs the default model; it is fetched into the cache under RECHECK_HOME (or the
@@ -23,7 +26,8 @@ use recheck::{
     llm::{local::cache, local::llama_backend, local::LocalBackend, ChatModel, ChatRequest, Message, SamplingParams},
 };
 
-const RUNS: usize = 5;
+/// Pairs of runs (one a side each).
+const PAIRS: usize = 7;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -36,6 +40,7 @@ fn threads() -> i32 {
 
 /// Prompt and generation tokens/s of a bare decode loop on llama.cpp: same file,
 /// threads, context and batch sizes as the backend, greedy, no template or channel.
+/// One warm-up run, then one measured.
 fn raw_llama(path: &std::path::Path, prompt: &str, threads: i32) -> (f64, f64) {
     let backend = llama_backend().unwrap();
     let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).unwrap();
@@ -48,7 +53,7 @@ fn raw_llama(path: &std::path::Path, prompt: &str, threads: i32) -> (f64, f64) {
     let mut ctx = model.new_context(backend, params).unwrap();
     let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
     let (mut prompt_rates, mut gen_rates) = (Vec::new(), Vec::new());
-    for _ in 0..=RUNS {
+    for _ in 0..2 {
         ctx.clear_kv_cache();
         let mut batch = LlamaBatch::new(512, 1);
         let t = Instant::now();
@@ -72,7 +77,14 @@ fn raw_llama(path: &std::path::Path, prompt: &str, threads: i32) -> (f64, f64) {
         prompt_rates.push(tokens.len() as f64 / prefill);
         gen_rates.push(100.0 / gen);
     }
-    (median(prompt_rates[1..].to_vec()), median(gen_rates[1..].to_vec()))
+    (prompt_rates[1], gen_rates[1])
+}
+
+/// Median and range of per-pair ratios `a[i] / b[i]`.
+fn ratio(a: &[f64], b: &[f64]) -> serde_json::Value {
+    let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    let (lo, hi) = r.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    serde_json::json!({ "median": median(r.clone()), "min": lo, "max": hi, "per_pair": r })
 }
 
 #[tokio::main]
@@ -82,7 +94,7 @@ async fn main() {
         if flag == "--raw" {
             let prompt = std::env::var("RECHECK_BENCH_PROMPT").unwrap();
             let (p, g) = raw_llama(std::path::Path::new(path), &prompt, threads());
-            let out = serde_json::json!({"prompt_tokens_per_s_median": p, "generation_tokens_per_s_median": g, "peak_rss_mb": peak_rss_mb()});
+            let out = serde_json::json!({"prompt_tokens_per_s": p, "generation_tokens_per_s": g, "peak_rss_mb": peak_rss_mb()});
             println!("{out}");
             return;
         }
@@ -102,9 +114,24 @@ async fn main() {
     // Warm up once (page in the weights).
     model.chat(&ChatRequest::new(messages.clone()).with_params(params(4))).await.unwrap();
 
+    // The same work straight on llama.cpp (through the thin llama-cpp-2 bindings), in a
+    // child process so the two llama.cpp thread pools never compete: the reference our
+    // backend's overhead is measured against. One child a pair.
+    let prompt = model.render(&messages).unwrap();
+    let raw_run = || {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--raw", path.to_str().unwrap()])
+            .env("RECHECK_BENCH_PROMPT", &prompt)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&child.stdout).unwrap()
+    };
+
     let (mut prompt_rates, mut gen_rates) = (Vec::new(), Vec::new());
+    let (mut raw_prompt, mut raw_gen) = (Vec::new(), Vec::new());
     let (mut prompt_tokens, mut gen_tokens) = (0, 0);
-    for _ in 0..RUNS {
+    let mut raw_rss = 0.0f64;
+    for _ in 0..PAIRS {
         let t = Instant::now();
         let one = model.chat(&ChatRequest::new(messages.clone()).with_params(params(1))).await.unwrap();
         let prefill_s = t.elapsed().as_secs_f64();
@@ -116,27 +143,32 @@ async fn main() {
         prompt_rates.push(prompt_tokens as f64 / prefill_s);
         // Generation time = full call minus the prompt pass (and its first token).
         gen_rates.push((gen_tokens.saturating_sub(1)) as f64 / (full_s - prefill_s).max(1e-9));
+        let raw = raw_run();
+        raw_prompt.push(raw["prompt_tokens_per_s"].as_f64().unwrap());
+        raw_gen.push(raw["generation_tokens_per_s"].as_f64().unwrap());
+        raw_rss = raw_rss.max(raw["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
     }
-    // The same work straight on llama.cpp (through the thin llama-cpp-2 bindings), in a
-    // child process so the two llama.cpp thread pools never compete: the reference our
-    // backend's overhead is measured against.
-    let prompt = model.render(&messages).unwrap();
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--raw", path.to_str().unwrap()])
-        .env("RECHECK_BENCH_PROMPT", &prompt)
-        .output()
-        .unwrap();
-    let raw: serde_json::Value = serde_json::from_slice(&child.stdout).unwrap();
-
+    let prompt_ratio = ratio(&prompt_rates, &raw_prompt);
+    let gen_ratio = ratio(&gen_rates, &raw_gen);
+    eprintln!(
+        "recheck / raw llama.cpp over {PAIRS} interleaved pairs: prompt {:.2} [{:.2}, {:.2}], generation {:.2} [{:.2}, {:.2}]",
+        prompt_ratio["median"].as_f64().unwrap(),
+        prompt_ratio["min"].as_f64().unwrap(),
+        prompt_ratio["max"].as_f64().unwrap(),
+        gen_ratio["median"].as_f64().unwrap(),
+        gen_ratio["min"].as_f64().unwrap(),
+        gen_ratio["max"].as_f64().unwrap(),
+    );
     let report = serde_json::json!({
         "model": cache::DEFAULT_MODEL_FILE,
         "threads": threads(),
         "prompt_tokens": prompt_tokens,
         "generated_tokens": gen_tokens,
-        "runs": RUNS,
+        "pairs": PAIRS,
         "prompt_tokens_per_s_median": median(prompt_rates),
         "generation_tokens_per_s_median": median(gen_rates),
-        "raw_llama_cpp": raw,
+        "raw_llama_cpp": { "prompt_tokens_per_s_median": median(raw_prompt), "generation_tokens_per_s_median": median(raw_gen), "peak_rss_mb": raw_rss },
+        "recheck_over_raw": { "prompt": prompt_ratio, "generation": gen_ratio },
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

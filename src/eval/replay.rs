@@ -44,12 +44,21 @@ pub async fn replay(store: &TraceStore, run_id: RunId, opts: &RunOptions) -> Res
     run_pending(&scratch, &copy, &config.spec, &items, &source, change, opts, &()).await?;
     let (original, a) = analysis::compute_with_outcomes(store, run_id)?;
     let (replayed, b) = analysis::compute_with_outcomes(&scratch, copy.id)?;
+    // Why a replayed item has no outcome: its run's error.
+    let errors: std::collections::HashMap<u32, String> = scratch
+        .members(copy.id)?
+        .into_iter()
+        .filter_map(|(slot, member)| Some((slot, scratch.run(member).ok()??.error?)))
+        .collect();
     let mut differences = Vec::new();
     for (slot, outcome) in &a {
         match b.get(slot) {
             Some(other) if other == outcome => {}
             Some(_) => differences.push(format!("item {slot}: outcome differs")),
-            None => differences.push(format!("item {slot}: missing from the replay")),
+            None => differences.push(match errors.get(slot) {
+                Some(error) => format!("item {slot}: missing from the replay ({error})"),
+                None => format!("item {slot}: missing from the replay"),
+            }),
         }
     }
     let identical = differences.is_empty() && original.metrics == replayed.metrics && a.len() == b.len();
