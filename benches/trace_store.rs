@@ -139,7 +139,8 @@ async fn main() {
         disk_p99.push(quantile(&lat, 0.99));
         for (k, (writers, per)) in cells.iter().enumerate() {
             let row = write_steps(&store, *writers, *per).await;
-            let (steps_per_s, steps_per_flush) = (row["steps_per_s"].as_f64().unwrap(), row["steps_per_flush"].as_f64().unwrap());
+            let (steps_per_s, steps_per_flush) =
+                (row["steps_per_s"].as_f64().unwrap(), row["steps_per_flush"].as_f64().unwrap());
             // The disk's limit for this cell: one fsync per flush, each carrying the
             // steps a flush carried here.
             let limit = 1000.0 / p50 * steps_per_flush;

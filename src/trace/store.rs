@@ -42,6 +42,9 @@ pub struct TraceStore {
     finished: Arc<std::sync::OnceLock<FinishHook>>,
     /// The write-ahead log; `None` for a store in memory, which flushes sled instead.
     wal: Option<Arc<Wal>>,
+    /// The records of runs this process started and has not finished: finishing one
+    /// changes it without reading it back and decoding it (its config is the bulk).
+    running: Arc<Mutex<std::collections::HashMap<RunId, RunRecord>>>,
 }
 
 /// A function told of each run that finishes.
@@ -212,6 +215,7 @@ impl TraceStore {
             snapshot: None,
             finished: Arc::default(),
             wal: None,
+            running: Arc::default(),
         })
     }
 
@@ -472,6 +476,13 @@ impl TraceStore {
         };
         self.put_run(&run)?;
         self.index_member(&run)?;
+        let mut running = self.running_runs()?;
+        // Only a cache: a run abandoned unfinished must not keep it growing.
+        if running.len() >= 10_000 {
+            running.clear();
+        }
+        running.insert(run.id, run.clone());
+        drop(running);
         // Written to the log, not synced: a killed process's run still shows as
         // `incomplete` with what it was asked (the log outlives the process); a lost
         // machine loses it only if none of its calls was synced either.
@@ -538,11 +549,26 @@ impl TraceStore {
 
     /// Change a stored run record with `change`, write it back and flush.
     async fn update_run(&self, id: RunId, change: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, TraceError> {
-        let mut run = self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?;
+        let cached = self.running_runs()?.remove(&id);
+        let mut run = match cached {
+            Some(run) => run,
+            None => self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?,
+        };
         change(&mut run);
         self.put_run(&run)?;
+        if run.status == RunStatus::Running {
+            self.running_runs()?.insert(id, run.clone());
+        }
         self.flush().await?;
         Ok(run)
+    }
+
+    fn running_runs(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<RunId, RunRecord>>, TraceError> {
+        self.running
+            .lock()
+            .map_err(|_| TraceError::Store { path: self.path.clone(), detail: "run cache poisoned".into() })
     }
 
     /// Mark a finished or interrupted run as running again (resuming it).
