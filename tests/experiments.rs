@@ -219,12 +219,39 @@ async fn replay_reproduces_metrics_and_detects_a_changed_prompt() {
     let outcome = eval::replay(&store, run.run_id, &dead).await.unwrap();
     assert!(outcome.identical, "{:?}", outcome.differences);
     assert_eq!(outcome.metrics, analysis::compute(&store, run.run_id).unwrap().metrics);
-    // A different solver prompt changes the requests: the replay must say so.
+    // The experiment recorded its prompt templates: edited prompts today do not change
+    // what its replay renders.
     let prompts = tempfile::tempdir().unwrap();
     std::fs::write(prompts.path().join("solver.j2"), "Answer this: {{ question }}").unwrap();
-    let changed = RunOptions { agents: Arc::new(AgentSet::load(None, Some(prompts.path())).unwrap()), ..dead };
+    let edited = Arc::new(AgentSet::load(None, Some(prompts.path())).unwrap());
+    let changed = RunOptions { agents: edited.clone(), ..dead.clone() };
     let outcome = eval::replay(&store, run.run_id, &changed).await.unwrap();
+    assert!(outcome.identical, "{:?}", outcome.differences);
+    // Without the record of them (an experiment stored before templates were kept),
+    // the replay renders today's and says where it diverges.
+    let file = prompts.path().join("all.jsonl");
+    store.export_jsonl(&file, &[]).unwrap();
+    let id = run.run_id.to_string();
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            if record["id"] == id.as_str() {
+                assert!(record["config"]["templates"]["solver.j2"].as_str().unwrap().contains("{{"));
+                record["config"].as_object_mut().unwrap().remove("templates");
+            }
+            record.to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let old = TraceStore::temporary().unwrap();
+    old.import_jsonl(&file).unwrap();
+    let outcome = eval::replay(&old, run.run_id, &changed).await.unwrap();
     assert!(!outcome.identical);
+    assert!(outcome.differences[0].contains("diverged"), "{:?}", outcome.differences);
+    let outcome = eval::replay(&old, run.run_id, &dead).await.unwrap();
+    assert!(outcome.identical, "{:?}", outcome.differences);
 }
 
 #[tokio::test]

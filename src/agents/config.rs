@@ -292,6 +292,21 @@ impl AgentSet {
         Ok(())
     }
 
+    /// Every prompt template's source, by name: what an experiment records so that its
+    /// replay renders the prompts it ran with.
+    pub fn template_sources(&self) -> std::collections::BTreeMap<String, String> {
+        self.templates.templates().map(|(name, t)| (name.to_string(), t.source().to_string())).collect()
+    }
+
+    /// These agents with the recorded templates `sources` in place of their own.
+    pub fn with_templates(&self, sources: &std::collections::BTreeMap<String, String>) -> Result<Self, AgentError> {
+        let mut agents = self.clone();
+        for (name, text) in sources {
+            agents.replace_template(name, text.clone())?;
+        }
+        Ok(agents)
+    }
+
     /// Replace prompt template `name` (e.g. `critic.j2`) with `text`.
     pub fn replace_template(&mut self, name: &str, text: String) -> Result<(), AgentError> {
         if self.templates.get_template(name).is_err() {

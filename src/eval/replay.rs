@@ -36,6 +36,7 @@ pub struct ReplayOutcome {
 pub async fn replay(store: &TraceStore, run_id: RunId, opts: &RunOptions) -> Result<ReplayOutcome> {
     let run = load_eval(store, run_id)?;
     let (config, items) = (stored_config(&run)?, stored_items(&run)?);
+    let opts = &RunOptions { agents: config.agents(&opts.agents)?, ..opts.clone() };
     let change = config.fork.map(|f| (f.from_step, f.change));
     let scratch = TraceStore::temporary()?;
     let copy = scratch.create_run(EVAL_KIND, run.input.clone(), run.config.clone(), run.parent).await?;

@@ -156,6 +156,20 @@ pub(crate) struct EvalConfig {
     /// How the solver continues a prefilled turn, where the protocol needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefill: Option<PrefillSupport>,
+    /// The prompt templates it ran with, by name (empty in experiments recorded before
+    /// they were kept): a replay or a resume renders these, not today's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub templates: std::collections::BTreeMap<String, String>,
+}
+
+impl EvalConfig {
+    /// `agents` with the recorded templates, when the experiment recorded them.
+    pub(crate) fn agents(&self, agents: &Arc<AgentSet>) -> Result<Arc<AgentSet>, crate::agents::AgentError> {
+        if self.templates.is_empty() {
+            return Ok(agents.clone());
+        }
+        Ok(Arc::new(agents.with_templates(&self.templates)?))
+    }
 }
 
 /// A fork's step and change, as stored in its config.
@@ -229,6 +243,8 @@ pub async fn start(
 pub async fn resume(store: &TraceStore, run_id: RunId, opts: &RunOptions, progress: &dyn Progress) -> Result<EvalRun> {
     let run = load_eval(store, run_id)?;
     let (config, items) = (stored_config(&run)?, stored_items(&run)?);
+    // The rest of the items run with the prompts the first ones ran with.
+    let opts = &RunOptions { agents: config.agents(&opts.agents)?, ..opts.clone() };
     let spec = config.spec;
     let recorded = &config.model;
     if !same_model(recorded, &opts.model.info()) {
@@ -289,6 +305,7 @@ pub(crate) fn eval_config(
         agents: json!({ "solver": agents.solver, "feedback": agents.feedback }),
         fork: fork.map(|(from, change)| ForkRecord { from_step: *from, change: change.clone() }),
         prefill,
+        templates: agents.template_sources(),
     };
     to_json(&config)
 }
