@@ -82,9 +82,10 @@ pub enum Durability {
     /// at most what a run did since its last call began. Concurrent runs share fsyncs.
     #[default]
     EveryStep,
-    /// Steps are flushed by sled's background flusher every `ms` milliseconds; runs are
-    /// still flushed when they start and end. A crash can lose the steps of the last `ms`
-    /// milliseconds. For serving many requests, where each fsync's CPU counts.
+    /// Steps are written at once but not synced before model calls: they reach the disk
+    /// with sled's background flush every `ms` milliseconds, or with their run's end,
+    /// which is still synced. A machine that fails can lose the last `ms` milliseconds
+    /// of a run still going. For serving many requests, where each fsync's CPU counts.
     Periodic {
         /// Flush interval.
         ms: u64,
