@@ -142,14 +142,23 @@ impl TraceStore {
         if let Durability::Periodic { ms } = durability {
             config = config.flush_every_ms(Some(ms.max(1)));
         }
-        let db = config.open().map_err(|e| {
-            let detail = e.to_string();
-            if detail.contains("could not acquire lock") {
-                TraceError::InUse { path: path.clone() }
-            } else {
-                TraceError::Store { path: path.clone(), detail }
+        // A store just closed by this process can hold sled's file lock a moment
+        // longer (a sled I/O thread finishing its last write keeps the file open), so
+        // the lock is tried for up to half a second before the store is said in use.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    if tries >= 20 {
+                        return Err(TraceError::InUse { path: path.clone() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => return Err(TraceError::Store { path: path.clone(), detail: e.to_string() }),
             }
-        })?;
+        };
         let mut store = Self::from_db(db, path.clone())?;
         store.durability = durability;
         store.check_schema()?;
