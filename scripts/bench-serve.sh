@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `recheck serve` against the LiteLLM proxy, on the same loopback upstream.
 #
-#   scripts/bench-serve.sh [N] [--no-write]
+#   scripts/bench-serve.sh [N] [--no-write]          (REPS=5 pairs a cell by default)
 #
 # The upstream is examples/fixed_reply_server.rs in its own process, at 0 ms and 50 ms
 # latency. For each, N sequential requests (default 300) go to the upstream alone,
@@ -10,12 +10,16 @@
 # proxy (PyPI `litellm[proxy]`, one worker, no guardrail, its local cost map). Then
 # 1,000 concurrent clients for 30 s against each proxy at 50 ms. The load client is
 # benches/serve.rs; server CPU and peak RSS are read from /proc for the server's
-# process tree. LiteLLM comes from PyPI into target/bench-serve/venv.
+# process tree. The two proxies run side by side and are loaded in turn, REPS times
+# (recheck, LiteLLM, recheck, ...), so drift in the host's speed hits both sides of a
+# pair alike; the table gives medians and the median per-pair ratio with its range.
+# LiteLLM comes from PyPI into target/bench-serve/venv.
 # Prints one table and writes it into BENCHMARKS.md (unless --no-write).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n="${1:-300}"
+reps="${REPS:-5}"
 write=1
 [ "${2:-}" = "--no-write" ] && write=0
 out=target/bench-serve
@@ -95,10 +99,13 @@ for latency in 0 50; do
   start_upstream "$latency"
   record "{\"side\":\"upstream alone\",\"latency_ms\":$latency}" "$(load --url "$upstream" --n "$n")"
   start_recheck
-  record "{\"side\":\"recheck serve\",\"latency_ms\":$latency}" "$(load --url "$recheck_url" --n "$n" --pid "$recheck_pid")"
   start_litellm
-  record "{\"side\":\"LiteLLM $litellm_version\",\"latency_ms\":$latency}" \
-    "$(load --url "$litellm_url" --n "$n" --pid "$litellm_pid" --key sk-bench)"
+  for rep in $(seq "$reps"); do
+    record "{\"side\":\"recheck serve\",\"latency_ms\":$latency,\"rep\":$rep}" \
+      "$(load --url "$recheck_url" --n "$n" --pid "$recheck_pid")"
+    record "{\"side\":\"LiteLLM $litellm_version\",\"latency_ms\":$latency,\"rep\":$rep}" \
+      "$(load --url "$litellm_url" --n "$n" --pid "$litellm_pid" --key sk-bench)"
+  done
   if [ "$latency" = 50 ]; then
     record "{\"side\":\"recheck serve\",\"latency_ms\":50,\"load\":\"1000x30s\"}" \
       "$(load --url "$recheck_url" --concurrency 1000 --duration 30 --pid "$recheck_pid")"
