@@ -283,7 +283,7 @@ impl ChatModel for OpenAiBackend {
         if prefill && self.options.prefill {
             // `--prefill` is the user's word for the server; a server that ignores the
             // mark would turn every continuation into a fresh answer, silently.
-            let support = self.prefill_support().await?;
+            let support = self.checked_prefill().await?;
             if matches!(support, PrefillSupport::Probed { honoured: false, .. }) {
                 return Err(LlmError::PrefillIgnored {
                     url: self.options.base_url.clone(),
@@ -298,8 +298,14 @@ impl ChatModel for OpenAiBackend {
         if !self.options.prefill {
             return Ok(PrefillSupport::Absent);
         }
-        let support = self
-            .prefill_checked
+        Ok(self.checked_prefill().await?.clone())
+    }
+}
+
+impl OpenAiBackend {
+    /// The server's handling of a prefilled turn, checked once (`--prefill` only).
+    async fn checked_prefill(&self) -> Result<&PrefillSupport, LlmError> {
+        self.prefill_checked
             .get_or_try_init(|| async {
                 let [fresh, continued, closed] = prefill::requests();
                 let replies = [
@@ -309,14 +315,11 @@ impl ChatModel for OpenAiBackend {
                 ];
                 let support = prefill::verdict(&replies);
                 tracing::info!(url = %self.options.base_url, "prefilled turn: {}", support.describe());
-                Ok::<_, LlmError>(support)
+                Ok(support)
             })
-            .await?;
-        Ok(support.clone())
+            .await
     }
-}
 
-impl OpenAiBackend {
     /// One call; `continue_turn` marks the trailing assistant message to be continued.
     async fn send(&self, request: &ChatRequest, continue_turn: bool) -> Result<Completion, LlmError> {
         let p = &request.params;

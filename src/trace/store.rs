@@ -232,11 +232,7 @@ impl TraceStore {
     /// Open the write-ahead log in `dir`, put what it holds back into sled (records a
     /// crash left only there), fold it into sled and empty it.
     fn attach_wal(&mut self, dir: &Path) -> Result<(), TraceError> {
-        let wal_err = |e: std::io::Error| TraceError::Store {
-            path: self.path.clone(),
-            detail: format!("write-ahead log {}: {e}", dir.join(wal::FILE).display()),
-        };
-        let (log, records) = Wal::open(dir).map_err(wal_err)?;
+        let (log, records) = Wal::open(dir).map_err(|e| self.wal_err(&dir.join(wal::FILE), e))?;
         let replayed = !records.is_empty();
         for (kind, bytes) in records {
             match kind {
@@ -267,13 +263,22 @@ impl TraceStore {
 
     /// Flush sled and empty the log (its records are then in sled's files).
     fn checkpoint(&self) -> Result<(), TraceError> {
-        let Some(log) = &self.wal else { return self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e)) };
-        log.checkpoint(|| self.db.flush().map(|_| ())).map_err(|e| match e {
-            CheckpointError::Persist(e) => self.sled_err(e),
-            CheckpointError::Io(e) => {
-                TraceError::Store { path: self.path.clone(), detail: format!("{}: {e}", log.path().display()) }
-            }
+        let Some(log) = &self.wal else { return self.flush_sled() };
+        log.checkpoint(|| self.flush_sled()).map_err(|e| match e {
+            CheckpointError::Persist(e) => e,
+            CheckpointError::Io(e) => self.wal_err(log.path(), e),
         })
+    }
+
+    /// Flush sled's own log (a checkpoint, the schema mark, an import; the store in
+    /// memory, which has no write-ahead log).
+    fn flush_sled(&self) -> Result<(), TraceError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))
+    }
+
+    /// An I/O error of the write-ahead log at `file`.
+    fn wal_err(&self, file: &Path, e: std::io::Error) -> TraceError {
+        TraceError::Store { path: self.path.clone(), detail: format!("write-ahead log {}: {e}", file.display()) }
     }
 
     /// The store's directory.
@@ -302,12 +307,12 @@ impl TraceStore {
                     // Older records stay readable; the mark tells older builds that
                     // this store now holds records they may not read.
                     self.db.insert(META_SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.sled_err(e))?;
-                    self.db.flush().map_err(|e| self.sled_err(e))?;
+                    self.flush_sled()?;
                 }
             }
             None => {
                 self.db.insert(META_SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.sled_err(e))?;
-                self.db.flush().map_err(|e| self.sled_err(e))?;
+                self.flush_sled()?;
             }
         }
         Ok(())
@@ -347,10 +352,7 @@ impl TraceStore {
             .map_err(|e| TraceError::Corrupt { key: printable_key(key), detail: e.to_string() })?;
         tree.insert(key, bytes.as_slice()).map_err(|e| self.sled_err(e))?;
         if let (Some(kind), Some(wal)) = (log, &self.wal) {
-            wal.append(kind, &bytes).map_err(|e| TraceError::Store {
-                path: self.path.clone(),
-                detail: format!("{}: {e}", wal.path().display()),
-            })?;
+            wal.append(kind, &bytes).map_err(|e| self.wal_err(wal.path(), e))?;
         }
         Ok(())
     }
@@ -425,11 +427,8 @@ impl TraceStore {
     /// (measured in `benches/pipeline.rs`). Not sled's `flush_async`: in sled 0.34
     /// concurrent `flush_async` futures can miss their wake-up and hang (sled #1241, #1308).
     fn flush_now(&self) -> Result<(), TraceError> {
-        let Some(log) = &self.wal else { return self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e)) };
-        log.sync().map_err(|e| TraceError::Store {
-            path: self.path.clone(),
-            detail: format!("{}: {e}", log.path().display()),
-        })?;
+        let Some(log) = &self.wal else { return self.flush_sled() };
+        log.sync().map_err(|e| self.wal_err(log.path(), e))?;
         if log.len() > wal::CHECKPOINT_BYTES {
             self.checkpoint()?;
         }
@@ -619,7 +618,7 @@ impl TraceStore {
             self.put(&self.runs, run.id.as_bytes(), run)?;
             self.index_member(run)?;
         }
-        self.db.flush().map_err(|e| self.sled_err(e))?;
+        self.flush_sled()?;
         Ok(())
     }
 
