@@ -7,7 +7,7 @@
 # so its CPU is not counted), runs N questions (default 200) through recheck's `single`
 # strategy and a 3-round `self-refine` loop, and through DSPy 3.4.1's `dspy.Predict`
 # and `dspy.Refine(N=3)` with a reward that never passes (caching off), at concurrency
-# 1 and 32; then 1,000 calls in flight against the 50 ms server. Each side measures its
+# 1 and 32; then 1,000 calls in flight against the 50 ms server (recheck, then the floor). Each side measures its
 # own wall time, CPU time (getrusage) and peak RSS; CPU ms per model call is the
 # headline. Beside them, the floor: the same calls with no recheck and no DSPy (a bare
 # reqwest call and one durable append of the step a call: `pipeline --floor`).
@@ -85,6 +85,7 @@ for latency in 0 50; do
   fi
   if [ "$latency" = 50 ]; then
     run 50 recheck single 1000 10000 1
+    run 50 floor single 1000 10000 1
   fi
   stop_server
 done

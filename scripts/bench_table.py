@@ -69,6 +69,12 @@ if big:
         f"{ideal:.2f} s), {big['errors']} errors, peak RSS {big['peak_rss_mb']:.0f} MB, "
         f"{big['cpu_ms_per_call']:.3f} CPU ms/call.",
     ]
+    bare = cells.get((50, "floor", "single", 1000), {}).get(1)
+    if bare:
+        out[-1] += (
+            f" The floor, the same way: {bare['calls_per_s']:.0f} calls/s, {bare['cpu_ms_per_call']:.3f} CPU ms/call"
+            f" (recheck / floor: {big['cpu_ms_per_call'] / bare['cpu_ms_per_call']:.1f}x CPU a call)."
+        )
 one = cells.get((50, "recheck", "single", 1))
 if one:
     cpu_ms = med(one)
@@ -79,6 +85,13 @@ if one:
         f"server's 50 ms: {per_call_wall_ms - 50:.2f} ms a call, {100 * (per_call_wall_ms - 50) / per_call_wall_ms:.1f}%, "
         "which includes the trace store's fsync)."
     )
+    bare = cells.get((50, "floor", "single", 1))
+    if bare:
+        bare_wall_ms = med(bare, "wall_s") * 1000 / next(iter(bare.values()))["model_calls"]
+        out[-1] += (
+            f" The floor, the same way: {med(bare):.3f} CPU ms against {bare_wall_ms:.1f} ms wall a call "
+            f"({100 * med(bare) / bare_wall_ms:.2f}% of wall)."
+        )
 for r in periodic:
     out.append(
         f"With `Durability::Periodic` (steps synced with sled's flush every 200 ms and at each run's end), "

@@ -4,6 +4,7 @@
 //! replay read these records, never live state.
 
 mod chat;
+mod configs;
 mod error;
 mod jsonl;
 mod outcome;

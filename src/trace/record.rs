@@ -16,7 +16,10 @@ use super::{ChatRequest, Completion, ContinuationScore, Message, ModelInfo, Usag
 /// 2: requests carry their [`super::Purpose`], model infos their capabilities, and item
 /// outcomes are read as typed [`super::ItemOutcome`]s (same JSON shape as 1, so
 /// schema-1 records load unchanged).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: a stored run record's config may be a reference to the store's config table
+/// (`{"$ref": "sha256:..."}`); readers put the config back, so a [`RunRecord`] read
+/// from the store or exported always holds it whole.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The kinds of run recheck writes (a [`RunRecord`]'s `kind`).
 pub mod run_kind {

@@ -7,7 +7,8 @@
 //! schema version.
 //! sled's file lock means one process writes a store at a time; a run still marked
 //! `running` when a process opens the store was left by a dead process and is
-//! marked `incomplete`. Durability comes from a write-ahead log beside sled's files
+//! marked `incomplete`. `configs` holds each distinct run config once, by content hash
+//! ([`super::configs`]). Durability comes from a write-ahead log beside sled's files
 //! ([`super::wal`]): a record is in sled at once and on disk once the log is synced.
 
 use std::{
@@ -20,6 +21,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
 
 use super::{
+    configs::Configs,
     wal::{self, CheckpointError, Kind, Wal},
     GroupSlot, RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION,
 };
@@ -33,6 +35,7 @@ pub struct TraceStore {
     runs: sled::Tree,
     steps: sled::Tree,
     members: sled::Tree,
+    configs: Arc<Configs>,
     path: PathBuf,
     commit: Arc<GroupCommit>,
     durability: Durability,
@@ -42,8 +45,8 @@ pub struct TraceStore {
     finished: Arc<std::sync::OnceLock<FinishHook>>,
     /// The write-ahead log; `None` for a store in memory, which flushes sled instead.
     wal: Option<Arc<Wal>>,
-    /// The records of runs this process started and has not finished: finishing one
-    /// changes it without reading it back and decoding it (its config is the bulk).
+    /// The records of runs this process started and has not finished, as stored (the
+    /// config a reference): finishing one changes it without reading it back.
     running: Arc<Mutex<std::collections::HashMap<RunId, RunRecord>>>,
 }
 
@@ -214,11 +217,13 @@ impl TraceStore {
         let runs = db.open_tree("runs").map_err(err)?;
         let steps = db.open_tree("steps").map_err(err)?;
         let members = db.open_tree("members").map_err(err)?;
+        let configs = Arc::new(Configs::new(db.open_tree("configs").map_err(err)?, path.clone()));
         Ok(Self {
             db,
             runs,
             steps,
             members,
+            configs,
             path,
             commit: Arc::default(),
             durability: Durability::EveryStep,
@@ -244,6 +249,13 @@ impl TraceStore {
                 Kind::Step => {
                     let step: StepRecord = self.decode_logged(&bytes)?;
                     self.steps.insert(indexed_key(step.run_id, step.index), bytes).map_err(|e| self.sled_err(e))?;
+                }
+                Kind::Config => {
+                    let (hash, json) = wal::split_config(&bytes).ok_or_else(|| TraceError::Corrupt {
+                        key: format!("{} (write-ahead log)", self.path.display()),
+                        detail: "a config record too short for its hash".into(),
+                    })?;
+                    self.configs.restore(hash, json)?;
                 }
             }
         }
@@ -321,9 +333,11 @@ impl TraceStore {
     /// We hold sled's exclusive lock, so no live process is writing these runs.
     fn recover_dead_runs(&self) -> Result<(), TraceError> {
         let mut changed = false;
-        for run in self.list_runs()? {
+        for kv in self.runs.iter() {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            // As stored: the config stays a reference.
+            let mut run: RunRecord = decode(&k, &v)?;
             if run.status == RunStatus::Running {
-                let mut run = run;
                 run.status = RunStatus::Incomplete;
                 self.put_run(&run)?;
                 changed = true;
@@ -357,9 +371,19 @@ impl TraceStore {
         Ok(())
     }
 
-    /// Store a run record, logged.
+    /// Store a run record as it is, logged.
     fn put_run(&self, run: &RunRecord) -> Result<(), TraceError> {
         self.put_logged(&self.runs, run.id.as_bytes(), run, Some(Kind::Run))
+    }
+
+    /// The reference to write in place of `config`, which is stored (and logged) now
+    /// unless it was already.
+    fn intern_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, TraceError> {
+        let interned = self.configs.intern(config)?;
+        if let (Some(bytes), Some(wal)) = (&interned.new_bytes, &self.wal) {
+            wal.append_config(&interned.hash, bytes).map_err(|e| self.wal_err(wal.path(), e))?;
+        }
+        Ok(interned.reference)
     }
 
     /// Make every write made before this call durable. Group commit: a caller whose
@@ -469,12 +493,12 @@ impl TraceStore {
         parent: Option<RunId>,
         group: Option<GroupSlot>,
     ) -> Result<RunRecord, TraceError> {
-        let run = RunRecord {
+        let stored = RunRecord {
             schema: SCHEMA_VERSION,
             id: RunId::new(),
             kind: kind.to_string(),
             input,
-            config,
+            config: self.intern_config(&config)?,
             parent,
             group,
             started_at: Utc::now(),
@@ -483,19 +507,19 @@ impl TraceStore {
             error: None,
             output: None,
         };
-        self.put_run(&run)?;
-        self.index_member(&run)?;
+        self.put_run(&stored)?;
+        self.index_member(&stored)?;
         let mut running = self.running_runs()?;
         // Only a cache: a run abandoned unfinished must not keep it growing.
         if running.len() >= 10_000 {
             running.clear();
         }
-        running.insert(run.id, run.clone());
+        running.insert(stored.id, stored.clone());
         drop(running);
         // Written to the log, not synced: a killed process's run still shows as
         // `incomplete` with what it was asked (the log outlives the process); a lost
         // machine loses it only if none of its calls was synced either.
-        Ok(run)
+        Ok(RunRecord { config, ..stored })
     }
 
     /// Point the run's group slot at it, unless a newer run holds the slot.
@@ -534,19 +558,18 @@ impl TraceStore {
         status: RunStatus,
         output: Option<serde_json::Value>,
         error: Option<String>,
-    ) -> Result<RunRecord, TraceError> {
-        let run = self
-            .update_run(id, |run| {
-                run.status = status;
-                run.ended_at = Some(Utc::now());
-                run.output = output;
-                run.error = error;
-            })
-            .await?;
+    ) -> Result<(), TraceError> {
+        self.update_run(id, |run| {
+            run.status = status;
+            run.ended_at = Some(Utc::now());
+            run.output = output;
+            run.error = error;
+        })
+        .await?;
         if let Some(hook) = self.finished.get() {
             hook(id);
         }
-        Ok(run)
+        Ok(())
     }
 
     /// Call `hook` with the id of every run that finishes from now on, once it is
@@ -556,20 +579,20 @@ impl TraceStore {
         self.finished.set(Box::new(hook)).is_ok()
     }
 
-    /// Change a stored run record with `change`, write it back and flush.
-    async fn update_run(&self, id: RunId, change: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, TraceError> {
+    /// Change a stored run record with `change` (its config as stored: a reference, or
+    /// inline in an old record), write it back and flush.
+    async fn update_run(&self, id: RunId, change: impl FnOnce(&mut RunRecord)) -> Result<(), TraceError> {
         let cached = self.running_runs()?.remove(&id);
         let mut run = match cached {
             Some(run) => run,
-            None => self.run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?,
+            None => self.stored_run(id)?.ok_or_else(|| TraceError::NoSuchRun(id.to_string()))?,
         };
         change(&mut run);
         self.put_run(&run)?;
         if run.status == RunStatus::Running {
-            self.running_runs()?.insert(id, run.clone());
+            self.running_runs()?.insert(id, run);
         }
-        self.flush().await?;
-        Ok(run)
+        self.flush().await
     }
 
     fn running_runs(
@@ -581,7 +604,7 @@ impl TraceStore {
     }
 
     /// Mark a finished or interrupted run as running again (resuming it).
-    pub async fn reopen_run(&self, id: RunId) -> Result<RunRecord, TraceError> {
+    pub async fn reopen_run(&self, id: RunId) -> Result<(), TraceError> {
         self.update_run(id, |run| {
             run.status = RunStatus::Running;
             run.ended_at = None;
@@ -615,7 +638,8 @@ impl TraceStore {
         }
         // Runs last: a run is visible only once all its steps are in.
         for run in runs {
-            self.put(&self.runs, run.id.as_bytes(), run)?;
+            let stored = RunRecord { config: self.intern_config(&run.config)?, ..run.clone() };
+            self.put(&self.runs, run.id.as_bytes(), &stored)?;
             self.index_member(run)?;
         }
         self.flush_sled()?;
@@ -624,8 +648,22 @@ impl TraceStore {
 
     /// One run by id.
     pub fn run(&self, id: RunId) -> Result<Option<RunRecord>, TraceError> {
+        let Some(mut run) = self.stored_run(id)? else { return Ok(None) };
+        self.configs.resolve(&mut run)?;
+        Ok(Some(run))
+    }
+
+    /// One run as stored (its config may be a reference).
+    fn stored_run(&self, id: RunId) -> Result<Option<RunRecord>, TraceError> {
         let key = id.as_bytes();
         self.runs.get(key).map_err(|e| self.sled_err(e))?.map(|raw| decode(key, &raw)).transpose()
+    }
+
+    /// A stored run record decoded, its config put back.
+    fn decode_run(&self, key: &[u8], raw: &[u8]) -> Result<RunRecord, TraceError> {
+        let mut run = decode(key, raw)?;
+        self.configs.resolve(&mut run)?;
+        Ok(run)
     }
 
     /// Every run, oldest first.
@@ -634,7 +672,7 @@ impl TraceStore {
             .iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-                decode(&k, &v)
+                self.decode_run(&k, &v)
             })
             .collect()
     }
@@ -656,19 +694,20 @@ impl TraceStore {
     /// Every run that can be read, and an error for each record that cannot (a record
     /// written by a buggy or newer build), so one bad record never hides the rest.
     pub fn readable_runs(&self) -> Result<(Vec<RunRecord>, Vec<TraceError>), TraceError> {
-        self.decode_readable(self.runs.iter())
+        self.decode_readable(self.runs.iter(), |k, v| self.decode_run(k, v))
     }
 
     /// A run's steps that can be read, and an error for each that cannot.
     pub fn readable_steps(&self, id: RunId) -> Result<(Vec<StepRecord>, Vec<TraceError>), TraceError> {
-        self.decode_readable(self.steps.scan_prefix(id.as_bytes()))
+        self.decode_readable(self.steps.scan_prefix(id.as_bytes()), |k, v| decode(k, v))
     }
 
-    /// Decode `entries`, keeping the records that decode and an error for each that does
-    /// not; only a failure of the store itself stops it.
-    fn decode_readable<T: DeserializeOwned>(
+    /// Decode `entries` with `decode`, keeping the records that decode and an error for
+    /// each that does not; only a failure of the store itself stops it.
+    fn decode_readable<T>(
         &self,
         entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        decode: impl Fn(&[u8], &[u8]) -> Result<T, TraceError>,
     ) -> Result<(Vec<T>, Vec<TraceError>), TraceError> {
         let (mut good, mut bad) = (Vec::new(), Vec::new());
         for kv in entries {
@@ -840,7 +879,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("traces");
         let store = TraceStore::open(&path).unwrap();
-        let run = store.create_run("t", serde_json::json!({}), serde_json::json!({}), None).await.unwrap();
+        let config = serde_json::json!({"model": "m", "prompt": "x".repeat(2000)});
+        let run = store.create_run("t", serde_json::json!({}), config.clone(), None).await.unwrap();
         let recorder = crate::trace::RunRecorder::new(store.clone(), run.id, 0);
         for i in 0..50 {
             recorder
@@ -857,12 +897,90 @@ mod tests {
         // every synced step, the run still `running`.
         let copy = TraceStore::open_snapshot(&path).unwrap();
         assert_eq!(copy.steps(run.id).unwrap().len(), 51);
-        assert_eq!(copy.run(run.id).unwrap().unwrap().status, RunStatus::Running);
+        let copied = copy.run(run.id).unwrap().unwrap();
+        assert_eq!((copied.status, copied.config), (RunStatus::Running, config.clone()));
         // Reopening folds the log into sled and empties it.
         drop((copy, recorder, store));
         let reopened = TraceStore::open(&path).unwrap();
         assert_eq!(reopened.steps(run.id).unwrap().len(), 51);
+        assert_eq!(reopened.run(run.id).unwrap().unwrap().config, config);
         assert_eq!(std::fs::metadata(path.join(wal::FILE)).unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_config_is_stored_once_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TraceStore::open(dir.path()).unwrap();
+        let config = serde_json::json!({"model": {"name": "m"}, "prompt": "p".repeat(3000)});
+        let other = serde_json::json!({"model": {"name": "n"}});
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let c = if i % 2 == 0 { &config } else { &other };
+            let run = store.create_run("ask", serde_json::json!(i), c.clone(), None).await.unwrap();
+            assert_eq!(&run.config, c, "create_run hands back the whole config");
+            store.finish_run(run.id, RunStatus::Completed, Some(serde_json::json!(i)), None).await.unwrap();
+            ids.push(run.id);
+        }
+        let configs = store.db.open_tree("configs").unwrap();
+        assert_eq!(configs.len(), 2, "two distinct configs, each stored once");
+        // On disk a record names its config; read, it holds it whole.
+        let raw = store.runs.get(ids[0].as_bytes()).unwrap().unwrap();
+        assert!(raw.len() < 400, "{} bytes: {}", raw.len(), String::from_utf8_lossy(&raw));
+        assert!(String::from_utf8_lossy(&raw).contains("\"$ref\":\"sha256:"));
+        for (i, id) in ids.iter().enumerate() {
+            let run = store.run(*id).unwrap().unwrap();
+            assert_eq!(run.config, if i % 2 == 0 { config.clone() } else { other.clone() });
+            assert_eq!((run.status, run.output), (RunStatus::Completed, Some(serde_json::json!(i))));
+        }
+        let listed = store.list_runs().unwrap();
+        assert_eq!(listed.iter().filter(|r| r.config == config).count(), 10);
+        // Across a reopen too (the caches start empty).
+        drop((configs, store));
+        let store = TraceStore::open(dir.path()).unwrap();
+        assert_eq!(store.run(ids[1]).unwrap().unwrap().config, other);
+        store.create_run("ask", serde_json::json!(20), config.clone(), None).await.unwrap();
+        assert_eq!(store.db.open_tree("configs").unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn records_with_their_config_inline_still_read_and_finish() {
+        // Schema 2 stored the config inside the run record.
+        let store = TraceStore::temporary().unwrap();
+        let config = serde_json::json!({"strategy": "single"});
+        let old = RunRecord {
+            schema: 2,
+            id: RunId::new(),
+            kind: "ask".into(),
+            input: serde_json::json!({"question": "q"}),
+            config: config.clone(),
+            parent: None,
+            group: None,
+            started_at: Utc::now(),
+            ended_at: None,
+            status: RunStatus::Running,
+            error: None,
+            output: None,
+        };
+        store.put(&store.runs, old.id.as_bytes(), &old).unwrap();
+        assert_eq!(store.run(old.id).unwrap().unwrap(), old);
+        store.finish_run(old.id, RunStatus::Completed, None, None).await.unwrap();
+        let finished = store.run(old.id).unwrap().unwrap();
+        assert_eq!((finished.status, finished.config), (RunStatus::Completed, config));
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_config_is_missing_is_unreadable_alone() {
+        use sha2::Digest as _;
+        let store = TraceStore::temporary().unwrap();
+        let lost = store.create_run("ask", serde_json::json!(1), serde_json::json!({"a": 1}), None).await.unwrap();
+        let kept = store.create_run("ask", serde_json::json!(2), serde_json::json!({"b": 2}), None).await.unwrap();
+        let configs = store.db.open_tree("configs").unwrap();
+        let hash: [u8; 32] = sha2::Sha256::digest(br#"{"a":1}"#).into();
+        assert!(configs.remove(hash).unwrap().is_some());
+        let err = store.run(lost.id).unwrap_err();
+        assert!(err.to_string().contains("config is not in the store"), "{err}");
+        let (good, bad) = store.readable_runs().unwrap();
+        assert_eq!((good.len(), good[0].id, bad.len()), (1, kept.id, 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@
 //! whichever of the two a crash interrupted.
 //!
 //! A record: length (u32, little-endian) of what follows the checksum, CRC-32 of it
-//! (u32), the kind (one byte), the record's JSON. A torn last record (a crash mid-write,
+//! (u32), the kind (one byte), the record's JSON (a config's preceded by its hash). A torn last record (a crash mid-write,
 //! never acknowledged) fails its checksum and is dropped, with everything after it.
 
 use std::{
@@ -39,6 +39,8 @@ pub(super) enum Kind {
     Run = 1,
     /// A step record.
     Step = 2,
+    /// A run config: its SHA-256 (32 bytes), then its JSON.
+    Config = 3,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
         match b {
             1 => Some(Self::Run),
             2 => Some(Self::Step),
+            3 => Some(Self::Config),
             _ => None,
         }
     }
@@ -93,6 +96,14 @@ impl Wal {
         Ok(())
     }
 
+    /// Append a run config under its hash.
+    pub(super) fn append_config(&self, hash: &[u8; 32], json: &[u8]) -> std::io::Result<()> {
+        let mut body = Vec::with_capacity(hash.len() + json.len());
+        body.extend_from_slice(hash);
+        body.extend_from_slice(json);
+        self.append(Kind::Config, &body)
+    }
+
     /// Make every record appended so far durable.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         self.sync.sync_data()
@@ -122,6 +133,12 @@ impl Wal {
     fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, File>> {
         self.file.lock().map_err(|_| std::io::Error::other("write-ahead log lock poisoned"))
     }
+}
+
+/// A config record's hash and JSON.
+pub(super) fn split_config(body: &[u8]) -> Option<([u8; 32], &[u8])> {
+    let hash = <[u8; 32]>::try_from(body.get(..32)?).ok()?;
+    Some((hash, body.get(32..)?))
 }
 
 /// Why a checkpoint failed.
