@@ -699,7 +699,7 @@ impl TraceStore {
 
     /// A run's steps that can be read, and an error for each that cannot.
     pub fn readable_steps(&self, id: RunId) -> Result<(Vec<StepRecord>, Vec<TraceError>), TraceError> {
-        self.decode_readable(self.steps.scan_prefix(id.as_bytes()), |k, v| decode(k, v))
+        self.decode_readable(self.steps.scan_prefix(id.as_bytes()), decode)
     }
 
     /// Decode `entries` with `decode`, keeping the records that decode and an error for
