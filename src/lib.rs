@@ -154,7 +154,7 @@
 //! let store = TraceStore::temporary()?;
 //! let run = store.create_run(run_kind::ASK, serde_json::json!({"question": "2 + 2?"}), serde_json::json!({}), None).await?;
 //! let recorder = recheck::trace::RunRecorder::new(store.clone(), run.id, 0);
-//! recorder.event("solver", "draft", serde_json::json!({"answer": "4"})).await?;
+//! recorder.event("critic", "note", serde_json::json!({"text": "checked by hand"})).await?;
 //!
 //! for record in store.list_runs()? {
 //!     println!("{} {} {}", record.id, record.kind, record.status);

@@ -76,8 +76,9 @@ fn ask_json_then_list_show_export_import() {
     assert_eq!(list["runs"].as_array().unwrap().len(), 1);
     assert_eq!(list["runs"][0]["run"]["id"], id.as_str());
     assert_eq!(list["runs"][0]["run"]["status"], "completed");
-    // The model call, the draft event and the primality check of "7411 is prime".
-    assert_eq!(list["runs"][0]["steps"], 3);
+    // The model call and the primality check of "7411 is prime" (no event repeats the
+    // draft: the model call's step holds it).
+    assert_eq!(list["runs"][0]["steps"], 2);
     assert_eq!(answer["verified"], true);
     assert_eq!(answer["claims"][0]["verdict"], "supported");
     assert_eq!(answer["claims"][0]["evidence"][0]["tool"], "primality");
@@ -95,7 +96,7 @@ fn ask_json_then_list_show_export_import() {
     let exported =
         stdout_json(&recheck(h, &["traces", "export", "--out", file.to_str().unwrap(), "--run", &id, "--json"]));
     assert_eq!(exported["runs"], 1);
-    assert_eq!(exported["steps"], 3);
+    assert_eq!(exported["steps"], 2);
 
     let other = support::temp_home();
     let imported = stdout_json(&recheck(other.path(), &["traces", "import", file.to_str().unwrap(), "--json"]));

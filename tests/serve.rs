@@ -480,7 +480,7 @@ async fn instructions_in_retrieved_passages_are_not_followed() {
     let other = recheck::agents::AgentSet::load(None, Some(changed.path())).unwrap();
     let changed = recheck::orchestrator::replay(&store, run.id, &other).await.unwrap();
     assert!(!changed.identical);
-    assert!(changed.differences[0].contains("diverged from the record at step 7"), "{:?}", changed.differences);
+    assert!(changed.differences[0].contains("diverged from the record at step 6"), "{:?}", changed.differences);
 
     // The control: the same corpus with a solver prompt that does not fence passages
     // makes the same model obey, so the test above can fail. (`single`, so no critic

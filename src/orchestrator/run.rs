@@ -47,18 +47,13 @@ pub async fn ask(
     let question = text.as_str();
     let info = crate::llm::identity(model.as_ref());
     let lo = &options.loop_options;
-    let config = serde_json::to_value(AskRecord::of(options, info.clone())).map_err(|e| {
-        Error::Trace(crate::trace::TraceError::Store {
-            path: store.path().to_path_buf(),
-            detail: format!("run config: {e}"),
-        })
-    })?;
     let mut input = json!({ "question": question });
     if !history.is_empty() {
         input["history"] = json!(history);
     }
-    let run = store.create_run_in(options.run_kind, input, config, options.parent, options.group).await?;
-    let recorder = RunRecorder::new(store.clone(), run.id, 0);
+    let config = AskRecord::of(options, info.clone());
+    let run_id = store.start_run(options.run_kind, input, &config, options.parent, options.group).await?;
+    let recorder = RunRecorder::new(store.clone(), run_id, 0);
     let deadline = lo.time_budget_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
     let budget = Budget::with_deadline(lo.max_calls, lo.token_budget, deadline);
     let critic_model = options.critic_model.clone().unwrap_or_else(|| model.clone());
@@ -84,18 +79,18 @@ pub async fn ask(
         after,
     };
     let result = match state.revise(question).await {
-        Ok(revised) => state.finish(question, revised, info, run.id).await,
+        Ok(revised) => state.finish(question, revised, info, run_id).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(outcome) => {
-            store.finish_run(run.id, RunStatus::Completed, Some(json!(outcome)), None).await?;
+            store.finish_run(run_id, RunStatus::Completed, Some(json!(outcome)), None).await?;
             Ok(outcome)
         }
         Err(e) => {
-            store.finish_run(run.id, RunStatus::Failed, None, Some(e.to_string())).await?;
+            store.finish_run(run_id, RunStatus::Failed, None, Some(e.to_string())).await?;
             Err(match e {
-                AgentError::Llm(cause) => Error::RunFailed { run_id: run.id, cause },
+                AgentError::Llm(cause) => Error::RunFailed { run_id, cause },
                 other => Error::Agent(other),
             })
         }
@@ -169,7 +164,6 @@ impl Loop<'_> {
         let first = solver::draft(self.agents, &self.solver, self.history, question, &passages, Some(lo.seed)).await?;
         let mut answer = first.text().trim().to_string();
         let mut finish = first.finish_reason();
-        self.recorder.event("solver", "draft", json!({ "answer": answer })).await?;
         if lo.strategy == Strategy::Single {
             return Ok(Revised { answer, finish, rounds: Vec::new(), stopped_by: StopReason::SingleAnswer });
         }

@@ -51,11 +51,10 @@ impl Configs {
         Self { tree, path, stored: Mutex::default(), decoded: Mutex::default() }
     }
 
-    /// Store `config` unless it is stored already, and return its reference. Inserted
-    /// in sled at once; the caller logs `new_bytes` before the record that refers to it.
-    pub(super) fn intern(&self, config: &Value) -> Result<Interned, TraceError> {
-        let bytes = serde_json::to_vec(config)
-            .map_err(|e| TraceError::Corrupt { key: "run config".into(), detail: e.to_string() })?;
+    /// Store the config encoded as `bytes` unless it is stored already, and return its
+    /// reference. Inserted in sled at once; the caller logs `new_bytes` before the
+    /// record that refers to it.
+    pub(super) fn intern(&self, bytes: Vec<u8>) -> Result<Interned, TraceError> {
         let hash: Hash = Sha256::digest(&bytes).into();
         let reference = reference(&hash);
         if lock(&self.stored, &self.path)?.contains(&hash) {

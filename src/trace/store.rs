@@ -378,8 +378,10 @@ impl TraceStore {
 
     /// The reference to write in place of `config`, which is stored (and logged) now
     /// unless it was already.
-    fn intern_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, TraceError> {
-        let interned = self.configs.intern(config)?;
+    fn intern_config(&self, config: &impl Serialize) -> Result<serde_json::Value, TraceError> {
+        let bytes = serde_json::to_vec(config)
+            .map_err(|e| TraceError::Corrupt { key: "run config".into(), detail: e.to_string() })?;
+        let interned = self.configs.intern(bytes)?;
         if let (Some(bytes), Some(wal)) = (&interned.new_bytes, &self.wal) {
             wal.append_config(&interned.hash, bytes).map_err(|e| self.wal_err(wal.path(), e))?;
         }
@@ -493,12 +495,39 @@ impl TraceStore {
         parent: Option<RunId>,
         group: Option<GroupSlot>,
     ) -> Result<RunRecord, TraceError> {
+        let stored = self.begin(kind, input, &config, parent, group)?;
+        Ok(RunRecord { config, ..stored })
+    }
+
+    /// [`TraceStore::create_run_in`] for a caller that has its config as a typed value
+    /// and needs only the new run's id (`ask`, `serve`): the config is encoded straight
+    /// from its type, with no JSON tree built on the way.
+    pub async fn start_run(
+        &self,
+        kind: &str,
+        input: serde_json::Value,
+        config: &impl Serialize,
+        parent: Option<RunId>,
+        group: Option<GroupSlot>,
+    ) -> Result<RunId, TraceError> {
+        Ok(self.begin(kind, input, config, parent, group)?.id)
+    }
+
+    /// Store a new run as `running` and return it as stored (its config a reference).
+    fn begin(
+        &self,
+        kind: &str,
+        input: serde_json::Value,
+        config: &impl Serialize,
+        parent: Option<RunId>,
+        group: Option<GroupSlot>,
+    ) -> Result<RunRecord, TraceError> {
         let stored = RunRecord {
             schema: SCHEMA_VERSION,
             id: RunId::new(),
             kind: kind.to_string(),
             input,
-            config: self.intern_config(&config)?,
+            config: self.intern_config(config)?,
             parent,
             group,
             started_at: Utc::now(),
@@ -519,7 +548,7 @@ impl TraceStore {
         // Written to the log, not synced: a killed process's run still shows as
         // `incomplete` with what it was asked (the log outlives the process); a lost
         // machine loses it only if none of its calls was synced either.
-        Ok(RunRecord { config, ..stored })
+        Ok(stored)
     }
 
     /// Point the run's group slot at it, unless a newer run holds the slot.
