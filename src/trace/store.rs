@@ -141,10 +141,15 @@ impl TraceStore {
     /// Open (or create) the store in directory `path` with the given durability.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, TraceError> {
         let path = path.as_ref().to_path_buf();
-        let mut config = sled::Config::new().path(&path);
-        if let Durability::Periodic { ms } = durability {
-            config = config.flush_every_ms(Some(ms.max(1)));
-        }
+        // With every step durable in the write-ahead log, sled's own periodic flush
+        // (every 500 ms by default: a write, an fsync and wake-ups of its thread pool)
+        // buys nothing; sled is flushed when the log is folded into it and when the
+        // store closes.
+        let flush_every = match durability {
+            Durability::EveryStep => None,
+            Durability::Periodic { ms } => Some(ms.max(1)),
+        };
+        let config = sled::Config::new().path(&path).flush_every_ms(flush_every);
         // A store just closed by this process can hold sled's file lock a moment
         // longer (a sled I/O thread finishing its last write keeps the file open), so
         // the lock is tried for up to half a second before the store is said in use.
