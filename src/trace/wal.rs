@@ -10,8 +10,9 @@
 //! whichever of the two a crash interrupted.
 //!
 //! A record: length (u32, little-endian) of what follows the checksum, CRC-32 of it
-//! (u32), the kind (one byte), the record's JSON (a config's preceded by its hash). A torn last record (a crash mid-write,
-//! never acknowledged) fails its checksum and is dropped, with everything after it.
+//! (u32), the kind (one byte), the record's JSON (a config's preceded by its hash). A
+//! torn last record (a crash mid-write, never acknowledged) fails its checksum and is
+//! dropped, with everything after it.
 
 use std::{
     fs::File,
