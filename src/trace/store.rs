@@ -50,6 +50,14 @@ pub struct TraceStore {
     running: Arc<Mutex<std::collections::HashMap<RunId, RunRecord>>>,
 }
 
+/// What a new run is, besides its config.
+struct NewRun<'a> {
+    kind: &'a str,
+    input: serde_json::Value,
+    parent: Option<RunId>,
+    group: Option<GroupSlot>,
+}
+
 /// A function told of each run that finishes.
 type FinishHook = Box<dyn Fn(RunId) + Send + Sync>;
 
@@ -500,7 +508,7 @@ impl TraceStore {
         parent: Option<RunId>,
         group: Option<GroupSlot>,
     ) -> Result<RunRecord, TraceError> {
-        let stored = self.begin(kind, input, &config, parent, group)?;
+        let stored = self.begin(NewRun { kind, input, parent, group }, &config)?;
         Ok(RunRecord { config, ..stored })
     }
 
@@ -515,26 +523,19 @@ impl TraceStore {
         parent: Option<RunId>,
         group: Option<GroupSlot>,
     ) -> Result<RunId, TraceError> {
-        Ok(self.begin(kind, input, config, parent, group)?.id)
+        Ok(self.begin(NewRun { kind, input, parent, group }, config)?.id)
     }
 
     /// Store a new run as `running` and return it as stored (its config a reference).
-    fn begin(
-        &self,
-        kind: &str,
-        input: serde_json::Value,
-        config: &impl Serialize,
-        parent: Option<RunId>,
-        group: Option<GroupSlot>,
-    ) -> Result<RunRecord, TraceError> {
+    fn begin(&self, new: NewRun<'_>, config: &impl Serialize) -> Result<RunRecord, TraceError> {
         let stored = RunRecord {
             schema: SCHEMA_VERSION,
             id: RunId::new(),
-            kind: kind.to_string(),
-            input,
+            kind: new.kind.to_string(),
+            input: new.input,
             config: self.intern_config(config)?,
-            parent,
-            group,
+            parent: new.parent,
+            group: new.group,
             started_at: Utc::now(),
             ended_at: None,
             status: RunStatus::Running,
