@@ -16,7 +16,7 @@ use std::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{RunRecord, TraceError};
+use super::{error::locked, RunRecord, TraceError};
 
 /// The key a reference is written under.
 const REF_KEY: &str = "$ref";
@@ -57,14 +57,14 @@ impl Configs {
     pub(super) fn intern(&self, bytes: Vec<u8>) -> Result<Interned, TraceError> {
         let hash: Hash = Sha256::digest(&bytes).into();
         let reference = reference(&hash);
-        if lock(&self.stored, &self.path)?.contains(&hash) {
+        if locked(&self.stored, &self.path, "config cache")?.contains(&hash) {
             return Ok(Interned { reference, hash, new_bytes: None });
         }
         let present = self.tree.contains_key(hash).map_err(|e| self.sled_err(e))?;
         if !present {
             self.tree.insert(hash, bytes.as_slice()).map_err(|e| self.sled_err(e))?;
         }
-        let mut stored = lock(&self.stored, &self.path)?;
+        let mut stored = locked(&self.stored, &self.path, "config cache")?;
         if stored.len() >= CACHE_LIMIT {
             stored.clear();
         }
@@ -80,7 +80,7 @@ impl Configs {
     /// Replace `run`'s config reference, if it has one, with the config it names.
     pub(super) fn resolve(&self, run: &mut RunRecord) -> Result<(), TraceError> {
         let Some(hash) = referenced(&run.config) else { return Ok(()) };
-        if let Some(config) = lock(&self.decoded, &self.path)?.get(&hash) {
+        if let Some(config) = locked(&self.decoded, &self.path, "config cache")?.get(&hash) {
             run.config = Value::clone(config);
             return Ok(());
         }
@@ -93,7 +93,7 @@ impl Configs {
             key: format!("{} (config {})", run.id, hex(&hash)),
             detail: e.to_string(),
         })?;
-        let mut decoded = lock(&self.decoded, &self.path)?;
+        let mut decoded = locked(&self.decoded, &self.path, "config cache")?;
         if decoded.len() >= CACHE_LIMIT {
             decoded.clear();
         }
@@ -131,10 +131,6 @@ fn referenced(config: &Value) -> Option<Hash> {
 fn hex(hash: &Hash) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     hash.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]).map(char::from).collect()
-}
-
-fn lock<'a, T>(m: &'a Mutex<T>, path: &std::path::Path) -> Result<std::sync::MutexGuard<'a, T>, TraceError> {
-    m.lock().map_err(|_| TraceError::Store { path: path.to_path_buf(), detail: "config cache poisoned".into() })
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Errors of the trace store.
 
-use std::path::PathBuf;
+use std::{
+    path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard},
+};
 
 /// Everything that can go wrong reading or writing traces.
 #[derive(Debug, thiserror::Error)]
@@ -68,4 +71,10 @@ pub enum TraceError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+/// `mutex` locked, or an error of the store at `path` naming `what` when a holder that
+/// panicked poisoned it.
+pub(super) fn locked<'a, T>(mutex: &'a Mutex<T>, path: &Path, what: &str) -> Result<MutexGuard<'a, T>, TraceError> {
+    mutex.lock().map_err(|_| TraceError::Store { path: path.to_path_buf(), detail: format!("{what} poisoned") })
 }

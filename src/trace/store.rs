@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use super::{
     configs::Configs,
+    error::locked,
     wal::{self, CheckpointError, Kind, Wal},
     GroupSlot, RunId, RunRecord, RunStatus, StepRecord, TraceError, SCHEMA_VERSION,
 };
@@ -127,10 +128,8 @@ struct CommitState {
 }
 
 impl GroupCommit {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, CommitState>, TraceError> {
-        self.state
-            .lock()
-            .map_err(|_| TraceError::Store { path: PathBuf::new(), detail: "commit state poisoned".into() })
+    fn lock(&self, path: &Path) -> Result<std::sync::MutexGuard<'_, CommitState>, TraceError> {
+        locked(&self.state, path, "commit state")
     }
 }
 
@@ -407,7 +406,7 @@ impl TraceStore {
     async fn flush(&self) -> Result<(), TraceError> {
         let commit = &self.commit;
         let ticket = {
-            let mut s = commit.lock()?;
+            let mut s = commit.lock(&self.path)?;
             s.written += 1;
             s.written
         };
@@ -417,7 +416,7 @@ impl TraceStore {
             // Registered before the state is read, so no wake-up is missed.
             notified.as_mut().enable();
             let target = {
-                let mut s = commit.lock()?;
+                let mut s = commit.lock(&self.path)?;
                 if s.flushed >= ticket {
                     return Ok(());
                 }
@@ -438,7 +437,7 @@ impl TraceStore {
                 self.commit.steps_synced.fetch_max(steps, std::sync::atomic::Ordering::SeqCst);
             }
             {
-                let mut s = commit.lock()?;
+                let mut s = commit.lock(&self.path)?;
                 s.flushing = false;
                 s.flushes += 1;
                 if result.is_ok() {
@@ -458,7 +457,7 @@ impl TraceStore {
 
     /// Disk flushes since the store was opened (group commit shares them among writers).
     pub fn flush_count(&self) -> u64 {
-        self.commit.lock().map(|s| s.flushes).unwrap_or(0)
+        self.commit.lock(&self.path).map(|s| s.flushes).unwrap_or(0)
     }
 
     /// One flush, on the calling thread. A flush takes a fraction of a millisecond, and
@@ -633,9 +632,7 @@ impl TraceStore {
     fn running_runs(
         &self,
     ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<RunId, RunRecord>>, TraceError> {
-        self.running
-            .lock()
-            .map_err(|_| TraceError::Store { path: self.path.clone(), detail: "run cache poisoned".into() })
+        locked(&self.running, &self.path, "run cache")
     }
 
     /// Mark a finished or interrupted run as running again (resuming it).
