@@ -84,25 +84,30 @@ impl Wal {
 
     /// Append one record (not yet durable: see [`Wal::sync`]).
     pub(super) fn append(&self, kind: Kind, json: &[u8]) -> std::io::Result<()> {
-        let mut body = Vec::with_capacity(json.len() + 1);
-        body.push(kind as u8);
-        body.extend_from_slice(json);
-        let mut record = Vec::with_capacity(body.len() + 8);
-        record.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        record.extend_from_slice(&body);
-        let mut file = self.lock()?;
-        file.write_all(&record)?;
-        self.len.fetch_add(record.len() as u64, Ordering::Relaxed);
-        Ok(())
+        self.append_parts(kind, &[json])
     }
 
     /// Append a run config under its hash.
     pub(super) fn append_config(&self, hash: &[u8; 32], json: &[u8]) -> std::io::Result<()> {
-        let mut body = Vec::with_capacity(hash.len() + json.len());
-        body.extend_from_slice(hash);
-        body.extend_from_slice(json);
-        self.append(Kind::Config, &body)
+        self.append_parts(Kind::Config, &[hash, json])
+    }
+
+    /// Append one record whose body is `kind` then `parts`, built in one buffer.
+    fn append_parts(&self, kind: Kind, parts: &[&[u8]]) -> std::io::Result<()> {
+        let body_len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut record = Vec::with_capacity(8 + body_len);
+        record.extend_from_slice(&(body_len as u32).to_le_bytes());
+        record.extend_from_slice(&[0; 4]); // the checksum, once the body is in
+        record.push(kind as u8);
+        for part in parts {
+            record.extend_from_slice(part);
+        }
+        let crc = crc32fast::hash(&record[8..]);
+        record[4..8].copy_from_slice(&crc.to_le_bytes());
+        let mut file = self.lock()?;
+        file.write_all(&record)?;
+        self.len.fetch_add(record.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Make every record appended so far durable.
@@ -171,6 +176,24 @@ fn parse(bytes: &[u8]) -> (Vec<Logged>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_record_reads_back_as_its_hash_and_json() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hash = [7u8; 32];
+        {
+            let (wal, _) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            wal.append_config(&hash, br#"{"model":"m"}"#).unwrap_or_else(|e| panic!("{e}"));
+            wal.append(Kind::Step, br#"{"index":0}"#).unwrap_or_else(|e| panic!("{e}"));
+            wal.sync().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (_, records) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].0, Kind::Config);
+        assert_eq!(split_config(&records[0].1), Some((hash, br#"{"model":"m"}"#.as_slice())));
+        assert_eq!(records[1], (Kind::Step, br#"{"index":0}"#.to_vec()));
+        assert_eq!(split_config(&[1, 2, 3]), None, "too short for a hash");
+    }
 
     #[test]
     fn records_read_back_and_a_torn_tail_is_dropped() {
