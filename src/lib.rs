@@ -174,6 +174,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod files;
 pub mod trace;
 
 pub mod corpus;

@@ -11,6 +11,7 @@ use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
 use super::AgentError;
+use crate::files::FileKind;
 
 /// One agent's settings, as written in its TOML file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -196,10 +197,15 @@ fn compile_schema(file: &Path, text: Option<&str>) -> Result<jsonschema::Validat
     jsonschema::validator_for(&schema).map_err(|e| bad(format!("schema is not a valid JSON Schema: {e}")))
 }
 
-fn read_override(dir: Option<&Path>, name: &str, default: &str) -> Result<(String, PathBuf), AgentError> {
+fn read_override(
+    dir: Option<&Path>,
+    name: &str,
+    default: &str,
+    kind: FileKind,
+) -> Result<(String, PathBuf), AgentError> {
     if let Some(path) = dir.map(|d| d.join(name)).filter(|p| p.exists()) {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| AgentError::Config { file: path.clone(), detail: e.to_string() })?;
+        let text = crate::files::read_to_string(&path, kind)
+            .map_err(|e| AgentError::Config { file: path.clone(), detail: e.problem.to_string() })?;
         return Ok((text, path));
     }
     Ok((default.to_string(), PathBuf::from(format!("<built-in {name}>"))))
@@ -216,7 +222,7 @@ impl AgentSet {
     pub fn load(agents_dir: Option<&Path>, prompts_dir: Option<&Path>) -> Result<Self, AgentError> {
         let mut configs = Vec::new();
         for (name, default) in DEFAULT_AGENTS {
-            let (text, file) = read_override(agents_dir, name, default)?;
+            let (text, file) = read_override(agents_dir, name, default, FileKind::AgentConfig)?;
             let config: AgentConfig = toml::from_str(&text).map_err(|e| {
                 let detail = if e.message().contains("unknown field `role`") {
                     // `role` was never read; the file's name says which agent it configures.
@@ -232,7 +238,7 @@ impl AgentSet {
         templates.set_trim_blocks(true);
         templates.add_filter("data", fence_data);
         for (name, default) in DEFAULT_PROMPTS {
-            let (text, file) = read_override(prompts_dir, name, default)?;
+            let (text, file) = read_override(prompts_dir, name, default, FileKind::Prompt)?;
             templates
                 .add_template_owned(name.to_string(), text)
                 .map_err(|e| AgentError::Config { file, detail: format!("template does not compile: {e}") })?;
@@ -266,7 +272,7 @@ impl AgentSet {
     /// checks its files.
     pub fn replace_config(&mut self, name: &str, path: &Path) -> Result<(), AgentError> {
         let bad = |detail: String| AgentError::Config { file: path.to_path_buf(), detail };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = crate::files::read_to_string(path, FileKind::AgentConfig).map_err(|e| bad(e.problem.to_string()))?;
         let config: AgentConfig = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         check_agent(name, path, &config, &self.templates)?;
         match name {

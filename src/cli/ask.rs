@@ -7,6 +7,7 @@ use clap::Args;
 use recheck::{
     agents::{AgentSet, ClaimKind, Verdict},
     corpus::CorpusIndex,
+    files::FileKind,
     home::Home,
     llm::ChatModel,
     orchestrator::{AskOptions, AskOutcome, JudgeChoice, LoopOptions, Strategy, VerifyOptions},
@@ -237,11 +238,10 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
 /// The question: the argument, standard input for `-`, or `--file`.
 fn question(args: &AskArgs) -> anyhow::Result<String> {
     let text = match (&args.question, &args.file) {
-        (_, Some(file)) => {
-            std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
-        }
-        (Some(q), None) if q == "-" => std::io::read_to_string(std::io::stdin())
-            .map_err(|e| anyhow::anyhow!("cannot read the question from standard input: {e}"))?,
+        (_, Some(file)) => recheck::files::read_to_string(file, FileKind::Question)
+            .map_err(|e| anyhow::anyhow!("cannot read the question from {e}"))?,
+        (Some(q), None) if q == "-" => recheck::files::read_stdin(FileKind::Question)
+            .map_err(|e| anyhow::anyhow!("cannot read the question from standard input: {}", e.problem))?,
         (Some(q), None) => q.clone(),
         (None, None) => super::usage!("give a question, `-` for standard input, or --file FILE"),
     };

@@ -63,8 +63,8 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR")]
     pub prompts_dir: Option<PathBuf>,
 
-    /// Items in flight at once (the embedded model runs one call at a time anyway).
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Items in flight at once, 1 to 65536 (the embedded model runs one call at a time anyway).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = super::in_flight())]
     pub concurrency: usize,
 
     /// Server options for `openai:` models.
@@ -174,9 +174,6 @@ pub(super) fn options(
         None | Some("default") => None,
         Some(spec) => Some(args.server.open(home, spec)?),
     };
-    if args.concurrency == 0 {
-        super::usage!("--concurrency must be at least 1");
-    }
     home.ensure()?;
     let retriever = eval::open_corpus(spec, data_root, &home.indexes_dir(), &|line| eprintln!("{line}"))?;
     Ok(RunOptions {

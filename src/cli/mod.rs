@@ -157,8 +157,13 @@ fn llm_hint(e: &LlmError) -> (Option<&'static str>, bool) {
 }
 
 fn trace_hint(e: &TraceError) -> Option<&'static str> {
-    matches!(e, TraceError::InUse { .. })
-        .then_some("wait for the other recheck process to finish, or use another --home")
+    match e {
+        TraceError::InUse { .. } => Some("wait for the other recheck process to finish, or use another --home"),
+        TraceError::Damaged { .. } => Some(
+            "`recheck traces salvage` builds a new store from every record that can still be read and keeps the damaged one beside it",
+        ),
+        _ => None,
+    }
 }
 
 fn corpus_hint(e: &CorpusError) -> Option<&'static str> {
@@ -179,6 +184,13 @@ fn eval_hint(e: &EvalError) -> (Option<&'static str>, bool) {
     }
 }
 
+/// The parser of a flag that sets how much is in flight at once (`--concurrency`,
+/// `--max-in-flight`): 1 to 65,536. Larger values would exceed what a tokio semaphore
+/// holds (found by the second adversarial round) and buy nothing on any machine.
+fn in_flight() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536)
+}
+
 /// A duration flag's value: seconds in (0, 86400]. Up to a day, because a larger value
 /// would not fit a `Duration` (found by a property test); NaN and infinities refused.
 fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
@@ -193,6 +205,8 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
 fn open_store_for_reading(home: &Home) -> anyhow::Result<recheck::trace::TraceStore> {
     match open_store(home) {
         Ok(store) => Ok(store),
+        // A damaged store reads no better from a copy.
+        Err(e) if is_damaged(&e) => Err(e),
         Err(e) if home.traces_dir().is_dir() => {
             let store = recheck::trace::TraceStore::open_snapshot(home.traces_dir()).map_err(|_| e)?;
             eprintln!("(the store is busy or read-only: reading a snapshot of it as of now)");
@@ -200,6 +214,10 @@ fn open_store_for_reading(home: &Home) -> anyhow::Result<recheck::trace::TraceSt
         }
         Err(e) => Err(e),
     }
+}
+
+fn is_damaged(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| matches!(c.downcast_ref::<TraceError>(), Some(TraceError::Damaged { .. })))
 }
 
 /// Open the trace store under `home`, creating the home directory if needed.

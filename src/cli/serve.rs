@@ -51,8 +51,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub body_timeout: f64,
 
-    /// Chat-completion requests answered at once; more get 429 with Retry-After.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    /// Chat-completion requests answered at once, 1 to 65536; more get 429 with Retry-After.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = super::in_flight())]
     pub max_in_flight: usize,
 
     /// Seconds a request may take: half for the loop, the rest for verification;

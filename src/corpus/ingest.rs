@@ -7,7 +7,6 @@
 use std::{
     collections::HashSet,
     fmt,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
 };
 
@@ -140,9 +139,9 @@ fn push_doc(doc: Document, path: &Path, line: Option<usize>, out: &mut Ingested,
 
 /// A Markdown or text file: one document; title = first Markdown heading, if any.
 fn read_text_file(path: &Path, id: String, out: &mut Ingested, seen: &mut HashSet<String>) {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::files::read(path, crate::files::FileKind::Document) {
         Ok(b) => b,
-        Err(e) => return out.bad.push(bad(path, None, format!("cannot read: {e}"))),
+        Err(e) => return out.bad.push(bad(path, None, format!("cannot read: {}", e.problem))),
     };
     out.bytes += bytes.len() as u64;
     let text = match String::from_utf8(bytes) {
@@ -168,20 +167,11 @@ fn read_jsonl(
     out: &mut Ingested,
     seen: &mut HashSet<String>,
 ) -> Result<(), CorpusError> {
-    let file = std::fs::File::open(path).map_err(|e| CorpusError::Io { path: path.to_path_buf(), source: e })?;
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut line_no = 0;
+    let io = |e: crate::files::FileError| CorpusError::Io { path: e.path.clone(), source: e.into_io() };
     let mut any = false;
-    loop {
-        buf.clear();
-        let n =
-            reader.read_until(b'\n', &mut buf).map_err(|e| CorpusError::Io { path: path.to_path_buf(), source: e })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        out.bytes += n as u64;
+    for line in crate::files::Lines::open(path).map_err(io)? {
+        let (line_no, buf) = line.map_err(io)?;
+        out.bytes += buf.len() as u64 + 1;
         let Ok(line) = std::str::from_utf8(&buf) else {
             out.bad.push(bad(path, Some(line_no), "not UTF-8"));
             continue;

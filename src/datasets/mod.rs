@@ -89,7 +89,8 @@ pub fn load(loader: Loader, path: &Path) -> Result<Vec<Item>, DatasetError> {
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, DatasetError> {
-    std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.to_path_buf(), source })
+    crate::files::read_to_string(path, crate::files::FileKind::Document)
+        .map_err(|e| DatasetError::Io { path: path.to_path_buf(), source: e.into_io() })
 }
 
 pub(crate) fn stem(path: &Path) -> String {

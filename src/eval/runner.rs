@@ -364,7 +364,7 @@ pub(crate) async fn run_pending(
         }
     }
     progress.start(run.id, items.len(), done.len());
-    let limit = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let limit = Arc::new(Semaphore::new(opts.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
     let spec = Arc::new(spec.clone());
     let change = Arc::new(change);
     let mut tasks = JoinSet::new();

@@ -144,7 +144,8 @@ impl EvalSpec {
     /// Read and check a spec file.
     pub fn load(file: &Path) -> Result<Self, EvalError> {
         let bad = |detail: String| EvalError::Spec { file: file.to_path_buf(), detail };
-        let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+        let text =
+            crate::files::read_to_string(file, crate::files::FileKind::Spec).map_err(|e| bad(e.problem.to_string()))?;
         let mut spec: EvalSpec = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         spec.check().map_err(bad)?;
         spec.controls.get_or_insert(true);

@@ -104,7 +104,7 @@ impl OpenAiBackend {
             .with_api_base(base_url.clone())
             .with_api_key(options.api_key.clone().unwrap_or_default());
         let client = Client::with_config(config).with_http_service(service);
-        let limiter = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
+        let limiter = Arc::new(Semaphore::new(options.max_concurrency.clamp(1, Semaphore::MAX_PERMITS)));
         Ok(Self {
             client,
             model: model.into(),

@@ -87,7 +87,7 @@ pub async fn fork_batch(
     });
     let group = store.create_run(run_kind::FORKS, input, config, None).await?;
     let recorder = RunRecorder::new(store.clone(), group.id, 0);
-    let gate = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let gate = Arc::new(Semaphore::new(options.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
     let agents = Arc::new(agents.clone());
     let mut tasks = JoinSet::new();
     for (slot, id) in ids.iter().copied().enumerate() {

@@ -184,10 +184,11 @@ pub(super) async fn fork_in(
     let live = models.live.clone();
     let mut agents = agents.clone();
     if let AskChange::Prompt { template, path } = change {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::BadChange {
-            change: format!("prompt.{template}={}", path.display()),
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?;
+        let text =
+            crate::files::read_to_string(path, crate::files::FileKind::Prompt).map_err(|e| Error::BadChange {
+                change: format!("prompt.{template}={}", path.display()),
+                reason: format!("cannot read {e}"),
+            })?;
         agents.replace_template(template, text)?;
     }
     let (run, record, question, mut options) = source(store, run_id, &agents)?;

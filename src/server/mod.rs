@@ -108,6 +108,13 @@ impl ServeConfig {
         if self.max_in_flight == 0 || self.body_limit == 0 {
             return Err(ServerError::Config("requests in flight and the body limit must be at least 1".into()));
         }
+        if self.max_in_flight > Semaphore::MAX_PERMITS {
+            return Err(ServerError::Config(format!(
+                "requests in flight must be at most {}, got {}",
+                Semaphore::MAX_PERMITS,
+                self.max_in_flight
+            )));
+        }
         if self.deadline.is_zero() || self.header_timeout.is_zero() || self.body_timeout.is_zero() {
             return Err(ServerError::Config("timeouts and the deadline must be longer than 0".into()));
         }

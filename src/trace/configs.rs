@@ -115,7 +115,7 @@ fn reference(hash: &Hash) -> Value {
 }
 
 /// The hash `config` refers to, if it is a reference (an object with the one key `$ref`).
-fn referenced(config: &Value) -> Option<Hash> {
+pub(super) fn referenced(config: &Value) -> Option<Hash> {
     let map = config.as_object().filter(|m| m.len() == 1)?;
     let hex = map.get(REF_KEY)?.as_str()?.strip_prefix(REF_PREFIX)?;
     if hex.len() != 64 {

@@ -16,6 +16,16 @@ pub enum TraceError {
         /// What sled said.
         detail: String,
     },
+    /// sled cannot read the store's files: they were damaged (a disk fault, a partial
+    /// copy, an edit). Nothing was changed; a salvage builds a new store from what can
+    /// still be read.
+    #[error("trace store at {path} is damaged: {detail}")]
+    Damaged {
+        /// Store directory.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
     /// Another recheck process holds the store's lock.
     #[error("trace store at {path} is in use by another recheck process")]
     InUse {

@@ -19,7 +19,9 @@ use super::{ChatRequest, Completion, ContinuationScore, Message, ModelInfo, Usag
 /// 3: a stored run record's config may be a reference to the store's config table
 /// (`{"$ref": "sha256:..."}`); readers put the config back, so a [`RunRecord`] read
 /// from the store or exported always holds it whole.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: a run record carries `seq`, how many times it was written, so recovery never
+/// puts back a record older than the one stored (records before 4 read as `seq` 0).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The kinds of run recheck writes (a [`RunRecord`]'s `kind`).
 pub mod run_kind {
@@ -105,6 +107,12 @@ impl fmt::Display for RunStatus {
 pub struct RunRecord {
     /// Schema version of this record.
     pub schema: u32,
+    /// The record's version: 1 when the run starts, one more at each write of it
+    /// (finished, reopened, marked incomplete). Replaying the write-ahead log never
+    /// puts back a record whose `seq` is below the stored one's. 0 in records written
+    /// before schema 4.
+    #[serde(default)]
+    pub seq: u64,
     /// The run's id.
     pub id: RunId,
     /// What kind of run: `ask`, `eval`, ...

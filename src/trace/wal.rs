@@ -9,14 +9,23 @@
 //! emptied. Opening a store replays the log into sled, so nothing acknowledged is lost
 //! whichever of the two a crash interrupted.
 //!
-//! A record: length (u32, little-endian) of what follows the checksum, CRC-32 of it
-//! (u32), the kind (one byte), the record's JSON (a config's preceded by its hash). A
-//! torn last record (a crash mid-write, never acknowledged) fails its checksum and is
-//! dropped, with everything after it.
+//! A record: a marker ([`MARKER`], 4 bytes), the length (u32, little-endian) of what
+//! follows the checksum, CRC-32 of it (u32), the kind (one byte), the record's JSON (a
+//! config's preceded by its hash). The marker lets a reader find the next record after
+//! a damaged one: its bytes cannot occur inside JSON (0xD3 is a UTF-8 lead byte that
+//! 0x5E cannot follow). Logs written before the marker (no marker at all) read as they
+//! did: up to the first bad record.
+//!
+//! What a reader makes of damage, as sled's and PostgreSQL's recovery do: a bad record
+//! with nothing readable after it is a torn tail (a crash mid-append, never
+//! acknowledged) and is dropped; a bad record with readable records after it is
+//! corruption: reported, skipped, and the records after it recovered; the damaged file
+//! is kept aside ([`Wal::keep_aside`]) before the log is emptied.
 
 use std::{
     fs::File,
     io::{Read, Write},
+    ops::Range,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -29,6 +38,15 @@ pub(super) const FILE: &str = "steps.wal";
 
 /// Past this size the log is folded into sled (one sled flush) and emptied.
 pub(super) const CHECKPOINT_BYTES: u64 = 32 << 20;
+
+/// What every record starts with.
+const MARKER: [u8; 4] = [0xD3, 0x5E, 0xC4, 0xA7];
+
+/// Bytes before a record's body: marker, length, checksum.
+const HEADER: usize = 12;
+
+/// Damaged logs kept aside beside the store, newest first; older ones are removed.
+const KEEP_DAMAGED: usize = 3;
 
 /// A record read back: its kind and JSON.
 pub(super) type Logged = (Kind, Vec<u8>);
@@ -55,6 +73,19 @@ impl Kind {
     }
 }
 
+/// What reading a log found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Parsed {
+    /// The records whose checksums hold, in order.
+    pub records: Vec<Logged>,
+    /// Byte ranges skipped in the middle of the log (readable records follow each).
+    pub damaged: Vec<Range<u64>>,
+    /// Records recovered after the first damaged range.
+    pub after_damage: usize,
+    /// Bytes of a torn last record, dropped.
+    pub torn_tail: u64,
+}
+
 /// The log of one store.
 pub(super) struct Wal {
     path: PathBuf,
@@ -66,20 +97,23 @@ pub(super) struct Wal {
 }
 
 impl Wal {
-    /// Open (or create) the log in `dir` and read its valid records, dropping a torn tail.
-    pub(super) fn open(dir: &Path) -> std::io::Result<(Self, Vec<Logged>)> {
+    /// Open (or create) the log in `dir` and read it. A torn tail alone is cut off at
+    /// once; a damaged log is left as it is for [`Wal::keep_aside`].
+    pub(super) fn open(dir: &Path) -> std::io::Result<(Self, Parsed)> {
         let path = dir.join(FILE);
         let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (records, valid) = parse(&bytes);
-        if valid < bytes.len() {
-            file.set_len(valid as u64)?;
+        let parsed = parse(&bytes);
+        let mut len = bytes.len() as u64;
+        if parsed.torn_tail > 0 && parsed.damaged.is_empty() {
+            len -= parsed.torn_tail;
+            file.set_len(len)?;
             file.sync_data()?;
         }
         let sync = file.try_clone()?;
-        let wal = Self { path, file: Mutex::new(file), sync, len: AtomicU64::new(valid as u64) };
-        Ok((wal, records))
+        let wal = Self { path, file: Mutex::new(file), sync, len: AtomicU64::new(len) };
+        Ok((wal, parsed))
     }
 
     /// Append one record (not yet durable: see [`Wal::sync`]).
@@ -94,16 +128,7 @@ impl Wal {
 
     /// Append one record whose body is `kind` then `parts`, built in one buffer.
     fn append_parts(&self, kind: Kind, parts: &[&[u8]]) -> std::io::Result<()> {
-        let body_len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
-        let mut record = Vec::with_capacity(8 + body_len);
-        record.extend_from_slice(&(body_len as u32).to_le_bytes());
-        record.extend_from_slice(&[0; 4]); // the checksum, once the body is in
-        record.push(kind as u8);
-        for part in parts {
-            record.extend_from_slice(part);
-        }
-        let crc = crc32fast::hash(&record[8..]);
-        record[4..8].copy_from_slice(&crc.to_le_bytes());
+        let record = encode(kind, parts);
         let mut file = self.lock()?;
         file.write_all(&record)?;
         self.len.fetch_add(record.len() as u64, Ordering::Relaxed);
@@ -131,6 +156,37 @@ impl Wal {
         Ok(())
     }
 
+    /// Copy the log as it is now to `steps.wal.corrupt-<UTC time>` beside it, for
+    /// inspection, and remove all but the newest [`KEEP_DAMAGED`] such copies. Returns
+    /// the copy's path.
+    pub(super) fn keep_aside(&self) -> std::io::Result<PathBuf> {
+        let _appends = self.lock()?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let mut copy = dir.join(format!("{FILE}.corrupt-{stamp}"));
+        for n in 1.. {
+            if !copy.exists() {
+                break;
+            }
+            copy = dir.join(format!("{FILE}.corrupt-{stamp}-{n}"));
+        }
+        std::fs::copy(&self.path, &copy)?;
+        File::open(&copy)?.sync_all()?;
+        let prefix = format!("{FILE}.corrupt-");
+        let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        // The time stamps sort as text.
+        kept.sort();
+        let excess = kept.len().saturating_sub(KEEP_DAMAGED);
+        for old in &kept[..excess] {
+            std::fs::remove_file(old)?;
+        }
+        Ok(copy)
+    }
+
     /// The log's path, for errors.
     pub(super) fn path(&self) -> &Path {
         &self.path
@@ -155,27 +211,127 @@ pub(super) enum CheckpointError<E> {
     Io(std::io::Error),
 }
 
-/// The valid records at the start of `bytes`, and how many bytes they take.
-fn parse(bytes: &[u8]) -> (Vec<Logged>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while let Some(header) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else { break };
-        if len == 0 || crc32fast::hash(body) != crc {
-            break;
-        }
-        let Some(kind) = Kind::from_byte(body[0]) else { break };
-        records.push((kind, body[1..].to_vec()));
-        at += 8 + len;
+/// One record as it is written: marker, length, checksum, kind, `parts`.
+fn encode(kind: Kind, parts: &[&[u8]]) -> Vec<u8> {
+    let body_len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut record = Vec::with_capacity(HEADER + body_len);
+    record.extend_from_slice(&MARKER);
+    record.extend_from_slice(&(body_len as u32).to_le_bytes());
+    record.extend_from_slice(&[0; 4]); // the checksum, once the body is in
+    record.push(kind as u8);
+    for part in parts {
+        record.extend_from_slice(part);
     }
-    (records, at)
+    let crc = crc32fast::hash(&record[HEADER..]);
+    record[8..HEADER].copy_from_slice(&crc.to_le_bytes());
+    record
+}
+
+/// The record at the start of `bytes` if it is whole and its checksum holds, with the
+/// bytes it takes. `header` is where the length starts (after the marker, if any).
+fn record_at(bytes: &[u8], header: usize) -> Option<(Logged, usize)> {
+    let field = |at: usize| bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
+    let len = field(header)? as usize;
+    let crc = field(header + 4)?;
+    let start = header + 8;
+    let body = bytes.get(start..start.checked_add(len)?)?;
+    if len == 0 || crc32fast::hash(body) != crc {
+        return None;
+    }
+    let kind = Kind::from_byte(body[0])?;
+    Some(((kind, body[1..].to_vec()), start + len))
+}
+
+/// Read a log: a log with markers, or one written before them, whichever reads more
+/// records (a log whose first marker is damaged still reads as a log with markers).
+pub(super) fn parse(bytes: &[u8]) -> Parsed {
+    if bytes.is_empty() || bytes.starts_with(&MARKER) {
+        return parse_marked(bytes);
+    }
+    let (marked, legacy) = (parse_marked(bytes), parse_legacy(bytes));
+    if legacy.records.len() >= marked.records.len() {
+        legacy
+    } else {
+        marked
+    }
+}
+
+/// A log with markers: records in order; after a bad one, the next marker that starts
+/// a good record.
+fn parse_marked(bytes: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut at = 0;
+    while at < bytes.len() {
+        let here = &bytes[at..];
+        if let Some((record, used)) = here.starts_with(&MARKER).then(|| record_at(here, 4)).flatten() {
+            if !parsed.damaged.is_empty() {
+                parsed.after_damage += 1;
+            }
+            parsed.records.push(record);
+            at += used;
+            continue;
+        }
+        match next_record(bytes, at + 1) {
+            Some(next) => {
+                parsed.damaged.push(at as u64..next as u64);
+                at = next;
+            }
+            None => {
+                parsed.torn_tail = (bytes.len() - at) as u64;
+                break;
+            }
+        }
+    }
+    parsed
+}
+
+/// The offset of the first marker at or after `from` that starts a good record.
+fn next_record(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(found) = bytes.get(at..)?.windows(MARKER.len()).position(|w| w == MARKER) {
+        let start = at + found;
+        if record_at(&bytes[start..], 4).is_some() {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+/// A log written before markers: records up to the first bad one. What follows a bad
+/// record cannot be found again; it counts as damaged unless the bad record is the last.
+fn parse_legacy(bytes: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut at = 0;
+    while at < bytes.len() {
+        match record_at(&bytes[at..], 0) {
+            Some((record, used)) => {
+                parsed.records.push(record);
+                at += used;
+            }
+            None => break,
+        }
+    }
+    if at < bytes.len() {
+        // A whole record whose checksum fails, with more after it: damage. Anything
+        // else (a record running past the end) is a torn tail.
+        let declared =
+            bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(|b| u32::from_le_bytes(b) as usize + 8);
+        match declared {
+            Some(n) if at.saturating_add(n) < bytes.len() => parsed.damaged.push(at as u64..bytes.len() as u64),
+            _ => parsed.torn_tail = (bytes.len() - at) as u64,
+        }
+    }
+    parsed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(kind: Kind, json: &str) -> Logged {
+        (kind, json.as_bytes().to_vec())
+    }
 
     #[test]
     fn a_config_record_reads_back_as_its_hash_and_json() {
@@ -187,11 +343,12 @@ mod tests {
             wal.append(Kind::Step, br#"{"index":0}"#).unwrap_or_else(|e| panic!("{e}"));
             wal.sync().unwrap_or_else(|e| panic!("{e}"));
         }
-        let (_, records) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let (_, parsed) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let records = parsed.records;
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].0, Kind::Config);
         assert_eq!(split_config(&records[0].1), Some((hash, br#"{"model":"m"}"#.as_slice())));
-        assert_eq!(records[1], (Kind::Step, br#"{"index":0}"#.to_vec()));
+        assert_eq!(records[1], record(Kind::Step, r#"{"index":0}"#));
         assert_eq!(split_config(&[1, 2, 3]), None, "too short for a hash");
     }
 
@@ -200,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         {
             let (wal, old) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-            assert!(old.is_empty());
+            assert!(old.records.is_empty());
             wal.append(Kind::Run, br#"{"id":1}"#).unwrap_or_else(|e| panic!("{e}"));
             wal.append(Kind::Step, br#"{"index":0}"#).unwrap_or_else(|e| panic!("{e}"));
             wal.sync().unwrap_or_else(|e| panic!("{e}"));
@@ -209,21 +366,103 @@ mod tests {
         let path = dir.path().join(FILE);
         let whole = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
         let mut torn = whole.clone();
-        torn.extend_from_slice(&whole[..12]);
+        torn.extend_from_slice(&whole[..14]);
         std::fs::write(&path, &torn).unwrap_or_else(|e| panic!("{e}"));
-        let (wal, records) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(records, vec![(Kind::Run, br#"{"id":1}"#.to_vec()), (Kind::Step, br#"{"index":0}"#.to_vec())]);
+        let (wal, parsed) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.records, vec![record(Kind::Run, r#"{"id":1}"#), record(Kind::Step, r#"{"index":0}"#)]);
+        assert_eq!((parsed.torn_tail, parsed.damaged.len()), (14, 0));
         assert_eq!(std::fs::metadata(&path).map(|m| m.len()).ok(), Some(whole.len() as u64), "the torn tail is cut");
-        // A flipped byte inside a record ends the log there.
+        // A flipped byte in the last record, nothing after it: a torn tail too.
         let mut bad = whole.clone();
         let last = bad.len() - 2;
         bad[last] ^= 0x20;
         drop(wal);
         std::fs::write(&path, &bad).unwrap_or_else(|e| panic!("{e}"));
-        let (wal, records) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(records.len(), 1);
+        let (wal, parsed) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((parsed.records.len(), parsed.damaged.len()), (1, 0));
         let emptied: Result<(), CheckpointError<()>> = wal.checkpoint(|| Ok(()));
         assert!(emptied.is_ok());
         assert_eq!((wal.len(), std::fs::metadata(&path).map(|m| m.len()).ok()), (0, Some(0)));
+    }
+
+    /// A log of `n` step records, and where each starts.
+    fn log_of(n: u32) -> (Vec<u8>, Vec<usize>) {
+        let (mut bytes, mut starts) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            starts.push(bytes.len());
+            bytes.extend(encode(Kind::Step, &[format!(r#"{{"index":{i}}}"#).as_bytes()]));
+        }
+        (bytes, starts)
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_middle_is_skipped_and_the_rest_recovered() {
+        let (whole, starts) = log_of(10);
+        // Any one bit flipped in record 3 (marker, length, checksum, kind or body).
+        for offset in starts[3]..starts[4] {
+            for bit in [0, 3, 7] {
+                let mut bad = whole.clone();
+                bad[offset] ^= 1 << bit;
+                let parsed = parse(&bad);
+                let indexes: Vec<String> =
+                    parsed.records.iter().map(|(_, j)| String::from_utf8_lossy(j).into_owned()).collect();
+                assert_eq!(parsed.records.len(), 9, "offset {offset} bit {bit}: {indexes:?}");
+                assert!(!indexes.contains(&r#"{"index":3}"#.to_string()));
+                assert_eq!(parsed.damaged, vec![starts[3] as u64..starts[4] as u64], "offset {offset} bit {bit}");
+                assert_eq!((parsed.after_damage, parsed.torn_tail), (6, 0));
+            }
+        }
+        // Damage and a torn tail together.
+        let mut both = whole.clone();
+        both[starts[5] + 13] ^= 0xff;
+        both.extend_from_slice(&whole[..20]);
+        let parsed = parse(&both);
+        assert_eq!((parsed.records.len(), parsed.damaged.len(), parsed.torn_tail), (9, 1, 20));
+    }
+
+    #[test]
+    fn logs_written_before_markers_read_as_they_did() {
+        let legacy_record = |json: &str| {
+            let mut body = vec![Kind::Step as u8];
+            body.extend_from_slice(json.as_bytes());
+            let mut r = (body.len() as u32).to_le_bytes().to_vec();
+            r.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+            r.extend(body);
+            r
+        };
+        let mut old: Vec<u8> = (0..5).flat_map(|i| legacy_record(&format!(r#"{{"index":{i}}}"#))).collect();
+        let parsed = parse(&old);
+        assert_eq!((parsed.records.len(), parsed.torn_tail, parsed.damaged.len()), (5, 0, 0));
+        // A torn tail is dropped; a bad record with more after it is damage.
+        let one = legacy_record(r#"{"index":9}"#);
+        old.extend_from_slice(&one[..10]);
+        assert_eq!(parse(&old).torn_tail, 10);
+        old.truncate(old.len() - 10);
+        let second = legacy_record(r#"{"index":0}"#).len();
+        old[second + 9] ^= 1;
+        let parsed = parse(&old);
+        assert_eq!((parsed.records.len(), parsed.damaged.len()), (1, 1));
+    }
+
+    #[test]
+    fn damaged_logs_are_kept_aside_newest_few_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (wal, _) = Wal::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        wal.append(Kind::Run, br#"{"id":1}"#).unwrap_or_else(|e| panic!("{e}"));
+        let mut copies = Vec::new();
+        for _ in 0..5 {
+            copies.push(wal.keep_aside().unwrap_or_else(|e| panic!("{e}")));
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(left.len(), KEEP_DAMAGED);
+        for newest in &copies[2..] {
+            assert!(left.contains(newest), "{newest:?} kept");
+            assert_eq!(std::fs::read(newest).ok(), std::fs::read(dir.path().join(FILE)).ok());
+        }
     }
 }

@@ -76,6 +76,14 @@ pub enum TracesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a damaged store: a new store from every record that can still be read
+    /// in the old one's files and its write-ahead log. The damaged store is kept beside
+    /// it as `traces.damaged-<time>`; nothing is deleted.
+    Salvage {
+        /// Print what was recovered as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import a JSONL export; runs already present are skipped.
     Import {
         /// File to read.
@@ -88,6 +96,12 @@ pub enum TracesCommand {
 
 pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
     let command = args.command;
+    if let TracesCommand::Salvage { json } = command {
+        if args.server.is_some() {
+            super::usage!("salvage works on the store's files; drop --server");
+        }
+        return salvage(home, json);
+    }
     let remote = match (&command, &args.server) {
         (TracesCommand::Import { .. }, Some(_)) => super::usage!("import writes to the store itself; drop --server"),
         (TracesCommand::Import { .. }, None) => None,
@@ -98,6 +112,7 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
     // that holds it, or from a snapshot; import writes.
     let store = match (&command, &remote) {
         (TracesCommand::Import { .. }, _) => super::open_store(home)?,
+        (TracesCommand::Salvage { .. }, _) => anyhow::bail!("salvage opens no store"),
         (TracesCommand::List { .. }, Some(_)) => recheck::trace::TraceStore::temporary()?,
         (TracesCommand::Show { id, .. }, Some(r)) => r.fetch(std::slice::from_ref(id)).await?,
         (TracesCommand::Export { runs, .. }, Some(r)) => r.fetch(runs).await?,
@@ -183,18 +198,73 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        TracesCommand::Salvage { .. } => anyhow::bail!("salvage opens no store"),
         TracesCommand::Import { file, json } => {
             let counts = store.import_jsonl(&file)?;
             if json {
                 return super::print_json(&counts);
             }
             println!(
-                "imported {} runs, {} steps; repaired {} runs stored incomplete; skipped {} runs already present",
+                "imported {} runs, {} steps; repaired {} runs stored with fewer steps; skipped {} runs already present",
                 counts.runs, counts.steps, counts.repaired_runs, counts.skipped_runs
             );
             Ok(())
         }
     }
+}
+
+/// `recheck traces salvage`: build a new store beside the damaged one, then swap them.
+fn salvage(home: &Home, json: bool) -> anyhow::Result<()> {
+    let traces = home.traces_dir();
+    if !traces.is_dir() {
+        anyhow::bail!("there is no trace store at {} to salvage", traces.display());
+    }
+    if recheck::trace::TraceStore::is_held(&traces) {
+        anyhow::bail!(
+            "the trace store at {} is in use by another recheck process; stop it first (salvage needs the store to itself)",
+            traces.display()
+        );
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let sibling = |what: &str| traces.with_file_name(format!("traces.{what}-{stamp}"));
+    let (new, kept) = (sibling("salvaged"), sibling("damaged"));
+    let report = recheck::trace::TraceStore::salvage(&traces, &new)?;
+    // The new store takes the old one's place; the old one stays, renamed.
+    std::fs::rename(&traces, &kept).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot move {} aside to {}: {e} (the salvaged store is at {})",
+            traces.display(),
+            kept.display(),
+            new.display()
+        )
+    })?;
+    std::fs::rename(&new, &traces).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot move the salvaged store {} into place at {}: {e} (the damaged one is at {})",
+            new.display(),
+            traces.display(),
+            kept.display()
+        )
+    })?;
+    if json {
+        return super::print_json(&serde_json::json!({ "report": report, "store": traces, "damaged_kept_at": kept }));
+    }
+    if let Some(why) = &report.sled_error {
+        println!("sled could not open the damaged store ({}); its files were scanned", super::shown(why));
+    }
+    println!(
+        "salvaged {} runs ({} steps, {} configs) from its files and {} records from its write-ahead log; {} records unreadable",
+        report.runs, report.steps, report.configs, report.logged, report.unreadable
+    );
+    println!("the new store at {} holds {} runs", traces.display(), report.total_runs);
+    if report.runs_without_config > 0 {
+        println!(
+            "{} of them lack their config and read as unreadable (`recheck traces list` names them)",
+            report.runs_without_config
+        );
+    }
+    println!("the damaged store is kept at {}", kept.display());
+    Ok(())
 }
 
 /// Send `ids` (default: every run) to the collector `otlp` names.

@@ -84,12 +84,9 @@ impl LocalBackend {
     /// Load `path` on a new worker thread. Prefer [`LocalBackend::shared`].
     pub fn load(path: &Path, spec: &str) -> Result<Self, LlmError> {
         let file_err = |detail: String| LlmError::ModelFile { path: path.to_path_buf(), detail };
-        let meta = std::fs::metadata(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
-        if !meta.is_file() {
-            return Err(file_err("not a file".into()));
-        }
+        let (mut file, _) = crate::files::open(path).map_err(|e| file_err(format!("cannot read it: {}", e.problem)))?;
         let mut magic = [0u8; 4];
-        std::io::Read::read_exact(&mut std::fs::File::open(path).map_err(|e| file_err(e.to_string()))?, &mut magic)
+        std::io::Read::read_exact(&mut file, &mut magic)
             .map_err(|_| file_err("too short to be a GGUF model".into()))?;
         if &magic != b"GGUF" {
             return Err(file_err("not a GGUF model (bad magic bytes)".into()));
