@@ -1,9 +1,15 @@
 //! The fault matrix: `recheck ask` and `recheck eval run` against a scripted server
 //! that fails in each way servers do. Every case ends with a stored run whose status
-//! says what happened, a clear message, and the right exit code.
+//! says what happened, a clear message, and the right exit code. Beside it, a failing
+//! machine (`store_damage`) and input that never ends (`bounded_input`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+
+#[path = "faults/bounded_input.rs"]
+mod bounded_input;
+#[path = "faults/store_damage.rs"]
+mod store_damage;
 
 use std::{
     path::Path,
