@@ -318,3 +318,127 @@ async fn a_cut_off_export_is_refused_and_a_complete_copy_repairs_an_incomplete_r
     let again = fresh.import_jsonl(&full).unwrap();
     assert_eq!((again.repaired_runs, again.skipped_runs), (0, 1), "complete now: skipped");
 }
+
+/// The lines of an export as JSON values.
+fn export_lines(store: &TraceStore, dir: &std::path::Path, name: &str) -> Vec<serde_json::Value> {
+    let file = dir.join(name);
+    store.export_jsonl(&file, &[]).unwrap();
+    std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn write_lines(dir: &std::path::Path, name: &str, lines: &[serde_json::Value]) -> std::path::PathBuf {
+    let file = dir.join(name);
+    std::fs::write(&file, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn import_never_rewrites_a_stored_run() {
+    // Regression (issue 28.3a): a forged copy of a completed run with one more step
+    // replaced its question and answer, reported as "repaired".
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path().join("a")).unwrap();
+    let id = run_with_steps(&store, 6).await;
+    store.finish_run(id, RunStatus::Completed, Some(json!({"answer": "yes"})), None).await.unwrap();
+    let original = (store.run(id).unwrap(), store.steps(id).unwrap());
+    let lines = export_lines(&store, dir.path(), "all.jsonl");
+    let with_step = |lines: &[serde_json::Value]| {
+        let mut lines = lines.to_vec();
+        let mut extra = lines[6].clone();
+        extra["index"] = json!(6);
+        lines.push(extra);
+        lines[0]["steps"] = json!(7);
+        lines
+    };
+    let forgeries: Vec<(&str, Vec<serde_json::Value>, &str)> = vec![
+        (
+            "question and answer changed",
+            {
+                let mut l = with_step(&lines);
+                l[0]["input"] = json!({"question": "forged"});
+                l[0]["output"] = json!({"answer": "forged"});
+                l
+            },
+            "differs from the stored run of that id in its input",
+        ),
+        (
+            "answer changed",
+            {
+                let mut l = with_step(&lines);
+                l[0]["output"] = json!({"answer": "forged"});
+                l
+            },
+            "import repairs only runs stored incomplete",
+        ),
+        (
+            "a stored step changed",
+            {
+                let mut l = with_step(&lines);
+                l[3]["latency_ms"] = json!(999);
+                l
+            },
+            "differs from the stored step",
+        ),
+    ];
+    for (name, forged, says) in forgeries {
+        let file = write_lines(dir.path(), "forged.jsonl", &forged);
+        let err = store.import_jsonl(&file).unwrap_err().to_string();
+        assert!(err.contains(says), "{name}: {err}");
+        assert_eq!((store.run(id).unwrap(), store.steps(id).unwrap()), original, "{name}: nothing changed");
+    }
+    // A run stored incomplete is repaired by a complete copy that agrees with it.
+    let other = TraceStore::open(dir.path().join("b")).unwrap();
+    let mut short = lines[..4].to_vec();
+    short[0]["steps"] = json!(3);
+    short[0]["status"] = json!("incomplete");
+    for key in ["ended_at", "output"] {
+        short[0].as_object_mut().unwrap().remove(key);
+    }
+    other.import_jsonl(&write_lines(dir.path(), "short.jsonl", &short)).unwrap();
+    assert_eq!(other.run(id).unwrap().unwrap().status, RunStatus::Incomplete);
+    let counts = other.import_jsonl(&dir.path().join("all.jsonl")).unwrap();
+    assert_eq!((counts.repaired_runs, counts.steps), (1, 6));
+    let repaired = other.run(id).unwrap().unwrap();
+    assert_eq!((repaired.status, &repaired.output), (RunStatus::Completed, &Some(json!({"answer": "yes"}))));
+    assert!(repaired.seq > original.0.as_ref().unwrap().seq.max(1), "its version moves forward");
+    assert_eq!(other.steps(id).unwrap(), original.1);
+}
+
+#[tokio::test]
+async fn import_never_takes_over_an_experiments_filled_slots() {
+    // Regression (issue 28.3b): runs with an experiment's slots and newer ids replaced
+    // its completed items (accuracy 0.96 -> 0.0, "imported 50 runs").
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path().join("a")).unwrap();
+    let group = store.create_run("eval", json!({}), json!({}), None).await.unwrap();
+    let mut items = Vec::new();
+    for i in 0..3 {
+        let slot = recheck::trace::GroupSlot { run: group.id, index: i };
+        let item = store.create_member_run("eval-item", json!({"i": i}), json!({}), slot).await.unwrap();
+        store.finish_run(item.id, RunStatus::Completed, Some(json!({"correct": true})), None).await.unwrap();
+        items.push(item.id);
+    }
+    store.finish_run(group.id, RunStatus::Completed, None, None).await.unwrap();
+    let lines = export_lines(&store, dir.path(), "all.jsonl");
+    // The item runs again, under newer ids, with other outcomes.
+    let forged: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["group"].is_object())
+        .map(|l| {
+            let mut l = l.clone();
+            l["id"] = json!(recheck::trace::RunId::new().to_string());
+            l["output"] = json!({"correct": false});
+            l["steps"] = json!(0);
+            l
+        })
+        .collect();
+    assert_eq!(forged.len(), 3);
+    let err = store.import_jsonl(&write_lines(dir.path(), "forged.jsonl", &forged)).unwrap_err().to_string();
+    assert!(err.contains("which completed run") && err.contains("already fills"), "{err}");
+    let members: Vec<_> = store.members(group.id).unwrap().into_iter().map(|(_, id)| id).collect();
+    assert_eq!(members, items, "the slots keep their runs");
+    assert_eq!(store.list_runs().unwrap().len(), 4, "nothing imported");
+    // Into a store without that experiment they import as they are.
+    let other = TraceStore::open(dir.path().join("b")).unwrap();
+    assert_eq!(other.import_jsonl(&dir.path().join("forged.jsonl")).unwrap().runs, 3);
+}
