@@ -6,6 +6,9 @@
 
 mod support;
 
+#[path = "serve/limits.rs"]
+mod limits;
+
 use std::{
     net::SocketAddr,
     path::Path,
@@ -76,7 +79,8 @@ async fn start_with(
 }
 
 async fn start(upstream: &MockServer, options: AskOptions, config: ServeConfig) -> Running {
-    let up = Upstream { base_url: upstream.url.clone(), api_key: None, model: "scripted".into() };
+    let up =
+        Upstream { base_url: upstream.url.clone(), api_key: None, model: "scripted".into(), max_reply_bytes: 8 << 20 };
     start_with(scripted(upstream, 0), options, config, Some(up)).await
 }
 
@@ -236,7 +240,8 @@ async fn body_limit_and_requests_in_flight_are_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_failure_is_a_502_and_a_failed_run() {
     let upstream = MockServer::start(vec![Reply::status(500, r#"{"error": {"message": "the GPU caught fire"}}"#)]);
-    let up = Upstream { base_url: upstream.url.clone(), api_key: None, model: "scripted".into() };
+    let up =
+        Upstream { base_url: upstream.url.clone(), api_key: None, model: "scripted".into(), max_reply_bytes: 8 << 20 };
     let running = start_with(scripted(&upstream, 2), single(), ServeConfig::default(), Some(up)).await;
     let response = post(&running.url, &ask("Hi?"), None).await;
     assert_eq!(response.status(), 502);

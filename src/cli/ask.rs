@@ -10,7 +10,10 @@ use recheck::{
     files::FileKind,
     home::Home,
     llm::ChatModel,
-    orchestrator::{AskOptions, AskOutcome, JudgeChoice, LoopOptions, Strategy, VerifyOptions},
+    orchestrator::{
+        AskOptions, AskOutcome, ClaimReport, JudgeChoice, LoopOptions, Strategy, Verification, VerifyOptions,
+    },
+    trace::JudgeKind,
 };
 
 /// Arguments of `recheck ask`.
@@ -222,7 +225,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let outcome = recheck::ask(&store, model, &question, &ask).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     // A failed run is stored too: it is exported before the error is reported.
-    super::otlp::finish(exporter);
+    super::otlp::finish(exporter, None);
     let outcome = outcome?;
     if args.json {
         let mut value = serde_json::to_value(&outcome)?;
@@ -251,8 +254,10 @@ fn question(args: &AskArgs) -> anyhow::Result<String> {
     Ok(text.trim_end_matches('\n').to_string())
 }
 
-/// The answer with citations on stdout; claims, rounds and the run on stderr.
+/// The verdict in one line, then the answer with citations, sources and claims on
+/// stdout; rounds and the run on stderr.
 fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
+    println!("{}\n", verdict_line(outcome));
     println!("{}", super::shown(&outcome.cited_answer));
     if !outcome.sources.is_empty() {
         println!("\nSources:");
@@ -262,26 +267,28 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
         }
     }
     if !outcome.claims.is_empty() {
-        let s = outcome.support;
+        let groups = by_span(&outcome.claims);
+        let count = |v: Verdict| groups.iter().filter(|g| decisive(g) == v).count();
         println!(
             "\nClaims: {} supported, {} contradicted, {} unsupported, {} unchecked",
-            s.supported, s.contradicted, s.unsupported, s.unchecked
+            count(Verdict::Supported),
+            count(Verdict::Contradicted),
+            count(Verdict::Unsupported),
+            count(Verdict::Unchecked)
         );
-        for c in &outcome.claims {
+        // One line a span of the answer, with every check that decided it (a sentence
+        // the decomposer kept whole and the tool-checker's claim on it are one span).
+        for group in groups {
+            let first = group[0];
             // A question the answer never settles has a claim with no text of its own.
-            let text = match (&c.kind, c.text.is_empty()) {
+            let text = match (&first.kind, first.text.is_empty()) {
                 (Some(ClaimKind::NoVerdict { n }), true) => format!("(the answer never says whether {n} is prime)"),
-                _ => c.text.clone(),
+                _ => first.text.clone(),
             };
-            let by = match (c.judge, c.kind.is_some()) {
-                (Some(j), _) => format!(
-                    " [{}]",
-                    serde_json::to_value(j).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-                ),
-                (None, true) => " [tool]".to_string(),
-                (None, false) => String::new(),
-            };
-            println!("  {:<12} {}{by}", verdict_word(c.verdict), super::shown(&text));
+            let checks: Vec<String> =
+                checks(&group).into_iter().map(|(who, verdict)| format!("{who}: {}", verdict_word(verdict))).collect();
+            let checks = if checks.is_empty() { String::new() } else { format!(" [{}]", checks.join("; ")) };
+            println!("  {:<12} {}{checks}", verdict_word(decisive(&group)), super::shown(&text));
         }
     }
     for r in &outcome.rounds {
@@ -298,6 +305,83 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
         "(run {}, strategy {}, {} model calls, {} ms; stopped: {})",
         outcome.trace_id, outcome.strategy, outcome.model_calls, latency_ms, outcome.stopped_by
     );
+}
+
+/// The run's verdict in one line: "not verified: 1 claim contradicted by the primality tool".
+fn verdict_line(outcome: &AskOutcome) -> String {
+    let (word, wanted) = match outcome.verified {
+        Verification::Verified => ("verified", Verdict::Supported),
+        Verification::Refuted => ("not verified", Verdict::Contradicted),
+        Verification::Unknown => ("unknown", Verdict::Unchecked),
+    };
+    let spans = by_span(&outcome.claims);
+    let deciding: Vec<&Vec<&ClaimReport>> = spans.iter().filter(|g| decisive(g) == wanted).collect();
+    if outcome.verified == Verification::Unknown || deciding.is_empty() {
+        return format!("{word}: no claim of the answer could be checked either way");
+    }
+    let mut who: Vec<String> = Vec::new();
+    for (name, _) in deciding.iter().flat_map(|g| checks(g)).filter(|(_, v)| *v == wanted) {
+        if !who.contains(&name) {
+            who.push(name);
+        }
+    }
+    let n = deciding.len();
+    let claims = if n == 1 { "claim" } else { "claims" };
+    let by = if who.is_empty() { String::new() } else { format!(" by the {}", who.join(" and the ")) };
+    format!("{word}: {n} {claims} {}{by}", verdict_word(wanted))
+}
+
+/// The claims grouped by the span of the answer they check, in order: an atomic claim
+/// (or sentence) first, with the tool-checker's claims inside its span.
+fn by_span(claims: &[ClaimReport]) -> Vec<Vec<&ClaimReport>> {
+    let mut groups: Vec<Vec<&ClaimReport>> = claims.iter().filter(|c| c.kind.is_none()).map(|c| vec![c]).collect();
+    for claim in claims.iter().filter(|c| c.kind.is_some()) {
+        let inside = |g: &&mut Vec<&ClaimReport>| {
+            g[0].kind.is_none() && g[0].start <= claim.start && claim.end <= g[0].end && claim.end > claim.start
+        };
+        match groups.iter_mut().find(inside) {
+            Some(group) => group.push(claim),
+            None => groups.push(vec![claim]),
+        }
+    }
+    groups.sort_by_key(|g| (g[0].start, g[0].end));
+    groups
+}
+
+/// A span's verdict from its checks: a contradiction decides it, then support.
+fn decisive(group: &[&ClaimReport]) -> Verdict {
+    [Verdict::Contradicted, Verdict::Supported, Verdict::Unsupported]
+        .into_iter()
+        .find(|v| group.iter().any(|c| c.verdict == *v))
+        .unwrap_or(Verdict::Unchecked)
+}
+
+/// The checks of one span, each with its verdict: the tools by name, and the judge of
+/// the atomic claim unless that was the tools themselves.
+fn checks(group: &[&ClaimReport]) -> Vec<(String, Verdict)> {
+    let has_tools = group.iter().any(|c| c.kind.is_some());
+    group
+        .iter()
+        .filter(|c| !(has_tools && c.kind.is_none() && c.judge == Some(JudgeKind::Tool)))
+        .filter_map(|c| checker(c).map(|who| (who, c.verdict)))
+        .collect()
+}
+
+/// What checked a claim, in words.
+fn checker(c: &ClaimReport) -> Option<String> {
+    let tool = |kind: &ClaimKind| match kind {
+        ClaimKind::Primality { .. } | ClaimKind::NoVerdict { .. } => "primality tool",
+        ClaimKind::Divisibility { .. } => "divisibility tool",
+        ClaimKind::Arithmetic { .. } => "arithmetic tool",
+        ClaimKind::Edge { .. } | ClaimKind::Reachability { .. } => "flight-graph tool",
+    };
+    match (&c.kind, c.judge) {
+        (Some(kind), _) => Some(tool(kind).to_string()),
+        (None, Some(JudgeKind::Tool)) => Some("exact tools".into()),
+        (None, Some(JudgeKind::ModelLogprobs | JudgeKind::ModelVotes)) => Some("model judge".into()),
+        (None, Some(JudgeKind::Lexical)) => Some("lexical judge".into()),
+        (None, None) => None,
+    }
 }
 
 fn verdict_word(v: Verdict) -> &'static str {

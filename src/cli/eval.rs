@@ -194,7 +194,7 @@ async fn run_spec(home: &Home, args: RunArgs) -> anyhow::Result<()> {
     let exporter = args.otlp.live(&store)?;
     let progress = CliProgress::new(&spec.name);
     let run = eval::start(&store, &spec, &args.data_root, args.limit, &opts, &progress).await;
-    super::otlp::finish(exporter);
+    super::otlp::finish(exporter, None);
     finish(&store, run?, args.json, &args.model)
 }
 
@@ -208,7 +208,7 @@ async fn resume(home: &Home, args: ResumeArgs) -> anyhow::Result<()> {
     let exporter = args.otlp.live(&store)?;
     let progress = CliProgress::new(&experiment.name);
     let run = eval::resume(&store, id, &opts, &progress).await;
-    super::otlp::finish(exporter);
+    super::otlp::finish(exporter, None);
     finish(&store, run?, args.json, &spec)
 }
 

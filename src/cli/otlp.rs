@@ -46,13 +46,13 @@ impl OtlpArgs {
 }
 
 /// Send what is left and say what was sent (on stderr).
-pub fn finish(exporter: Option<OtlpExporter>) {
+pub fn finish(exporter: Option<OtlpExporter>, wait: Option<Duration>) {
     let Some(exporter) = exporter else { return };
-    let c = exporter.finish(FINISH);
-    if c.failed + c.dropped > 0 {
+    let c = exporter.finish(wait.unwrap_or(FINISH));
+    if c.failed + c.dropped + c.pending > 0 {
         eprintln!(
-            "OTLP: {} runs ({} spans) sent; {} failed and {} dropped, still in the store (`recheck traces export --otlp URL` sends them)",
-            c.runs, c.spans, c.failed, c.dropped
+            "OTLP: {} runs ({} spans) sent; {} failed, {} dropped (queue full) and {} not sent in time, all still in the store (`recheck traces export --otlp URL` sends them)",
+            c.runs, c.spans, c.failed, c.dropped, c.pending
         );
     } else {
         eprintln!("OTLP: {} runs ({} spans) sent", c.runs, c.spans);

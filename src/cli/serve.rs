@@ -47,9 +47,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub header_timeout: f64,
 
-    /// Seconds to receive a request's body.
+    /// Seconds to receive a request's whole body (a total, however slowly it comes);
+    /// a body declared larger than --body-limit is refused at once with 413.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub body_timeout: f64,
+
+    /// Connections open at once, 1 to 65536; more wait in the listen queue until one closes.
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = super::in_flight())]
+    pub max_connections: usize,
 
     /// Chat-completion requests answered at once, 1 to 65536; more get 429 with Retry-After.
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = super::in_flight())]
@@ -112,6 +117,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
         body_limit: args.body_limit,
         header_timeout: super::seconds("--header-timeout", args.header_timeout)?,
         body_timeout: super::seconds("--body-timeout", args.body_timeout)?,
+        max_connections: args.max_connections,
         max_in_flight: args.max_in_flight,
         deadline: super::seconds("--deadline", args.deadline)?,
         shutdown_grace: super::seconds("--shutdown-grace", args.shutdown_grace)?,
@@ -135,6 +141,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
                 base_url,
                 api_key: backend.api_key,
                 model: model.clone(),
+                max_reply_bytes: args.upstream.max_reply_bytes,
             })
         }
         _ => None,
@@ -159,11 +166,18 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
         options.loop_options.strategy,
         if config.api_key.is_some() { "key required" } else { "loopback, no key" }
     );
+    let grace = config.shutdown_grace;
     let server = Arc::new(Server::new(store, model, options, config, upstream));
     let result = recheck::server::serve(listener, server, stop_signal()).await;
     let _ = std::fs::remove_file(&file);
-    super::otlp::finish(exporter);
-    eprintln!("recheck serve: stopped; every run is stored");
+    super::otlp::finish(exporter, Some(grace));
+    match &result {
+        Ok(()) => eprintln!("recheck serve: stopped; every run is stored"),
+        Err(ServerError::RunsCut { cut, .. }) => eprintln!(
+            "recheck serve: stopped; {cut} runs in flight were cut at the shutdown grace: they are stored as far as they got and show as incomplete"
+        ),
+        Err(_) => eprintln!("recheck serve: stopped with an error; runs stored before it are kept"),
+    }
     Ok(result?)
 }
 

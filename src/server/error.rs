@@ -70,6 +70,14 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout(secs: f64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within this server's {secs} s (--body-timeout)"),
+        )
+    }
+
     /// 429: too many requests in flight.
     pub fn busy(in_flight: usize) -> Self {
         Self {
@@ -111,7 +119,7 @@ impl ApiError {
     /// OpenAI's `type` for this status.
     fn kind(&self) -> &'static str {
         match self.status.as_u16() {
-            400 | 404 | 413 => "invalid_request_error",
+            400 | 404 | 408 | 413 => "invalid_request_error",
             401 => "authentication_error",
             429 => "rate_limit_error",
             500..=599 => "server_error",
@@ -163,4 +171,17 @@ pub enum ServerError {
     /// The trace store failed.
     #[error(transparent)]
     Trace(#[from] crate::trace::TraceError),
+    /// A write to the trace store failed while serving: the server stopped so that a
+    /// supervisor restarts it on a store it can write.
+    #[error("stopped because the trace store failed: {0}")]
+    StoreFailed(String),
+    /// Runs were still in flight when the shutdown grace ran out; they are stored as
+    /// far as they got and show as `incomplete` when the store is next opened.
+    #[error("{cut} runs were still in flight after the shutdown grace of {grace_secs} s and were cut")]
+    RunsCut {
+        /// How many.
+        cut: usize,
+        /// The grace period.
+        grace_secs: f64,
+    },
 }

@@ -42,8 +42,27 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such route; see /v1/chat/completions") })
         .layer(DefaultBodyLimit::max(server.config.body_limit))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(server.config.body_timeout))
+        .layer(middleware::from_fn_with_state(server.clone(), whole_body))
         .with_state(server)
+}
+
+/// Read the request's whole body before any route sees it: refused at once (413) when
+/// its declared length is over the limit, and cut (408) when all of it has not come
+/// within `--body-timeout`, however slowly it trickles in.
+async fn whole_body(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
+    let limit = server.config.body_limit;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let timeout = server.config.body_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => ApiError::body_timeout(timeout.as_secs_f64()).into_response(),
+        Ok(Err(e)) if e.to_string().contains("length limit") => ApiError::too_large(limit).into_response(),
+        Ok(Err(e)) => ApiError::invalid("body", format!("could not read the request body: {e}")).into_response(),
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    }
 }
 
 /// 401 unless the request carries the server's key (when it has one).
@@ -53,7 +72,7 @@ async fn require_key(State(server): State<Arc<Server>>, request: Request, next: 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or("");
         if !same(sent.as_bytes(), key.as_bytes()) {
             let started = std::time::Instant::now();
@@ -65,6 +84,13 @@ async fn require_key(State(server): State<Arc<Server>>, request: Request, next: 
     next.run(request).await
 }
 
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme's name is matched
+/// without regard to case (RFC 7235 section 2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
+}
+
 /// Equal, in time that does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -72,12 +98,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 async fn health(State(server): State<Arc<Server>>) -> Response {
     let stopping = server.stopping.load(Ordering::SeqCst);
-    let status = if stopping { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let body = json!({
-        "status": if stopping { "stopping" } else { "ok" },
+    let failure = server.store.write_failure();
+    let (status, word) = match (&failure, stopping) {
+        (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "store_failed"),
+        (None, true) => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        (None, false) => (StatusCode::OK, "ok"),
+    };
+    let mut body = json!({
+        "status": word,
         "model": server.model.info().spec,
         "in_flight": server.config.max_in_flight - server.limiter.available_permits(),
     });
+    if let Some(why) = failure {
+        body["reason"] = json!(format!("a write to the trace store failed: {why}"));
+    }
     (status, axum::Json(body)).into_response()
 }
 
@@ -110,7 +144,7 @@ pub(super) async fn passthrough(
     request: &ChatCompletionRequest,
     body: &Bytes,
     reason: &'static str,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
     let Some(upstream) = &server.upstream else {
         return chat::answer_unverified(server, request, reason).await;
@@ -143,21 +177,20 @@ pub(super) async fn passthrough(
     let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
     let trace = run.id.to_string();
     if request.stream && status.is_success() {
-        // Streamed as it comes: the run records that it was, not the events.
-        let data = json!({ "status": status.as_u16(), "streamed": true });
-        recorder.event("proxy", "passthrough", data).await.map_err(store_error)?;
-        store.finish_run(run.id, RunStatus::Completed, None, None).await.map_err(store_error)?;
-        let mut response = Response::new(Body::from_stream(reply.bytes_stream()));
+        // Relayed as it comes, holding the permit; stored when it ends.
+        let cap = upstream.max_reply_bytes;
+        let body = super::relay::relay(server, run.id, recorder, status.as_u16(), permit, reply.bytes_stream(), cap);
+        let mut response = Response::new(Body::from_stream(body));
         *response.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         if let Some(ct) = content_type {
             response.headers_mut().insert(header::CONTENT_TYPE, ct);
         }
         return Ok(with_headers(response, "skipped", Some(&trace)));
     }
-    let bytes = match reply.bytes().await {
+    let bytes = match capped_body(reply, upstream.max_reply_bytes).await {
         Ok(b) => b,
         Err(e) => {
-            let message = format!("the upstream's reply broke off (run {} is stored as failed): {e}", run.id);
+            let message = format!("{e} (run {} is stored as failed)", run.id);
             let _ = store.finish_run(run.id, RunStatus::Failed, None, Some(message.clone())).await;
             return Err(ApiError::upstream(message));
         }
@@ -181,6 +214,21 @@ pub(super) async fn passthrough(
     Ok(with_headers(response, "skipped", Some(&trace)))
 }
 
+/// The whole body of `reply`, refused past `max` bytes (it is not read further).
+async fn capped_body(mut reply: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    if reply.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("the upstream's reply is over --max-reply-bytes ({max} bytes)"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = reply.chunk().await.map_err(|e| format!("the upstream's reply broke off: {e}"))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the upstream's reply is over --max-reply-bytes ({max} bytes)"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
 /// Serve on `listener` until `shutdown` resolves; then stop accepting, let requests in
 /// flight finish (up to the grace period), wait for their runs to be stored, and
 /// flush the store.
@@ -194,8 +242,20 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(server.config.header_timeout).keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
+    // A connection holds a permit while it is open: past `max_connections`, new ones
+    // wait in the listen queue instead of each costing a task and a socket.
+    let connections = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
+    let store_failed = server.store.write_failed();
+    tokio::pin!(shutdown, store_failed);
+    let failure = loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break None,
+            },
+            () = &mut shutdown => break None,
+            why = &mut store_failed => break Some(why),
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
@@ -214,22 +274,32 @@ pub async fn serve(
                     if let Err(e) = connection.await {
                         tracing::debug!("connection ended: {e}");
                     }
+                    drop(permit);
                 });
             }
-            () = &mut shutdown => break,
+            () = &mut shutdown => break None,
+            why = &mut store_failed => break Some(why),
         }
-    }
+    };
     drop(listener);
     server.stopping.store(true, Ordering::SeqCst);
     let grace = server.config.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
-    // Runs whose clients went away still hold their permits until they are stored.
+    // Runs whose clients went away (and streams being relayed) still hold their
+    // permits until they are stored.
     let all = u32::try_from(server.config.max_in_flight).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, server.limiter.acquire_many(all)).await.is_err() {
-        tracing::warn!("runs still in flight after {grace:?}");
+    let cut = match tokio::time::timeout(grace, server.limiter.acquire_many(all)).await {
+        Ok(_) => 0,
+        Err(_) => server.config.max_in_flight - server.limiter.available_permits(),
+    };
+    if let Some(why) = failure {
+        return Err(ServerError::StoreFailed(why));
     }
     server.store.sync().await?;
+    if cut > 0 {
+        return Err(ServerError::RunsCut { cut, grace_secs: grace.as_secs_f64() });
+    }
     Ok(())
 }

@@ -34,6 +34,7 @@ mod http;
 mod metrics;
 mod options;
 mod reads;
+mod relay;
 mod wire;
 
 use std::{
@@ -65,8 +66,10 @@ pub struct ServeConfig {
     /// Time to receive a request's headers; also how long a kept-alive connection may
     /// sit idle between requests.
     pub header_timeout: Duration,
-    /// Time to receive a request's body.
+    /// Time to receive a request's whole body, however it trickles in.
     pub body_timeout: Duration,
+    /// Connections open at once; more wait in the listen queue.
+    pub max_connections: usize,
     /// Chat-completion requests answered at once; more get 429 with `Retry-After`.
     pub max_in_flight: usize,
     /// The most a request may take. Half of it is the loop's time budget (no new
@@ -87,6 +90,7 @@ impl Default for ServeConfig {
             body_limit: 1 << 20,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
             max_in_flight: 64,
             deadline: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
@@ -105,14 +109,17 @@ impl ServeConfig {
         if self.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err(ServerError::Config("the API key is empty".into()));
         }
-        if self.max_in_flight == 0 || self.body_limit == 0 {
-            return Err(ServerError::Config("requests in flight and the body limit must be at least 1".into()));
+        if self.max_in_flight == 0 || self.body_limit == 0 || self.max_connections == 0 {
+            return Err(ServerError::Config(
+                "requests in flight, connections and the body limit must be at least 1".into(),
+            ));
         }
-        if self.max_in_flight > Semaphore::MAX_PERMITS {
+        if self.max_in_flight.max(self.max_connections) > Semaphore::MAX_PERMITS {
             return Err(ServerError::Config(format!(
-                "requests in flight must be at most {}, got {}",
+                "requests in flight and connections must be at most {}, got {} and {}",
                 Semaphore::MAX_PERMITS,
-                self.max_in_flight
+                self.max_in_flight,
+                self.max_connections
             )));
         }
         if self.deadline.is_zero() || self.header_timeout.is_zero() || self.body_timeout.is_zero() {
@@ -131,6 +138,9 @@ pub struct Upstream {
     pub api_key: Option<String>,
     /// The model name sent to it.
     pub model: String,
+    /// Largest reply relayed and stored, streamed or not (`--max-reply-bytes`): a
+    /// larger one is a 502, a longer stream is cut there.
+    pub max_reply_bytes: usize,
 }
 
 /// What every request shares: the store, the model, the default options.

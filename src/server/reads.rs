@@ -37,7 +37,13 @@ pub(super) async fn export(State(server): State<Arc<Server>>, RawQuery(query): R
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let ids = wanted
             .iter()
-            .map(|w| store.resolve(w).map_err(|e| ApiError::not_found(e.to_string())))
+            .map(|w| {
+                store.resolve(w).map_err(|e| match e {
+                    // The request names no one run: the caller must give more of the id.
+                    crate::trace::TraceError::AmbiguousRun { .. } => ApiError::invalid("run", e.to_string()),
+                    e => ApiError::not_found(e.to_string()),
+                })
+            })
             .collect::<Result<Vec<RunId>, _>>()?;
         let dir = tempfile::tempdir().map_err(|e| ApiError::internal(format!("export: {e}")))?;
         let file = dir.path().join("export.jsonl");

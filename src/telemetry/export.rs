@@ -39,10 +39,13 @@ pub struct ExportCounts {
     pub failed: u64,
     /// Runs not queued because the queue was full.
     pub dropped: u64,
+    /// Runs queued and not yet sent or failed (when the exporter stopped waiting).
+    pub pending: u64,
 }
 
 #[derive(Default)]
 struct Counters {
+    queued: AtomicU64,
     runs: AtomicU64,
     spans: AtomicU64,
     failed: AtomicU64,
@@ -51,11 +54,13 @@ struct Counters {
 
 impl Counters {
     fn snapshot(&self) -> ExportCounts {
+        let (runs, failed) = (self.runs.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst));
         ExportCounts {
-            runs: self.runs.load(Ordering::Relaxed),
-            spans: self.spans.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
+            runs,
+            spans: self.spans.load(Ordering::SeqCst),
+            failed,
+            dropped: self.dropped.load(Ordering::SeqCst),
+            pending: self.queued.load(Ordering::SeqCst).saturating_sub(runs + failed),
         }
     }
 }
@@ -158,7 +163,10 @@ impl OtlpExporter {
 
 fn queue(tx: &SyncSender<Job>, counters: &Counters, id: RunId) -> bool {
     match tx.try_send(Job::Run(id)) {
-        Ok(()) => true,
+        Ok(()) => {
+            counters.queued.fetch_add(1, Ordering::SeqCst);
+            true
+        }
         Err(e) => {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             let why = match e {
@@ -240,7 +248,7 @@ fn send(
         }
         Err(e) => {
             counters.failed.fetch_add(read, Ordering::Relaxed);
-            tracing::warn!("OTLP export of {read} runs failed after retries: {e}; they stay in the store");
+            tracing::warn!("OTLP export of {read} runs failed: the collector answered {e}; they stay in the store");
         }
     }
 }

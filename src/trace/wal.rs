@@ -101,6 +101,10 @@ impl Wal {
     /// once; a damaged log is left as it is for [`Wal::keep_aside`].
     pub(super) fn open(dir: &Path) -> std::io::Result<(Self, Parsed)> {
         let path = dir.join(FILE);
+        // Read whole below: a device or FIFO put in its place would never end or block.
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+        }
         let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;

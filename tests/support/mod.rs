@@ -37,6 +37,9 @@ pub enum Reply {
     Stall(String),
     /// 200 with these bytes as the body (not necessarily UTF-8).
     Bytes(Vec<u8>),
+    /// A server-sent event stream that never ends: one chunk event every 5 ms until
+    /// the client goes away.
+    Endless,
 }
 
 impl Reply {
@@ -181,6 +184,17 @@ fn send(
                 let _ = sock.write_all(&bytes).await;
                 let _ = sock.flush().await;
                 let _ = sock.shutdown().await;
+                return;
+            }
+            Reply::Endless => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let event = "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"more \"}}]}\n\n";
+                while sock.write_all(event.as_bytes()).await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 return;
             }
             Reply::Json(v) => (200, v.to_string(), vec![], None),

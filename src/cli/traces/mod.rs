@@ -106,7 +106,7 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
         (TracesCommand::Import { .. }, Some(_)) => super::usage!("import writes to the store itself; drop --server"),
         (TracesCommand::Import { .. }, None) => None,
         (_, Some(url)) => Some(remote::Remote::new(url, args.server_key_env.as_deref())?),
-        (_, None) => remote::Remote::running(home)?,
+        (_, None) => remote::Remote::running(home).await?,
     };
     // Reads work while another process holds the store: through the `recheck serve`
     // that holds it, or from a snapshot; import writes.
@@ -289,10 +289,10 @@ fn export_otlp(
     } else {
         println!("sent {} runs ({} spans) to {}", counts.runs, counts.spans, options.endpoint);
     }
-    if counts.failed + counts.dropped > 0 {
+    if counts.failed + counts.dropped + counts.pending > 0 {
         anyhow::bail!(
             "{} of {} runs were not delivered to {} (see the log above); they are still in the store",
-            counts.failed + counts.dropped,
+            counts.failed + counts.dropped + counts.pending,
             ids.len(),
             options.endpoint
         );

@@ -31,20 +31,44 @@ impl Remote {
                 Err(_) => crate::cli::usage!("the environment variable {name} (the server's key) is not set"),
             },
         };
-        Ok(Self { url, key, http: reqwest::Client::new() })
+        // A stopped server, or a socket that accepts and never answers, must not hang
+        // a read: connecting and each read are bounded.
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .read_timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot make an HTTP client: {e}"))?;
+        Ok(Self { url, key, http })
     }
 
     /// The `recheck serve` running on `home`'s store, if one is: its `serve.json`
-    /// names a live process and the store is held.
-    pub fn running(home: &Home) -> anyhow::Result<Option<Self>> {
+    /// names a live process, the store is held, and the server answers its health
+    /// check within seconds. A stale file (a PID reused after a crash), a store no one
+    /// holds or a server that does not answer is passed over: the store is read instead
+    /// (itself, or a snapshot of it), and a server that did not answer is said on stderr.
+    pub async fn running(home: &Home) -> anyhow::Result<Option<Self>> {
         let Ok(text) = std::fs::read(serve_file(home)) else { return Ok(None) };
         let Ok(file) = serde_json::from_slice::<ServeFile>(&text) else { return Ok(None) };
-        if !alive(file.pid) {
+        if !alive(file.pid) || !TraceStore::is_held(&home.traces_dir()) {
             return Ok(None);
         }
         let remote = Self::new(&file.url, file.api_key_env.as_deref())?;
+        if let Err(e) = remote.ping().await {
+            eprintln!("(recheck serve at {} did not answer: {e}; reading a snapshot of the store instead)", remote.url);
+            return Ok(None);
+        }
         eprintln!("(the store is held by `recheck serve` at {}: reading through it)", remote.url);
         Ok(Some(remote))
+    }
+
+    /// Whether the server answers `/health` as recheck does, within 3 seconds.
+    async fn ping(&self) -> anyhow::Result<()> {
+        let answer = self.http.get(format!("{}/health", self.url)).timeout(std::time::Duration::from_secs(3)).send();
+        let body: serde_json::Value = answer.await?.json().await?;
+        if body.get("status").and_then(|s| s.as_str()).is_none() {
+            anyhow::bail!("it is not a recheck server");
+        }
+        Ok(())
     }
 
     /// Its base URL.

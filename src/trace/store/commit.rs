@@ -102,6 +102,10 @@ impl TraceStore {
     /// (measured in `benches/pipeline.rs`). Not sled's `flush_async`: in sled 0.34
     /// concurrent `flush_async` futures can miss their wake-up and hang (sled #1241, #1308).
     fn flush_now(&self) -> Result<(), TraceError> {
+        self.flush_unchecked().map_err(|e| self.write_error(e))
+    }
+
+    fn flush_unchecked(&self) -> Result<(), TraceError> {
         let Some(log) = &self.wal else { return self.flush_sled() };
         log.sync().map_err(|e| self.wal_err(log.path(), e))?;
         if log.len() > wal::CHECKPOINT_BYTES {

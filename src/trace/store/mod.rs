@@ -65,6 +65,16 @@ pub struct TraceStore {
     known_runs: Arc<std::sync::atomic::AtomicU64>,
     /// Where the checkpoint writes the manifest (`None` in memory and in snapshots).
     manifest: Option<PathBuf>,
+    /// The first write that failed, if one did (see [`TraceStore::write_failure`]).
+    health: Arc<Health>,
+}
+
+/// Whether a write has failed: once one has, later writes may not be durable (sled
+/// keeps its error; an fsync that failed may have dropped pages), so the store says so.
+#[derive(Default)]
+struct Health {
+    failure: std::sync::OnceLock<String>,
+    changed: tokio::sync::Notify,
 }
 
 /// What a new run is, besides its config.
@@ -232,6 +242,7 @@ impl TraceStore {
             recovery: None,
             known_runs: Arc::default(),
             manifest: None,
+            health: Arc::default(),
         })
     }
 
@@ -244,6 +255,34 @@ impl TraceStore {
     /// An I/O error of the write-ahead log at `file`.
     fn wal_err(&self, file: &Path, e: std::io::Error) -> TraceError {
         TraceError::Store { path: self.path.clone(), detail: format!("write-ahead log {}: {e}", file.display()) }
+    }
+
+    /// Why the first failed write failed, if one has: the store may not be writable
+    /// any more (a full disk, a failed fsync), and its holder should stop or reopen it.
+    pub fn write_failure(&self) -> Option<String> {
+        self.health.failure.get().cloned()
+    }
+
+    /// Resolves with [`TraceStore::write_failure`] once a write fails.
+    pub async fn write_failed(&self) -> String {
+        loop {
+            let changed = self.health.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(why) = self.health.failure.get() {
+                return why.clone();
+            }
+            changed.await;
+        }
+    }
+
+    /// Note that a write failed with `e`, and hand `e` back.
+    fn write_error(&self, e: TraceError) -> TraceError {
+        if self.health.failure.set(e.to_string()).is_ok() {
+            tracing::error!("a write to the trace store failed: {e}");
+            self.health.changed.notify_waiters();
+        }
+        e
     }
 
     /// The store's directory.
@@ -298,9 +337,9 @@ impl TraceStore {
     ) -> Result<(), TraceError> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| TraceError::Corrupt { key: printable_key(key), detail: e.to_string() })?;
-        tree.insert(key, bytes.as_slice()).map_err(|e| self.sled_err(e))?;
+        tree.insert(key, bytes.as_slice()).map_err(|e| self.write_error(self.sled_err(e)))?;
         if let (Some(kind), Some(wal)) = (log, &self.wal) {
-            wal.append(kind, &bytes).map_err(|e| self.wal_err(wal.path(), e))?;
+            wal.append(kind, &bytes).map_err(|e| self.write_error(self.wal_err(wal.path(), e)))?;
         }
         Ok(())
     }

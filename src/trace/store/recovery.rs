@@ -196,9 +196,11 @@ impl TraceStore {
                 None => Ok(()),
             }
         };
-        log.checkpoint(persist).map_err(|e| match e {
-            CheckpointError::Persist(e) => e,
-            CheckpointError::Io(e) => self.wal_err(log.path(), e),
+        log.checkpoint(persist).map_err(|e| {
+            self.write_error(match e {
+                CheckpointError::Persist(e) => e,
+                CheckpointError::Io(e) => self.wal_err(log.path(), e),
+            })
         })
     }
 
