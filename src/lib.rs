@@ -5,6 +5,7 @@
 //! trace store, and replays stored traces to measure how models fail.
 //!
 //! ## The pieces, from the bottom up
+//! - [`files`]: reading the files users name (regular files only, bounded in size).
 //! - [`trace`]: the sled [`TraceStore`] of runs and steps, the typed records (chat
 //!   requests and replies, tool calls, events, experiment outcomes) and JSONL export.
 //! - [`corpus`]: passages with exact offsets in a tantivy index, behind [`corpus::Retriever`].

@@ -9,7 +9,8 @@ use std::{
 };
 
 /// Bottom first; a module may use those before it in this list.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
+    "files",
     "trace",
     "corpus",
     "home",

@@ -252,3 +252,32 @@ async fn live_export_sends_runs_as_they_finish_and_a_dead_collector_costs_no_run
     assert!(store.run(outcome.trace_id).unwrap().is_some());
     assert!(!store.steps(outcome.trace_id).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_collector_is_waited_for_no_longer_than_asked_and_every_run_is_counted() {
+    // Regression (issue 28.13): `serve --otlp` with a hanging collector took 31 s to
+    // stop, and of 200 runs 71 were in no count.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hanging.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = hanging.accept().await {
+            open.push(sock); // accepted, never answered
+        }
+    });
+    let store = TraceStore::temporary().unwrap();
+    let mut options = OtlpOptions::new(&url).unwrap();
+    options.timeout = Duration::from_secs(20);
+    options.queue = 500;
+    let exporter = OtlpExporter::start(&store, &options).unwrap();
+    exporter.watch(&store);
+    for _ in 0..200 {
+        stored_run(&store).await;
+    }
+    let started = std::time::Instant::now();
+    let counts = tokio::task::spawn_blocking(move || exporter.finish(Duration::from_millis(500))).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(counts.runs + counts.failed + counts.dropped + counts.pending, 200, "{counts:?}");
+    assert!(counts.pending > 0, "{counts:?}");
+    held.abort();
+}

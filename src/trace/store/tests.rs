@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::trace::wal::{self, Kind, Wal};
+use crate::trace::{RunStatus, StepRecord};
+use chrono::Utc;
 
 #[tokio::test]
 async fn refuses_a_store_from_a_newer_schema() {
@@ -231,17 +233,15 @@ async fn a_damaged_or_cut_log_never_moves_a_run_backwards() {
         let n = ids.iter().filter(|id| store.run(**id).unwrap().unwrap().status == RunStatus::Completed).count();
         (n, store.log_recovery().cloned())
     };
-    let variants: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 4] = [
-        ("intact", Box::new(|_| {})),
-        (
-            "one bit flipped at 10%",
-            Box::new(|log: &mut Vec<u8>| {
-                let at = log.len() / 10;
-                log[at] ^= 0x08;
-            }),
-        ),
-        ("cut to 50%", Box::new(|log: &mut Vec<u8>| log.truncate(log.len() / 2))),
-        ("emptied", Box::new(|log: &mut Vec<u8>| log.clear())),
+    type Damage = fn(&mut Vec<u8>);
+    let variants: [(&str, Damage); 4] = [
+        ("intact", |_| {}),
+        ("one bit flipped at 10%", |log| {
+            let at = log.len() / 10;
+            log[at] ^= 0x08;
+        }),
+        ("cut to 50%", |log| log.truncate(log.len() / 2)),
+        ("emptied", |log| log.clear()),
     ];
     for (name, damage) in variants {
         let copy = dir.path().join(name.replace(' ', "_").replace('%', ""));
