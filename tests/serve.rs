@@ -507,6 +507,15 @@ async fn instructions_in_retrieved_passages_are_not_followed() {
 
 // The binary: SIGTERM mid-request, and `traces` reading through the server.
 
+/// Start `recheck serve` as `command` says (with `--json`) and read the URL it prints.
+fn spawn_serve(command: &mut Command, stderr: Stdio) -> (std::process::Child, String) {
+    let mut child = command.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = serde_json::from_str::<Value>(&line).unwrap()["url"].as_str().unwrap().to_string();
+    (child, url)
+}
+
 fn recheck_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_recheck"))
 }
@@ -545,16 +554,14 @@ fn sigterm_mid_request_completes_and_stores_the_run_and_traces_read_through_the_
     let upstream = MockServer::start(vec![Reply::Delay(Duration::from_millis(1_000), Box::new(Reply::chat("Kept.")))]);
     let home = support::temp_home();
     let h = home.path().to_str().unwrap().to_string();
-    let mut child = recheck_bin()
-        .args(["--home", &h, "serve", "--model", "openai:scripted", "--base-url", &upstream.url])
-        .args(["--listen", "127.0.0.1:0", "--no-decompose", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let url = serde_json::from_str::<Value>(&line).unwrap()["url"].as_str().unwrap().to_string();
+    let mut serve = recheck_bin();
+    serve.args(["--home", &h, "serve", "--model", "openai:scripted", "--base-url", &upstream.url]).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--no-decompose",
+        "--json",
+    ]);
+    let (mut child, url) = spawn_serve(&mut serve, Stdio::piped());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (u, first) = (url.clone(), ask("First?"));

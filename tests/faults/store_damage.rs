@@ -14,7 +14,6 @@ use super::recheck;
 
 /// A friction spec over `n` 5-digit multiplications of our own, in `dir`.
 pub fn multiplication_spec(dir: &Path, n: usize) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
     let mut items = String::new();
     let mut x: u64 = 12_345;
     for _ in 0..n {
@@ -23,14 +22,7 @@ pub fn multiplication_spec(dir: &Path, n: usize) -> PathBuf {
         let (a, b) = (10_000 + (x >> 33) % 90_000, 10_000 + (x >> 13) % 90_000);
         items.push_str(&format!("{{\"question\": \"What is {a} * {b}?\", \"answer\": \"{}\"}}\n", a * b));
     }
-    std::fs::write(dir.join("items.jsonl"), items).unwrap();
-    let spec = dir.join("m.toml");
-    std::fs::write(
-        &spec,
-        "name = \"m\"\nprotocol = \"friction\"\nrounds = 3\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n",
-    )
-    .unwrap();
-    spec
+    super::support::friction_spec(dir, &items, 3)
 }
 
 fn copy_dir(from: &Path, to: &Path) {

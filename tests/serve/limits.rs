@@ -17,7 +17,7 @@ use recheck::{
 };
 use serde_json::{json, Value};
 
-use super::{ask, json_of, post, recheck_bin, scripted, single, start_with, support, MockServer, Reply};
+use super::{ask, json_of, post, recheck_bin, scripted, single, spawn_serve, start_with, support, MockServer, Reply};
 
 fn upstream_of(mock: &MockServer, max_reply_bytes: usize) -> Upstream {
     Upstream { base_url: mock.url.clone(), api_key: None, model: "scripted".into(), max_reply_bytes }
@@ -230,15 +230,7 @@ fn a_full_disk_makes_health_say_so_and_the_server_exit_non_zero() {
     let script = format!(
         "trap '' XFSZ; ulimit -f 2048; exec {bin} --home {h} serve --model sim:seed=1 --listen 127.0.0.1:0 --no-decompose --json"
     );
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let url = serde_json::from_str::<Value>(&line).unwrap()["url"].as_str().unwrap().to_string();
+    let (mut child, url) = spawn_serve(std::process::Command::new("sh").args(["-c", &script]), Stdio::piped());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let long = ask(&format!("{} What is 2 + 2?", "Consider this. ".repeat(6_000)));
     let mut statuses = Vec::new();
@@ -292,14 +284,9 @@ fn readers_pass_over_a_stale_or_silent_server() {
     assert_eq!(serde_json::from_slice::<Value>(&list.stdout).unwrap()["runs"].as_array().unwrap().len(), 1);
     // A live server that holds the store, stopped with SIGSTOP: the reader waits a few
     // seconds, says so, and reads a snapshot.
-    let mut child = recheck_bin()
-        .args(["--home", &h, "serve", "--model", "sim:seed=1", "--listen", "127.0.0.1:0", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let mut serve = recheck_bin();
+    serve.args(["--home", &h, "serve", "--model", "sim:seed=1", "--listen", "127.0.0.1:0", "--json"]);
+    let (mut child, _) = spawn_serve(&mut serve, Stdio::null());
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let started = Instant::now();

@@ -253,12 +253,18 @@ pub fn events<'a>(steps: &'a [recheck::trace::StepRecord], name: &str) -> Vec<&'
 
 /// A friction spec of one arithmetic item of our own, in `dir`; returns the spec file.
 pub fn one_item_spec(dir: &std::path::Path) -> std::path::PathBuf {
+    friction_spec(dir, "{\"question\": \"What is 2 * 3?\", \"answer\": \"6\"}\n", 1)
+}
+
+/// A friction spec of `rounds` answers an item over `items` (JSONL of questions with
+/// numeric answers), written with it in `dir`; returns the spec file.
+pub fn friction_spec(dir: &std::path::Path, items: &str, rounds: u32) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("items.jsonl"), "{\"question\": \"What is 2 * 3?\", \"answer\": \"6\"}\n").unwrap();
+    std::fs::write(dir.join("items.jsonl"), items).unwrap();
     let spec = dir.join("f.toml");
     std::fs::write(
         &spec,
-        "name = \"f\"\nprotocol = \"friction\"\nrounds = 1\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n",
+        format!("name = \"f\"\nprotocol = \"friction\"\nrounds = {rounds}\n[[datasets]]\nloader = \"jsonl\"\npath = \"./items.jsonl\"\nanswer = \"number\"\n"),
     )
     .unwrap();
     spec
