@@ -257,7 +257,7 @@ fn question(args: &AskArgs) -> anyhow::Result<String> {
 /// The verdict in one line, then the answer with citations, sources and claims on
 /// stdout; rounds and the run on stderr.
 fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
-    println!("{}\n", verdict_line(outcome));
+    println!("{}\n", verdict_line(outcome.verified, &outcome.claims));
     println!("{}", super::shown(&outcome.cited_answer));
     if !outcome.sources.is_empty() {
         println!("\nSources:");
@@ -266,31 +266,7 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
             println!("  [{}] {id} (chars {}..{}) {title}", i + 1, p.start, p.end);
         }
     }
-    if !outcome.claims.is_empty() {
-        let groups = by_span(&outcome.claims);
-        let count = |v: Verdict| groups.iter().filter(|g| decisive(g) == v).count();
-        println!(
-            "\nClaims: {} supported, {} contradicted, {} unsupported, {} unchecked",
-            count(Verdict::Supported),
-            count(Verdict::Contradicted),
-            count(Verdict::Unsupported),
-            count(Verdict::Unchecked)
-        );
-        // One line a span of the answer, with every check that decided it (a sentence
-        // the decomposer kept whole and the tool-checker's claim on it are one span).
-        for group in groups {
-            let first = group[0];
-            // A question the answer never settles has a claim with no text of its own.
-            let text = match (&first.kind, first.text.is_empty()) {
-                (Some(ClaimKind::NoVerdict { n }), true) => format!("(the answer never says whether {n} is prime)"),
-                _ => first.text.clone(),
-            };
-            let checks: Vec<String> =
-                checks(&group).into_iter().map(|(who, verdict)| format!("{who}: {}", verdict_word(verdict))).collect();
-            let checks = if checks.is_empty() { String::new() } else { format!(" [{}]", checks.join("; ")) };
-            println!("  {:<12} {}{checks}", verdict_word(decisive(&group)), super::shown(&text));
-        }
-    }
+    print_claims(&outcome.claims);
     for r in &outcome.rounds {
         let verdict = match (&r.critique, r.critique_failed) {
             (Some(c), _) if c.is_correct() => "correct",
@@ -307,18 +283,52 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
     );
 }
 
+/// The claims, one line a span of the answer with every check that decided it (a
+/// sentence the decomposer kept whole and the tool-checker's claim on it are one span).
+pub(super) fn print_claims(claims: &[ClaimReport]) {
+    if claims.is_empty() {
+        return;
+    }
+    let groups = by_span(claims);
+    let count = |v: Verdict| groups.iter().filter(|g| decisive(g) == v).count();
+    println!(
+        "\nClaims: {} supported, {} contradicted, {} unsupported, {} unchecked",
+        count(Verdict::Supported),
+        count(Verdict::Contradicted),
+        count(Verdict::Unsupported),
+        count(Verdict::Unchecked)
+    );
+    for group in groups {
+        let first = group[0];
+        // A question the answer never settles has a claim with no text of its own.
+        let text = match (&first.kind, first.text.is_empty()) {
+            (Some(ClaimKind::NoVerdict { n }), true) => format!("(the answer never says whether {n} is prime)"),
+            _ => first.text.clone(),
+        };
+        let checks: Vec<String> =
+            checks(&group).into_iter().map(|(who, verdict)| format!("{who}: {}", verdict_word(verdict))).collect();
+        let checks = if checks.is_empty() { String::new() } else { format!(" [{}]", checks.join("; ")) };
+        println!("  {:<12} {}{checks}", verdict_word(decisive(&group)), super::shown(&text));
+    }
+}
+
 /// The run's verdict in one line: "not verified: 1 claim contradicted by the primality tool".
-fn verdict_line(outcome: &AskOutcome) -> String {
-    let (word, wanted) = match outcome.verified {
+pub(super) fn verdict_line(verified: Verification, claims: &[ClaimReport]) -> String {
+    let (word, wanted) = match verified {
         Verification::Verified => ("verified", Verdict::Supported),
         Verification::Refuted => ("not verified", Verdict::Contradicted),
         Verification::Unknown => ("unknown", Verdict::Unchecked),
     };
-    let spans = by_span(&outcome.claims);
-    let deciding: Vec<&Vec<&ClaimReport>> = spans.iter().filter(|g| decisive(g) == wanted).collect();
-    if outcome.verified == Verification::Unknown || deciding.is_empty() {
-        return format!("{word}: no claim of the answer could be checked either way");
+    let spans = by_span(claims);
+    if spans.is_empty() {
+        return format!("{word}: the answer has no claim to check");
     }
+    if verified == Verification::Unknown {
+        let count = |v: Verdict| spans.iter().filter(|g| decisive(g) == v).count();
+        let (s, u, c) = (count(Verdict::Supported), count(Verdict::Unsupported), count(Verdict::Unchecked));
+        return format!("{word}: none contradicted, but not all supported ({s} supported, {u} unsupported, {c} unchecked)");
+    }
+    let deciding: Vec<&Vec<&ClaimReport>> = spans.iter().filter(|g| decisive(g) == wanted).collect();
     let mut who: Vec<String> = Vec::new();
     for (name, _) in deciding.iter().flat_map(|g| checks(g)).filter(|(_, v)| *v == wanted) {
         if !who.contains(&name) {
@@ -393,7 +403,7 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
-fn parse_judge(s: &str) -> Result<JudgeChoice, String> {
+pub(super) fn parse_judge(s: &str) -> Result<JudgeChoice, String> {
     match s {
         "model" => Ok(JudgeChoice::Model),
         "lexical" => Ok(JudgeChoice::Lexical),

@@ -13,6 +13,7 @@ mod otlp;
 mod replay;
 mod serve;
 mod traces;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -67,6 +68,9 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Serve an OpenAI-compatible API whose answers are verified, cited and stored.
     Serve(Box<serve::ServeArgs>),
+    /// Verify answers recheck did not write (one, or a JSONL file of RAG records):
+    /// claims, verdicts, evidence quotes and faithfulness, each record a stored run.
+    Verify(Box<verify::VerifyArgs>),
 }
 
 /// Run a parsed command line.
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(cmd) => eval::run(&home, cmd).await,
         Command::Replay(args) => replay::run(&home, args).await,
         Command::Serve(args) => serve::run(&home, *args).await,
+        Command::Verify(args) => verify::run(&home, *args).await,
     }
 }
 

@@ -31,6 +31,8 @@ pub enum StopReason {
     Budget(BudgetLimit),
     /// A model call failed after the first draft; the best answer so far is kept.
     Error(String),
+    /// The answer was given to be verified (`recheck verify`), not written here.
+    Given,
 }
 
 impl fmt::Display for StopReason {
@@ -45,6 +47,7 @@ impl fmt::Display for StopReason {
             StopReason::Budget(BudgetLimit::Tokens) => f.write_str("token budget"),
             StopReason::Budget(BudgetLimit::Time) => f.write_str("time budget"),
             StopReason::Error(e) => write!(f, "stopped by an error: {e}"),
+            StopReason::Given => f.write_str("given answer, verified as it is"),
         }
     }
 }

@@ -46,42 +46,26 @@ pub async fn ask(
     let Question { text, history } = question.into();
     let question = text.as_str();
     let info = crate::llm::identity(model.as_ref());
-    let lo = &options.loop_options;
     let mut input = json!({ "question": question });
     if !history.is_empty() {
         input["history"] = json!(history);
     }
     let config = AskRecord::of(options, info.clone());
     let run_id = store.start_run(options.run_kind, input, &config, options.parent, options.group).await?;
-    let recorder = RunRecorder::new(store.clone(), run_id, 0);
-    let deadline = lo.time_budget_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
-    let budget = Budget::with_deadline(lo.max_calls, lo.token_budget, deadline);
-    let critic_model = options.critic_model.clone().unwrap_or_else(|| model.clone());
-    // Verification and citation scoring come after the loop: counted, not limited.
-    let after = Budget::unlimited();
-    let decomposer = options.decomposer_model.clone().unwrap_or_else(|| model.clone());
-    let judge = options.judge_model.clone().unwrap_or_else(|| model.clone());
-    let state = Loop {
-        opts: options,
-        history: &history,
-        agents: &options.agents,
-        tools: options.agents.checker_tools(&options.tools),
-        solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
-        critic: RecordingModel::with_budget(&recorder, "critic", critic_model, budget.clone()),
-        sampler: RecordingModel::with_budget(&recorder, "solver", model.clone(), after.clone()),
-        scorer: RecordingModel::with_budget(&recorder, "attributor", model, after.clone()),
-        decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer.clone(), after.clone()),
-        judge: RecordingModel::with_budget(&recorder, "judge", judge.clone(), after.clone()),
-        loop_decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer, budget.clone()),
-        loop_judge: RecordingModel::with_budget(&recorder, "judge", judge, budget.clone()),
-        recorder,
-        budget,
-        after,
-    };
+    let state = Loop::new(options, &history, model, RunRecorder::new(store.clone(), run_id, 0));
     let result = match state.revise(question).await {
         Ok(revised) => state.finish(question, revised, info, run_id).await,
         Err(e) => Err(e),
     };
+    end_run(store, run_id, result).await
+}
+
+/// Store how run `run_id` ended, and hand back its outcome or its error.
+pub(super) async fn end_run<T: serde::Serialize>(
+    store: &TraceStore,
+    run_id: RunId,
+    result: std::result::Result<T, AgentError>,
+) -> Result<T> {
     match result {
         Ok(outcome) => {
             store.finish_run(run_id, RunStatus::Completed, Some(json!(outcome)), None).await?;
@@ -98,12 +82,12 @@ pub async fn ask(
 }
 
 /// What the rounds produced.
-struct Revised {
-    answer: String,
+pub(super) struct Revised {
+    pub answer: String,
     /// Why the generation that wrote the answer stopped.
-    finish: FinishReason,
-    rounds: Vec<Round>,
-    stopped_by: StopReason,
+    pub finish: FinishReason,
+    pub rounds: Vec<Round>,
+    pub stopped_by: StopReason,
 }
 
 /// How one review round ended.
@@ -117,7 +101,7 @@ enum RoundEnd {
 }
 
 /// The run's agents, models and budget, carried through the rounds.
-struct Loop<'a> {
+pub(super) struct Loop<'a> {
     opts: &'a AskOptions,
     /// The conversation before the question, which the solver sees.
     history: &'a [Message],
@@ -155,7 +139,41 @@ fn stop_reason(e: AgentError) -> Result<StopReason, AgentError> {
     }
 }
 
-impl Loop<'_> {
+impl<'a> Loop<'a> {
+    /// The agents and models of a run under `options`, recording to `recorder`.
+    pub(super) fn new(
+        options: &'a AskOptions,
+        history: &'a [Message],
+        model: Arc<dyn ChatModel>,
+        recorder: RunRecorder,
+    ) -> Self {
+        let lo = &options.loop_options;
+        let deadline = lo.time_budget_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+        let budget = Budget::with_deadline(lo.max_calls, lo.token_budget, deadline);
+        let critic_model = options.critic_model.clone().unwrap_or_else(|| model.clone());
+        // Verification and citation scoring come after the loop: counted, not limited.
+        let after = Budget::unlimited();
+        let decomposer = options.decomposer_model.clone().unwrap_or_else(|| model.clone());
+        let judge = options.judge_model.clone().unwrap_or_else(|| model.clone());
+        Loop {
+            opts: options,
+            history,
+            agents: &options.agents,
+            tools: options.agents.checker_tools(&options.tools),
+            solver: RecordingModel::with_budget(&recorder, "solver", model.clone(), budget.clone()),
+            critic: RecordingModel::with_budget(&recorder, "critic", critic_model, budget.clone()),
+            sampler: RecordingModel::with_budget(&recorder, "solver", model.clone(), after.clone()),
+            scorer: RecordingModel::with_budget(&recorder, "attributor", model, after.clone()),
+            decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer.clone(), after.clone()),
+            judge: RecordingModel::with_budget(&recorder, "judge", judge.clone(), after.clone()),
+            loop_decomposer: RecordingModel::with_budget(&recorder, "decomposer", decomposer, budget.clone()),
+            loop_judge: RecordingModel::with_budget(&recorder, "judge", judge, budget.clone()),
+            recorder,
+            budget,
+            after,
+        }
+    }
+
     /// The first draft, then review rounds until review passes, a limit is reached or
     /// a model call fails.
     async fn revise(&self, question: &str) -> Result<Revised, AgentError> {
@@ -427,7 +445,7 @@ impl Loop<'_> {
     }
 
     /// Check, verify and cite the final answer.
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         question: &str,
         revised: Revised,
@@ -490,7 +508,7 @@ impl Loop<'_> {
     }
 
     /// A verifier with the configured judge, over these decomposer and judge models.
-    fn verifier<'a>(&'a self, decomposer: &'a RecordingModel, judge: &'a RecordingModel) -> Verifier<'a> {
+    fn verifier<'v>(&'v self, decomposer: &'v RecordingModel, judge: &'v RecordingModel) -> Verifier<'v> {
         let judge = self.opts.verify.judge.judge(self.agents, judge, self.opts.loop_options.seed);
         Verifier {
             agents: self.agents,

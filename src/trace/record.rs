@@ -36,6 +36,11 @@ pub mod run_kind {
     /// A batch of forks of `ask`/`serve` runs (`recheck replay --runs`): a group run
     /// whose slots are the forks.
     pub const FORKS: &str = "forks";
+    /// An answer given to be verified, not written by recheck (`recheck verify`).
+    pub const VERIFY: &str = "verify";
+    /// A batch of given answers verified together: a group run whose slots are the
+    /// `verify` runs of its records.
+    pub const VERIFY_BATCH: &str = "verify-batch";
 }
 
 /// A run's id: a UUIDv7, so ids sort by creation time.

@@ -1,0 +1,425 @@
+//! `recheck verify`: check and attribute answers recheck did not write, one given on
+//! the command line or a JSONL file of them, through the same verification `ask` ends
+//! with. A batch is one stored group run (`verify-batch`) with one `verify` run a record.
+
+use std::{path::PathBuf, sync::Arc};
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use recheck::{
+    files::{FileKind, Lines},
+    home::Home,
+    orchestrator::{AskOptions, Context, GivenAnswer, JudgeChoice, VerifyOptions, VerifyOutcome},
+    trace::{run_kind, GroupSlot, RunStatus, TraceStore},
+};
+
+/// Arguments of `recheck verify`.
+#[derive(Debug, Args)]
+#[command(after_help = "Input records (JSONL, one a line; the format is detected per file and said on stderr):\n  \
+    recheck:  {\"id\"?, \"question\"?, \"answer\", \"contexts\"?: [string | {\"id\", \"text\"}]}\n  \
+    RAGAS:    {\"user_input\", \"response\", \"retrieved_contexts\"}\n  \
+    DeepEval: {\"input\", \"actual_output\", \"retrieval_context\"}\n\
+A record that fails is an error row naming its line; the batch goes on, and the exit \
+code is 1 afterwards unless --skip-bad.")]
+pub struct VerifyArgs {
+    /// A JSONL file of records to verify (instead of --answer).
+    #[arg(value_name = "RECORDS.jsonl", required_unless_present = "answer", conflicts_with = "answer")]
+    pub records: Option<PathBuf>,
+
+    /// The answer to verify.
+    #[arg(long, value_name = "TEXT")]
+    pub answer: Option<String>,
+
+    /// The question it answers (the tool-checker reads a yes/no against it).
+    #[arg(long, value_name = "TEXT", requires = "answer")]
+    pub question: Option<String>,
+
+    /// A file holding one context the answer was written from (repeatable; `-` reads
+    /// standard input).
+    #[arg(long = "context", value_name = "FILE", requires = "answer")]
+    pub contexts: Vec<PathBuf>,
+
+    /// Where the results go, one JSON object a record in input order (`-` standard
+    /// output, the default). A file is replaced only once every record is written.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Model spec for the decomposer and the judge (as `ask`'s).
+    #[arg(long, short, default_value = "local", value_name = "SPEC")]
+    pub model: String,
+
+    /// A corpus index whose passages are evidence after the record's own contexts.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+
+    /// Judge of claims against evidence: model (agents/judge.toml) or lexical.
+    #[arg(long, default_value = "model", value_parser = super::ask::parse_judge)]
+    pub judge: JudgeChoice,
+
+    /// Check only the claims the tool-checker's patterns find (no decomposer call).
+    #[arg(long)]
+    pub no_decompose: bool,
+
+    /// Self-contradiction: judge every pair of the answer's claims (the first 8).
+    #[arg(long)]
+    pub contradictions: bool,
+
+    /// Seed for sampled calls, recorded in the trace.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Records verified at once, 1 to 65536.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = super::in_flight())]
+    pub concurrency: usize,
+
+    /// The longest answer verified, in characters; a longer one is an error row.
+    #[arg(long, default_value_t = 20_000, value_name = "CHARS")]
+    pub max_answer_chars: usize,
+
+    /// Exit 0 even when some records failed (their error rows are still written).
+    #[arg(long)]
+    pub skip_bad: bool,
+
+    /// Directory overriding agents/*.toml files (default: built-in configs).
+    #[arg(long, value_name = "DIR")]
+    pub agents_dir: Option<PathBuf>,
+
+    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
+    #[arg(long, value_name = "DIR")]
+    pub prompts_dir: Option<PathBuf>,
+
+    /// Server, key, timeout and retries for `openai:` models.
+    #[command(flatten)]
+    pub server: super::models::ServerArgs,
+
+    /// Print JSON (one answer: one object; a batch: one object a record).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The field names of a record format.
+struct Format {
+    name: &'static str,
+    id: &'static str,
+    question: &'static str,
+    answer: &'static str,
+    contexts: &'static str,
+}
+
+const FORMATS: [Format; 3] = [
+    Format { name: "recheck", id: "id", question: "question", answer: "answer", contexts: "contexts" },
+    Format { name: "RAGAS", id: "id", question: "user_input", answer: "response", contexts: "retrieved_contexts" },
+    Format {
+        name: "DeepEval",
+        id: "id",
+        question: "input",
+        answer: "actual_output",
+        contexts: "retrieval_context",
+    },
+];
+
+pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
+    let options = options(&args)?;
+    let model = args.server.open(home, &args.model)?;
+    let store = super::open_store(home)?;
+    match &args.records {
+        None => one(&store, model, &args, &options).await,
+        Some(file) => batch(&store, model, &args, &options, file).await,
+    }
+}
+
+/// The verification options these flags describe (`ask`'s, with no loop).
+fn options(args: &VerifyArgs) -> anyhow::Result<AskOptions> {
+    let agents = recheck::agents::AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    let mut options = AskOptions::new(Arc::new(agents));
+    options.loop_options.seed = args.seed;
+    if let Some(dir) = &args.index {
+        options = options.corpus(Arc::new(recheck::corpus::CorpusIndex::open(dir)?));
+    }
+    options.verify = VerifyOptions {
+        decompose: !args.no_decompose,
+        judge: args.judge,
+        contradictions: args.contradictions,
+        ..Default::default()
+    };
+    Ok(options)
+}
+
+/// `recheck verify --answer ...`.
+async fn one(
+    store: &TraceStore,
+    model: Arc<dyn recheck::ChatModel>,
+    args: &VerifyArgs,
+    options: &AskOptions,
+) -> anyhow::Result<()> {
+    let mut contexts = Vec::new();
+    for file in &args.contexts {
+        let text = if file.as_os_str() == "-" {
+            recheck::files::read_stdin(FileKind::Document).map_err(|e| anyhow::anyhow!("--context -: {}", e.problem))?
+        } else {
+            recheck::files::read_to_string(file, FileKind::Document).map_err(|e| anyhow::anyhow!("--context {e}"))?
+        };
+        contexts.push(Context { id: Some(file.display().to_string()), text });
+    }
+    let answer = args.answer.clone().unwrap_or_default();
+    if answer.chars().count() > args.max_answer_chars {
+        super::usage!("--answer is longer than --max-answer-chars ({})", args.max_answer_chars);
+    }
+    let given = GivenAnswer { id: None, question: args.question.clone(), answer, contexts };
+    let outcome = recheck::verify(store, model, &given, options).await?;
+    if args.json || args.out.is_some() {
+        let line = serde_json::to_string(&result_row(&outcome))?;
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
+        return recheck::trace::write_output(&out, |w| writeln!(w, "{line}"))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()));
+    }
+    print_text(&outcome);
+    Ok(())
+}
+
+/// One result row: what `verify` promises, in the order a reader looks for it.
+fn result_row(o: &VerifyOutcome) -> Value {
+    let claims: Vec<Value> = o
+        .claims
+        .iter()
+        .zip(&o.quotes)
+        .map(|(c, quotes)| {
+            let mut claim = json!(c);
+            if !quotes.is_empty() {
+                claim["quotes"] = json!(quotes);
+            }
+            claim
+        })
+        .collect();
+    let mut row = json!({
+        "id": o.id,
+        "verified": o.verified,
+        "support": o.support,
+        "faithfulness": o.faithfulness,
+        "claims": claims,
+        "cited_answer": o.cited_answer,
+        "sources": o.outcome.sources,
+        "trace_id": o.trace_id,
+        "model_calls": o.outcome.model_calls,
+    });
+    if let Some(why) = &o.faithfulness_undefined {
+        row["faithfulness_undefined"] = json!(why);
+    }
+    if let Some(q) = &o.outcome.citation_quality {
+        row["citation_quality"] = json!(q);
+    }
+    row
+}
+
+/// The verdict, the cited answer, each span's checks (as `ask` prints them) and the
+/// quotes from the record's contexts that decided claims.
+fn print_text(o: &VerifyOutcome) {
+    let faithfulness = o.faithfulness.map_or_else(|| "undefined (no claims)".to_string(), |f| format!("{f:.2}"));
+    println!("{}; faithfulness {faithfulness}\n", super::ask::verdict_line(o.verified, &o.claims));
+    println!("{}", super::shown(&o.cited_answer));
+    super::ask::print_claims(&o.claims);
+    let quoted: Vec<_> = o.claims.iter().zip(&o.quotes).filter(|(_, q)| !q.is_empty()).collect();
+    if !quoted.is_empty() {
+        println!("\nEvidence:");
+    }
+    for (c, quotes) in quoted {
+        for q in quotes {
+            println!("  {}  <-  context {}: \"{}\"", super::shown(&c.text), q.context, super::shown(&q.quote));
+        }
+    }
+    eprintln!("(run {}, {} model calls)", o.trace_id, o.outcome.model_calls);
+}
+
+/// A record of the file as read: its line, its id (the line's number when it has
+/// none), and the answer or why it cannot be verified.
+type Record = (usize, String, Result<GivenAnswer, String>);
+
+/// Read every record of `file`, detecting its format from the first record.
+fn read_records(file: &std::path::Path, max_chars: usize) -> anyhow::Result<(Vec<Record>, &'static Format)> {
+    let mut format: Option<&'static Format> = None;
+    let mut records = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in Lines::open(file).map_err(|e| anyhow::anyhow!("cannot read records from {e}"))? {
+        let (n, bytes) = line.map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                records.push((n, n.to_string(), Err(format!("line {n} is not JSON: {e}"))));
+                continue;
+            }
+        };
+        let fmt = *format.get_or_insert_with(|| {
+            FORMATS.iter().find(|f| value.get(f.answer).is_some()).unwrap_or(&FORMATS[0])
+        });
+        let id = record_id(&value, fmt, n);
+        let record = if seen.insert(id.clone()) {
+            given(&value, fmt, n, max_chars).map(|g| GivenAnswer { id: Some(id.clone()), ..g })
+        } else {
+            Err(format!("line {n}: id {id:?} appears earlier in the file"))
+        };
+        records.push((n, id, record));
+    }
+    Ok((records, format.unwrap_or(&FORMATS[0])))
+}
+
+/// The answer a record holds, in `format`'s field names.
+fn given(value: &Value, format: &Format, line: usize, max_chars: usize) -> Result<GivenAnswer, String> {
+    let text = |key: &str| value.get(key).and_then(Value::as_str).map(String::from);
+    let Some(answer) = text(format.answer) else {
+        return Err(format!("line {line}: no {:?} (a string) to verify", format.answer));
+    };
+    if answer.chars().count() > max_chars {
+        return Err(format!("line {line}: the answer is longer than --max-answer-chars ({max_chars})"));
+    }
+    let contexts = match value.get(format.contexts) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Value::String(s) => Ok(Context { id: None, text: s.clone() }),
+                Value::Object(o) => match o.get("text").and_then(Value::as_str) {
+                    Some(t) => Ok(Context { id: o.get("id").map(|v| plain(v)), text: t.to_string() }),
+                    None => Err(format!("line {line}: context {i} has no \"text\"")),
+                },
+                _ => Err(format!("line {line}: context {i} is neither a string nor an object")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(format!("line {line}: {:?} is not a list", format.contexts)),
+    };
+    Ok(GivenAnswer { id: None, question: text(format.question), answer, contexts })
+}
+
+/// A record's id: its own, else its line number.
+fn record_id(value: &Value, format: &Format, line: usize) -> String {
+    match value.get(format.id) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => line.to_string(),
+    }
+}
+
+fn plain(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), String::from)
+}
+
+/// `recheck verify RECORDS.jsonl`.
+async fn batch(
+    store: &TraceStore,
+    model: Arc<dyn recheck::ChatModel>,
+    args: &VerifyArgs,
+    options: &AskOptions,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (records, format) = read_records(file, args.max_answer_chars)?;
+    eprintln!(
+        "reading {} as {} records ({}, {}, {}): {} records",
+        file.display(),
+        format.name,
+        format.question,
+        format.answer,
+        format.contexts,
+        records.len()
+    );
+    let input = json!({ "file": file.display().to_string(), "format": format.name, "records": records.len() });
+    let config = recheck::orchestrator::AskRecord::of(options, recheck::llm::identity(model.as_ref()));
+    let group = store.create_run(run_kind::VERIFY_BATCH, input, json!(config), None).await?;
+    let bar = super::progress_bar(records.len() as u64, "verifying");
+    let gate = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rows: Vec<Option<Value>> = vec![None; records.len()];
+    for (slot, (line, id, record)) in records.into_iter().enumerate() {
+        let given = match record {
+            Ok(g) => g,
+            Err(why) => {
+                rows[slot] = Some(json!({ "id": id, "line": line, "error": why }));
+                bar.inc(1);
+                continue;
+            }
+        };
+        let permit = gate.clone().acquire_owned().await?;
+        let (store, model) = (store.clone(), model.clone());
+        let mut options = options.clone();
+        options.group = Some(GroupSlot { run: group.id, index: slot as u32 });
+        tasks.spawn(async move {
+            let outcome = recheck::verify(&store, model, &given, &options).await;
+            drop(permit);
+            (slot, line, given.id, outcome)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            finish_row(done?, &mut rows);
+            bar.inc(1);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        finish_row(done?, &mut rows);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let rows: Vec<Value> = rows.into_iter().flatten().collect();
+    let summary = summarise(&rows);
+    store.finish_run(group.id, RunStatus::Completed, Some(summary.clone()), None).await?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
+    recheck::trace::write_output(&out, |w| {
+        for row in &rows {
+            writeln!(w, "{row}")?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    let failed = summary["failed"].as_u64().unwrap_or(0);
+    eprintln!(
+        "{} records: {} checked, {} failed; verified share {}, mean faithfulness {} (batch run {})",
+        rows.len(),
+        rows.len() as u64 - failed,
+        failed,
+        shown_interval(&summary["verified_share"]),
+        shown_interval(&summary["mean_faithfulness"]),
+        group.id
+    );
+    if failed > 0 && !args.skip_bad {
+        anyhow::bail!("{failed} records could not be verified (see their error rows); --skip-bad exits 0");
+    }
+    Ok(())
+}
+
+fn finish_row(
+    (slot, line, id, outcome): (usize, usize, Option<String>, recheck::Result<VerifyOutcome>),
+    rows: &mut [Option<Value>],
+) {
+    rows[slot] = Some(match outcome {
+        Ok(o) => result_row(&o),
+        Err(e) => json!({ "id": id, "line": line, "error": e.to_string() }),
+    });
+}
+
+/// The batch's verified share and mean faithfulness, each with a 95% interval.
+fn summarise(rows: &[Value]) -> Value {
+    let done: Vec<&Value> = rows.iter().filter(|r| r.get("error").is_none()).collect();
+    let verified = done.iter().filter(|r| r["verified"] == json!(true)).count();
+    let share = recheck::analysis::intervals::wilson(verified, done.len());
+    let scores: Vec<f64> = done.iter().filter_map(|r| r["faithfulness"].as_f64()).collect();
+    let mean = recheck::analysis::intervals::bootstrap(&scores, |s| {
+        (!s.is_empty()).then(|| s.iter().copied().sum::<f64>() / s.len() as f64)
+    });
+    let interval = |v: Option<(f64, f64, f64)>| v.map(|(p, lo, hi)| json!({ "value": p, "low": lo, "high": hi }));
+    json!({
+        "records": rows.len(),
+        "failed": rows.len() - done.len(),
+        "verified": verified,
+        "verified_share": interval(share),
+        "mean_faithfulness": interval(mean),
+        "with_faithfulness": scores.len(),
+    })
+}
+
+fn shown_interval(v: &Value) -> String {
+    match (v["value"].as_f64(), v["low"].as_f64(), v["high"].as_f64()) {
+        (Some(p), Some(lo), Some(hi)) => format!("{p:.3} [{lo:.3}, {hi:.3}]"),
+        _ => "undefined".into(),
+    }
+}

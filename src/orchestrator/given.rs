@@ -1,0 +1,224 @@
+//! Verifying an answer recheck did not write: a RAG app's, another model's, a human's.
+//!
+//! The answer goes through exactly the verification `ask` ends with
+//! ([`super::run`]'s `Loop::finish`): the tool-checker's exact tools, the decomposer's
+//! atomic claims, the judge against evidence, the citation attributor. Nothing is
+//! revised. The record's own contexts are the first evidence: each is cut into
+//! passages with exact character offsets (as the corpus cuts documents) and searched
+//! by content-word overlap; an index, when given, adds its passages after them.
+
+use std::{collections::HashSet, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    run::{end_run, Loop, Revised},
+    AskOptions, AskOutcome, AskRecord, ClaimReport, Evidence, StopReason, SupportCounts, Verification,
+};
+use crate::{
+    agents::attributor::content_words,
+    corpus::{split_passages, CorpusError, Document, Hit, Passage, PassageConfig, Retriever, SearchOptions},
+    llm::{ChatModel, FinishReason},
+    trace::{run_kind, RunId, RunRecorder, TraceStore},
+    Result,
+};
+
+/// An answer to verify, with what it was asked and the passages it was written from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GivenAnswer {
+    /// The record's id in its batch (its line number when the input has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The question, if there was one (the tool-checker reads yes/no against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// The answer.
+    pub answer: String,
+    /// The passages the answer was written from (a RAG app's retrieved contexts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contexts: Vec<Context>,
+}
+
+/// One context of a [`GivenAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Its id, when the input named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its text.
+    pub text: String,
+}
+
+/// Where a claim's evidence is in a record's own context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContextQuote {
+    /// The context: its id, or its index in the record (from 0).
+    pub context: serde_json::Value,
+    /// Start, in characters, in that context.
+    pub start: usize,
+    /// End (exclusive), in characters.
+    pub end: usize,
+    /// The quoted text, exactly `context[start..end]`.
+    pub quote: String,
+}
+
+/// What verifying one given answer found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyOutcome {
+    /// The record's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Every checked claim holds (`true`), some claim is contradicted (`false`), or
+    /// nothing decisive was checked (`"unknown"`): as `ask` says.
+    pub verified: Verification,
+    /// Claims by verdict.
+    pub support: SupportCounts,
+    /// Supported claims over all claims (RAGAS's faithfulness), counting the answer's
+    /// atomic claims (the tool-checker's claims inside them are how some were decided,
+    /// not more claims) or, with decomposition off, the tool-checker's; `None` with no
+    /// claims.
+    pub faithfulness: Option<f64>,
+    /// Why `faithfulness` is undefined, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faithfulness_undefined: Option<String>,
+    /// The claims with their spans, verdicts, judges, scores and evidence.
+    pub claims: Vec<ClaimReport>,
+    /// For each claim (same order), where its passage evidence sits in the record's
+    /// own contexts.
+    pub quotes: Vec<Vec<ContextQuote>>,
+    /// The answer with `[n]` markers (ALCE style) and the full outcome's sources.
+    pub cited_answer: String,
+    /// Everything `ask` reports about the verification (citations, their quality,
+    /// usage, model calls).
+    pub outcome: AskOutcome,
+    /// The stored run.
+    pub trace_id: RunId,
+}
+
+/// The document id a record's context `i` gets in the passages it is cut into.
+fn context_doc(i: usize) -> String {
+    format!("context:{i}")
+}
+
+/// A record's contexts as passages, searched by content-word overlap, then `index`.
+struct Contexts {
+    passages: Vec<(Passage, HashSet<String>)>,
+    index: Option<Arc<dyn Retriever>>,
+}
+
+impl Contexts {
+    fn new(contexts: &[Context], index: Option<Arc<dyn Retriever>>) -> Self {
+        let config = PassageConfig::default();
+        let passages = contexts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let title = c.id.clone().unwrap_or_else(|| format!("context {i}"));
+                let doc = Document { id: context_doc(i), title, text: c.text.clone(), sentences: None };
+                split_passages(&doc, &config)
+            })
+            .map(|p| {
+                let words = content_words(&p.text);
+                (p, words)
+            })
+            .collect();
+        Self { passages, index }
+    }
+}
+
+impl Retriever for Contexts {
+    fn search(&self, query: &str, options: &SearchOptions) -> std::result::Result<Vec<Hit>, CorpusError> {
+        let wanted = content_words(query);
+        let mut hits: Vec<Hit> = self
+            .passages
+            .iter()
+            .map(|(p, words)| {
+                let shared = wanted.iter().filter(|w| words.contains(*w)).count();
+                let score = if wanted.is_empty() { 0.0 } else { shared as f32 / wanted.len() as f32 };
+                Hit { score, passage: p.clone(), snippet: String::new() }
+            })
+            .filter(|h| h.score > 0.0)
+            .collect();
+        // Best first; ties in the record's order, so the ranking never depends on layout.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(options.k);
+        if let Some(index) = &self.index {
+            let more = index.search(query, &SearchOptions { k: options.k.saturating_sub(hits.len()), ..options.clone() })?;
+            hits.extend(more);
+        }
+        Ok(hits)
+    }
+}
+
+/// Verify `given` with `model` (used only by the decomposer and the judge, and for
+/// `--samples`, which draws answers to the question), storing one `verify` run.
+/// `options` are `ask`'s: its verification options, judge, agents and index.
+pub async fn verify(
+    store: &TraceStore,
+    model: Arc<dyn ChatModel>,
+    given: &GivenAnswer,
+    options: &AskOptions,
+) -> Result<VerifyOutcome> {
+    let mut options = options.clone();
+    options.retriever = Some(Arc::new(Contexts::new(&given.contexts, options.retriever.clone())));
+    let info = crate::llm::identity(model.as_ref());
+    let config = AskRecord::of(&options, info.clone());
+    let input = json!(given);
+    let run_id = store.start_run(run_kind::VERIFY, input, &config, options.parent, options.group).await?;
+    let question = given.question.clone().unwrap_or_default();
+    let state = Loop::new(&options, &[], model, RunRecorder::new(store.clone(), run_id, 0));
+    let revised = Revised {
+        answer: given.answer.clone(),
+        finish: FinishReason::Stop,
+        rounds: Vec::new(),
+        stopped_by: StopReason::Given,
+    };
+    let result = state.finish(&question, revised, info, run_id).await;
+    let outcome = end_run(store, run_id, result).await?;
+    Ok(describe(given, outcome))
+}
+
+/// The outcome of a given answer's verification, in the terms `verify` reports.
+fn describe(given: &GivenAnswer, outcome: AskOutcome) -> VerifyOutcome {
+    let claims = outcome.claims.clone();
+    let atomic: Vec<&ClaimReport> = claims.iter().filter(|c| c.kind.is_none()).collect();
+    let counted: Vec<&ClaimReport> = if atomic.is_empty() { claims.iter().collect() } else { atomic };
+    let supported = counted.iter().filter(|c| c.verdict == crate::agents::Verdict::Supported).count();
+    let (faithfulness, undefined) = if counted.is_empty() {
+        (None, Some("the answer has no claims".to_string()))
+    } else {
+        (Some(supported as f64 / counted.len() as f64), None)
+    };
+    let quotes = claims.iter().map(|c| quotes(given, c)).collect();
+    VerifyOutcome {
+        id: given.id.clone(),
+        verified: outcome.verified,
+        support: outcome.support,
+        faithfulness,
+        faithfulness_undefined: undefined,
+        claims,
+        quotes,
+        cited_answer: outcome.cited_answer.clone(),
+        trace_id: outcome.trace_id,
+        outcome,
+    }
+}
+
+/// Where `claim`'s passage evidence sits in the record's contexts.
+fn quotes(given: &GivenAnswer, claim: &ClaimReport) -> Vec<ContextQuote> {
+    claim
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::Passage { doc_id, start, end, .. } => {
+                let i: usize = doc_id.strip_prefix("context:")?.parse().ok()?;
+                let context = given.contexts.get(i)?;
+                let quote: String = context.text.chars().skip(*start).take(end.saturating_sub(*start)).collect();
+                let name = context.id.clone().map_or(json!(i), |id| json!(id));
+                Some(ContextQuote { context: name, start: *start, end: *end, quote })
+            }
+            Evidence::Tool { .. } => None,
+        })
+        .collect()
+}
