@@ -32,6 +32,15 @@ pub enum Error {
         /// What failed.
         cause: LlmError,
     },
+    /// A given answer's verification needed a model call that failed: its verdicts
+    /// would say less than they seem to (the run is stored as failed, with them).
+    #[error("the answer could not be verified: {reason} (recorded as run {run_id})")]
+    Unverifiable {
+        /// The stored run.
+        run_id: RunId,
+        /// The first failed call.
+        reason: String,
+    },
     /// A stored `ask` or `serve` run that cannot be replayed, and why.
     #[error("run {run_id} cannot be replayed: {reason}")]
     NotReplayable {

@@ -202,6 +202,8 @@ mod error;
 pub use error::{Error, Result};
 pub use eval::open_model;
 pub use llm::ChatModel;
-pub use orchestrator::{ask, verify, AskOptions, AskOutcome, GivenAnswer, Question, Strategy, Verification, VerifyOutcome};
+pub use orchestrator::{
+    ask, verify, AskOptions, AskOutcome, GivenAnswer, Question, Strategy, Verification, VerifyOutcome,
+};
 pub use tools::Tool;
 pub use trace::TraceStore;

@@ -326,7 +326,9 @@ pub(super) fn verdict_line(verified: Verification, claims: &[ClaimReport]) -> St
     if verified == Verification::Unknown {
         let count = |v: Verdict| spans.iter().filter(|g| decisive(g) == v).count();
         let (s, u, c) = (count(Verdict::Supported), count(Verdict::Unsupported), count(Verdict::Unchecked));
-        return format!("{word}: none contradicted, but not all supported ({s} supported, {u} unsupported, {c} unchecked)");
+        return format!(
+            "{word}: none contradicted, but not all supported ({s} supported, {u} unsupported, {c} unchecked)"
+        );
     }
     let deciding: Vec<&Vec<&ClaimReport>> = spans.iter().filter(|g| decisive(g) == wanted).collect();
     let mut who: Vec<String> = Vec::new();

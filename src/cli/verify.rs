@@ -110,13 +110,7 @@ struct Format {
 const FORMATS: [Format; 3] = [
     Format { name: "recheck", id: "id", question: "question", answer: "answer", contexts: "contexts" },
     Format { name: "RAGAS", id: "id", question: "user_input", answer: "response", contexts: "retrieved_contexts" },
-    Format {
-        name: "DeepEval",
-        id: "id",
-        question: "input",
-        answer: "actual_output",
-        contexts: "retrieval_context",
-    },
+    Format { name: "DeepEval", id: "id", question: "input", answer: "actual_output", contexts: "retrieval_context" },
 ];
 
 pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
@@ -252,9 +246,8 @@ fn read_records(file: &std::path::Path, max_chars: usize) -> anyhow::Result<(Vec
                 continue;
             }
         };
-        let fmt = *format.get_or_insert_with(|| {
-            FORMATS.iter().find(|f| value.get(f.answer).is_some()).unwrap_or(&FORMATS[0])
-        });
+        let fmt = *format
+            .get_or_insert_with(|| FORMATS.iter().find(|f| value.get(f.answer).is_some()).unwrap_or(&FORMATS[0]));
         let id = record_id(&value, fmt, n);
         let record = if seen.insert(id.clone()) {
             given(&value, fmt, n, max_chars).map(|g| GivenAnswer { id: Some(id.clone()), ..g })

@@ -20,8 +20,8 @@ use crate::{
     agents::attributor::content_words,
     corpus::{split_passages, CorpusError, Document, Hit, Passage, PassageConfig, Retriever, SearchOptions},
     llm::{ChatModel, FinishReason},
-    trace::{run_kind, RunId, RunRecorder, TraceStore},
-    Result,
+    trace::{run_kind, RunId, RunRecorder, RunStatus, StepPayload, TraceStore},
+    Error, Result,
 };
 
 /// An answer to verify, with what it was asked and the passages it was written from.
@@ -144,7 +144,8 @@ impl Retriever for Contexts {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(options.k);
         if let Some(index) = &self.index {
-            let more = index.search(query, &SearchOptions { k: options.k.saturating_sub(hits.len()), ..options.clone() })?;
+            let more =
+                index.search(query, &SearchOptions { k: options.k.saturating_sub(hits.len()), ..options.clone() })?;
             hits.extend(more);
         }
         Ok(hits)
@@ -174,8 +175,23 @@ pub async fn verify(
         rounds: Vec::new(),
         stopped_by: StopReason::Given,
     };
-    let result = state.finish(&question, revised, info, run_id).await;
-    let outcome = end_run(store, run_id, result).await?;
+    let outcome = match state.finish(&question, revised, info, run_id).await {
+        Ok(outcome) => outcome,
+        Err(e) => return end_run(store, run_id, Err(e)).await,
+    };
+    // `ask` keeps an answer whose verification degraded; here the verification is the
+    // whole result, so a failed model call makes the record fail, its verdicts kept.
+    let failed = store.steps(run_id)?.into_iter().find_map(|s| match (&s.payload, s.error) {
+        (StepPayload::ModelCall { .. } | StepPayload::Scoring { .. }, Some(e)) => {
+            Some(format!("{} call: {e}", s.agent))
+        }
+        _ => None,
+    });
+    if let Some(reason) = failed {
+        store.finish_run(run_id, RunStatus::Failed, Some(json!(outcome)), Some(reason.clone())).await?;
+        return Err(Error::Unverifiable { run_id, reason });
+    }
+    let outcome = end_run(store, run_id, Ok::<_, crate::agents::AgentError>(outcome)).await?;
     Ok(describe(given, outcome))
 }
 
