@@ -216,3 +216,27 @@ fn a_record_whose_model_call_fails_is_an_error_row() {
     assert_eq!(failed.status, RunStatus::Failed);
     assert!(failed.output.is_some(), "the degraded verdicts are kept in the run");
 }
+
+#[tokio::test]
+async fn a_verify_run_replays_identically_from_its_record() {
+    let model = recheck::open_model(&"sim:seed=2".parse().unwrap(), &Default::default()).unwrap();
+    let store = TraceStore::temporary().unwrap();
+    let given = GivenAnswer {
+        id: Some("x".into()),
+        question: Some("Who discovered Uranus?".into()),
+        answer: "William Herschel discovered Uranus. It has rings.".into(),
+        contexts: vec![Context { id: Some("c".into()), text: "Uranus was discovered by William Herschel.".into() }],
+    };
+    // The model judge: its calls are in the record too.
+    let out = recheck::verify(&store, model, &given, &AskOptions::builtin().unwrap()).await.unwrap();
+    let agents = recheck::agents::AgentSet::builtin().unwrap();
+    let replay = recheck::orchestrator::replay(&store, out.trace_id, &agents).await.unwrap();
+    assert!(replay.identical, "{:?}", replay.differences);
+    assert!(replay.calls >= 2, "{replay:?}");
+    // A changed judge prompt is caught, not answered from nowhere.
+    let changed = tempfile::tempdir().unwrap();
+    std::fs::write(changed.path().join("judge.j2"), "Claim: {{ claim }}\nTrue or false?").unwrap();
+    let other = recheck::agents::AgentSet::load(None, Some(changed.path())).unwrap();
+    let diverged = recheck::orchestrator::replay(&store, out.trace_id, &other).await;
+    assert!(diverged.map(|r| !r.identical).unwrap_or(true));
+}

@@ -78,7 +78,7 @@ pub(super) async fn run(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
     let Some(run) = &args.run else { super::usage!("give a run id, or --runs FILTER") };
     let id = store.resolve(run)?;
     let kind = store.run(id)?.map(|r| r.kind).unwrap_or_default();
-    if kind == run_kind::ASK || kind == run_kind::SERVE {
+    if kind == run_kind::ASK || kind == run_kind::SERVE || kind == run_kind::VERIFY {
         return replay_ask(home, &store, id, &args).await;
     }
     replay_experiment(home, &store, id, &args).await

@@ -161,10 +161,12 @@ pub async fn verify(
     given: &GivenAnswer,
     options: &AskOptions,
 ) -> Result<VerifyOutcome> {
+    let info = crate::llm::identity(model.as_ref());
+    // Recorded before the contexts join the index: the record names the index (to
+    // open again on replay), and the contexts are in the run's input.
+    let config = AskRecord::of(options, info.clone());
     let mut options = options.clone();
     options.retriever = Some(Arc::new(Contexts::new(&given.contexts, options.retriever.clone())));
-    let info = crate::llm::identity(model.as_ref());
-    let config = AskRecord::of(&options, info.clone());
     let input = json!(given);
     let run_id = store.start_run(run_kind::VERIFY, input, &config, options.parent, options.group).await?;
     let question = given.question.clone().unwrap_or_default();

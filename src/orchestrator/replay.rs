@@ -35,6 +35,9 @@ pub struct AskReplay {
 /// the record): the built-in ones, or those a changed prompt would be tested with.
 pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Result<AskReplay> {
     let refuse = |reason: String| Error::NotReplayable { run_id, reason };
+    if let Some(run) = store.run(run_id)?.filter(|r| r.kind == run_kind::VERIFY) {
+        return replay_given(store, run, agents).await;
+    }
     let (run, record, question, mut options) = source(store, run_id, agents)?;
     let Some(stored) = run.output.clone() else { return Err(refuse("it stored no outcome".into())) };
     let (_, calls) = recorded_calls(store.steps(run_id)?);
@@ -58,6 +61,36 @@ pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Res
     if let Some(e) = diverged {
         differences.insert(0, e);
     }
+    Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
+}
+
+/// Replay a `verify` run: the same given answer and options, every model reply from
+/// the record.
+async fn replay_given(store: &TraceStore, run: RunRecord, agents: &AgentSet) -> Result<AskReplay> {
+    let run_id = run.id;
+    let refuse = |reason: String| Error::NotReplayable { run_id, reason };
+    if run.status != RunStatus::Completed {
+        return Err(refuse(format!("it is {}, not completed", run.status)));
+    }
+    let Some(stored) = run.output.clone() else { return Err(refuse("it stored no outcome".into())) };
+    let record: AskRecord = serde_json::from_value(run.config.clone())
+        .map_err(|e| refuse(format!("its config is not a verify run's: {e}")))?;
+    let given: super::GivenAnswer = serde_json::from_value(run.input.clone())
+        .map_err(|e| refuse(format!("its input is not a given answer: {e}")))?;
+    let mut options = options_of(&record, agents).map_err(refuse)?;
+    let (_, calls) = recorded_calls(store.steps(run_id)?);
+    let served = calls.len();
+    let replayed = ReplayModel::exact(record.model.clone(), calls);
+    let sibling = |m: &Option<crate::llm::ModelInfo>| {
+        m.clone().map(|info| Arc::new(replayed.sibling_as(info)) as Arc<dyn ChatModel>)
+    };
+    options.decomposer_model = sibling(&record.decomposer_model);
+    options.judge_model = sibling(&record.judge_model);
+    let scratch = TraceStore::temporary()?;
+    let outcome = super::verify(&scratch, Arc::new(replayed), &given, &options).await?;
+    let mut again = serde_json::to_value(&outcome.outcome)
+        .map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
+    let differences = differences(&stored, &mut again);
     Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
 }
 
