@@ -276,7 +276,7 @@ fn given(value: &Value, format: &Format, line: usize, max_chars: usize) -> Resul
             .map(|(i, c)| match c {
                 Value::String(s) => Ok(Context { id: None, text: s.clone() }),
                 Value::Object(o) => match o.get("text").and_then(Value::as_str) {
-                    Some(t) => Ok(Context { id: o.get("id").map(|v| plain(v)), text: t.to_string() }),
+                    Some(t) => Ok(Context { id: o.get("id").map(plain), text: t.to_string() }),
                     None => Err(format!("line {line}: context {i} has no \"text\"")),
                 },
                 _ => Err(format!("line {line}: context {i} is neither a string nor an object")),

@@ -40,17 +40,9 @@ pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Res
     }
     let (run, record, question, mut options) = source(store, run_id, agents)?;
     let Some(stored) = run.output.clone() else { return Err(refuse("it stored no outcome".into())) };
-    let (_, calls) = recorded_calls(store.steps(run_id)?);
-    let served = calls.len();
-    let replayed = ReplayModel::exact(record.model.clone(), calls);
-    let sibling = |m: &Option<crate::llm::ModelInfo>| {
-        m.clone().map(|info| Arc::new(replayed.sibling_as(info)) as Arc<dyn ChatModel>)
-    };
-    options.critic_model = sibling(&record.critic_model);
-    options.decomposer_model = sibling(&record.decomposer_model);
-    options.judge_model = sibling(&record.judge_model);
+    let (replayed, served) = recorded_models(store, run_id, &record, &mut options)?;
     let scratch = TraceStore::temporary()?;
-    let outcome = ask(&scratch, Arc::new(replayed), question, &options).await?;
+    let outcome = ask(&scratch, replayed, question, &options).await?;
     let mut again =
         serde_json::to_value(&outcome).map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
     let mut differences = differences(&stored, &mut again);
@@ -78,20 +70,33 @@ async fn replay_given(store: &TraceStore, run: RunRecord, agents: &AgentSet) -> 
     let given: super::GivenAnswer = serde_json::from_value(run.input.clone())
         .map_err(|e| refuse(format!("its input is not a given answer: {e}")))?;
     let mut options = options_of(&record, agents).map_err(refuse)?;
+    let (replayed, served) = recorded_models(store, run_id, &record, &mut options)?;
+    let scratch = TraceStore::temporary()?;
+    let outcome = super::verify(&scratch, replayed, &given, &options).await?;
+    let mut again = serde_json::to_value(&outcome.outcome)
+        .map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
+    let differences = differences(&stored, &mut again);
+    Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
+}
+
+/// The run's model answering from its recorded calls, and its agents' own models (the
+/// same record under their names) set in `options`; with how many calls it holds.
+fn recorded_models(
+    store: &TraceStore,
+    run_id: RunId,
+    record: &AskRecord,
+    options: &mut AskOptions,
+) -> Result<(Arc<dyn ChatModel>, usize)> {
     let (_, calls) = recorded_calls(store.steps(run_id)?);
     let served = calls.len();
     let replayed = ReplayModel::exact(record.model.clone(), calls);
     let sibling = |m: &Option<crate::llm::ModelInfo>| {
         m.clone().map(|info| Arc::new(replayed.sibling_as(info)) as Arc<dyn ChatModel>)
     };
+    options.critic_model = sibling(&record.critic_model);
     options.decomposer_model = sibling(&record.decomposer_model);
     options.judge_model = sibling(&record.judge_model);
-    let scratch = TraceStore::temporary()?;
-    let outcome = super::verify(&scratch, Arc::new(replayed), &given, &options).await?;
-    let mut again = serde_json::to_value(&outcome.outcome)
-        .map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
-    let differences = differences(&stored, &mut again);
-    Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
+    Ok((Arc::new(replayed), served))
 }
 
 /// A completed `ask` or `serve` run that can be run again: its record, its parsed
