@@ -240,3 +240,87 @@ async fn a_verify_run_replays_identically_from_its_record() {
     let diverged = recheck::orchestrator::replay(&store, out.trace_id, &other).await;
     assert!(diverged.map(|r| !r.identical).unwrap_or(true));
 }
+
+#[test]
+fn a_killed_batch_resumes_each_record_exactly_once_and_writes_all_in_order() {
+    let home = support::temp_home();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    let records: String = (0..4000)
+        .map(|i| {
+            let record = json!({"id": format!("r{i}"), "answer": format!("Herschel found Uranus in {}.", 1700 + i % 300),
+                "contexts": ["Uranus was discovered by William Herschel in 1781."]});
+            format!("{record}\n")
+        })
+        .collect();
+    std::fs::write(&file, records).unwrap();
+    let f = file.to_str().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["verify", f, "--model", "sim:seed=1", "--judge", "lexical", "--concurrency", "8"])
+        .env("RECHECK_HOME", home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = home.path().join("traces/steps.wal");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "no 2 MB of log in 2 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "the batch ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let batch = {
+        let store = TraceStore::open(home.path().join("traces")).unwrap();
+        let batch = store.list_runs().unwrap().into_iter().find(|r| r.kind == run_kind::VERIFY_BATCH).unwrap();
+        assert_eq!(batch.status, RunStatus::Incomplete);
+        batch.id.to_string()
+    };
+    let out = dir.path().join("out.jsonl");
+    let resumed = recheck(
+        home.path(),
+        &[
+            "verify",
+            f,
+            "--model",
+            "sim:seed=1",
+            "--judge",
+            "lexical",
+            "--resume",
+            &batch,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{err}");
+    assert!(err.contains("already verified"), "{err}");
+    let written = rows(&std::fs::read(&out).unwrap());
+    let ids: Vec<&str> = written.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..4000).map(|i| format!("r{i}")).collect();
+    assert_eq!(ids, expected, "every record, in input order");
+    assert!(written.iter().all(|r| r.get("error").is_none()));
+    // Each record was verified to the end once: one completed run a record.
+    let store = TraceStore::open(home.path().join("traces")).unwrap();
+    let completed = store
+        .list_runs()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == run_kind::VERIFY && r.status == RunStatus::Completed)
+        .count();
+    assert_eq!(completed, 4000);
+    // Rows read back equal the rows a run writes: the trace ids are the members'.
+    let members = store.members(batch.parse().unwrap()).unwrap();
+    assert_eq!(members.len(), 4000);
+    for (slot, id) in members.iter().step_by(97) {
+        assert_eq!(written[*slot as usize]["trace_id"], json!(id.to_string()));
+    }
+    drop(store);
+    // Another file is refused for this batch.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, "{\"id\": \"zzz\", \"answer\": \"x\"}\n").unwrap();
+    let refused =
+        recheck(home.path(), &["verify", other.to_str().unwrap(), "--model", "sim:seed=1", "--resume", &batch]);
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+}

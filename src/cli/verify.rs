@@ -81,6 +81,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub skip_bad: bool,
 
+    /// Resume batch run BATCH (after a crash or kill -9) over the same records: the
+    /// records it finished are read back from the store, the rest verified, each once.
+    #[arg(long, value_name = "BATCH", requires = "records")]
+    pub resume: Option<String>,
+
     /// Directory overriding agents/*.toml files (default: built-in configs).
     #[arg(long, value_name = "DIR")]
     pub agents_dir: Option<PathBuf>,
@@ -163,7 +168,7 @@ async fn one(
     let given = GivenAnswer { id: None, question: args.question.clone(), answer, contexts };
     let outcome = recheck::verify(store, model, &given, options).await?;
     if args.json || args.out.is_some() {
-        let line = serde_json::to_string(&result_row(&outcome))?;
+        let line = serde_json::to_string(&result_row(&json!(outcome)))?;
         let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
         return recheck::trace::write_output(&out, |w| writeln!(w, "{line}"))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()));
@@ -172,36 +177,41 @@ async fn one(
     Ok(())
 }
 
-/// One result row: what `verify` promises, in the order a reader looks for it.
-fn result_row(o: &VerifyOutcome) -> Value {
-    let claims: Vec<Value> = o
-        .claims
-        .iter()
-        .zip(&o.quotes)
-        .map(|(c, quotes)| {
-            let mut claim = json!(c);
-            if !quotes.is_empty() {
-                claim["quotes"] = json!(quotes);
+/// One result row from a [`VerifyOutcome`] as JSON (as a `verify` run stores it, so a
+/// resumed batch reads finished rows back): what `verify` promises, in reading order.
+fn result_row(o: &Value) -> Value {
+    let quotes = o["quotes"].as_array().cloned().unwrap_or_default();
+    let claims: Vec<Value> = o["claims"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut claim)| {
+            if quotes.get(i).and_then(Value::as_array).is_some_and(|q| !q.is_empty()) {
+                claim["quotes"] = quotes[i].clone();
             }
             claim
         })
         .collect();
     let mut row = json!({
-        "id": o.id,
-        "verified": o.verified,
-        "support": o.support,
-        "faithfulness": o.faithfulness,
+        "id": o["id"],
+        "verified": o["verified"],
+        "support": o["support"],
+        "faithfulness": o["faithfulness"],
         "claims": claims,
-        "cited_answer": o.cited_answer,
-        "sources": o.outcome.sources,
-        "trace_id": o.trace_id,
-        "model_calls": o.outcome.model_calls,
+        "cited_answer": o["cited_answer"],
+        "sources": o["outcome"]["sources"],
+        "trace_id": o["trace_id"],
+        "model_calls": o["outcome"]["model_calls"],
     });
-    if let Some(why) = &o.faithfulness_undefined {
-        row["faithfulness_undefined"] = json!(why);
-    }
-    if let Some(q) = &o.outcome.citation_quality {
-        row["citation_quality"] = json!(q);
+    for (key, value) in [
+        ("faithfulness_undefined", &o["faithfulness_undefined"]),
+        ("citation_quality", &o["outcome"]["citation_quality"]),
+    ] {
+        if !value.is_null() {
+            row[key] = value.clone();
+        }
     }
     row
 }
@@ -318,14 +328,23 @@ async fn batch(
         format.contexts,
         records.len()
     );
-    let input = json!({ "file": file.display().to_string(), "format": format.name, "records": records.len() });
-    let config = recheck::orchestrator::AskRecord::of(options, recheck::llm::identity(model.as_ref()));
-    let group = store.create_run(run_kind::VERIFY_BATCH, input, json!(config), None).await?;
+    let (group, mut rows) = match &args.resume {
+        None => {
+            let input = json!({ "file": file.display().to_string(), "format": format.name, "records": records.len() });
+            let config = recheck::orchestrator::AskRecord::of(options, recheck::llm::identity(model.as_ref()));
+            let group = store.create_run(run_kind::VERIFY_BATCH, input, json!(config), None).await?.id;
+            (group, vec![None; records.len()])
+        }
+        Some(batch) => resumed(store, batch, &records).await?,
+    };
     let bar = super::progress_bar(records.len() as u64, "verifying");
+    bar.inc(rows.iter().filter(|r| r.is_some()).count() as u64);
     let gate = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut rows: Vec<Option<Value>> = vec![None; records.len()];
     for (slot, (line, id, record)) in records.into_iter().enumerate() {
+        if rows[slot].is_some() {
+            continue;
+        }
         let given = match record {
             Ok(g) => g,
             Err(why) => {
@@ -337,7 +356,7 @@ async fn batch(
         let permit = gate.clone().acquire_owned().await?;
         let (store, model) = (store.clone(), model.clone());
         let mut options = options.clone();
-        options.group = Some(GroupSlot { run: group.id, index: slot as u32 });
+        options.group = Some(GroupSlot { run: group, index: slot as u32 });
         tasks.spawn(async move {
             let outcome = recheck::verify(&store, model, &given, &options).await;
             drop(permit);
@@ -355,7 +374,7 @@ async fn batch(
     bar.finish_and_clear();
     let rows: Vec<Value> = rows.into_iter().flatten().collect();
     let summary = summarise(&rows);
-    store.finish_run(group.id, RunStatus::Completed, Some(summary.clone()), None).await?;
+    store.finish_run(group, RunStatus::Completed, Some(summary.clone()), None).await?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
     recheck::trace::write_output(&out, |w| {
         for row in &rows {
@@ -372,7 +391,7 @@ async fn batch(
         failed,
         shown_interval(&summary["verified_share"]),
         shown_interval(&summary["mean_faithfulness"]),
-        group.id
+        group
     );
     if failed > 0 && !args.skip_bad {
         anyhow::bail!("{failed} records could not be verified (see their error rows); --skip-bad exits 0");
@@ -380,12 +399,46 @@ async fn batch(
     Ok(())
 }
 
+/// Batch run `batch` reopened, with the rows of the records it finished read back from
+/// their runs. Its finished records must be the file's at the same places.
+async fn resumed(
+    store: &TraceStore,
+    batch: &str,
+    records: &[Record],
+) -> anyhow::Result<(recheck::trace::RunId, Vec<Option<Value>>)> {
+    let id = store.resolve(batch)?;
+    let run = store.run(id)?.ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+    if run.kind != run_kind::VERIFY_BATCH {
+        super::usage!("--resume {batch}: run {id} is a `{}` run, not a verify batch", run.kind);
+    }
+    let mut rows = vec![None; records.len()];
+    for (slot, member) in store.members(id)? {
+        let Some(stored) = store.run(member)?.filter(|r| r.status == RunStatus::Completed) else { continue };
+        let Some((_, record_id, _)) = records.get(slot as usize) else {
+            super::usage!("--resume {batch}: the batch has a record {slot} that this file does not; give the same file")
+        };
+        let output = stored.output.unwrap_or_default();
+        if output["id"].as_str() != Some(record_id.as_str()) {
+            super::usage!(
+                "--resume {batch}: record {} of the batch has id {}, the file's has {record_id:?}; give the same file",
+                slot + 1,
+                output["id"]
+            );
+        }
+        rows[slot as usize] = Some(result_row(&output));
+    }
+    store.reopen_run(id).await?;
+    let done = rows.iter().filter(|r| r.is_some()).count();
+    eprintln!("resuming batch {id}: {done} records already verified, {} to go", records.len() - done);
+    Ok((id, rows))
+}
+
 fn finish_row(
     (slot, line, id, outcome): (usize, usize, Option<String>, recheck::Result<VerifyOutcome>),
     rows: &mut [Option<Value>],
 ) {
     rows[slot] = Some(match outcome {
-        Ok(o) => result_row(&o),
+        Ok(o) => result_row(&json!(o)),
         Err(e) => json!({ "id": id, "line": line, "error": e.to_string() }),
     });
 }

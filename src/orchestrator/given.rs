@@ -63,7 +63,7 @@ pub struct ContextQuote {
     pub quote: String,
 }
 
-/// What verifying one given answer found.
+/// What verifying one given answer found (also the `verify` run's stored output).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyOutcome {
     /// The record's id.
@@ -178,7 +178,7 @@ pub async fn verify(
         stopped_by: StopReason::Given,
     };
     let outcome = match state.finish(&question, revised, info, run_id).await {
-        Ok(outcome) => outcome,
+        Ok(outcome) => describe(given, outcome),
         Err(e) => return end_run(store, run_id, Err(e)).await,
     };
     // `ask` keeps an answer whose verification degraded; here the verification is the
@@ -193,8 +193,9 @@ pub async fn verify(
         store.finish_run(run_id, RunStatus::Failed, Some(json!(outcome)), Some(reason.clone())).await?;
         return Err(Error::Unverifiable { run_id, reason });
     }
-    let outcome = end_run(store, run_id, Ok::<_, crate::agents::AgentError>(outcome)).await?;
-    Ok(describe(given, outcome))
+    // The run's output is the whole outcome, so a batch resumed later reads its row
+    // back instead of verifying the record again.
+    end_run(store, run_id, Ok::<_, crate::agents::AgentError>(outcome)).await
 }
 
 /// The outcome of a given answer's verification, in the terms `verify` reports.

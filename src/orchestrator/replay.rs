@@ -73,8 +73,10 @@ async fn replay_given(store: &TraceStore, run: RunRecord, agents: &AgentSet) -> 
     let (replayed, served) = recorded_models(store, run_id, &record, &mut options)?;
     let scratch = TraceStore::temporary()?;
     let outcome = super::verify(&scratch, replayed, &given, &options).await?;
-    let mut again = serde_json::to_value(&outcome.outcome)
-        .map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
+    let mut again =
+        serde_json::to_value(&outcome).map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
+    // The outcome names its run twice; the replay's is a scratch run.
+    again["outcome"]["trace_id"] = stored["outcome"]["trace_id"].clone();
     let differences = differences(&stored, &mut again);
     Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
 }
