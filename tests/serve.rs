@@ -8,6 +8,8 @@ mod support;
 
 #[path = "serve/limits.rs"]
 mod limits;
+#[path = "serve/verify_route.rs"]
+mod verify_route;
 
 use std::{
     net::SocketAddr,

@@ -121,11 +121,26 @@ const FORMATS: [Format; 3] = [
 pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
     let options = options(&args)?;
     let model = args.server.open(home, &args.model)?;
-    let store = super::open_store(home)?;
+    let store = match super::open_store(home) {
+        Ok(store) => store,
+        Err(e) => match serving(home) {
+            // The store is held by a server: say where the same verification runs.
+            Some(url) => anyhow::bail!(
+                "{e:#}; it is held by `recheck serve` at {url}: POST the records to {url}/recheck/v1/verify, or stop the server"
+            ),
+            None => return Err(e),
+        },
+    };
     match &args.records {
         None => one(&store, model, &args, &options).await,
         Some(file) => batch(&store, model, &args, &options, file).await,
     }
+}
+
+/// The URL of the `recheck serve` that announced itself on this home, if any.
+fn serving(home: &Home) -> Option<String> {
+    let text = std::fs::read(super::serve::serve_file(home)).ok()?;
+    serde_json::from_slice::<super::serve::ServeFile>(&text).ok().map(|f| f.url)
 }
 
 /// The verification options these flags describe (`ask`'s, with no loop).
@@ -168,52 +183,13 @@ async fn one(
     let given = GivenAnswer { id: None, question: args.question.clone(), answer, contexts };
     let outcome = recheck::verify(store, model, &given, options).await?;
     if args.json || args.out.is_some() {
-        let line = serde_json::to_string(&result_row(&json!(outcome)))?;
+        let line = serde_json::to_string(&recheck::orchestrator::verify_row(&json!(outcome)))?;
         let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
         return recheck::trace::write_output(&out, |w| writeln!(w, "{line}"))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()));
     }
     print_text(&outcome);
     Ok(())
-}
-
-/// One result row from a [`VerifyOutcome`] as JSON (as a `verify` run stores it, so a
-/// resumed batch reads finished rows back): what `verify` promises, in reading order.
-fn result_row(o: &Value) -> Value {
-    let quotes = o["quotes"].as_array().cloned().unwrap_or_default();
-    let claims: Vec<Value> = o["claims"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut claim)| {
-            if quotes.get(i).and_then(Value::as_array).is_some_and(|q| !q.is_empty()) {
-                claim["quotes"] = quotes[i].clone();
-            }
-            claim
-        })
-        .collect();
-    let mut row = json!({
-        "id": o["id"],
-        "verified": o["verified"],
-        "support": o["support"],
-        "faithfulness": o["faithfulness"],
-        "claims": claims,
-        "cited_answer": o["cited_answer"],
-        "sources": o["outcome"]["sources"],
-        "trace_id": o["trace_id"],
-        "model_calls": o["outcome"]["model_calls"],
-    });
-    for (key, value) in [
-        ("faithfulness_undefined", &o["faithfulness_undefined"]),
-        ("citation_quality", &o["outcome"]["citation_quality"]),
-    ] {
-        if !value.is_null() {
-            row[key] = value.clone();
-        }
-    }
-    row
 }
 
 /// The verdict, the cited answer, each span's checks (as `ask` prints them) and the
@@ -425,7 +401,7 @@ async fn resumed(
                 output["id"]
             );
         }
-        rows[slot as usize] = Some(result_row(&output));
+        rows[slot as usize] = Some(recheck::orchestrator::verify_row(&output));
     }
     store.reopen_run(id).await?;
     let done = rows.iter().filter(|r| r.is_some()).count();
@@ -438,7 +414,7 @@ fn finish_row(
     rows: &mut [Option<Value>],
 ) {
     rows[slot] = Some(match outcome {
-        Ok(o) => result_row(&json!(o)),
+        Ok(o) => recheck::orchestrator::verify_row(&json!(o)),
         Err(e) => json!({ "id": id, "line": line, "error": e.to_string() }),
     });
 }

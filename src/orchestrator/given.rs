@@ -10,7 +10,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{
     run::{end_run, Loop, Revised},
@@ -40,14 +40,38 @@ pub struct GivenAnswer {
     pub contexts: Vec<Context>,
 }
 
-/// One context of a [`GivenAnswer`].
+/// One context of a [`GivenAnswer`]; read from a string or from `{"id"?, "text"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ContextInput")]
 pub struct Context {
     /// Its id, when the input named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Its text.
     pub text: String,
+}
+
+/// A context as records write it: its text alone, or with an id.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ContextInput {
+    Text(String),
+    Full {
+        #[serde(default)]
+        id: Option<Value>,
+        text: String,
+    },
+}
+
+impl From<ContextInput> for Context {
+    fn from(input: ContextInput) -> Self {
+        match input {
+            ContextInput::Text(text) => Self { id: None, text },
+            ContextInput::Full { id, text } => {
+                Self { id: id.map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)), text }
+            }
+        }
+    }
 }
 
 /// Where a claim's evidence is in a record's own context.
@@ -240,4 +264,45 @@ fn quotes(given: &GivenAnswer, claim: &ClaimReport) -> Vec<ContextQuote> {
             Evidence::Tool { .. } => None,
         })
         .collect()
+}
+
+/// The row `recheck verify` writes (and `POST /recheck/v1/verify` answers) for a
+/// [`VerifyOutcome`] serialised as a `verify` run stores it, so a resumed batch builds
+/// rows of finished records from their runs: id, verdict, support, faithfulness,
+/// claims with their quotes, the cited answer and its sources, the run, model calls.
+pub fn verify_row(o: &Value) -> Value {
+    let quotes = o["quotes"].as_array().cloned().unwrap_or_default();
+    let claims: Vec<Value> = o["claims"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut claim)| {
+            if quotes.get(i).and_then(Value::as_array).is_some_and(|q| !q.is_empty()) {
+                claim["quotes"] = quotes[i].clone();
+            }
+            claim
+        })
+        .collect();
+    let mut row = json!({
+        "id": o["id"],
+        "verified": o["verified"],
+        "support": o["support"],
+        "faithfulness": o["faithfulness"],
+        "claims": claims,
+        "cited_answer": o["cited_answer"],
+        "sources": o["outcome"]["sources"],
+        "trace_id": o["trace_id"],
+        "model_calls": o["outcome"]["model_calls"],
+    });
+    for (key, value) in [
+        ("faithfulness_undefined", &o["faithfulness_undefined"]),
+        ("citation_quality", &o["outcome"]["citation_quality"]),
+    ] {
+        if !value.is_null() {
+            row[key] = value.clone();
+        }
+    }
+    row
 }

@@ -19,7 +19,7 @@ pub use crate::agents::JudgeChoice;
 pub use batch::{fork_batch, BatchInput, BatchOptions};
 pub use batch_report::{batch_report, BatchReport, ForkPair, Skipped, VerdictFlip};
 pub use fork::{fork, AskChange, AskFork, ForkModels};
-pub use given::{verify, Context, ContextQuote, GivenAnswer, VerifyOutcome};
+pub use given::{verify, verify_row, Context, ContextQuote, GivenAnswer, VerifyOutcome};
 pub use options::{AskOptions, Question, DEFAULT_CONTEXT_PASSAGES};
 pub use outcome::{
     AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, OutcomeSummary, Round,

@@ -36,6 +36,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/metrics", get(metrics))
         .route("/recheck/v1/runs", get(reads::runs))
         .route("/recheck/v1/export", get(reads::export))
+        .route("/recheck/v1/verify", post(super::verify::records))
         .route_layer(middleware::from_fn_with_state(server.clone(), require_key));
     Router::new()
         .route("/health", get(health))

@@ -35,6 +35,7 @@ mod metrics;
 mod options;
 mod reads;
 mod relay;
+mod verify;
 mod wire;
 
 use std::{
