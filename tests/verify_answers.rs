@@ -324,3 +324,40 @@ fn a_killed_batch_resumes_each_record_exactly_once_and_writes_all_in_order() {
         recheck(home.path(), &["verify", other.to_str().unwrap(), "--model", "sim:seed=1", "--resume", &batch]);
     assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
 }
+
+#[test]
+fn records_of_any_shape_are_read_with_field_paths() {
+    let home = support::temp_home();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logs.jsonl");
+    let record = json!({"request": {"q": "Who discovered Uranus?"}, "output": {"text": "Herschel discovered Uranus."},
+        "docs": [{"id": "d1", "text": "Uranus was discovered by William Herschel."}], "uid": 7});
+    std::fs::write(&file, format!("{record}\n")).unwrap();
+    let out = recheck(
+        home.path(),
+        &[
+            "verify",
+            file.to_str().unwrap(),
+            "--model",
+            "sim:seed=1",
+            "--judge",
+            "lexical",
+            "--field",
+            "answer=output.text",
+            "--field",
+            "question=request.q",
+            "--field",
+            "contexts=docs",
+            "--field",
+            "id=uid",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("with --field") && err.contains("output.text"), "{err}");
+    let row = &rows(&out.stdout)[0];
+    assert_eq!((row["id"].clone(), row["verified"].clone()), (json!("7"), json!(true)), "{row}");
+    assert_eq!(row["claims"][0]["quotes"][0]["context"], "d1");
+    let bad = recheck(home.path(), &["verify", file.to_str().unwrap(), "--field", "colour=x"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -2,13 +2,15 @@
 //! the command line or a JSONL file of them, through the same verification `ask` ends
 //! with. A batch is one stored group run (`verify-batch`) with one `verify` run a record.
 
+mod records;
+
 use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 use serde_json::{json, Value};
 
 use recheck::{
-    files::{FileKind, Lines},
+    files::FileKind,
     home::Home,
     orchestrator::{AskOptions, Context, GivenAnswer, JudgeChoice, VerifyOptions, VerifyOutcome},
     trace::{run_kind, GroupSlot, RunStatus, TraceStore},
@@ -77,6 +79,11 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 20_000, value_name = "CHARS")]
     pub max_answer_chars: usize,
 
+    /// Where a field is in records of another shape: NAME=PATH, NAME one of id,
+    /// question, answer, contexts, PATH dotted (`output.text`, `docs.0`); repeatable.
+    #[arg(long = "field", value_name = "NAME=PATH", value_parser = records::parse_field)]
+    pub fields: Vec<(records::Field, String)>,
+
     /// Exit 0 even when some records failed (their error rows are still written).
     #[arg(long)]
     pub skip_bad: bool,
@@ -102,21 +109,6 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
 }
-
-/// The field names of a record format.
-struct Format {
-    name: &'static str,
-    id: &'static str,
-    question: &'static str,
-    answer: &'static str,
-    contexts: &'static str,
-}
-
-const FORMATS: [Format; 3] = [
-    Format { name: "recheck", id: "id", question: "question", answer: "answer", contexts: "contexts" },
-    Format { name: "RAGAS", id: "id", question: "user_input", answer: "response", contexts: "retrieved_contexts" },
-    Format { name: "DeepEval", id: "id", question: "input", answer: "actual_output", contexts: "retrieval_context" },
-];
 
 pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
     let options = options(&args)?;
@@ -211,81 +203,6 @@ fn print_text(o: &VerifyOutcome) {
     eprintln!("(run {}, {} model calls)", o.trace_id, o.outcome.model_calls);
 }
 
-/// A record of the file as read: its line, its id (the line's number when it has
-/// none), and the answer or why it cannot be verified.
-type Record = (usize, String, Result<GivenAnswer, String>);
-
-/// Read every record of `file`, detecting its format from the first record.
-fn read_records(file: &std::path::Path, max_chars: usize) -> anyhow::Result<(Vec<Record>, &'static Format)> {
-    let mut format: Option<&'static Format> = None;
-    let mut records = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for line in Lines::open(file).map_err(|e| anyhow::anyhow!("cannot read records from {e}"))? {
-        let (n, bytes) = line.map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                records.push((n, n.to_string(), Err(format!("line {n} is not JSON: {e}"))));
-                continue;
-            }
-        };
-        let fmt = *format
-            .get_or_insert_with(|| FORMATS.iter().find(|f| value.get(f.answer).is_some()).unwrap_or(&FORMATS[0]));
-        let id = record_id(&value, fmt, n);
-        let record = if seen.insert(id.clone()) {
-            given(&value, fmt, n, max_chars).map(|g| GivenAnswer { id: Some(id.clone()), ..g })
-        } else {
-            Err(format!("line {n}: id {id:?} appears earlier in the file"))
-        };
-        records.push((n, id, record));
-    }
-    Ok((records, format.unwrap_or(&FORMATS[0])))
-}
-
-/// The answer a record holds, in `format`'s field names.
-fn given(value: &Value, format: &Format, line: usize, max_chars: usize) -> Result<GivenAnswer, String> {
-    let text = |key: &str| value.get(key).and_then(Value::as_str).map(String::from);
-    let Some(answer) = text(format.answer) else {
-        return Err(format!("line {line}: no {:?} (a string) to verify", format.answer));
-    };
-    if answer.chars().count() > max_chars {
-        return Err(format!("line {line}: the answer is longer than --max-answer-chars ({max_chars})"));
-    }
-    let contexts = match value.get(format.contexts) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match c {
-                Value::String(s) => Ok(Context { id: None, text: s.clone() }),
-                Value::Object(o) => match o.get("text").and_then(Value::as_str) {
-                    Some(t) => Ok(Context { id: o.get("id").map(plain), text: t.to_string() }),
-                    None => Err(format!("line {line}: context {i} has no \"text\"")),
-                },
-                _ => Err(format!("line {line}: context {i} is neither a string nor an object")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(format!("line {line}: {:?} is not a list", format.contexts)),
-    };
-    Ok(GivenAnswer { id: None, question: text(format.question), answer, contexts })
-}
-
-/// A record's id: its own, else its line number.
-fn record_id(value: &Value, format: &Format, line: usize) -> String {
-    match value.get(format.id) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => line.to_string(),
-    }
-}
-
-fn plain(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), String::from)
-}
-
 /// `recheck verify RECORDS.jsonl`.
 async fn batch(
     store: &TraceStore,
@@ -294,7 +211,7 @@ async fn batch(
     options: &AskOptions,
     file: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (records, format) = read_records(file, args.max_answer_chars)?;
+    let (records, format) = records::read(file, args.max_answer_chars, &args.fields)?;
     eprintln!(
         "reading {} as {} records ({}, {}, {}): {} records",
         file.display(),
@@ -380,7 +297,7 @@ async fn batch(
 async fn resumed(
     store: &TraceStore,
     batch: &str,
-    records: &[Record],
+    records: &[records::Record],
 ) -> anyhow::Result<(recheck::trace::RunId, Vec<Option<Value>>)> {
     let id = store.resolve(batch)?;
     let run = store.run(id)?.ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
