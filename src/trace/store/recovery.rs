@@ -117,7 +117,7 @@ impl TraceStore {
         }
         let log = Arc::new(log);
         self.wal = Some(log);
-        if fold || report.damaged() {
+        if fold {
             self.checkpoint()?;
         }
         if report.damaged() {
