@@ -361,3 +361,25 @@ fn records_of_any_shape_are_read_with_field_paths() {
     let bad = recheck(home.path(), &["verify", file.to_str().unwrap(), "--field", "colour=x"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn a_csv_file_is_read_by_its_header_with_contexts_as_a_json_array() {
+    let home = support::temp_home();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.csv");
+    std::fs::write(
+        &file,
+        "id,question,answer,contexts\n\
+         a,Who discovered Uranus?,\"Herschel discovered Uranus, in 1781.\",\"[\"\"Uranus was discovered by William Herschel in 1781.\"\"]\"\n\
+         b,,,\n",
+    )
+    .unwrap();
+    let out = recheck(home.path(), &["verify", file.to_str().unwrap(), "--model", "sim:seed=1", "--judge", "lexical"]);
+    let written = rows(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((written[0]["id"].clone(), written[0]["verified"].clone()), (json!("a"), json!(true)), "{}", written[0]);
+    assert!(written[0]["claims"][0]["quotes"][0]["quote"].as_str().unwrap().contains("Herschel"));
+    // Empty cells: an answer of no claims, no question, no contexts.
+    assert_eq!(written[1]["id"], "b");
+    assert_eq!(written[1]["faithfulness_undefined"], "the answer has no claims", "{}", written[1]);
+}

@@ -1,5 +1,6 @@
-//! Records to verify, read from a JSONL file: recheck's, RAGAS's or DeepEval's field
-//! names, detected from the first record, or any shape with `--field NAME=PATH`.
+//! Records to verify, read from a JSONL or CSV file: recheck's, RAGAS's or DeepEval's
+//! field names, detected from the first record, or any shape with `--field NAME=PATH`.
+//! A CSV file's header names the fields; a contexts cell holds a JSON array.
 
 use std::collections::HashSet;
 
@@ -106,15 +107,18 @@ pub fn read(
     let mut format: Option<Format> = None;
     let mut records = Vec::new();
     let mut seen = HashSet::new();
-    for line in Lines::open(file).map_err(|e| anyhow::anyhow!("cannot read records from {e}"))? {
-        let (n, bytes) = line.map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value: Value = match serde_json::from_slice(&bytes) {
+    let values: Box<dyn Iterator<Item = anyhow::Result<(usize, Result<Value, String>)>>> =
+        if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            Box::new(csv_values(file)?.into_iter().map(Ok))
+        } else {
+            Box::new(jsonl_values(file)?)
+        };
+    for item in values {
+        let (n, value) = item?;
+        let value = match value {
             Ok(v) => v,
-            Err(e) => {
-                records.push((n, n.to_string(), Err(format!("line {n} is not JSON: {e}"))));
+            Err(why) => {
+                records.push((n, n.to_string(), Err(why)));
                 continue;
             }
         };
@@ -128,6 +132,106 @@ pub fn read(
         records.push((n, id, record));
     }
     Ok((records, format.unwrap_or_else(|| detect(&Value::Null, fields))))
+}
+
+/// The JSON values of a JSONL file's lines, by line number (blank lines left out).
+fn jsonl_values(
+    file: &std::path::Path,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(usize, Result<Value, String>)>>> {
+    let lines = Lines::open(file).map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
+    Ok(lines.filter_map(|line| {
+        let (n, bytes) = match line {
+            Ok(l) => l,
+            Err(e) => return Some(Err(anyhow::anyhow!("cannot read records from {e}"))),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        Some(Ok((n, serde_json::from_slice(&bytes).map_err(|e| format!("line {n} is not JSON: {e}")))))
+    }))
+}
+
+/// The rows of a CSV file as JSON objects keyed by its header, by the line each row
+/// starts on. A cell holding a JSON array (contexts) is that array.
+fn csv_values(file: &std::path::Path) -> anyhow::Result<Vec<(usize, Result<Value, String>)>> {
+    let text = recheck::files::read_to_string(file, recheck::files::FileKind::Document)
+        .map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
+    let mut rows = csv_rows(&text).into_iter();
+    let Some((_, header)) = rows.next() else { return Ok(Vec::new()) };
+    let header = header.map_err(|why| anyhow::anyhow!("{}: the header: {why}", file.display()))?;
+    Ok(rows
+        .map(|(line, cells)| {
+            let cells = cells.and_then(|cells| {
+                if cells.len() == header.len() {
+                    Ok(cells)
+                } else {
+                    Err(format!("line {line} has {} cells, the header {}", cells.len(), header.len()))
+                }
+            });
+            let value = cells.map(|cells| {
+                let object = header.iter().zip(cells).map(|(name, cell)| {
+                    let value = match cell.trim_start().starts_with('[') {
+                        true => serde_json::from_str(&cell).unwrap_or(Value::String(cell)),
+                        false => Value::String(cell),
+                    };
+                    (name.clone(), value)
+                });
+                Value::Object(object.collect())
+            });
+            (line, value)
+        })
+        .collect())
+}
+
+/// The rows of CSV `text` (RFC 4180: fields in double quotes may hold commas, newlines
+/// and doubled quotes), each with the line it starts on; blank lines left out.
+fn csv_rows(text: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
+    let mut rows = Vec::new();
+    let (mut row, mut cell) = (Vec::new(), String::new());
+    let (mut quoted, mut line, mut start, mut after_quote) = (false, 1, 1, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => {
+                quoted = false;
+                after_quote = true;
+            }
+            (true, c) => {
+                if c == '\n' {
+                    line += 1;
+                }
+                cell.push(c);
+            }
+            (false, '"') if cell.is_empty() && !after_quote => quoted = true,
+            (false, ',') => {
+                row.push(std::mem::take(&mut cell));
+                after_quote = false;
+            }
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut cell));
+                if !(row.len() == 1 && row[0].is_empty()) {
+                    rows.push((start, Ok(std::mem::take(&mut row))));
+                }
+                row.clear();
+                line += 1;
+                start = line;
+                after_quote = false;
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    if quoted {
+        rows.push((start, Err(format!("line {start}: a quoted field is never closed"))));
+    } else if !cell.is_empty() || !row.is_empty() {
+        row.push(cell);
+        rows.push((start, Ok(row)));
+    }
+    rows
 }
 
 /// The known format whose answer field `first` has (else recheck's), with `fields` over it.
@@ -155,7 +259,9 @@ fn given(value: &Value, format: &Format, line: usize, max_chars: usize) -> Resul
         return Err(format!("line {line}: the answer is longer than --max-answer-chars ({max_chars})"));
     }
     let contexts = match lookup(value, &format.contexts) {
+        // An empty CSV cell is no contexts.
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) if s.trim().is_empty() => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
@@ -170,7 +276,8 @@ fn given(value: &Value, format: &Format, line: usize, max_chars: usize) -> Resul
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(format!("line {line}: {:?} is not a list", format.contexts)),
     };
-    Ok(GivenAnswer { id: None, question: text(&format.question), answer, contexts })
+    let question = text(&format.question).filter(|q| !q.trim().is_empty());
+    Ok(GivenAnswer { id: None, question, answer, contexts })
 }
 
 /// A record's id: its own, else its line number.
@@ -190,6 +297,16 @@ fn plain(v: &Value) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn csv_fields_hold_commas_quotes_and_newlines() {
+        let text = "id,answer,contexts\n1,\"Yes, \"\"quoted\"\"\nand on\",\"[\"\"a, b\"\"]\"\r\n\n2,plain,\n3,\"open";
+        let rows = csv_rows(text);
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        assert_eq!(rows[1], (2, Ok(vec!["1".into(), "Yes, \"quoted\"\nand on".into(), "[\"a, b\"]".into()])));
+        assert_eq!(rows[2], (5, Ok(vec!["2".into(), "plain".into(), String::new()])));
+        assert!(rows[3].1.as_ref().is_err_and(|e| e.contains("never closed")), "{rows:?}");
+    }
 
     #[test]
     fn dotted_paths_reach_into_objects_and_arrays() {
