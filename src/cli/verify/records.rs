@@ -107,7 +107,7 @@ pub fn read(
     let mut format: Option<Format> = None;
     let mut records = Vec::new();
     let mut seen = HashSet::new();
-    let values: Box<dyn Iterator<Item = anyhow::Result<(usize, Result<Value, String>)>>> =
+    let values: Box<dyn Iterator<Item = anyhow::Result<Row>>> =
         if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
             Box::new(csv_values(file)?.into_iter().map(Ok))
         } else {
@@ -134,10 +134,12 @@ pub fn read(
     Ok((records, format.unwrap_or_else(|| detect(&Value::Null, fields))))
 }
 
+/// A record as read, before its fields are looked at: its line, and its JSON or why it
+/// has none.
+type Row = (usize, Result<Value, String>);
+
 /// The JSON values of a JSONL file's lines, by line number (blank lines left out).
-fn jsonl_values(
-    file: &std::path::Path,
-) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(usize, Result<Value, String>)>>> {
+fn jsonl_values(file: &std::path::Path) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Row>>> {
     let lines = Lines::open(file).map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
     Ok(lines.filter_map(|line| {
         let (n, bytes) = match line {
@@ -153,7 +155,7 @@ fn jsonl_values(
 
 /// The rows of a CSV file as JSON objects keyed by its header, by the line each row
 /// starts on. A cell holding a JSON array (contexts) is that array.
-fn csv_values(file: &std::path::Path) -> anyhow::Result<Vec<(usize, Result<Value, String>)>> {
+fn csv_values(file: &std::path::Path) -> anyhow::Result<Vec<Row>> {
     let text = recheck::files::read_to_string(file, recheck::files::FileKind::Document)
         .map_err(|e| anyhow::anyhow!("cannot read records from {e}"))?;
     let mut rows = csv_rows(&text).into_iter();
