@@ -35,9 +35,9 @@ async fn a_given_answer_is_verified_as_ask_verifies_its_own() {
         let shape = |claims: &[recheck::orchestrator::ClaimReport]| -> Vec<Value> {
             claims.iter().map(|c| json!([c.text, c.start, c.end, c.verdict, c.judge])).collect()
         };
-        assert_eq!(shape(&checked.claims), shape(&asked.claims), "{question}");
-        assert_eq!(checked.verified, asked.verified);
-        let run = store.run(checked.trace_id).unwrap().unwrap();
+        assert_eq!(shape(&checked.outcome.claims), shape(&asked.claims), "{question}");
+        assert_eq!(checked.outcome.verified, asked.verified);
+        let run = store.run(checked.outcome.trace_id).unwrap().unwrap();
         assert_eq!((run.kind.as_str(), run.status), (run_kind::VERIFY, RunStatus::Completed));
         // The model was asked nothing but to decompose (no solver call).
         let agents: Vec<String> = store.steps(run.id).unwrap().into_iter().map(|s| s.agent).collect();
@@ -61,17 +61,17 @@ async fn claims_are_quoted_from_the_records_contexts_with_exact_offsets() {
         contexts: contexts.clone(),
     };
     let out = recheck::verify(&store, model, &given, &options).await.unwrap();
-    let herschel = out.claims.iter().position(|c| c.text.contains("Herschel")).unwrap();
-    assert_eq!(out.claims[herschel].verdict, recheck::agents::Verdict::Supported);
+    let herschel = out.outcome.claims.iter().position(|c| c.text.contains("Herschel")).unwrap();
+    assert_eq!(out.outcome.claims[herschel].verdict, recheck::agents::Verdict::Supported);
     let quote = &out.quotes[herschel][0];
     assert_eq!(quote.context, json!(1), "a context without an id is named by its index");
     let text: String = contexts[1].text.chars().skip(quote.start).take(quote.end - quote.start).collect();
     assert_eq!(quote.quote, text);
     assert!(quote.quote.contains("William Herschel"));
     // Nothing backs the cheese: no evidence is invented for it.
-    let cheese = out.claims.iter().find(|c| c.text.contains("cheese")).unwrap();
+    let cheese = out.outcome.claims.iter().find(|c| c.text.contains("cheese")).unwrap();
     assert_ne!(cheese.verdict, recheck::agents::Verdict::Supported);
-    assert!(out.cited_answer.contains("[1]"), "{}", out.cited_answer);
+    assert!(out.outcome.cited_answer.contains("[1]"), "{}", out.outcome.cited_answer);
     assert_eq!(out.faithfulness, Some(0.5));
 }
 
@@ -83,8 +83,12 @@ async fn an_empty_answer_without_evidence_has_no_verdict_invented() {
     for answer in ["", "Saturn has rings made of ice."] {
         let given = GivenAnswer { answer: answer.into(), ..Default::default() };
         let out = recheck::verify(&store, model.clone(), &given, &options).await.unwrap();
-        assert_eq!(out.verified, recheck::Verification::Unknown, "{answer:?}");
-        assert!(out.claims.iter().all(|c| c.verdict == recheck::agents::Verdict::Unchecked), "{:?}", out.claims);
+        assert_eq!(out.outcome.verified, recheck::Verification::Unknown, "{answer:?}");
+        assert!(
+            out.outcome.claims.iter().all(|c| c.verdict == recheck::agents::Verdict::Unchecked),
+            "{:?}",
+            out.outcome.claims
+        );
         if answer.is_empty() {
             assert_eq!((out.faithfulness, out.faithfulness_undefined.is_some()), (None, true));
         }
@@ -105,7 +109,7 @@ async fn an_order_inside_a_context_reaches_the_judge_fenced_as_data() {
     };
     let out = recheck::verify(&store, model, &given, &AskOptions::builtin().unwrap()).await.unwrap();
     let mut fenced = 0;
-    for step in store.steps(out.trace_id).unwrap() {
+    for step in store.steps(out.outcome.trace_id).unwrap() {
         let messages = match step.payload {
             StepPayload::ModelCall { request, .. } => request.messages,
             StepPayload::Scoring { messages, .. } => messages,
@@ -230,14 +234,14 @@ async fn a_verify_run_replays_identically_from_its_record() {
     // The model judge: its calls are in the record too.
     let out = recheck::verify(&store, model, &given, &AskOptions::builtin().unwrap()).await.unwrap();
     let agents = recheck::agents::AgentSet::builtin().unwrap();
-    let replay = recheck::orchestrator::replay(&store, out.trace_id, &agents).await.unwrap();
+    let replay = recheck::orchestrator::replay(&store, out.outcome.trace_id, &agents).await.unwrap();
     assert!(replay.identical, "{:?}", replay.differences);
     assert!(replay.calls >= 2, "{replay:?}");
     // A changed judge prompt is caught, not answered from nowhere.
     let changed = tempfile::tempdir().unwrap();
     std::fs::write(changed.path().join("judge.j2"), "Claim: {{ claim }}\nTrue or false?").unwrap();
     let other = recheck::agents::AgentSet::load(None, Some(changed.path())).unwrap();
-    let diverged = recheck::orchestrator::replay(&store, out.trace_id, &other).await;
+    let diverged = recheck::orchestrator::replay(&store, out.outcome.trace_id, &other).await;
     assert!(diverged.map(|r| !r.identical).unwrap_or(true));
 }
 

@@ -14,13 +14,13 @@ use serde_json::{json, Value};
 
 use super::{
     run::{end_run, Loop, Revised},
-    AskOptions, AskOutcome, AskRecord, ClaimReport, Evidence, StopReason, SupportCounts, Verification,
+    AskOptions, AskOutcome, AskRecord, ClaimReport, Evidence, StopReason,
 };
 use crate::{
     agents::attributor::content_words,
     corpus::{split_passages, CorpusError, Document, Hit, Passage, PassageConfig, Retriever, SearchOptions},
     llm::{ChatModel, FinishReason},
-    trace::{run_kind, RunId, RunRecorder, RunStatus, StepPayload, TraceStore},
+    trace::{run_kind, RunRecorder, RunStatus, StepPayload, TraceStore},
     Error, Result,
 };
 
@@ -87,17 +87,15 @@ pub struct ContextQuote {
     pub quote: String,
 }
 
-/// What verifying one given answer found (also the `verify` run's stored output).
+/// What verifying one given answer found (also the `verify` run's stored output):
+/// everything `ask` reports of its verification (`outcome`: verdict, support counts,
+/// claims, cited answer, sources, citation quality, usage, model calls, run id; its
+/// fields are this object's in JSON), and what `verify` adds to it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyOutcome {
     /// The record's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Every checked claim holds (`true`), some claim is contradicted (`false`), or
-    /// nothing decisive was checked (`"unknown"`): as `ask` says.
-    pub verified: Verification,
-    /// Claims by verdict.
-    pub support: SupportCounts,
     /// Supported claims over all claims (RAGAS's faithfulness), counting the answer's
     /// atomic claims (the tool-checker's claims inside them are how some were decided,
     /// not more claims) or, with decomposition off, the tool-checker's; `None` with no
@@ -106,18 +104,12 @@ pub struct VerifyOutcome {
     /// Why `faithfulness` is undefined, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faithfulness_undefined: Option<String>,
-    /// The claims with their spans, verdicts, judges, scores and evidence.
-    pub claims: Vec<ClaimReport>,
-    /// For each claim (same order), where its passage evidence sits in the record's
-    /// own contexts.
+    /// For each claim of `outcome` (same order), where its passage evidence sits in the
+    /// record's own contexts.
     pub quotes: Vec<Vec<ContextQuote>>,
-    /// The answer with `[n]` markers (ALCE style) and the full outcome's sources.
-    pub cited_answer: String,
-    /// Everything `ask` reports about the verification (citations, their quality,
-    /// usage, model calls).
+    /// The verification as `ask` reports it; `verified` means what it means there.
+    #[serde(flatten)]
     pub outcome: AskOutcome,
-    /// The stored run.
-    pub trace_id: RunId,
 }
 
 /// The document id a record's context `i` gets in the passages it is cut into.
@@ -224,7 +216,7 @@ pub async fn verify(
 
 /// The outcome of a given answer's verification, in the terms `verify` reports.
 fn describe(given: &GivenAnswer, outcome: AskOutcome) -> VerifyOutcome {
-    let claims = outcome.claims.clone();
+    let claims = &outcome.claims;
     let atomic: Vec<&ClaimReport> = claims.iter().filter(|c| c.kind.is_none()).collect();
     let counted: Vec<&ClaimReport> = if atomic.is_empty() { claims.iter().collect() } else { atomic };
     let supported = counted.iter().filter(|c| c.verdict == crate::agents::Verdict::Supported).count();
@@ -234,18 +226,7 @@ fn describe(given: &GivenAnswer, outcome: AskOutcome) -> VerifyOutcome {
         (Some(supported as f64 / counted.len() as f64), None)
     };
     let quotes = claims.iter().map(|c| quotes(given, c)).collect();
-    VerifyOutcome {
-        id: given.id.clone(),
-        verified: outcome.verified,
-        support: outcome.support,
-        faithfulness,
-        faithfulness_undefined: undefined,
-        claims,
-        quotes,
-        cited_answer: outcome.cited_answer.clone(),
-        trace_id: outcome.trace_id,
-        outcome,
-    }
+    VerifyOutcome { id: given.id.clone(), faithfulness, faithfulness_undefined: undefined, quotes, outcome }
 }
 
 /// Where `claim`'s passage evidence sits in the record's contexts.
@@ -292,14 +273,13 @@ pub fn verify_row(o: &Value) -> Value {
         "faithfulness": o["faithfulness"],
         "claims": claims,
         "cited_answer": o["cited_answer"],
-        "sources": o["outcome"]["sources"],
+        "sources": o["sources"],
         "trace_id": o["trace_id"],
-        "model_calls": o["outcome"]["model_calls"],
+        "model_calls": o["model_calls"],
     });
-    for (key, value) in [
-        ("faithfulness_undefined", &o["faithfulness_undefined"]),
-        ("citation_quality", &o["outcome"]["citation_quality"]),
-    ] {
+    for (key, value) in
+        [("faithfulness_undefined", &o["faithfulness_undefined"]), ("citation_quality", &o["citation_quality"])]
+    {
         if !value.is_null() {
             row[key] = value.clone();
         }

@@ -75,8 +75,6 @@ async fn replay_given(store: &TraceStore, run: RunRecord, agents: &AgentSet) -> 
     let outcome = super::verify(&scratch, replayed, &given, &options).await?;
     let mut again =
         serde_json::to_value(&outcome).map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
-    // The outcome names its run twice; the replay's is a scratch run.
-    again["outcome"]["trace_id"] = stored["outcome"]["trace_id"].clone();
     let differences = differences(&stored, &mut again);
     Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
 }

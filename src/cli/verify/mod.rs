@@ -188,10 +188,11 @@ async fn one(
 /// quotes from the record's contexts that decided claims.
 fn print_text(o: &VerifyOutcome) {
     let faithfulness = o.faithfulness.map_or_else(|| "undefined (no claims)".to_string(), |f| format!("{f:.2}"));
-    println!("{}; faithfulness {faithfulness}\n", super::ask::verdict_line(o.verified, &o.claims));
-    println!("{}", super::shown(&o.cited_answer));
-    super::ask::print_claims(&o.claims);
-    let quoted: Vec<_> = o.claims.iter().zip(&o.quotes).filter(|(_, q)| !q.is_empty()).collect();
+    let claims = &o.outcome.claims;
+    println!("{}; faithfulness {faithfulness}\n", super::ask::verdict_line(o.outcome.verified, claims));
+    println!("{}", super::shown(&o.outcome.cited_answer));
+    super::ask::print_claims(claims);
+    let quoted: Vec<_> = claims.iter().zip(&o.quotes).filter(|(_, q)| !q.is_empty()).collect();
     if !quoted.is_empty() {
         println!("\nEvidence:");
     }
@@ -200,7 +201,7 @@ fn print_text(o: &VerifyOutcome) {
             println!("  {}  <-  context {}: \"{}\"", super::shown(&c.text), q.context, super::shown(&q.quote));
         }
     }
-    eprintln!("(run {}, {} model calls)", o.trace_id, o.outcome.model_calls);
+    eprintln!("(run {}, {} model calls)", o.outcome.trace_id, o.outcome.model_calls);
 }
 
 /// `recheck verify RECORDS.jsonl`.
