@@ -387,3 +387,29 @@ fn a_csv_file_is_read_by_its_header_with_contexts_as_a_json_array() {
     assert_eq!(written[1]["id"], "b");
     assert_eq!(written[1]["faithfulness_undefined"], "the answer has no claims", "{}", written[1]);
 }
+
+#[test]
+fn a_judge_config_naming_its_own_model_is_honoured_as_in_ask() {
+    let home = support::temp_home();
+    let agents = tempfile::tempdir().unwrap();
+    let judge = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("agents/judge.toml")).unwrap();
+    std::fs::write(agents.path().join("judge.toml"), judge.replace("model = \"default\"", "model = \"sim:seed=9\""))
+        .unwrap();
+    let out = recheck(
+        home.path(),
+        &[
+            "verify",
+            "--answer",
+            "Herschel discovered Uranus.",
+            "--model",
+            "sim:seed=1",
+            "--json",
+            "--agents-dir",
+            agents.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = TraceStore::open(home.path().join("traces")).unwrap();
+    let run = store.list_runs().unwrap().into_iter().find(|r| r.kind == run_kind::VERIFY).unwrap();
+    assert_eq!(run.config["judge_model"]["spec"], "sim:seed=9", "{}", run.config);
+}

@@ -158,15 +158,7 @@ impl RunArgs {
         if !(0.0..=2.0).contains(&self.temperature_step) {
             super::usage!("--temperature-step must be a number in [0, 2], got {}", self.temperature_step);
         }
-        let agents = self.agents()?;
-        let own_model = |spec: Option<&str>| match spec {
-            None | Some("default") => Ok(None),
-            Some(spec) => open(spec).map(Some),
-        };
-        let critic_model = own_model(agents.critic.model.as_deref())?;
-        let decomposer_model = own_model(agents.decomposer.model.as_deref())?;
-        let judge_model = own_model(agents.judge.model.as_deref())?;
-        let mut options = AskOptions::new(Arc::new(agents));
+        let mut options = agent_options(self.agents()?, self.index.as_deref(), open)?;
         options.loop_options = LoopOptions {
             strategy: self.strategy,
             rounds: self.rounds,
@@ -177,11 +169,7 @@ impl RunArgs {
             seed: self.seed,
             ..Default::default()
         };
-        if let Some(dir) = &self.index {
-            options = options.corpus(Arc::new(CorpusIndex::open(dir)?));
-        }
         options.context_passages = self.context;
-        options.critic_model = critic_model;
         options.verify = VerifyOptions {
             decompose: !self.no_decompose,
             judge: self.judge,
@@ -189,8 +177,6 @@ impl RunArgs {
             contradictions: self.contradictions,
             ..Default::default()
         };
-        options.decomposer_model = decomposer_model;
-        options.judge_model = judge_model;
         options.tags = self.tags.clone();
         Ok(options)
     }
@@ -213,6 +199,31 @@ impl RunArgs {
         }
         Ok(agents)
     }
+}
+
+/// Options over `agents`, with the models agent configs name for themselves (a `model`
+/// other than "default") opened by `open`, and `index` as the corpus: what `ask`,
+/// `serve` and `verify` share before their own settings.
+pub(super) fn agent_options(
+    agents: AgentSet,
+    index: Option<&std::path::Path>,
+    open: impl Fn(&str) -> anyhow::Result<Arc<dyn ChatModel>>,
+) -> anyhow::Result<AskOptions> {
+    let own_model = |spec: Option<&str>| match spec {
+        None | Some("default") => Ok(None),
+        Some(spec) => open(spec).map(Some),
+    };
+    let critic_model = own_model(agents.critic.model.as_deref())?;
+    let decomposer_model = own_model(agents.decomposer.model.as_deref())?;
+    let judge_model = own_model(agents.judge.model.as_deref())?;
+    let mut options = AskOptions::new(Arc::new(agents));
+    if let Some(dir) = index {
+        options = options.corpus(Arc::new(CorpusIndex::open(dir)?));
+    }
+    options.critic_model = critic_model;
+    options.decomposer_model = decomposer_model;
+    options.judge_model = judge_model;
+    Ok(options)
 }
 
 pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {

@@ -111,7 +111,7 @@ pub struct VerifyArgs {
 }
 
 pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
-    let options = options(&args)?;
+    let options = options(&args, |spec| args.server.open(home, spec))?;
     let model = args.server.open(home, &args.model)?;
     let store = match super::open_store(home) {
         Ok(store) => store,
@@ -135,14 +135,15 @@ fn serving(home: &Home) -> Option<String> {
     serde_json::from_slice::<super::serve::ServeFile>(&text).ok().map(|f| f.url)
 }
 
-/// The verification options these flags describe (`ask`'s, with no loop).
-fn options(args: &VerifyArgs) -> anyhow::Result<AskOptions> {
+/// The verification options these flags describe (`ask`'s, with no loop; an agent's
+/// own model, as in `ask`, opened with `open`).
+fn options(
+    args: &VerifyArgs,
+    open: impl Fn(&str) -> anyhow::Result<Arc<dyn recheck::ChatModel>>,
+) -> anyhow::Result<AskOptions> {
     let agents = recheck::agents::AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
-    let mut options = AskOptions::new(Arc::new(agents));
+    let mut options = super::ask::agent_options(agents, args.index.as_deref(), open)?;
     options.loop_options.seed = args.seed;
-    if let Some(dir) = &args.index {
-        options = options.corpus(Arc::new(recheck::corpus::CorpusIndex::open(dir)?));
-    }
     options.verify = VerifyOptions {
         decompose: !args.no_decompose,
         judge: args.judge,
