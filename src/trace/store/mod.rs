@@ -115,9 +115,7 @@ impl TraceStore {
     /// on such a file is caught and nothing is printed).
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, TraceError> {
         let path = path.as_ref().to_path_buf();
-        recovery::catch_quietly(|| Self::open_unguarded(&path, durability)).unwrap_or_else(|panic| {
-            Err(TraceError::Damaged { path: path.clone(), detail: format!("sled could not read it ({panic})") })
-        })
+        recovery::guarded(&path, || Self::open_unguarded(&path, durability))
     }
 
     fn open_unguarded(path: &Path, durability: Durability) -> Result<Self, TraceError> {
@@ -187,9 +185,7 @@ impl TraceStore {
             store.attach_wal(copy.path())?;
             Ok(store)
         };
-        let mut store = recovery::catch_quietly(open).unwrap_or_else(|panic| {
-            Err(TraceError::Damaged { path: path.clone(), detail: format!("sled could not read it ({panic})") })
-        })?;
+        let mut store = recovery::guarded(&path, open)?;
         store.snapshot = Some(Arc::new(copy));
         Ok(store)
     }

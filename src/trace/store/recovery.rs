@@ -288,6 +288,17 @@ fn write_manifest(path: &Path, runs: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Open the store at `path` with `open`, sled's panic on a damaged file (see
+/// [`catch_quietly`]) becoming [`TraceError::Damaged`].
+pub(super) fn guarded(
+    path: &Path,
+    open: impl FnOnce() -> Result<TraceStore, TraceError>,
+) -> Result<TraceStore, TraceError> {
+    catch_quietly(open).unwrap_or_else(|panic| {
+        Err(TraceError::Damaged { path: path.to_path_buf(), detail: format!("sled could not read it ({panic})") })
+    })
+}
+
 thread_local! {
     /// Set while [`catch_quietly`] runs on this thread: its panics are not printed.
     static QUIET: Cell<bool> = const { Cell::new(false) };
