@@ -39,12 +39,16 @@ pub fn content_words(text: &str) -> HashSet<String> {
 
 /// Share of `claim`'s content words found in `passage` (0 when the claim has none).
 pub fn lexical_support(claim: &str, passage: &str) -> f64 {
-    let c = content_words(claim);
-    if c.is_empty() {
+    word_share(&content_words(claim), &content_words(passage))
+}
+
+/// [`lexical_support`] over content words already taken (a passage searched for many
+/// claims takes its words once).
+pub fn word_share(claim: &HashSet<String>, passage: &HashSet<String>) -> f64 {
+    if claim.is_empty() {
         return 0.0;
     }
-    let p = content_words(passage);
-    c.iter().filter(|w| p.contains(*w)).count() as f64 / c.len() as f64
+    claim.iter().filter(|w| passage.contains(*w)).count() as f64 / claim.len() as f64
 }
 
 /// Cite each sentence of `answer` from `retriever`.

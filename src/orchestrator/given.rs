@@ -17,7 +17,7 @@ use super::{
     AskOptions, AskOutcome, AskRecord, ClaimReport, Evidence, StopReason,
 };
 use crate::{
-    agents::attributor::content_words,
+    agents::attributor::{content_words, word_share},
     corpus::{split_passages, CorpusError, Document, Hit, Passage, PassageConfig, Retriever, SearchOptions},
     llm::{ChatModel, FinishReason},
     trace::{run_kind, RunRecorder, RunStatus, StepPayload, TraceStore},
@@ -149,10 +149,10 @@ impl Retriever for Contexts {
         let mut hits: Vec<Hit> = self
             .passages
             .iter()
-            .map(|(p, words)| {
-                let shared = wanted.iter().filter(|w| words.contains(*w)).count();
-                let score = if wanted.is_empty() { 0.0 } else { shared as f32 / wanted.len() as f32 };
-                Hit { score, passage: p.clone(), snippet: String::new() }
+            .map(|(p, words)| Hit {
+                score: word_share(&wanted, words) as f32,
+                passage: p.clone(),
+                snippet: String::new(),
             })
             .filter(|h| h.score > 0.0)
             .collect();
