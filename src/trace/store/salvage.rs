@@ -195,16 +195,14 @@ pub(super) fn scan_files(dir: &Path) -> std::io::Result<Found> {
     let mut files = Vec::new();
     collect_files(dir, &mut files)?;
     let mut found = Found::default();
-    let mut contents = Vec::new();
-    for file in files {
-        let bytes = std::fs::read(&file)?;
+    for file in &files {
+        let bytes = std::fs::read(file)?;
         for (start, end) in objects_at(&bytes, b"{\"schema\":") {
             let record = &bytes[start..end];
             if !(found.add_run(record) || found.add_step(record)) {
                 found.unreadable += 1;
             }
         }
-        contents.push(bytes);
     }
     // Configs: any JSON object whose SHA-256 a run record names.
     let wanted: HashSet<[u8; 32]> = found
@@ -213,11 +211,13 @@ pub(super) fn scan_files(dir: &Path) -> std::io::Result<Found> {
         .filter_map(|(_, bytes)| serde_json::from_slice::<RunRecord>(bytes).ok())
         .filter_map(|run| crate::trace::configs::referenced(&run.config))
         .collect();
-    for bytes in &contents {
+    // Each file is read again rather than all kept: a store can be larger than memory.
+    for file in &files {
         if found.configs.len() == wanted.len() {
             break;
         }
-        for (start, end) in objects_at(bytes, b"{\"") {
+        let bytes = std::fs::read(file)?;
+        for (start, end) in objects_at(&bytes, b"{\"") {
             let hash: [u8; 32] = Sha256::digest(&bytes[start..end]).into();
             if wanted.contains(&hash) {
                 found.configs.insert(hash, bytes[start..end].to_vec());
