@@ -41,6 +41,9 @@ pub enum Error {
         /// The first failed call.
         reason: String,
     },
+    /// An input that cannot be run as asked (nothing was stored), and why.
+    #[error("{0}")]
+    BadInput(String),
     /// A stored `ask` or `serve` run that cannot be replayed, and why.
     #[error("run {run_id} cannot be replayed: {reason}")]
     NotReplayable {

@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "verify_answers/calibration.rs"]
+mod calibration;
+
 use std::{path::Path, process::Output};
 
 use recheck::{

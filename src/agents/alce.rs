@@ -114,7 +114,7 @@ mod tests {
         async fn judge(&self, _claim: &str, evidence: &[String]) -> Result<Judgement, AgentError> {
             let yes = evidence.iter().any(|e| e.contains(self.0));
             let label = if yes { Label::Supported } else { Label::NotEnoughInfo };
-            Ok(Judgement { label, score: 1.0, judge: JudgeKind::Lexical })
+            Ok(Judgement { label, score: 1.0, judge: JudgeKind::Lexical, logprobs: None })
         }
     }
 
@@ -169,7 +169,7 @@ mod tests {
                 _ => "rings",
             };
             let label = if evidence.iter().any(|e| e.contains(key)) { Label::Supported } else { Label::NotEnoughInfo };
-            Ok(Judgement { label, score: 1.0, judge: JudgeKind::Lexical })
+            Ok(Judgement { label, score: 1.0, judge: JudgeKind::Lexical, logprobs: None })
         }
     }
 

@@ -64,6 +64,11 @@ pub struct AgentConfig {
     /// Sampled votes per judgement where the backend cannot score (judge).
     #[serde(default)]
     pub votes: Option<u32>,
+    /// Label calibration (judge): `contextual`, or a calibration file written by
+    /// `recheck calibrate` (a relative path is from the working directory).
+    /// `--calibration` overrides it.
+    #[serde(default)]
+    pub calibration: Option<String>,
     /// If-or-Else (critic): keep the draft when the critic's confidence that it is
     /// right is at least this; revise otherwise.
     #[serde(default)]

@@ -35,8 +35,11 @@ pub struct AtomicClaim {
 pub enum Decomposition {
     /// The decomposer's validated output.
     Decomposed,
-    /// Its output never validated: the answer's sentences are the claims.
+    /// The answer's sentences are the claims: asked for, or the decomposer's output
+    /// never validated.
     Sentences,
+    /// The whole answer is the one claim, as asked.
+    Whole,
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,11 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{attributor::lexical_support, AgentError, AgentSet};
+use super::{
+    attributor::lexical_support,
+    calibration::{self, LabelLogprobs},
+    AgentError, AgentSet,
+};
 use crate::llm::{ChatModel, ChatRequest, Message, Purpose, SamplingParams};
 pub use crate::trace::{JudgeKind, Label};
 
@@ -23,10 +27,17 @@ pub enum JudgeChoice {
 }
 
 impl JudgeChoice {
-    /// This choice's judge over `model` (used by the model judge only).
-    pub fn judge<'a>(self, agents: &'a AgentSet, model: &'a dyn ChatModel, seed: u64) -> Box<dyn Entailment + 'a> {
+    /// This choice's judge over `model` (used by the model judge only), its label
+    /// log-probabilities corrected by `offsets` (see [`calibration`]).
+    pub fn judge<'a>(
+        self,
+        agents: &'a AgentSet,
+        model: &'a dyn ChatModel,
+        seed: u64,
+        offsets: [f64; 3],
+    ) -> Box<dyn Entailment + 'a> {
         match self {
-            JudgeChoice::Model => Box::new(ModelJudge::new(agents, model, seed)),
+            JudgeChoice::Model => Box::new(ModelJudge::new(agents, model, seed).calibrated(offsets)),
             JudgeChoice::Lexical => {
                 Box::new(LexicalJudge { min_support: agents.attributor.min_support.unwrap_or(0.5) })
             }
@@ -44,6 +55,10 @@ pub struct Judgement {
     pub score: f64,
     /// Who decided.
     pub judge: JudgeKind,
+    /// The label words' log-probabilities before calibration (true, false, unknown),
+    /// where the judge read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<LabelLogprobs>,
 }
 
 /// Decides whether evidence texts support, contradict or do not settle a claim.
@@ -66,57 +81,84 @@ impl Entailment for LexicalJudge {
     async fn judge(&self, claim: &str, evidence: &[String]) -> Result<Judgement, AgentError> {
         let best = evidence.iter().map(|e| lexical_support(claim, e)).fold(0.0, f64::max);
         let label = if best >= self.min_support { Label::Supported } else { Label::NotEnoughInfo };
-        Ok(Judgement { label, score: best, judge: JudgeKind::Lexical })
+        Ok(Judgement { label, score: best, judge: JudgeKind::Lexical, logprobs: None })
     }
-}
-
-/// The label with the highest of the three labels' log-probabilities (in
-/// [`Label::ALL`]'s order), scored by its share of their softmax; `None` when none is finite.
-fn from_logprobs(logprobs: &[f64]) -> Option<Judgement> {
-    let top = logprobs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !top.is_finite() {
-        return None;
-    }
-    let weights: Vec<f64> = logprobs.iter().map(|l| (l - top).exp()).collect();
-    let total: f64 = weights.iter().sum();
-    let (best, weight) = weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
-    Some(Judgement { label: Label::ALL[best], score: weight / total, judge: JudgeKind::ModelLogprobs })
 }
 
 /// A model judge (`agents/judge.toml`, `prompts/judge.j2`). Where the backend scores
 /// continuations (the local model) it compares the log-probabilities of the three label
 /// words (one scoring call each); where it returns top log-probabilities (OpenAI-style
 /// servers) it reads them off the first generated token (one call); elsewhere, or when
-/// a server returns none, it takes the majority of `votes` replies.
+/// a server returns none, it takes the majority of `votes` replies. Label
+/// log-probabilities are corrected by the judge's calibration offsets, if any.
 pub struct ModelJudge<'a> {
     agents: &'a AgentSet,
     model: &'a dyn ChatModel,
     seed: u64,
+    /// Added to the label log-probabilities before the label is chosen.
+    offsets: [f64; 3],
+}
+
+/// What the judge's model gave for a prompt.
+enum Scores {
+    /// The label words' log-probabilities.
+    Logprobs(LabelLogprobs),
+    /// A server asked for top log-probabilities returned none: its reply's label is
+    /// the first vote.
+    FirstVote(Label),
+    /// The backend gives no probabilities: votes decide.
+    VotesOnly,
 }
 
 impl<'a> ModelJudge<'a> {
     /// A judge asking `model` (a recording one, so each call is a trace step).
     pub fn new(agents: &'a AgentSet, model: &'a dyn ChatModel, seed: u64) -> Self {
-        Self { agents, model, seed }
+        Self { agents, model, seed, offsets: [0.0; 3] }
     }
 
-    async fn by_logprobs(&self, messages: &[Message]) -> Result<Judgement, AgentError> {
-        let mut logprobs = Vec::with_capacity(Label::ALL.len());
-        for label in Label::ALL {
-            logprobs.push(self.model.score_continuation(messages, label.word()).await?.total_logprob);
+    /// This judge with its label log-probabilities corrected by `offsets`.
+    pub fn calibrated(self, offsets: [f64; 3]) -> Self {
+        Self { offsets, ..self }
+    }
+
+    /// The judge prompt for `claim` against `evidence`.
+    fn messages(&self, claim: &str, evidence: &[String]) -> Result<Vec<Message>, AgentError> {
+        let prompt = self.agents.render(
+            self.agents.judge.prompt.as_deref().unwrap_or("judge.j2"),
+            minijinja::context! { claim => claim, evidence => evidence },
+        )?;
+        Ok(vec![Message::user(prompt)])
+    }
+
+    /// The raw label log-probabilities of `claim` against `evidence`, where the model
+    /// gives them (`None` where it only samples).
+    pub async fn label_logprobs(&self, claim: &str, evidence: &[String]) -> Result<Option<LabelLogprobs>, AgentError> {
+        Ok(match self.scores(self.messages(claim, evidence)?).await? {
+            Scores::Logprobs(l) => Some(l),
+            Scores::FirstVote(_) | Scores::VotesOnly => None,
+        })
+    }
+
+    async fn scores(&self, messages: Vec<Message>) -> Result<Scores, AgentError> {
+        let caps = self.model.capabilities();
+        if caps.score_continuation {
+            let mut logprobs = [None; 3];
+            for (slot, label) in logprobs.iter_mut().zip(Label::ALL) {
+                let l = self.model.score_continuation(&messages, label.word()).await?.total_logprob;
+                *slot = l.is_finite().then_some(l);
+            }
+            Ok(Scores::Logprobs(logprobs))
+        } else if caps.logprobs {
+            self.top_logprobs(messages).await
+        } else {
+            Ok(Scores::VotesOnly)
         }
-        // Every label unscoreable (all -inf): the judge cannot say.
-        Ok(from_logprobs(&logprobs).unwrap_or(Judgement {
-            label: Label::NotEnoughInfo,
-            score: 0.0,
-            judge: JudgeKind::ModelLogprobs,
-        }))
     }
 
     /// One greedy call asking for the top alternatives of the first token: the label
-    /// words' probabilities among them, renormalised. Servers that return none give the
-    /// reply's text as the first vote instead.
-    async fn by_top_logprobs(&self, messages: Vec<Message>) -> Result<Judgement, AgentError> {
+    /// words' log-probabilities among them. A server that returns none gives its
+    /// reply's label as the first vote instead.
+    async fn top_logprobs(&self, messages: Vec<Message>) -> Result<Scores, AgentError> {
         let cfg = &self.agents.judge;
         let params = SamplingParams {
             max_tokens: cfg.max_tokens.unwrap_or(8),
@@ -125,21 +167,20 @@ impl<'a> ModelJudge<'a> {
             seed: Some(self.seed),
             ..Default::default()
         };
-        let request = ChatRequest::new(messages.clone()).with_params(params).for_purpose(Purpose::Judge);
+        let request = ChatRequest::new(messages).with_params(params).for_purpose(Purpose::Judge);
         let reply = self.model.chat(&request).await?;
         let first = reply.choices.first().and_then(|c| c.logprobs.as_ref()).and_then(|l| l.first());
-        let mut best = [f64::NEG_INFINITY; 3];
+        let mut best: LabelLogprobs = [None; 3];
         for alt in first.map(|t| t.top.as_slice()).unwrap_or_default() {
             let word = alt.token.trim().to_lowercase();
             if let Some(i) = Label::ALL.iter().position(|l| l.word() == word) {
-                best[i] = best[i].max(alt.logprob);
+                best[i] = Some(best[i].map_or(alt.logprob, |b: f64| b.max(alt.logprob)));
             }
         }
-        if let Some(judgement) = from_logprobs(&best) {
-            return Ok(judgement);
+        if best.iter().any(|b| b.is_some_and(f64::is_finite)) {
+            return Ok(Scores::Logprobs(best));
         }
-        let first_vote = Label::parse(reply.text()).unwrap_or(Label::NotEnoughInfo);
-        self.by_votes(messages, Some(first_vote)).await
+        Ok(Scores::FirstVote(Label::parse(reply.text()).unwrap_or(Label::NotEnoughInfo)))
     }
 
     async fn by_votes(&self, messages: Vec<Message>, first: Option<Label>) -> Result<Judgement, AgentError> {
@@ -167,7 +208,7 @@ impl<'a> ModelJudge<'a> {
         let most = tally.iter().copied().max().unwrap_or(0);
         let best = [2usize, 1, 0].into_iter().find(|i| tally[*i] == most).unwrap_or(2);
         let score = f64::from(tally[best]) / f64::from(votes);
-        Ok(Judgement { label: Label::ALL[best], score, judge: JudgeKind::ModelVotes })
+        Ok(Judgement { label: Label::ALL[best], score, judge: JudgeKind::ModelVotes, logprobs: None })
     }
 }
 
@@ -176,21 +217,19 @@ impl Entailment for ModelJudge<'_> {
     async fn judge(&self, claim: &str, evidence: &[String]) -> Result<Judgement, AgentError> {
         if evidence.is_empty() {
             // Nothing to judge against: no call.
-            return Ok(Judgement { label: Label::NotEnoughInfo, score: 1.0, judge: JudgeKind::ModelVotes });
+            let judge = JudgeKind::ModelVotes;
+            return Ok(Judgement { label: Label::NotEnoughInfo, score: 1.0, judge, logprobs: None });
         }
-        let cfg = &self.agents.judge;
-        let prompt = self.agents.render(
-            cfg.prompt.as_deref().unwrap_or("judge.j2"),
-            minijinja::context! { claim => claim, evidence => evidence },
-        )?;
-        let messages = vec![Message::user(prompt)];
-        let caps = self.model.capabilities();
-        if caps.score_continuation {
-            self.by_logprobs(&messages).await
-        } else if caps.logprobs {
-            self.by_top_logprobs(messages).await
-        } else {
-            self.by_votes(messages, None).await
+        let messages = self.messages(claim, evidence)?;
+        match self.scores(messages.clone()).await? {
+            Scores::Logprobs(logprobs) => {
+                // Every label unscoreable: the judge cannot say.
+                let (label, score) =
+                    calibration::decide(&logprobs, &self.offsets).unwrap_or((Label::NotEnoughInfo, 0.0));
+                Ok(Judgement { label, score, judge: JudgeKind::ModelLogprobs, logprobs: Some(logprobs) })
+            }
+            Scores::FirstVote(label) => self.by_votes(messages, Some(label)).await,
+            Scores::VotesOnly => self.by_votes(messages, None).await,
         }
     }
 }

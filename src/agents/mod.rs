@@ -5,6 +5,7 @@
 
 pub mod alce;
 pub mod attributor;
+pub mod calibration;
 pub mod claims;
 mod config;
 pub mod contextcite;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 pub use alce::{leave_one_out, CitationQuality};
 pub use attributor::{attribute, citation_quality, CitedSentence};
+pub use calibration::{Calibration, CalibrationFile};
 pub use claims::{extract_claims, stance, Claim, ClaimKind};
 pub use config::{AgentConfig, AgentSet};
 pub use critic::{Critique, CritiqueVerdict};
@@ -49,4 +51,7 @@ pub enum AgentError {
     /// Retrieval failed.
     #[error(transparent)]
     Corpus(#[from] crate::corpus::CorpusError),
+    /// The judge cannot be calibrated as asked.
+    #[error("judge calibration: {0}")]
+    Calibration(String),
 }

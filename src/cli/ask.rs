@@ -130,6 +130,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_decompose: bool,
 
+    /// Correct the model judge's label prior: `contextual` (divided out as measured on
+    /// content-free inputs, once a run), a file from `recheck calibrate`, or `none`.
+    /// Default: agents/judge.toml's `calibration`, else none. Needs a judge model that
+    /// gives label probabilities (the local model; servers returning logprobs).
+    #[arg(long, value_name = "contextual|FILE|none")]
+    pub calibration: Option<String>,
+
     /// Seed for sampled calls, recorded in the trace.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -173,6 +180,7 @@ impl RunArgs {
         options.verify = VerifyOptions {
             decompose: !self.no_decompose,
             judge: self.judge,
+            calibration: super::calibrate::resolve(self.calibration.as_deref(), &options.agents)?,
             samples: self.samples,
             contradictions: self.contradictions,
             ..Default::default()
@@ -231,6 +239,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let ask = args.run.options(|spec| args.server.open(home, spec))?;
     let store = super::open_store(home)?;
     let model = args.server.open(home, &args.model)?;
+    super::calibrate::check_judge(&ask, model.as_ref())?;
     let exporter = args.otlp.live(&store)?;
     let started = std::time::Instant::now();
     let outcome = recheck::ask(&store, model, &question, &ask).await;

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 a run or command failed, 2 bad usage.
 
 mod ask;
+mod calibrate;
 mod corpus;
 mod eval;
 mod model;
@@ -71,6 +72,8 @@ pub enum Command {
     /// Verify answers recheck did not write (one, or a JSONL file of RAG records):
     /// claims, verdicts, evidence quotes and faithfulness, each record a stored run.
     Verify(Box<verify::VerifyArgs>),
+    /// Fit the model judge's label calibration on labelled claims (for --calibration).
+    Calibrate(Box<calibrate::CalibrateArgs>),
 }
 
 /// Run a parsed command line.
@@ -86,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(&home, args).await,
         Command::Serve(args) => serve::run(&home, *args).await,
         Command::Verify(args) => verify::run(&home, *args).await,
+        Command::Calibrate(args) => calibrate::run(&home, *args).await,
     }
 }
 

@@ -23,20 +23,20 @@ use recheck::{
 calls) and compared with what was stored; exit code 1 if it differs.\n\
 With --from-step K, recorded replies are reused before step K (see `traces show`), --change applies from \
 there on, and the rest runs live; the fork is stored as a new run whose parent is the original.\n\
-With --runs FILTER, every `ask`/`serve` run the filter selects is forked with the same change, the forks \
+With --runs FILTER, every `ask`/`serve`/`verify` run the filter selects is forked with the same change, the forks \
 are stored as one group, and a comparison (verdict flips, calls, tokens, with 95% intervals) is printed. \
-FILTER: `all`, or key=value pairs joined by commas: kind=ask|serve, since=DATE, until=DATE, \
+FILTER: `all`, or key=value pairs joined by commas: kind=ask|serve|verify (default ask and serve), since=DATE, until=DATE, \
 verdict=verified|refuted|unknown, model=TEXT, tag=NAME, limit=N (the newest N).\n\
-Changes of ask/serve runs: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, \
-judge_model=SPEC, index=DIR, prompt.NAME=FILE (a prompt template), agent.NAME=FILE (an agent's config). \
+Changes of ask/serve/verify runs: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, \
+calibration=contextual|none|FILE, judge_model=SPEC, index=DIR, prompt.NAME=FILE (a prompt template), agent.NAME=FILE (an agent's config). \
 Changes of experiments: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=binary, rounds=N, \
 temperature_step=X, reject_repeats=true, ...")]
 pub struct ReplayArgs {
-    /// The run id (or a unique prefix): an experiment, or an `ask` or `serve` run.
+    /// The run id (or a unique prefix): an experiment, or an `ask`, `serve` or `verify` run.
     #[arg(required_unless_present = "runs", conflicts_with = "runs")]
     pub run: Option<String>,
 
-    /// Fork every stored `ask`/`serve` run FILTER selects (see below).
+    /// Fork every stored `ask`/`serve`/`verify` run FILTER selects (see below).
     #[arg(long, value_name = "FILTER")]
     pub runs: Option<String>,
 

@@ -147,6 +147,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
         _ => None,
     };
     let model = args.upstream.open(home, &args.model, key_env)?;
+    super::calibrate::check_judge(&options, model.as_ref())?;
     let store = super::open_store(home)?;
     let exporter = args.otlp.live(&store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

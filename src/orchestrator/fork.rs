@@ -1,11 +1,14 @@
-//! Forking a stored `ask` or `serve` run: its recorded replies before a step, then a
+//! Forking a stored `ask`, `serve` or `verify` run: its recorded replies before a step, then a
 //! live model, with one change, stored as a new run whose parent is the original.
 
 use std::{path::PathBuf, str::FromStr, sync::Arc};
 
 use serde::Serialize;
 
-use super::{ask, replay::source, AskOutcome, JudgeChoice, OutcomeSummary, Strategy, Verification};
+use super::{
+    ask,
+    replay::{source, Subject},
+    AskOutcome, Calibration, JudgeChoice, OutcomeSummary, Strategy, Verification};
 use crate::{
     agents::AgentSet,
     corpus::CorpusIndex,
@@ -27,6 +30,9 @@ pub enum AskChange {
     Samples(u32),
     /// `judge=model|lexical`.
     Judge(JudgeChoice),
+    /// `calibration=contextual|none|FILE`: the model judge's calibration (a file's
+    /// offsets are read when the change is parsed).
+    Calibration(Calibration),
     /// `index=DIR`: another corpus index.
     Index(PathBuf),
     /// `judge_model=SPEC`: the judge (model judge) on another model, given to [`fork`]
@@ -60,6 +66,7 @@ impl AskChange {
             AskChange::Samples(n) => format!("samples={n}"),
             AskChange::Judge(JudgeChoice::Model) => "judge=model".into(),
             AskChange::Judge(JudgeChoice::Lexical) => "judge=lexical".into(),
+            AskChange::Calibration(c) => format!("calibration={}", c.describe()),
             AskChange::Index(dir) => format!("index={}", dir.display()),
             AskChange::JudgeModel(spec) => format!("judge_model={spec}"),
             AskChange::Prompt { template, path } => format!("prompt.{template}={}", path.display()),
@@ -105,6 +112,13 @@ impl FromStr for AskChange {
                 "lexical" => JudgeChoice::Lexical,
                 _ => return Err(bad("judge must be model or lexical")),
             }),
+            "calibration" => AskChange::Calibration(match value {
+                "none" => Calibration::None,
+                "contextual" => Calibration::Contextual,
+                path => crate::agents::CalibrationFile::load(std::path::Path::new(path))
+                    .map_err(|e| bad(&e.to_string()))?
+                    .calibration,
+            }),
             "index" => AskChange::Index(PathBuf::from(value)),
             "judge_model" if !value.is_empty() => AskChange::JudgeModel(value.to_string()),
             _ if key.starts_with("agent.") && key.len() > "agent.".len() => {
@@ -120,7 +134,7 @@ impl FromStr for AskChange {
                 }
                 _ => {
                     return Err(bad(
-                        "known changes: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, judge_model=SPEC, index=DIR, prompt.NAME=PATH, agent.NAME=PATH",
+                        "known changes: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, calibration=contextual|none|FILE, judge_model=SPEC, index=DIR, prompt.NAME=PATH, agent.NAME=PATH",
                     ))
                 }
             },
@@ -191,7 +205,7 @@ pub(super) async fn fork_in(
             })?;
         agents.replace_template(template, text)?;
     }
-    let (run, record, question, mut options) = source(store, run_id, &agents)?;
+    let (run, record, subject, mut options) = source(store, run_id, &agents)?;
     let before = OutcomeSummary::of(&run);
     match change {
         AskChange::None | AskChange::Prompt { .. } => {}
@@ -217,6 +231,10 @@ pub(super) async fn fork_in(
         AskChange::Rounds(n) => options.loop_options.rounds = *n,
         AskChange::Samples(n) => options.verify.samples = *n,
         AskChange::Judge(j) => options.verify.judge = *j,
+        AskChange::Calibration(c) => {
+            options.verify.judge = JudgeChoice::Model;
+            options.verify.calibration = *c;
+        }
         AskChange::Index(dir) => options = options.corpus(Arc::new(CorpusIndex::open(dir)?)),
     }
     let (_, calls) = recorded_calls(store.steps(run_id)?);
@@ -233,7 +251,10 @@ pub(super) async fn fork_in(
     options.parent = Some(run_id);
     options.group = group;
     let counter = Arc::new(replayed);
-    let outcome = ask(store, counter.clone(), question, &options).await?;
+    let outcome = match subject {
+        Subject::Question(question) => ask(store, counter.clone(), question, &options).await?,
+        Subject::Given(given) => super::verify(store, counter.clone(), &given, &options).await?.outcome,
+    };
     Ok(AskFork {
         run_id: outcome.trace_id,
         parent: run_id,

@@ -177,6 +177,11 @@ pub async fn verify(
     given: &GivenAnswer,
     options: &AskOptions,
 ) -> Result<VerifyOutcome> {
+    if options.verify.samples > 0 && given.question.as_deref().is_none_or(|q| q.trim().is_empty()) {
+        return Err(Error::BadInput(
+            "self-consistency samples are answers to the record's question, and it has none".into(),
+        ));
+    }
     let info = crate::llm::identity(model.as_ref());
     // Recorded before the contexts join the index: the record names the index (to
     // open again on replay), and the contexts are in the run's input.

@@ -15,7 +15,7 @@ mod select;
 mod strategy;
 mod verify;
 
-pub use crate::agents::JudgeChoice;
+pub use crate::agents::{Calibration, JudgeChoice};
 pub use batch::{fork_batch, BatchInput, BatchOptions};
 pub use batch_report::{batch_report, BatchReport, ForkPair, Skipped, VerdictFlip};
 pub use fork::{fork, AskChange, AskFork, ForkModels};
@@ -30,4 +30,4 @@ pub use replay::{replay, AskReplay};
 pub use run::ask;
 pub use select::{check_tag, RunFilter};
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
-pub use verify::VerifyOptions;
+pub use verify::{ClaimUnit, VerifyOptions};

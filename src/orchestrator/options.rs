@@ -198,6 +198,12 @@ impl AskOptions {
         self
     }
 
+    /// Correct the model judge's label probabilities with `calibration`.
+    pub fn calibration(mut self, calibration: crate::agents::Calibration) -> Self {
+        self.verify.calibration = calibration;
+        self
+    }
+
     /// Self-consistency: draw `n` more answers and check unsettled claims against them.
     pub fn samples(mut self, n: u32) -> Self {
         self.verify.samples = n;

@@ -197,6 +197,10 @@ pub struct ClaimReport {
     /// The judge's score in [0, 1].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// The model judge's log-probabilities of true, false and unknown before
+    /// calibration (`null` for a word it could not read), where it read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_logprobs: Option<crate::agents::calibration::LabelLogprobs>,
     /// Self-consistency (`--samples N`): how many other answers back the claim.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistency: Option<Consistency>,
@@ -261,6 +265,7 @@ impl ClaimReport {
             evidence: Vec::new(),
             judge: None,
             score: None,
+            label_logprobs: None,
             consistency: None,
             contradicts: None,
         }

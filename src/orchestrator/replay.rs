@@ -1,4 +1,4 @@
-//! Replaying a stored `ask` or `serve` run from its record: the same question and
+//! Replaying a stored `ask`, `serve` or `verify` run from its record: the same question and
 //! options, every model reply taken from the recorded calls (no model is called; a
 //! request that differs from the recorded one is an error), the exact tools run again.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ask, AskOptions, AskRecord, Question};
+use super::{ask, AskOptions, AskRecord, GivenAnswer, Question};
 use crate::{
     agents::AgentSet,
     corpus::CorpusIndex,
@@ -30,52 +30,35 @@ pub struct AskReplay {
     pub calls: usize,
 }
 
-/// Replay `run_id` (an `ask` or `serve` run) from `store` into a scratch store.
+/// Replay `run_id` (an `ask`, `serve` or `verify` run) from `store` into a scratch store.
 /// `agents` are the agents to replay with (their prompt templates; the configs come from
 /// the record): the built-in ones, or those a changed prompt would be tested with.
 pub async fn replay(store: &TraceStore, run_id: RunId, agents: &AgentSet) -> Result<AskReplay> {
     let refuse = |reason: String| Error::NotReplayable { run_id, reason };
-    if let Some(run) = store.run(run_id)?.filter(|r| r.kind == run_kind::VERIFY) {
-        return replay_given(store, run, agents).await;
-    }
-    let (run, record, question, mut options) = source(store, run_id, agents)?;
+    let (run, record, subject, mut options) = source(store, run_id, agents)?;
     let Some(stored) = run.output.clone() else { return Err(refuse("it stored no outcome".into())) };
     let (replayed, served) = recorded_models(store, run_id, &record, &mut options)?;
     let scratch = TraceStore::temporary()?;
-    let outcome = ask(&scratch, replayed, question, &options).await?;
-    let mut again =
-        serde_json::to_value(&outcome).map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
+    let serialised = |v: std::result::Result<Value, serde_json::Error>| {
+        v.map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))
+    };
+    let (mut again, trace_id) = match subject {
+        Subject::Question(question) => {
+            let outcome = ask(&scratch, replayed, question, &options).await?;
+            (serialised(serde_json::to_value(&outcome))?, outcome.trace_id)
+        }
+        Subject::Given(given) => {
+            let outcome = super::verify(&scratch, replayed, &given, &options).await?;
+            (serialised(serde_json::to_value(&outcome))?, outcome.outcome.trace_id)
+        }
+    };
     let mut differences = differences(&stored, &mut again);
     // Verification degrades instead of failing a run, so a call that left the record
     // there shows only as a failed step of the replay: name the first one.
-    let diverged =
-        scratch.steps(outcome.trace_id)?.into_iter().find_map(|s| s.error.filter(|e| e.contains("diverged")));
+    let diverged = scratch.steps(trace_id)?.into_iter().find_map(|s| s.error.filter(|e| e.contains("diverged")));
     if let Some(e) = diverged {
         differences.insert(0, e);
     }
-    Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
-}
-
-/// Replay a `verify` run: the same given answer and options, every model reply from
-/// the record.
-async fn replay_given(store: &TraceStore, run: RunRecord, agents: &AgentSet) -> Result<AskReplay> {
-    let run_id = run.id;
-    let refuse = |reason: String| Error::NotReplayable { run_id, reason };
-    if run.status != RunStatus::Completed {
-        return Err(refuse(format!("it is {}, not completed", run.status)));
-    }
-    let Some(stored) = run.output.clone() else { return Err(refuse("it stored no outcome".into())) };
-    let record: AskRecord = serde_json::from_value(run.config.clone())
-        .map_err(|e| refuse(format!("its config is not a verify run's: {e}")))?;
-    let given: super::GivenAnswer = serde_json::from_value(run.input.clone())
-        .map_err(|e| refuse(format!("its input is not a given answer: {e}")))?;
-    let mut options = options_of(&record, agents).map_err(refuse)?;
-    let (replayed, served) = recorded_models(store, run_id, &record, &mut options)?;
-    let scratch = TraceStore::temporary()?;
-    let outcome = super::verify(&scratch, replayed, &given, &options).await?;
-    let mut again =
-        serde_json::to_value(&outcome).map_err(|e| refuse(format!("the replayed outcome does not serialise: {e}")))?;
-    let differences = differences(&stored, &mut again);
     Ok(AskReplay { run_id, identical: differences.is_empty(), differences, calls: served })
 }
 
@@ -99,17 +82,25 @@ fn recorded_models(
     Ok((Arc::new(replayed), served))
 }
 
-/// A completed `ask` or `serve` run that can be run again: its record, its parsed
-/// config, its question, and the options it ran with (`agents`' templates).
+/// What a stored run ran on.
+pub(super) enum Subject {
+    /// The question of an `ask` or `serve` run.
+    Question(Question),
+    /// The given answer of a `verify` run.
+    Given(GivenAnswer),
+}
+
+/// A completed `ask`, `serve` or `verify` run that can be run again: its record, its
+/// parsed config, what it ran on, and the options it ran with (`agents`' templates).
 pub(super) fn source(
     store: &TraceStore,
     run_id: RunId,
     agents: &AgentSet,
-) -> Result<(RunRecord, AskRecord, Question, AskOptions)> {
+) -> Result<(RunRecord, AskRecord, Subject, AskOptions)> {
     let refuse = |reason: String| Error::NotReplayable { run_id, reason };
     let run = store.run(run_id)?.ok_or_else(|| refuse("no such run".into()))?;
-    if run.kind != run_kind::ASK && run.kind != run_kind::SERVE {
-        return Err(refuse(format!("it is a `{}` run; this replays `ask` and `serve` runs", run.kind)));
+    if ![run_kind::ASK, run_kind::SERVE, run_kind::VERIFY].contains(&run.kind.as_str()) {
+        return Err(refuse(format!("it is a `{}` run; this replays `ask`, `serve` and `verify` runs", run.kind)));
     }
     if run.status != RunStatus::Completed {
         return Err(refuse(format!("it is {}, not completed", run.status)));
@@ -119,10 +110,17 @@ pub(super) fn source(
     }
     let record: AskRecord = serde_json::from_value(run.config.clone())
         .map_err(|e| refuse(format!("its config is not an ask run's: {e}")))?;
-    let question = question_of(&run.input).ok_or_else(|| refuse("its input has no question".into()))?;
+    let subject = if run.kind == run_kind::VERIFY {
+        Subject::Given(
+            serde_json::from_value(run.input.clone())
+                .map_err(|e| refuse(format!("its input is not a given answer: {e}")))?,
+        )
+    } else {
+        Subject::Question(question_of(&run.input).ok_or_else(|| refuse("its input has no question".into()))?)
+    };
     let mut options = options_of(&record, agents).map_err(refuse)?;
     options.run_kind = if run.kind == run_kind::SERVE { run_kind::SERVE } else { run_kind::ASK };
-    Ok((run, record, question, options))
+    Ok((run, record, subject, options))
 }
 
 /// The question and the conversation before it, from a run's input.

@@ -23,8 +23,9 @@ use crate::{
         contextcite::{attribute_statement, ContextCiteOptions},
         critic::{self, Finding, Review},
         leave_one_out,
+        calibration,
         solver::{self, RevisionInput},
-        AgentError, AgentSet, CheckedClaim, Verdict,
+        AgentError, AgentSet, Calibration, CheckedClaim, Entailment, JudgeChoice, Verdict,
     },
     corpus::{split_sentences, Passage, Retriever, SearchOptions},
     llm::{Budget, ChatModel, FinishReason, LlmError, Message, ModelInfo, RecordingModel},
@@ -123,6 +124,8 @@ pub(super) struct Loop<'a> {
     budget: Arc<Budget>,
     /// What verification and citation spend after the loop.
     after: Arc<Budget>,
+    /// The judge's calibration offsets, settled at the first judgement.
+    judge_offsets: tokio::sync::OnceCell<[f64; 3]>,
 }
 
 fn normalize(s: &str) -> String {
@@ -171,7 +174,36 @@ impl<'a> Loop<'a> {
             recorder,
             budget,
             after,
+            judge_offsets: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The run's judge over `model`, calibrated as its options say. Contextual
+    /// calibration is measured here once a run (its scoring calls are steps of the
+    /// run, and a `calibration` event records what they gave).
+    async fn entailment<'v>(&'v self, model: &'v RecordingModel) -> Result<Box<dyn Entailment + 'v>, AgentError> {
+        let v = &self.opts.verify;
+        let seed = self.opts.loop_options.seed;
+        let offsets = match (v.judge, v.calibration) {
+            (JudgeChoice::Lexical, _) | (_, Calibration::None) => [0.0; 3],
+            (JudgeChoice::Model, calibration) => *self
+                .judge_offsets
+                .get_or_try_init(|| async {
+                    calibration::check_usable(model)?;
+                    let offsets = match calibration {
+                        Calibration::Offsets { offsets } => offsets,
+                        _ => {
+                            let judge = agents::ModelJudge::new(self.agents, model, seed);
+                            let measured = calibration::measure_contextual(&judge).await?;
+                            self.recorder.event("judge", "calibration", json!(measured)).await?;
+                            measured.offsets
+                        }
+                    };
+                    Ok::<_, AgentError>(offsets)
+                })
+                .await?,
+        };
+        Ok(v.judge.judge(self.agents, model, seed, offsets))
     }
 
     /// The first draft, then review rounds until review passes, a limit is reached or
@@ -326,7 +358,7 @@ impl<'a> Loop<'a> {
         if self.opts.verify.decompose && self.opts.retriever.is_some() {
             // With a corpus, the draft's atomic claims are judged against it each round
             // and the critic sees what is contradicted or unsupported, with its evidence.
-            let verifier = self.verifier(&self.loop_decomposer, &self.loop_judge);
+            let verifier = self.verifier(&self.loop_decomposer, &self.loop_judge).await?;
             let (settled, _) = verifier.claims(question, answer, &record.tool_calls).await?;
             for s in settled.iter().filter(|s| matches!(s.report.verdict, Verdict::Contradicted | Verdict::Unsupported))
             {
@@ -413,7 +445,7 @@ impl<'a> Loop<'a> {
             self.recorder.event("attributor", "scorer_fallback", data).await?;
         }
         if scorer != "lexical" {
-            let judge = self.opts.verify.judge.judge(self.agents, &self.judge, self.opts.loop_options.seed);
+            let judge = self.entailment(&self.judge).await?;
             let options = ContextCiteOptions {
                 ablations: cfg.ablations.unwrap_or(24),
                 seed: self.opts.loop_options.seed,
@@ -457,7 +489,7 @@ impl<'a> Loop<'a> {
         let mut claims: Vec<ClaimReport> = checked.iter().map(tool_claim).collect();
         let mut decomposition = None;
         if self.opts.verify.decompose {
-            let verifier = self.verifier(&self.decomposer, &self.judge);
+            let verifier = self.verifier(&self.decomposer, &self.judge).await?;
             let (atomic, how) = verifier.claims(question, &answer, &checked).await?;
             claims.extend(atomic.into_iter().map(|s| s.report));
             decomposition = Some(how);
@@ -470,18 +502,20 @@ impl<'a> Loop<'a> {
             let numbered = citations::number(&answer, &cited);
             (cited_answer, sources, cited_sentences) = (numbered.cited_answer, numbered.sources, numbered.claims);
             self.recorder.event("attributor", "citations", json!({ "sentences": cited })).await?;
-            let judge = self.opts.verify.judge.judge(self.agents, &self.judge, self.opts.loop_options.seed);
-            match agents::alce::citation_quality(judge.as_ref(), &cited).await {
-                Ok(q) => {
-                    self.recorder.event("attributor", "citation_quality", json!(q)).await?;
-                    citation_quality = Some(q);
+            if self.opts.verify.citation_quality {
+                let judge = self.entailment(&self.judge).await?;
+                match agents::alce::citation_quality(judge.as_ref(), &cited).await {
+                    Ok(q) => {
+                        self.recorder.event("attributor", "citation_quality", json!(q)).await?;
+                        citation_quality = Some(q);
+                    }
+                    Err(AgentError::Llm(e)) => {
+                        self.recorder
+                            .event("attributor", "citation_quality_failed", json!({ "error": e.to_string() }))
+                            .await?;
+                    }
+                    Err(other) => return Err(other),
                 }
-                Err(AgentError::Llm(e)) => {
-                    self.recorder
-                        .event("attributor", "citation_quality_failed", json!({ "error": e.to_string() }))
-                        .await?;
-                }
-                Err(other) => return Err(other),
             }
             attribution = Some(scored_by);
         }
@@ -508,9 +542,13 @@ impl<'a> Loop<'a> {
     }
 
     /// A verifier with the configured judge, over these decomposer and judge models.
-    fn verifier<'v>(&'v self, decomposer: &'v RecordingModel, judge: &'v RecordingModel) -> Verifier<'v> {
-        let judge = self.opts.verify.judge.judge(self.agents, judge, self.opts.loop_options.seed);
-        Verifier {
+    async fn verifier<'v>(
+        &'v self,
+        decomposer: &'v RecordingModel,
+        judge: &'v RecordingModel,
+    ) -> Result<Verifier<'v>, AgentError> {
+        let judge = self.entailment(judge).await?;
+        Ok(Verifier {
             agents: self.agents,
             sampler: &self.sampler,
             history: self.history,
@@ -520,7 +558,7 @@ impl<'a> Loop<'a> {
             retriever: self.opts.retriever.as_deref(),
             recorder: &self.recorder,
             options: self.opts.verify,
-        }
+        })
     }
 }
 

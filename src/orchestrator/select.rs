@@ -12,7 +12,7 @@ use crate::{
     Error, Result,
 };
 
-/// Which stored runs to take. Written `key=value,key=value`: `kind=ask|serve`,
+/// Which stored runs to take. Written `key=value,key=value`: `kind=ask|serve|verify`,
 /// `since=DATE`, `until=DATE` (RFC 3339, or `YYYY-MM-DD` for midnight UTC),
 /// `verdict=verified|refuted|unknown`, `model=TEXT` (part of the model's spec),
 /// `tag=NAME`, `limit=N` (the newest N); or `all`. Only completed, verified (not
@@ -56,8 +56,10 @@ impl FromStr for RunFilter {
                     .ok_or_else(|| bad(format!("{key}={v}: not a date (YYYY-MM-DD) or an RFC 3339 time")))
             };
             match key {
-                "kind" if value == run_kind::ASK || value == run_kind::SERVE => filter.kind = Some(value.into()),
-                "kind" => return Err(bad(format!("kind={value}: only ask and serve runs can be replayed"))),
+                "kind" if [run_kind::ASK, run_kind::SERVE, run_kind::VERIFY].contains(&value) => {
+                    filter.kind = Some(value.into())
+                }
+                "kind" => return Err(bad(format!("kind={value}: only ask, serve and verify runs can be replayed"))),
                 "since" => filter.since = Some(time(value)?),
                 "until" => filter.until = Some(time(value)?),
                 "verdict" => {
@@ -105,7 +107,10 @@ impl RunFilter {
             Some(k) => &run.kind == k,
             None => run.kind == run_kind::ASK || run.kind == run_kind::SERVE,
         };
-        if !kind_ok || run.status != RunStatus::Completed || run.group.is_some() {
+        // Runs in a group are an experiment's items or forks, left out; a verify run is
+        // its batch's record, taken unless it is itself a fork.
+        let grouped_out = if run.kind == run_kind::VERIFY { run.parent.is_some() } else { run.group.is_some() };
+        if !kind_ok || run.status != RunStatus::Completed || grouped_out {
             return false;
         }
         if run.input.get("passthrough").is_some() {

@@ -15,8 +15,8 @@ use crate::{
         attributor::{content_words, lexical_support},
         critic::Finding,
         decomposer::{decompose, sentence_claims},
-        solver, AgentError, AgentSet, AtomicClaim, CheckedClaim, Decomposition, Entailment, JudgeChoice, JudgeKind,
-        Label, Verdict,
+        solver, AgentError, AgentSet, AtomicClaim, Calibration, CheckedClaim, Decomposition, Entailment, JudgeChoice,
+        JudgeKind, Label, Verdict,
     },
     corpus::{Retriever, SearchOptions},
     llm::{ChatModel, Message},
@@ -24,13 +24,23 @@ use crate::{
 };
 
 /// What verification of the final answer does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct VerifyOptions {
-    /// Split the answer into atomic claims (one decomposer call); off = only the claims
-    /// the tool-checker's patterns find.
+    /// Split the answer into claims (as `claims` says); off = only the claims the
+    /// tool-checker's patterns find.
     pub decompose: bool,
+    /// What a claim is when `decompose` is on.
+    #[serde(default)]
+    pub claims: ClaimUnit,
     /// The judge of claims against corpus passages.
     pub judge: JudgeChoice,
+    /// How the model judge's label probabilities are corrected (recorded, so replay
+    /// applies the same).
+    #[serde(default, skip_serializing_if = "Calibration::is_none")]
+    pub calibration: Calibration,
+    /// Score ALCE citation quality after citing (judge calls for each cited sentence).
+    #[serde(default = "yes")]
+    pub citation_quality: bool,
     /// Candidate passages retrieved per claim.
     pub candidates: usize,
     /// Self-consistency: draw this many more answers and judge each still-unchecked
@@ -43,7 +53,45 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self { decompose: true, judge: JudgeChoice::Model, candidates: 3, samples: 0, contradictions: false }
+        Self {
+            decompose: true,
+            claims: ClaimUnit::Atomic,
+            judge: JudgeChoice::Model,
+            calibration: Calibration::None,
+            citation_quality: true,
+            candidates: 3,
+            samples: 0,
+            contradictions: false,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What one claim of an answer is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimUnit {
+    /// The decomposer's atomic claims (one model call), its sentences if it fails.
+    #[default]
+    Atomic,
+    /// The answer's sentences (no model call).
+    Sentences,
+    /// The whole answer, as one claim (a claim to check, as in SciFact or MiniCheck).
+    Whole,
+}
+
+impl std::str::FromStr for ClaimUnit {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "atomic" => Ok(Self::Atomic),
+            "sentences" => Ok(Self::Sentences),
+            "whole" => Ok(Self::Whole),
+            other => Err(format!("{other:?} is not atomic, sentences or whole")),
+        }
     }
 }
 
@@ -78,15 +126,19 @@ impl Verifier<'_> {
         answer: &str,
         tool_checked: &[CheckedClaim],
     ) -> Result<(Vec<Settled>, Decomposition), AgentError> {
-        let (atomic, how) = match decompose(self.agents, self.decomposer, self.recorder, question, answer).await {
-            Ok(found) => found,
-            Err(AgentError::Llm(e)) => {
-                let claims = sentence_claims(answer);
-                let data = json!({ "reason": format!("the decomposer failed: {e}"), "claims": claims });
-                self.recorder.event("decomposer", "decomposition_fallback", data).await?;
-                (claims, Decomposition::Sentences)
-            }
-            Err(other) => return Err(other),
+        let (atomic, how) = match self.options.claims {
+            ClaimUnit::Sentences => (sentence_claims(answer), Decomposition::Sentences),
+            ClaimUnit::Whole => (whole_claim(answer), Decomposition::Whole),
+            ClaimUnit::Atomic => match decompose(self.agents, self.decomposer, self.recorder, question, answer).await {
+                Ok(found) => found,
+                Err(AgentError::Llm(e)) => {
+                    let claims = sentence_claims(answer);
+                    let data = json!({ "reason": format!("the decomposer failed: {e}"), "claims": claims });
+                    self.recorder.event("decomposer", "decomposition_fallback", data).await?;
+                    (claims, Decomposition::Sentences)
+                }
+                Err(other) => return Err(other),
+            },
         };
         let mut reports = Vec::with_capacity(atomic.len());
         for claim in atomic {
@@ -222,6 +274,7 @@ impl Verifier<'_> {
         report.verdict = judgement.label.verdict();
         report.judge = Some(judgement.judge);
         report.score = Some(judgement.score);
+        report.label_logprobs = judgement.logprobs;
         report.evidence = hits
             .iter()
             .map(|h| Evidence::Passage {
@@ -234,6 +287,16 @@ impl Verifier<'_> {
             .collect();
         Ok(Settled { report, passage: texts.into_iter().next() })
     }
+}
+
+/// The answer as one claim, its span the answer without surrounding white space.
+fn whole_claim(answer: &str) -> Vec<AtomicClaim> {
+    let text = answer.trim();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let start = answer[..answer.len() - answer.trim_start().len()].chars().count();
+    vec![AtomicClaim { text: text.to_string(), start, end: start + text.chars().count() }]
 }
 
 /// A settled claim, and the first passage it was judged on.

@@ -41,6 +41,9 @@ pub mod run_kind {
     /// A batch of given answers verified together: a group run whose slots are the
     /// `verify` runs of its records.
     pub const VERIFY_BATCH: &str = "verify-batch";
+    /// Labelled records judged to fit a judge calibration (`recheck calibrate`): a
+    /// group run whose slots are `verify` runs, its output the calibration file.
+    pub const CALIBRATE: &str = "calibrate";
 }
 
 /// A run's id: a UUIDv7, so ids sort by creation time.

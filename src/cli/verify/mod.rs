@@ -2,7 +2,8 @@
 //! the command line or a JSONL file of them, through the same verification `ask` ends
 //! with. A batch is one stored group run (`verify-batch`) with one `verify` run a record.
 
-mod records;
+mod page;
+pub(super) mod records;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use recheck::{
     files::FileKind,
     home::Home,
-    orchestrator::{AskOptions, Context, GivenAnswer, JudgeChoice, VerifyOptions, VerifyOutcome},
+    orchestrator::{AskOptions, ClaimUnit, Context, GivenAnswer, JudgeChoice, VerifyOptions, VerifyOutcome},
     trace::{run_kind, GroupSlot, RunStatus, TraceStore},
 };
 
@@ -60,8 +61,29 @@ pub struct VerifyArgs {
     pub judge: JudgeChoice,
 
     /// Check only the claims the tool-checker's patterns find (no decomposer call).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "claims")]
     pub no_decompose: bool,
+
+    /// What a claim is: `atomic` (the decomposer's, one model call), `sentences` (the
+    /// answer's sentences) or `whole` (the answer is one claim, as in SciFact).
+    #[arg(long, default_value = "atomic", value_name = "UNIT")]
+    pub claims: ClaimUnit,
+
+    /// Correct the model judge's label prior: `contextual`, a file from `recheck
+    /// calibrate`, or `none`. Default: agents/judge.toml's `calibration`, else none.
+    #[arg(long, value_name = "contextual|FILE|none")]
+    pub calibration: Option<String>,
+
+    /// Self-consistency: draw N answers to the record's question (temperature 0.7) and
+    /// judge each claim no context settled against them; a record with no question
+    /// is an error row.
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=32))]
+    pub samples: u32,
+
+    /// Score ALCE citation recall and precision of the cited answer (judge calls for
+    /// each cited sentence).
+    #[arg(long)]
+    pub citation_quality: bool,
 
     /// Self-contradiction: judge every pair of the answer's claims (the first 8).
     #[arg(long)]
@@ -83,6 +105,11 @@ pub struct VerifyArgs {
     /// question, answer, contexts, PATH dotted (`output.text`, `docs.0`); repeatable.
     #[arg(long = "field", value_name = "NAME=PATH", value_parser = records::parse_field)]
     pub fields: Vec<(records::Field, String)>,
+
+    /// Also write the batch as an HTML page to FILE: the summary with its intervals,
+    /// each record's verdict, faithfulness and claims with their quotes.
+    #[arg(long, value_name = "FILE", requires = "records")]
+    pub html: Option<PathBuf>,
 
     /// Exit 0 even when some records failed (their error rows are still written).
     #[arg(long)]
@@ -113,6 +140,7 @@ pub struct VerifyArgs {
 pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
     let options = options(&args, |spec| args.server.open(home, spec))?;
     let model = args.server.open(home, &args.model)?;
+    super::calibrate::check_judge(&options, model.as_ref())?;
     let store = match super::open_store(home) {
         Ok(store) => store,
         Err(e) => match serving(home) {
@@ -146,7 +174,11 @@ fn options(
     options.loop_options.seed = args.seed;
     options.verify = VerifyOptions {
         decompose: !args.no_decompose,
+        claims: args.claims,
         judge: args.judge,
+        calibration: super::calibrate::resolve(args.calibration.as_deref(), &options.agents)?,
+        citation_quality: args.citation_quality,
+        samples: args.samples,
         contradictions: args.contradictions,
         ..Default::default()
     };
@@ -232,15 +264,74 @@ async fn batch(
         }
         Some(batch) => resumed(store, batch, &records).await?,
     };
-    let bar = super::progress_bar(records.len() as u64, "verifying");
-    bar.inc(rows.iter().filter(|r| r.is_some()).count() as u64);
-    let gate = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    verify_records(store, model, options, records, group, &mut rows, args.concurrency, "verifying").await?;
+    let rows: Vec<Value> = rows.into_iter().flatten().collect();
+    let summary = summarise(&rows);
+    store.finish_run(group, RunStatus::Completed, Some(summary.clone()), None).await?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
+    recheck::trace::write_output(&out, |w| {
+        for row in &rows {
+            writeln!(w, "{row}")?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    if let Some(html) = &args.html {
+        let page = page::render(&rows, &summary, &group.to_string(), &file.display().to_string());
+        recheck::trace::write_output(html, |w| w.write_all(page.as_bytes()))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", html.display()))?;
+    }
+    let failed = summary["failed"].as_u64().unwrap_or(0);
+    eprintln!(
+        "{} records: {} checked, {} failed; verified share {}, mean faithfulness {} (batch run {})",
+        rows.len(),
+        rows.len() as u64 - failed,
+        failed,
+        shown_interval(&summary["verified_share"]),
+        shown_interval(&summary["mean_faithfulness"]),
+        group
+    );
+    if failed > 0 && !args.skip_bad {
+        anyhow::bail!("{failed} records could not be verified (see their error rows); --skip-bad exits 0");
+    }
+    Ok(())
+}
+
+/// Verify each record whose row is still `None` as slot `i` of group run `group`,
+/// `concurrency` at once, filling its row (an error row for a record that failed);
+/// a progress bar counts them with the running mean faithfulness.
+pub(super) async fn verify_records(
+    store: &TraceStore,
+    model: Arc<dyn recheck::ChatModel>,
+    options: &AskOptions,
+    records: Vec<records::Record>,
+    group: recheck::trace::RunId,
+    rows: &mut [Option<Value>],
+    concurrency: usize,
+    what: &str,
+) -> anyhow::Result<()> {
+    let bar = super::progress_bar(records.len() as u64, what);
+    let mut running = Running::default();
+    for row in rows.iter().flatten() {
+        running.add(row);
+    }
+    bar.inc(running.rows);
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
-    for (slot, (line, id, record)) in records.into_iter().enumerate() {
+    let mut finished = |done: (usize, usize, Option<String>, recheck::Result<VerifyOutcome>), rows: &mut [Option<Value>]| {
+        let slot = done.0;
+        finish_row(done, rows);
+        if let Some(row) = &rows[slot] {
+            running.add(row);
+        }
+        bar.set_message(format!("{what} (faithfulness {})", running.mean()));
+        bar.inc(1);
+    };
+    for (slot, records::Record { line, id, given, .. }) in records.into_iter().enumerate() {
         if rows[slot].is_some() {
             continue;
         }
-        let given = match record {
+        let given = match given {
             Ok(g) => g,
             Err(why) => {
                 rows[slot] = Some(json!({ "id": id, "line": line, "error": why }));
@@ -258,40 +349,39 @@ async fn batch(
             (slot, line, given.id, outcome)
         });
         while let Some(done) = tasks.try_join_next() {
-            finish_row(done?, &mut rows);
-            bar.inc(1);
+            finished(done?, rows);
         }
     }
     while let Some(done) = tasks.join_next().await {
-        finish_row(done?, &mut rows);
-        bar.inc(1);
+        finished(done?, rows);
     }
     bar.finish_and_clear();
-    let rows: Vec<Value> = rows.into_iter().flatten().collect();
-    let summary = summarise(&rows);
-    store.finish_run(group, RunStatus::Completed, Some(summary.clone()), None).await?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
-    recheck::trace::write_output(&out, |w| {
-        for row in &rows {
-            writeln!(w, "{row}")?;
-        }
-        Ok(())
-    })
-    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    let failed = summary["failed"].as_u64().unwrap_or(0);
-    eprintln!(
-        "{} records: {} checked, {} failed; verified share {}, mean faithfulness {} (batch run {})",
-        rows.len(),
-        rows.len() as u64 - failed,
-        failed,
-        shown_interval(&summary["verified_share"]),
-        shown_interval(&summary["mean_faithfulness"]),
-        group
-    );
-    if failed > 0 && !args.skip_bad {
-        anyhow::bail!("{failed} records could not be verified (see their error rows); --skip-bad exits 0");
-    }
     Ok(())
+}
+
+/// The running mean faithfulness of the rows so far, for the progress bar.
+#[derive(Default)]
+struct Running {
+    rows: u64,
+    sum: f64,
+    scored: u32,
+}
+
+impl Running {
+    fn add(&mut self, row: &Value) {
+        self.rows += 1;
+        if let Some(f) = row["faithfulness"].as_f64() {
+            self.sum += f;
+            self.scored += 1;
+        }
+    }
+
+    fn mean(&self) -> String {
+        match self.scored {
+            0 => "-".into(),
+            n => format!("{:.3}", self.sum / f64::from(n)),
+        }
+    }
 }
 
 /// Batch run `batch` reopened, with the rows of the records it finished read back from
@@ -309,7 +399,7 @@ async fn resumed(
     let mut rows = vec![None; records.len()];
     for (slot, member) in store.members(id)? {
         let Some(stored) = store.run(member)?.filter(|r| r.status == RunStatus::Completed) else { continue };
-        let Some((_, record_id, _)) = records.get(slot as usize) else {
+        let Some(records::Record { id: record_id, .. }) = records.get(slot as usize) else {
             super::usage!("--resume {batch}: the batch has a record {slot} that this file does not; give the same file")
         };
         let output = stored.output.unwrap_or_default();

@@ -22,6 +22,8 @@ pub enum Field {
     Answer,
     /// The contexts.
     Contexts,
+    /// The gold label (`recheck calibrate`).
+    Label,
 }
 
 /// Where a format keeps each field (dotted paths).
@@ -36,6 +38,8 @@ pub struct Format {
     pub answer: String,
     /// The contexts' path.
     pub contexts: String,
+    /// The gold label's path (read by `recheck calibrate`).
+    pub label: String,
 }
 
 impl Format {
@@ -47,6 +51,7 @@ impl Format {
             question: owned(question),
             answer: owned(answer),
             contexts: owned(contexts),
+            label: owned("label"),
         }
     }
 
@@ -56,6 +61,7 @@ impl Format {
             Field::Question => &mut self.question,
             Field::Answer => &mut self.answer,
             Field::Contexts => &mut self.contexts,
+            Field::Label => &mut self.label,
         }
     }
 }
@@ -77,7 +83,8 @@ pub fn parse_field(s: &str) -> Result<(Field, String), String> {
         "question" => Field::Question,
         "answer" => Field::Answer,
         "contexts" => Field::Contexts,
-        other => return Err(format!("{other:?} is not a field (id, question, answer or contexts)")),
+        "label" => Field::Label,
+        other => return Err(format!("{other:?} is not a field (id, question, answer, contexts or label)")),
     };
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(format!("{path:?} is not a dotted path"));
@@ -93,9 +100,18 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     })
 }
 
-/// A record of the file as read: its line, its id (the line's number when it has
-/// none), and the answer or why it cannot be verified.
-pub type Record = (usize, String, Result<GivenAnswer, String>);
+/// A record of the file as read.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The line it starts on.
+    pub line: usize,
+    /// Its id (the line's number when it has none).
+    pub id: String,
+    /// The answer, or why it cannot be verified.
+    pub given: Result<GivenAnswer, String>,
+    /// Its gold label, as written (a string), if it has one.
+    pub label: Option<String>,
+}
 
 /// Read every record of `file`, in the format the first record shows (with `fields`
 /// applied over it). Bad records are error rows; only a file that cannot be read fails.
@@ -118,7 +134,7 @@ pub fn read(
         let value = match value {
             Ok(v) => v,
             Err(why) => {
-                records.push((n, n.to_string(), Err(why)));
+                records.push(Record { line: n, id: n.to_string(), given: Err(why), label: None });
                 continue;
             }
         };
@@ -129,7 +145,8 @@ pub fn read(
         } else {
             Err(format!("line {n}: id {id:?} appears earlier in the file"))
         };
-        records.push((n, id, record));
+        let label = lookup(&value, &fmt.label).and_then(Value::as_str).map(String::from);
+        records.push(Record { line: n, id, given: record, label });
     }
     Ok((records, format.unwrap_or_else(|| detect(&Value::Null, fields))))
 }

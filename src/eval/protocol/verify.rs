@@ -5,17 +5,7 @@
 use serde_json::json;
 
 use super::{EvalStepError, ItemContext};
-use crate::{agents::Label, corpus::SearchOptions, datasets::scifact::NOT_ENOUGH_INFO, trace::VerifyOutcome};
-
-/// The gold label a dataset's answer names.
-fn gold_label(gold: &str) -> Option<Label> {
-    match gold.trim().to_uppercase().as_str() {
-        "SUPPORT" | "SUPPORTS" | "SUPPORTED" => Some(Label::Supported),
-        "CONTRADICT" | "CONTRADICTS" | "CONTRADICTED" | "REFUTES" => Some(Label::Contradicted),
-        g if g == NOT_ENOUGH_INFO || g == "NEI" || g == "NOT_ENOUGH_INFO" => Some(Label::NotEnoughInfo),
-        _ => None,
-    }
-}
+use crate::{agents::calibration::gold_label, corpus::SearchOptions, trace::VerifyOutcome};
 
 pub(super) async fn run(cx: &ItemContext<'_>) -> Result<VerifyOutcome, EvalStepError> {
     let item = cx.item;
@@ -31,7 +21,8 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<VerifyOutcome, EvalStepE
     let options = SearchOptions { k: cx.spec.candidates, max_per_doc: Some(1), ..Default::default() };
     let hits = retriever.search(&item.question, &options)?;
     let evidence: Vec<String> = hits.iter().map(|h| h.passage.evidence_text()).collect();
-    let judge = cx.spec.judge.judge(cx.agents, cx.solver, cx.spec.seed);
+    // The experiment measures the judge as its spec configures it: uncalibrated.
+    let judge = cx.spec.judge.judge(cx.agents, cx.solver, cx.spec.seed, [0.0; 3]);
     let judgement = judge.judge(&item.question, &evidence).await?;
     cx.recorder.event("judge", "judgement", json!({ "claim": item.question, "judgement": judgement })).await?;
     Ok(VerifyOutcome {
