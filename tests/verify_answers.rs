@@ -265,10 +265,17 @@ fn a_killed_batch_resumes_each_record_exactly_once_and_writes_all_in_order() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recheck"))
         .args(["verify", f, "--model", "sim:seed=1", "--judge", "lexical", "--concurrency", "8"])
         .env("RECHECK_HOME", home.path())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Rows are streamed as the batch goes: read while it runs (a full pipe would stall it).
+    let mut stdout = child.stdout.take().unwrap();
+    let streamed = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
     let log = home.path().join("traces/steps.wal");
     let started = std::time::Instant::now();
     while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
@@ -278,6 +285,13 @@ fn a_killed_batch_resumes_each_record_exactly_once_and_writes_all_in_order() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    let streamed = streamed.join().unwrap();
+    // The last line may be cut where the kill fell.
+    let complete: Vec<Value> = streamed.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(complete.len() >= 10, "rows are written while the batch runs, not at its end: {}", complete.len());
+    for (i, row) in complete.iter().enumerate() {
+        assert_eq!(row["id"], format!("r{i}"), "in input order");
+    }
     let batch = {
         let store = TraceStore::open(home.path().join("traces")).unwrap();
         let batch = store.list_runs().unwrap().into_iter().find(|r| r.kind == run_kind::VERIFY_BATCH).unwrap();

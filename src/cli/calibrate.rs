@@ -142,16 +142,23 @@ pub(super) async fn run(home: &Home, args: CalibrateArgs) -> anyhow::Result<()> 
     let input = json!({ "file": args.labelled.display().to_string(), "format": format.name, "records": records.len() });
     let config = recheck::orchestrator::AskRecord::of(&options, recheck::llm::identity(model.as_ref()));
     let group = store.create_run(run_kind::CALIBRATE, input, json!(config), None).await?.id;
-    // An unlabelled record has its row already: it is not judged.
-    let mut rows: Vec<Option<Value>> = golds.iter().map(|g| g.is_none().then(|| json!({ "skipped": true }))).collect();
-    let judged = records.len() - unlabelled;
-    super::verify::verify_records(&store, model, &options, records, group, &mut rows, args.concurrency, "judging")
-        .await?;
+    // Only labelled records are judged (slot i is the i-th of them).
+    let (labelled, golds): (Vec<records::Record>, Vec<Label>) =
+        records.into_iter().zip(golds).filter_map(|(r, g)| Some((r, g?))).unzip();
+    let judged = labelled.len();
+    let mut rows = Vec::with_capacity(judged);
+    let with = super::verify::Verifier { store: &store, model, options: &options, concurrency: args.concurrency };
+    let emit = |row: Value| {
+        rows.push(row);
+        Ok(String::from("-"))
+    };
+    let total = Some(judged as u64);
+    let none = std::collections::HashMap::new();
+    super::verify::verify_records(with, labelled.into_iter().map(Ok), group, &none, total, emit, "judging").await?;
     let samples: Vec<(LabelLogprobs, Label)> = rows
         .iter()
-        .zip(&golds)
-        .filter_map(|(row, gold)| Some((row.as_ref()?["claims"][0]["label_logprobs"].clone(), (*gold)?)))
-        .filter_map(|(logprobs, gold)| Some((serde_json::from_value(logprobs).ok()?, gold)))
+        .zip(golds)
+        .filter_map(|(row, gold)| Some((serde_json::from_value(row["claims"][0]["label_logprobs"].clone()).ok()?, gold)))
         .collect();
     let failed = judged - samples.len();
     let Some(fit) = calibration::fit(&samples) else {

@@ -24,7 +24,7 @@ pub use outcome::{
     AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound,
     ItemOutcome, JudgeKind, Label, Protocol, SettledClaim, SnowballOutcome, Verdict, VerifyOutcome,
 };
-pub use output::write_output;
+pub use output::{write_output, Output};
 pub use record::{run_kind, GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::RunRecorder;
 pub use store::{Durability, ListedRun, Listing, LogRecovery, SalvageReport, TraceStore};

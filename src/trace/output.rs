@@ -12,40 +12,74 @@ use std::{
 /// Write what `fill` writes to `path` (see the module). On an error nothing partial is
 /// left behind where the file was to be, and a file already there is unchanged.
 pub fn write_output<T>(path: &Path, fill: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
-    if path.as_os_str() == "-" {
-        let stdout = io::stdout();
-        let mut lock = stdout.lock();
-        let out = fill(&mut lock)?;
-        lock.flush()?;
-        return Ok(out);
-    }
-    let target: PathBuf = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    match std::fs::metadata(&target) {
-        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
-            // A device or a pipe: write into it; renaming would replace it with a file.
-            let mut writer = BufWriter::new(OpenOptions::new().write(true).open(&target)?);
-            let out = fill(&mut writer)?;
-            writer.flush()?;
-            Ok(out)
+    let mut output = Output::create(path)?;
+    let out = fill(&mut output)?;
+    output.commit()?;
+    Ok(out)
+}
+
+/// An output being written (see the module), for writers that cannot hand over one
+/// closure (rows streamed as a batch verifies them): [`Output::commit`] puts it in
+/// place; dropped uncommitted, a regular file's partial copy is removed and the file
+/// already there is unchanged.
+pub struct Output {
+    writer: BufWriter<Box<dyn Write + Send>>,
+    /// The partial file and the file it replaces, for a regular file.
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl Output {
+    /// Start writing to `path`: `-` standard output, a device or pipe in place, a
+    /// regular file through a partial copy beside it.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let boxed = |w: Box<dyn Write + Send>| BufWriter::with_capacity(1 << 16, w);
+        if path.as_os_str() == "-" {
+            return Ok(Self { writer: boxed(Box::new(io::stdout())), rename: None });
         }
-        Ok(meta) if meta.is_dir() => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
-        _ => {
-            let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-            name.push(".partial");
-            let tmp = target.with_file_name(name);
-            let result = (|| {
-                let mut writer = BufWriter::new(File::create(&tmp)?);
-                let out = fill(&mut writer)?;
-                writer.flush()?;
-                writer.get_ref().sync_all()?;
-                drop(writer);
-                std::fs::rename(&tmp, &target)?;
-                Ok(out)
-            })();
-            if result.is_err() {
+        let target: PathBuf = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        match std::fs::metadata(&target) {
+            // A device or a pipe: write into it; renaming would replace it with a file.
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+                Ok(Self { writer: boxed(Box::new(OpenOptions::new().write(true).open(&target)?)), rename: None })
+            }
+            Ok(meta) if meta.is_dir() => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
+            _ => {
+                let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                name.push(".partial");
+                let tmp = target.with_file_name(name);
+                let file = File::create(&tmp)?;
+                Ok(Self { writer: boxed(Box::new(file)), rename: Some((tmp, target)) })
+            }
+        }
+    }
+
+    /// Flush, and put a regular file in place (synced first).
+    pub fn commit(mut self) -> io::Result<()> {
+        self.writer.flush()?;
+        if let Some((tmp, target)) = self.rename.take() {
+            let synced = File::open(&tmp).and_then(|f| f.sync_all()).and_then(|()| std::fs::rename(&tmp, &target));
+            if synced.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
-            result
+            synced?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.rename.take() {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
 }

@@ -2,19 +2,22 @@
 //! the command line or a JSONL file of them, through the same verification `ask` ends
 //! with. A batch is one stored group run (`verify-batch`) with one `verify` run a record.
 
+mod batch;
 mod page;
 pub(super) mod records;
+
+pub(super) use batch::{verify_records, Verifier};
 
 use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use recheck::{
     files::FileKind,
     home::Home,
     orchestrator::{AskOptions, ClaimUnit, Context, GivenAnswer, JudgeChoice, VerifyOptions, VerifyOutcome},
-    trace::{run_kind, GroupSlot, RunStatus, TraceStore},
+    trace::TraceStore,
 };
 
 /// Arguments of `recheck verify`.
@@ -153,7 +156,7 @@ pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
     };
     match &args.records {
         None => one(&store, model, &args, &options).await,
-        Some(file) => batch(&store, model, &args, &options, file).await,
+        Some(file) => batch::batch(&store, model, &args, &options, file).await,
     }
 }
 
@@ -235,222 +238,4 @@ fn print_text(o: &VerifyOutcome) {
         }
     }
     eprintln!("(run {}, {} model calls)", o.outcome.trace_id, o.outcome.model_calls);
-}
-
-/// `recheck verify RECORDS.jsonl`.
-async fn batch(
-    store: &TraceStore,
-    model: Arc<dyn recheck::ChatModel>,
-    args: &VerifyArgs,
-    options: &AskOptions,
-    file: &std::path::Path,
-) -> anyhow::Result<()> {
-    let (records, format) = records::read(file, args.max_answer_chars, &args.fields)?;
-    eprintln!(
-        "reading {} as {} records ({}, {}, {}): {} records",
-        file.display(),
-        format.name,
-        format.question,
-        format.answer,
-        format.contexts,
-        records.len()
-    );
-    let (group, mut rows) = match &args.resume {
-        None => {
-            let input = json!({ "file": file.display().to_string(), "format": format.name, "records": records.len() });
-            let config = recheck::orchestrator::AskRecord::of(options, recheck::llm::identity(model.as_ref()));
-            let group = store.create_run(run_kind::VERIFY_BATCH, input, json!(config), None).await?.id;
-            (group, vec![None; records.len()])
-        }
-        Some(batch) => resumed(store, batch, &records).await?,
-    };
-    verify_records(store, model, options, records, group, &mut rows, args.concurrency, "verifying").await?;
-    let rows: Vec<Value> = rows.into_iter().flatten().collect();
-    let summary = summarise(&rows);
-    store.finish_run(group, RunStatus::Completed, Some(summary.clone()), None).await?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
-    recheck::trace::write_output(&out, |w| {
-        for row in &rows {
-            writeln!(w, "{row}")?;
-        }
-        Ok(())
-    })
-    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    if let Some(html) = &args.html {
-        let page = page::render(&rows, &summary, &group.to_string(), &file.display().to_string());
-        recheck::trace::write_output(html, |w| w.write_all(page.as_bytes()))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", html.display()))?;
-    }
-    let failed = summary["failed"].as_u64().unwrap_or(0);
-    eprintln!(
-        "{} records: {} checked, {} failed; verified share {}, mean faithfulness {} (batch run {})",
-        rows.len(),
-        rows.len() as u64 - failed,
-        failed,
-        shown_interval(&summary["verified_share"]),
-        shown_interval(&summary["mean_faithfulness"]),
-        group
-    );
-    if failed > 0 && !args.skip_bad {
-        anyhow::bail!("{failed} records could not be verified (see their error rows); --skip-bad exits 0");
-    }
-    Ok(())
-}
-
-/// Verify each record whose row is still `None` as slot `i` of group run `group`,
-/// `concurrency` at once, filling its row (an error row for a record that failed);
-/// a progress bar counts them with the running mean faithfulness.
-pub(super) async fn verify_records(
-    store: &TraceStore,
-    model: Arc<dyn recheck::ChatModel>,
-    options: &AskOptions,
-    records: Vec<records::Record>,
-    group: recheck::trace::RunId,
-    rows: &mut [Option<Value>],
-    concurrency: usize,
-    what: &str,
-) -> anyhow::Result<()> {
-    let bar = super::progress_bar(records.len() as u64, what);
-    let mut running = Running::default();
-    for row in rows.iter().flatten() {
-        running.add(row);
-    }
-    bar.inc(running.rows);
-    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut finished = |done: (usize, usize, Option<String>, recheck::Result<VerifyOutcome>), rows: &mut [Option<Value>]| {
-        let slot = done.0;
-        finish_row(done, rows);
-        if let Some(row) = &rows[slot] {
-            running.add(row);
-        }
-        bar.set_message(format!("{what} (faithfulness {})", running.mean()));
-        bar.inc(1);
-    };
-    for (slot, records::Record { line, id, given, .. }) in records.into_iter().enumerate() {
-        if rows[slot].is_some() {
-            continue;
-        }
-        let given = match given {
-            Ok(g) => g,
-            Err(why) => {
-                rows[slot] = Some(json!({ "id": id, "line": line, "error": why }));
-                bar.inc(1);
-                continue;
-            }
-        };
-        let permit = gate.clone().acquire_owned().await?;
-        let (store, model) = (store.clone(), model.clone());
-        let mut options = options.clone();
-        options.group = Some(GroupSlot { run: group, index: slot as u32 });
-        tasks.spawn(async move {
-            let outcome = recheck::verify(&store, model, &given, &options).await;
-            drop(permit);
-            (slot, line, given.id, outcome)
-        });
-        while let Some(done) = tasks.try_join_next() {
-            finished(done?, rows);
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        finished(done?, rows);
-    }
-    bar.finish_and_clear();
-    Ok(())
-}
-
-/// The running mean faithfulness of the rows so far, for the progress bar.
-#[derive(Default)]
-struct Running {
-    rows: u64,
-    sum: f64,
-    scored: u32,
-}
-
-impl Running {
-    fn add(&mut self, row: &Value) {
-        self.rows += 1;
-        if let Some(f) = row["faithfulness"].as_f64() {
-            self.sum += f;
-            self.scored += 1;
-        }
-    }
-
-    fn mean(&self) -> String {
-        match self.scored {
-            0 => "-".into(),
-            n => format!("{:.3}", self.sum / f64::from(n)),
-        }
-    }
-}
-
-/// Batch run `batch` reopened, with the rows of the records it finished read back from
-/// their runs. Its finished records must be the file's at the same places.
-async fn resumed(
-    store: &TraceStore,
-    batch: &str,
-    records: &[records::Record],
-) -> anyhow::Result<(recheck::trace::RunId, Vec<Option<Value>>)> {
-    let id = store.resolve(batch)?;
-    let run = store.run(id)?.ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
-    if run.kind != run_kind::VERIFY_BATCH {
-        super::usage!("--resume {batch}: run {id} is a `{}` run, not a verify batch", run.kind);
-    }
-    let mut rows = vec![None; records.len()];
-    for (slot, member) in store.members(id)? {
-        let Some(stored) = store.run(member)?.filter(|r| r.status == RunStatus::Completed) else { continue };
-        let Some(records::Record { id: record_id, .. }) = records.get(slot as usize) else {
-            super::usage!("--resume {batch}: the batch has a record {slot} that this file does not; give the same file")
-        };
-        let output = stored.output.unwrap_or_default();
-        if output["id"].as_str() != Some(record_id.as_str()) {
-            super::usage!(
-                "--resume {batch}: record {} of the batch has id {}, the file's has {record_id:?}; give the same file",
-                slot + 1,
-                output["id"]
-            );
-        }
-        rows[slot as usize] = Some(recheck::orchestrator::verify_row(&output));
-    }
-    store.reopen_run(id).await?;
-    let done = rows.iter().filter(|r| r.is_some()).count();
-    eprintln!("resuming batch {id}: {done} records already verified, {} to go", records.len() - done);
-    Ok((id, rows))
-}
-
-fn finish_row(
-    (slot, line, id, outcome): (usize, usize, Option<String>, recheck::Result<VerifyOutcome>),
-    rows: &mut [Option<Value>],
-) {
-    rows[slot] = Some(match outcome {
-        Ok(o) => recheck::orchestrator::verify_row(&json!(o)),
-        Err(e) => json!({ "id": id, "line": line, "error": e.to_string() }),
-    });
-}
-
-/// The batch's verified share and mean faithfulness, each with a 95% interval.
-fn summarise(rows: &[Value]) -> Value {
-    let done: Vec<&Value> = rows.iter().filter(|r| r.get("error").is_none()).collect();
-    let verified = done.iter().filter(|r| r["verified"] == json!(true)).count();
-    let share = recheck::analysis::intervals::wilson(verified, done.len());
-    let scores: Vec<f64> = done.iter().filter_map(|r| r["faithfulness"].as_f64()).collect();
-    let mean = recheck::analysis::intervals::bootstrap(&scores, |s| {
-        (!s.is_empty()).then(|| s.iter().copied().sum::<f64>() / s.len() as f64)
-    });
-    let interval = |v: Option<(f64, f64, f64)>| v.map(|(p, lo, hi)| json!({ "value": p, "low": lo, "high": hi }));
-    json!({
-        "records": rows.len(),
-        "failed": rows.len() - done.len(),
-        "verified": verified,
-        "verified_share": interval(share),
-        "mean_faithfulness": interval(mean),
-        "with_faithfulness": scores.len(),
-    })
-}
-
-fn shown_interval(v: &Value) -> String {
-    match (v["value"].as_f64(), v["low"].as_f64(), v["high"].as_f64()) {
-        (Some(p), Some(lo), Some(hi)) => format!("{p:.3} [{lo:.3}, {hi:.3}]"),
-        _ => "undefined".into(),
-    }
 }

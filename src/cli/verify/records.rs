@@ -113,42 +113,98 @@ pub struct Record {
     pub label: Option<String>,
 }
 
-/// Read every record of `file`, in the format the first record shows (with `fields`
+/// Every record of `file`, in the format the first record shows (with `fields`
 /// applied over it). Bad records are error rows; only a file that cannot be read fails.
 pub fn read(
     file: &std::path::Path,
     max_chars: usize,
     fields: &[(Field, String)],
 ) -> anyhow::Result<(Vec<Record>, Format)> {
-    let mut format: Option<Format> = None;
-    let mut records = Vec::new();
-    let mut seen = HashSet::new();
-    let values: Box<dyn Iterator<Item = anyhow::Result<Row>>> =
-        if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-            Box::new(csv_values(file)?.into_iter().map(Ok))
-        } else {
-            Box::new(jsonl_values(file)?)
+    let records = Records::open(file, max_chars, fields)?;
+    let format = records.format.clone();
+    Ok((records.collect::<anyhow::Result<_>>()?, format))
+}
+
+/// The records of a file, read as they are taken (a JSONL file of any length is never
+/// held whole; a CSV file is).
+pub struct Records {
+    values: Box<dyn Iterator<Item = anyhow::Result<Row>>>,
+    /// Rows read before the format was known (the first JSON one and any bad lines).
+    ahead: std::collections::VecDeque<Row>,
+    /// The format, detected from the first record.
+    pub format: Format,
+    seen: HashSet<String>,
+    max_chars: usize,
+}
+
+impl Records {
+    /// Open `file` and read up to its first record, which shows the format.
+    pub fn open(file: &std::path::Path, max_chars: usize, fields: &[(Field, String)]) -> anyhow::Result<Self> {
+        let mut values: Box<dyn Iterator<Item = anyhow::Result<Row>>> =
+            if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+                Box::new(csv_values(file)?.into_iter().map(Ok))
+            } else {
+                Box::new(jsonl_values(file)?)
+            };
+        let mut ahead = std::collections::VecDeque::new();
+        let mut first = None;
+        for row in values.by_ref() {
+            let row = row?;
+            let json = row.1.as_ref().ok().cloned();
+            ahead.push_back(row);
+            if let Some(v) = json {
+                first = Some(v);
+                break;
+            }
+        }
+        let format = detect(first.as_ref().unwrap_or(&Value::Null), fields);
+        Ok(Self { values, ahead, format, seen: HashSet::new(), max_chars })
+    }
+}
+
+impl Iterator for Records {
+    type Item = anyhow::Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (n, value) = match self.ahead.pop_front() {
+            Some(row) => row,
+            None => match self.values.next()? {
+                Ok(row) => row,
+                Err(e) => return Some(Err(e)),
+            },
         };
-    for item in values {
-        let (n, value) = item?;
         let value = match value {
             Ok(v) => v,
-            Err(why) => {
-                records.push(Record { line: n, id: n.to_string(), given: Err(why), label: None });
-                continue;
-            }
+            Err(why) => return Some(Ok(Record { line: n, id: n.to_string(), given: Err(why), label: None })),
         };
-        let fmt = format.get_or_insert_with(|| detect(&value, fields));
+        let fmt = &self.format;
         let id = record_id(&value, fmt, n);
-        let record = if seen.insert(id.clone()) {
-            given(&value, fmt, n, max_chars).map(|g| GivenAnswer { id: Some(id.clone()), ..g })
+        let given = if self.seen.insert(id.clone()) {
+            given(&value, fmt, n, self.max_chars).map(|g| GivenAnswer { id: Some(id.clone()), ..g })
         } else {
             Err(format!("line {n}: id {id:?} appears earlier in the file"))
         };
         let label = lookup(&value, &fmt.label).and_then(Value::as_str).map(String::from);
-        records.push(Record { line: n, id, given: record, label });
+        Some(Ok(Record { line: n, id, given, label }))
     }
-    Ok((records, format.unwrap_or_else(|| detect(&Value::Null, fields))))
+}
+
+/// How many lines `file` has (blank ones too): the progress bar's length, found by
+/// one fast pass over its bytes; `None` if it cannot be read.
+pub fn count_lines(file: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let (mut f, _) = recheck::files::open(file).ok()?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+    Some(lines + u64::from(last != b'\n'))
 }
 
 /// A record as read, before its fields are looked at: its line, and its JSON or why it
