@@ -430,3 +430,37 @@ fn a_judge_config_naming_its_own_model_is_honoured_as_in_ask() {
     let run = store.list_runs().unwrap().into_iter().find(|r| r.kind == run_kind::VERIFY).unwrap();
     assert_eq!(run.config["judge_model"]["spec"], "sim:seed=9", "{}", run.config);
 }
+
+#[test]
+fn a_batchs_records_fork_with_one_change_and_the_flips_are_tabled() {
+    let home = support::temp_home();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    let lines: String = ["Herschel discovered Uranus in 1781.", "Uranus has rings.", "Herschel was an astronomer."]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}\n", json!({"id": i, "answer": a, "contexts": ["William Herschel discovered Uranus in 1781; it has rings."]})))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let verified = recheck(
+        home.path(),
+        &["verify", file.to_str().unwrap(), "--model", "sim:seed=1", "--judge", "lexical", "--claims", "whole"],
+    );
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let fork = ["replay", "--runs", "kind=verify", "--change", "judge=model", "--model", "sim:seed=3", "--json"];
+    let out = recheck(home.path(), &fork);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["selected"], 3, "each record of the batch is a run: {report}");
+    assert_eq!(report["pairs"].as_array().unwrap().len(), 3, "{report}");
+    // The forks are verify runs with their parents, and are not selected again.
+    let store = TraceStore::open(home.path().join("traces")).unwrap();
+    let forks: Vec<_> =
+        store.list_runs().unwrap().into_iter().filter(|r| r.kind == run_kind::VERIFY && r.parent.is_some()).collect();
+    assert_eq!(forks.len(), 3);
+    assert!(forks.iter().all(|r| r.config["verify"]["judge"] == "model"), "{:?}", forks[0].config);
+    drop(store);
+    let again = recheck(home.path(), &fork);
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["selected"], 3, "{report}");
+}
