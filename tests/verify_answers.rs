@@ -439,7 +439,12 @@ fn a_batchs_records_fork_with_one_change_and_the_flips_are_tabled() {
     let lines: String = ["Herschel discovered Uranus in 1781.", "Uranus has rings.", "Herschel was an astronomer."]
         .iter()
         .enumerate()
-        .map(|(i, a)| format!("{}\n", json!({"id": i, "answer": a, "contexts": ["William Herschel discovered Uranus in 1781; it has rings."]})))
+        .map(|(i, a)| {
+            format!(
+                "{}\n",
+                json!({"id": i, "answer": a, "contexts": ["William Herschel discovered Uranus in 1781; it has rings."]})
+            )
+        })
         .collect();
     std::fs::write(&file, lines).unwrap();
     let verified = recheck(

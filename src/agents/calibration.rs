@@ -53,7 +53,9 @@ impl Calibration {
         match self {
             Calibration::None => "none".into(),
             Calibration::Contextual => "contextual".into(),
-            Calibration::Offsets { offsets: [a, b, c] } => format!("offsets true {a:+.2}, false {b:+.2}, unknown {c:+.2}"),
+            Calibration::Offsets { offsets: [a, b, c] } => {
+                format!("offsets true {a:+.2}, false {b:+.2}, unknown {c:+.2}")
+            }
         }
     }
 }
@@ -151,8 +153,7 @@ pub fn balanced_accuracy(samples: &[(LabelLogprobs, Label)], offsets: &[f64; 3])
             hits[g] += 1;
         }
     }
-    let present: Vec<f64> =
-        (0..3).filter(|i| totals[*i] > 0).map(|i| hits[i] as f64 / totals[i] as f64).collect();
+    let present: Vec<f64> = (0..3).filter(|i| totals[*i] > 0).map(|i| hits[i] as f64 / totals[i] as f64).collect();
     if present.is_empty() {
         0.0
     } else {
@@ -171,7 +172,11 @@ pub fn gold_label(gold: &str) -> Option<Label> {
         "contradicted" | "contradict" | "contradicts" | "refutes" | "refuted" | "false" | "contradiction" => {
             Some(Label::Contradicted)
         }
-        "not enough info" | "nei" | "unknown" | "not enough evidence" | "neutral"
+        "not enough info"
+        | "nei"
+        | "unknown"
+        | "not enough evidence"
+        | "neutral"
         | "conflicting evidence/cherrypicking" => Some(Label::NotEnoughInfo),
         _ => None,
     }
@@ -308,7 +313,9 @@ mod tests {
         // The judge prefers `true` by a constant 2 nats; underneath, the evidence
         // ranks the gold label highest. Raw, everything is `true`.
         let mut samples = Vec::new();
-        for (k, gold) in [Label::Supported, Label::Contradicted, Label::NotEnoughInfo].into_iter().cycle().take(60).enumerate() {
+        for (k, gold) in
+            [Label::Supported, Label::Contradicted, Label::NotEnoughInfo].into_iter().cycle().take(60).enumerate()
+        {
             let mut p = [0.2, 0.2, 0.2];
             p[index(gold)] = 0.6 - (k % 5) as f64 * 0.02;
             let mut logprobs = lp(p);

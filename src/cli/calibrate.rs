@@ -122,7 +122,8 @@ pub(super) async fn run(home: &Home, args: CalibrateArgs) -> anyhow::Result<()> 
         super::usage!("{e}");
     }
     let (records, format) = records::read(&args.labelled, MAX_CLAIM_CHARS, &args.fields)?;
-    let golds: Vec<Option<Label>> = records.iter().map(|r| r.label.as_deref().and_then(calibration::gold_label)).collect();
+    let golds: Vec<Option<Label>> =
+        records.iter().map(|r| r.label.as_deref().and_then(calibration::gold_label)).collect();
     let unlabelled = golds.iter().filter(|g| g.is_none()).count();
     if unlabelled == records.len() {
         super::usage!(
@@ -158,7 +159,9 @@ pub(super) async fn run(home: &Home, args: CalibrateArgs) -> anyhow::Result<()> 
     let samples: Vec<(LabelLogprobs, Label)> = rows
         .iter()
         .zip(golds)
-        .filter_map(|(row, gold)| Some((serde_json::from_value(row["claims"][0]["label_logprobs"].clone()).ok()?, gold)))
+        .filter_map(|(row, gold)| {
+            Some((serde_json::from_value(row["claims"][0]["label_logprobs"].clone()).ok()?, gold))
+        })
         .collect();
     let failed = judged - samples.len();
     let Some(fit) = calibration::fit(&samples) else {

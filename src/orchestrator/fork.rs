@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::{
     ask,
     replay::{source, Subject},
-    AskOutcome, Calibration, JudgeChoice, OutcomeSummary, Strategy, Verification};
+    AskOutcome, Calibration, JudgeChoice, OutcomeSummary, Strategy, Verification,
+};
 use crate::{
     agents::AgentSet,
     corpus::CorpusIndex,

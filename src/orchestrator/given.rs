@@ -51,6 +51,18 @@ pub struct Context {
     pub text: String,
 }
 
+impl From<&str> for Context {
+    fn from(text: &str) -> Self {
+        Self { id: None, text: text.to_string() }
+    }
+}
+
+impl From<String> for Context {
+    fn from(text: String) -> Self {
+        Self { id: None, text }
+    }
+}
+
 /// A context as records write it: its text alone, or with an id.
 #[derive(Deserialize)]
 #[serde(untagged)]

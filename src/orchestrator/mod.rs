@@ -6,6 +6,7 @@ mod batch_report;
 mod citations;
 mod fork;
 mod given;
+mod given_batch;
 mod options;
 mod outcome;
 mod record;
@@ -20,6 +21,7 @@ pub use batch::{fork_batch, BatchInput, BatchOptions};
 pub use batch_report::{batch_report, BatchReport, ForkPair, Skipped, VerdictFlip};
 pub use fork::{fork, AskChange, AskFork, ForkModels};
 pub use given::{verify, verify_row, Context, ContextQuote, GivenAnswer, VerifyOutcome};
+pub use given_batch::{verify_batch, BatchRun};
 pub use options::{AskOptions, Question, DEFAULT_CONTEXT_PASSAGES};
 pub use outcome::{
     AskOutcome, Attribution, ClaimReport, Consistency, ConsistencyKind, Evidence, IoeDecision, OutcomeSummary, Round,

@@ -19,11 +19,10 @@ use super::{
 };
 use crate::{
     agents::{
-        self, attribute, check_answer,
+        self, attribute, calibration, check_answer,
         contextcite::{attribute_statement, ContextCiteOptions},
         critic::{self, Finding, Review},
         leave_one_out,
-        calibration,
         solver::{self, RevisionInput},
         AgentError, AgentSet, Calibration, CheckedClaim, Entailment, JudgeChoice, Verdict,
     },
@@ -186,22 +185,24 @@ impl<'a> Loop<'a> {
         let seed = self.opts.loop_options.seed;
         let offsets = match (v.judge, v.calibration) {
             (JudgeChoice::Lexical, _) | (_, Calibration::None) => [0.0; 3],
-            (JudgeChoice::Model, calibration) => *self
-                .judge_offsets
-                .get_or_try_init(|| async {
-                    calibration::check_usable(model)?;
-                    let offsets = match calibration {
-                        Calibration::Offsets { offsets } => offsets,
-                        _ => {
-                            let judge = agents::ModelJudge::new(self.agents, model, seed);
-                            let measured = calibration::measure_contextual(&judge).await?;
-                            self.recorder.event("judge", "calibration", json!(measured)).await?;
-                            measured.offsets
-                        }
-                    };
-                    Ok::<_, AgentError>(offsets)
-                })
-                .await?,
+            (JudgeChoice::Model, calibration) => {
+                *self
+                    .judge_offsets
+                    .get_or_try_init(|| async {
+                        calibration::check_usable(model)?;
+                        let offsets = match calibration {
+                            Calibration::Offsets { offsets } => offsets,
+                            _ => {
+                                let judge = agents::ModelJudge::new(self.agents, model, seed);
+                                let measured = calibration::measure_contextual(&judge).await?;
+                                self.recorder.event("judge", "calibration", json!(measured)).await?;
+                                measured.offsets
+                            }
+                        };
+                        Ok::<_, AgentError>(offsets)
+                    })
+                    .await?
+            }
         };
         Ok(v.judge.judge(self.agents, model, seed, offsets))
     }

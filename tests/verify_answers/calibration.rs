@@ -161,10 +161,8 @@ fn calibrate_fits_offsets_that_verify_then_applies_and_a_votes_only_judge_is_ref
     assert_eq!(row["claims"][0]["verdict"], "contradicted", "{row}");
 
     // A judge that only samples votes has nothing to calibrate: exit 2 before any run.
-    let out = recheck(
-        home.path(),
-        &["verify", "--answer", "Claim.", "-m", "sim:seed=1", "--calibration", "contextual"],
-    );
+    let out =
+        recheck(home.path(), &["verify", "--answer", "Claim.", "-m", "sim:seed=1", "--calibration", "contextual"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no log-probabilities"));
     // A file that is not a calibration is named.

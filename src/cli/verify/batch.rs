@@ -1,11 +1,13 @@
-//! A file of records verified as one batch: streamed from the file, verified
-//! `--concurrency` at a time, each row written as soon as every row before it is, so a
-//! file of any length runs in bounded memory; resumable after a crash from the runs
-//! the store holds.
+//! A file of records verified as one batch: streamed from the file through the
+//! library's `verify_batch` (`--concurrency` at a time, each row written as soon as
+//! every row before it is, so a file of any length runs in bounded memory); resumable
+//! after a crash from the runs the store holds.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    cell::RefCell,
+    collections::HashMap,
     io::Write,
+    ops::ControlFlow,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -13,8 +15,8 @@ use std::{
 use serde_json::{json, Value};
 
 use recheck::{
-    orchestrator::{verify_row, AskOptions, VerifyOutcome},
-    trace::{run_kind, GroupSlot, RunId, RunStatus, TraceStore},
+    orchestrator::{verify_row, AskOptions, BatchRun, VerifyOutcome},
+    trace::{run_kind, RunId, RunStatus, TraceStore},
 };
 
 use super::{page, records, VerifyArgs};
@@ -96,15 +98,11 @@ pub(in crate::cli) struct Verifier<'a> {
     pub concurrency: usize,
 }
 
-/// Rows waiting for an earlier one beyond this many (a slow record holding the output
-/// back) stop new records from starting until it is done.
-const REORDER_WINDOW: usize = 1024;
-
 /// Verify each record as slot `i` of group run `group` (the slots in `finished` are
-/// read back from their stored runs instead), handing `emit` each row in input order as
-/// soon as the rows before it are out (an error row for a record that failed). `emit`
-/// returns the running mean faithfulness, shown by a progress bar saying `what` over
-/// `total` records.
+/// read back from their stored runs instead) through [`recheck::orchestrator::verify_batch`],
+/// handing `emit` each row in input order as soon as the rows before it are out (an
+/// error row for a record that failed). `emit` returns the running mean faithfulness,
+/// shown by a progress bar saying `what` over `total` records.
 pub(in crate::cli) async fn verify_records(
     with: Verifier<'_>,
     records: impl Iterator<Item = anyhow::Result<records::Record>>,
@@ -116,71 +114,70 @@ pub(in crate::cli) async fn verify_records(
 ) -> anyhow::Result<()> {
     let Verifier { store, model, options, concurrency } = with;
     let bar = super::super::progress_bar(total.unwrap_or(0), what);
-    let window = REORDER_WINDOW.max(4 * concurrency);
-    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut waiting: BTreeMap<usize, Value> = BTreeMap::new();
-    let mut next = 0usize;
-    let mut flush = |waiting: &mut BTreeMap<usize, Value>, next: &mut usize| -> anyhow::Result<()> {
-        while let Some(row) = waiting.remove(next) {
-            let mean = emit(row)?;
-            bar.set_message(format!("{what} (faithfulness {mean})"));
-            bar.inc(1);
-            *next += 1;
-        }
-        Ok(())
-    };
-    for (slot, record) in records.enumerate() {
-        let records::Record { line, id, given, .. } = record?;
-        while slot >= next + window {
-            let Some(done) = tasks.join_next().await else { break };
-            let (s, row) = row_of(done?);
-            waiting.insert(s, row);
-            flush(&mut waiting, &mut next)?;
-        }
+    // What the rows of records not verified here are, and the line and id of those
+    // being verified (an error row names them): only slots not yet written are held.
+    let rows: RefCell<HashMap<usize, Value>> = RefCell::default();
+    let names: RefCell<HashMap<usize, (usize, String)>> = RefCell::default();
+    let failure: RefCell<Option<anyhow::Error>> = RefCell::default();
+    let given = records.enumerate().map_while(|(slot, record)| {
+        let records::Record { line, id, given, .. } = match record {
+            Ok(r) => r,
+            Err(e) => {
+                failure.replace(Some(e));
+                return None;
+            }
+        };
         if let Some(run) = finished.get(&slot) {
-            waiting.insert(slot, stored_row(store, *run, slot, &id)?);
-        } else {
-            match given {
-                Err(why) => {
-                    waiting.insert(slot, json!({ "id": id, "line": line, "error": why }));
+            match stored_row(store, *run, slot, &id) {
+                Ok(row) => rows.borrow_mut().insert(slot, row),
+                Err(e) => {
+                    failure.replace(Some(e));
+                    return None;
                 }
-                Ok(given) => {
-                    let permit = gate.clone().acquire_owned().await?;
-                    let (store, model) = (store.clone(), model.clone());
-                    let mut options = options.clone();
-                    options.group = Some(GroupSlot { run: group, index: slot as u32 });
-                    tasks.spawn(async move {
-                        let outcome = recheck::verify(&store, model, &given, &options).await;
-                        drop(permit);
-                        (slot, line, given.id, outcome)
-                    });
-                }
+            };
+            return Some(None);
+        }
+        match given {
+            Err(why) => {
+                rows.borrow_mut().insert(slot, json!({ "id": id, "line": line, "error": why }));
+                Some(None)
+            }
+            Ok(given) => {
+                names.borrow_mut().insert(slot, (line, id));
+                Some(Some(given))
             }
         }
-        while let Some(done) = tasks.try_join_next() {
-            let (s, row) = row_of(done?);
-            waiting.insert(s, row);
+    });
+    let each = |slot: usize, outcome: Option<recheck::Result<VerifyOutcome>>| {
+        let row = match outcome {
+            None => rows.borrow_mut().remove(&slot).unwrap_or(Value::Null),
+            Some(result) => {
+                let (line, id) = names.borrow_mut().remove(&slot).unwrap_or_default();
+                match result {
+                    Ok(o) => verify_row(&json!(o)),
+                    Err(e) => json!({ "id": id, "line": line, "error": e.to_string() }),
+                }
+            }
+        };
+        match emit(row) {
+            Ok(mean) => {
+                bar.set_message(format!("{what} (faithfulness {mean})"));
+                bar.inc(1);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failure.replace(Some(e));
+                ControlFlow::Break(())
+            }
         }
-        flush(&mut waiting, &mut next)?;
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (s, row) = row_of(done?);
-        waiting.insert(s, row);
-        flush(&mut waiting, &mut next)?;
-    }
+    };
+    let run = BatchRun { group: Some(group), concurrency };
+    recheck::orchestrator::verify_batch(store, model, options, given, run, each).await?;
     bar.finish_and_clear();
-    Ok(())
-}
-
-fn row_of((slot, line, id, outcome): (usize, usize, Option<String>, recheck::Result<VerifyOutcome>)) -> (usize, Value) {
-    (
-        slot,
-        match outcome {
-            Ok(o) => verify_row(&json!(o)),
-            Err(e) => json!({ "id": id, "line": line, "error": e.to_string() }),
-        },
-    )
+    match failure.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// The row of a record the batch finished before it was resumed, from its run; its id
