@@ -469,3 +469,25 @@ fn a_batchs_records_fork_with_one_change_and_the_flips_are_tabled() {
     let report: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["selected"], 3, "{report}");
 }
+
+#[tokio::test]
+async fn a_ten_megabyte_context_is_cut_and_quoted_at_the_right_place() {
+    let model = recheck::open_model(&"sim:seed=1".parse().unwrap(), &Default::default()).unwrap();
+    let options = AskOptions::builtin().unwrap().judge(JudgeChoice::Lexical);
+    let store = TraceStore::temporary().unwrap();
+    let filler = "Ceres orbits between Mars and Jupiter in the main belt. ".repeat(10 << 20 >> 6);
+    let key = "Uranus was discovered by William Herschel in 1781.";
+    let text = format!("{filler}{key} {filler}");
+    assert!(text.len() > 10 << 20);
+    let given = GivenAnswer {
+        answer: "William Herschel discovered Uranus in 1781.".into(),
+        contexts: vec![Context { id: Some("big".into()), text: text.clone() }],
+        ..Default::default()
+    };
+    let out = recheck::verify(&store, model, &given, &options).await.unwrap();
+    assert_eq!(out.outcome.claims[0].verdict, recheck::agents::Verdict::Supported, "{:?}", out.outcome.claims);
+    let quote = &out.quotes[0][0];
+    assert!(quote.quote.contains(key), "{}", quote.quote);
+    let at = text.find(key).unwrap();
+    assert!(quote.start <= at && at + key.len() <= quote.end, "{} {} {at}", quote.start, quote.end);
+}
