@@ -77,13 +77,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SCORER")]
     pub citation_scorer: Option<String>,
 
-    /// Directory overriding agents/*.toml files (default: built-in configs).
-    #[arg(long, value_name = "DIR")]
-    pub agents_dir: Option<PathBuf>,
-
-    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
-    #[arg(long, value_name = "DIR")]
-    pub prompts_dir: Option<PathBuf>,
+    /// Agent configs and prompt templates.
+    #[command(flatten)]
+    pub dirs: super::models::AgentDirs,
 
     /// Solver temperature (default: agents/solver.toml); 0 is greedy.
     #[arg(long)]
@@ -191,7 +187,7 @@ impl RunArgs {
 
     /// The agents, with this command line's overrides.
     fn agents(&self) -> anyhow::Result<AgentSet> {
-        let mut agents = AgentSet::load(self.agents_dir.as_deref(), self.prompts_dir.as_deref())?;
+        let mut agents = self.dirs.load()?;
         if let Some(t) = self.temperature {
             agents.solver.temperature = Some(t);
         }

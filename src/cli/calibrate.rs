@@ -84,13 +84,9 @@ pub struct CalibrateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Directory overriding agents/*.toml files (default: built-in configs).
-    #[arg(long, value_name = "DIR")]
-    pub agents_dir: Option<PathBuf>,
-
-    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
-    #[arg(long, value_name = "DIR")]
-    pub prompts_dir: Option<PathBuf>,
+    /// Agent configs and prompt templates.
+    #[command(flatten)]
+    pub dirs: super::models::AgentDirs,
 
     /// Server, key, timeout and retries for `openai:` models.
     #[command(flatten)]
@@ -105,7 +101,7 @@ pub struct CalibrateArgs {
 const MAX_CLAIM_CHARS: usize = 20_000;
 
 pub(super) async fn run(home: &Home, args: CalibrateArgs) -> anyhow::Result<()> {
-    let mut agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    let mut agents = args.dirs.load()?;
     // Fitted on raw label probabilities, whatever judge.toml says.
     agents.judge.calibration = None;
     let mut options = super::ask::agent_options(agents, None, |spec| args.server.open(home, spec))?;

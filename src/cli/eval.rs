@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::models::ServerArgs;
 use recheck::{
-    agents::AgentSet,
     analysis::{self, render_html, render_text},
     eval::{self, EvalSpec, Progress, RunOptions},
     home::Home,
@@ -55,13 +54,9 @@ pub struct CompareArgs {
 /// Model, agents and concurrency of an experiment.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Directory overriding agents/*.toml files (default: built-in configs).
-    #[arg(long, value_name = "DIR")]
-    pub agents_dir: Option<PathBuf>,
-
-    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
-    #[arg(long, value_name = "DIR")]
-    pub prompts_dir: Option<PathBuf>,
+    /// Agent configs and prompt templates.
+    #[command(flatten)]
+    pub dirs: super::models::AgentDirs,
 
     /// Items in flight at once, 1 to 65536 (the embedded model runs one call at a time anyway).
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = super::in_flight())]
@@ -169,7 +164,7 @@ pub(super) fn options(
     spec: &EvalSpec,
     data_root: &std::path::Path,
 ) -> anyhow::Result<RunOptions> {
-    let agents = AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    let agents = args.dirs.load()?;
     let feedback_model = match agents.feedback.model.as_deref() {
         None | Some("default") => None,
         Some(spec) => Some(args.server.open(home, spec)?),

@@ -9,6 +9,25 @@ use recheck::{
     llm::{BackendOptions, ChatModel, ModelSpec, RetryConfig},
 };
 
+/// Where agent configs and prompt templates override the built-in ones.
+#[derive(Debug, Clone, Args)]
+pub struct AgentDirs {
+    /// Directory overriding agents/*.toml files (default: built-in configs).
+    #[arg(long, value_name = "DIR")]
+    pub agents_dir: Option<std::path::PathBuf>,
+
+    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
+    #[arg(long, value_name = "DIR")]
+    pub prompts_dir: Option<std::path::PathBuf>,
+}
+
+impl AgentDirs {
+    /// The agents, the built-in ones overridden file by file.
+    pub fn load(&self) -> Result<recheck::agents::AgentSet, recheck::agents::AgentError> {
+        recheck::agents::AgentSet::load(self.agents_dir.as_deref(), self.prompts_dir.as_deref())
+    }
+}
+
 /// How to reach an OpenAI-compatible server, and its key.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {

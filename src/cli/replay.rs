@@ -86,7 +86,7 @@ pub(super) async fn run(home: &Home, args: ReplayArgs) -> anyhow::Result<()> {
 
 /// The agents forks and replays run with (`--agents-dir`, `--prompts-dir`).
 fn agents(args: &ReplayArgs) -> anyhow::Result<AgentSet> {
-    Ok(AgentSet::load(args.models.agents_dir.as_deref(), args.models.prompts_dir.as_deref())?)
+    Ok(args.models.dirs.load()?)
 }
 
 /// The change of an `ask`/`serve` fork, and the models it runs on (`live_spec` for

@@ -123,13 +123,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "BATCH", requires = "records")]
     pub resume: Option<String>,
 
-    /// Directory overriding agents/*.toml files (default: built-in configs).
-    #[arg(long, value_name = "DIR")]
-    pub agents_dir: Option<PathBuf>,
-
-    /// Directory overriding prompts/*.j2 templates (default: built-in prompts).
-    #[arg(long, value_name = "DIR")]
-    pub prompts_dir: Option<PathBuf>,
+    /// Agent configs and prompt templates.
+    #[command(flatten)]
+    pub dirs: super::models::AgentDirs,
 
     /// Server, key, timeout and retries for `openai:` models.
     #[command(flatten)]
@@ -172,7 +168,7 @@ fn options(
     args: &VerifyArgs,
     open: impl Fn(&str) -> anyhow::Result<Arc<dyn recheck::ChatModel>>,
 ) -> anyhow::Result<AskOptions> {
-    let agents = recheck::agents::AgentSet::load(args.agents_dir.as_deref(), args.prompts_dir.as_deref())?;
+    let agents = args.dirs.load()?;
     let mut options = super::ask::agent_options(agents, args.index.as_deref(), open)?;
     options.loop_options.seed = args.seed;
     options.verify = VerifyOptions {
