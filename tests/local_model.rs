@@ -192,6 +192,38 @@ async fn scoring_matches_generation_logprobs() {
     assert!(other.total_logprob < scored.total_logprob);
 }
 
+#[tokio::test]
+async fn one_prefill_scores_many_continuations_as_separate_calls_do() {
+    // The judge's words and longer continuations (several tokens each, one longer
+    // than the others), after prompts that share nothing: the shared prefill must give
+    // what one fresh call a continuation gives, up to floating-point noise, and leave
+    // no continuation's state behind for the next (each is scored from the prompt).
+    let m = model();
+    let continuations = ["true", "false", "unknown", "Paris, the capital of France.", "Banana bread"];
+    for prompt in ["Is the Moon made of rock? Answer true, false or unknown.", "Name a city.", "x"] {
+        let messages = vec![Message::user(prompt)];
+        let shared = m.score_continuations(&messages, &continuations).await.unwrap();
+        assert_eq!(shared.len(), continuations.len());
+        for (c, s) in continuations.iter().zip(&shared) {
+            let fresh = m.score_continuation(&messages, c).await.unwrap();
+            assert_eq!(s.tokens.len(), fresh.tokens.len(), "{prompt:?} / {c:?}");
+            for (a, b) in s.tokens.iter().zip(&fresh.tokens) {
+                assert_eq!(a.token, b.token);
+                assert!((a.logprob - b.logprob).abs() < 1e-3, "{prompt:?} / {c:?}: {} vs {}", a.logprob, b.logprob);
+            }
+        }
+    }
+    // Scored in the other order, the same numbers: nothing leaks between continuations.
+    let messages = vec![Message::user("Name a city.")];
+    let forward = m.score_continuations(&messages, &continuations).await.unwrap();
+    let mut reversed = continuations;
+    reversed.reverse();
+    let backward = m.score_continuations(&messages, &reversed).await.unwrap();
+    for (f, b) in forward.iter().zip(backward.iter().rev()) {
+        assert!((f.total_logprob - b.total_logprob).abs() < 1e-4, "{} vs {}", f.total_logprob, b.total_logprob);
+    }
+}
+
 #[test]
 fn cli_answers_offline_and_records_the_weights() {
     let home = tempfile::tempdir().unwrap();

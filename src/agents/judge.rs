@@ -142,10 +142,12 @@ impl<'a> ModelJudge<'a> {
     async fn scores(&self, messages: Vec<Message>) -> Result<Scores, AgentError> {
         let caps = self.model.capabilities();
         if caps.score_continuation {
+            // One call for the three words: a backend that can decodes the prompt once.
+            let words = Label::ALL.map(Label::word);
+            let scores = self.model.score_continuations(&messages, &words).await?;
             let mut logprobs = [None; 3];
-            for (slot, label) in logprobs.iter_mut().zip(Label::ALL) {
-                let l = self.model.score_continuation(&messages, label.word()).await?.total_logprob;
-                *slot = l.is_finite().then_some(l);
+            for (slot, score) in logprobs.iter_mut().zip(&scores) {
+                *slot = score.total_logprob.is_finite().then_some(score.total_logprob);
             }
             Ok(Scores::Logprobs(logprobs))
         } else if caps.logprobs {

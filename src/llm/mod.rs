@@ -66,6 +66,22 @@ pub trait ChatModel: Send + Sync {
         let _ = (messages, continuation);
         Err(LlmError::Unsupported { backend: self.info().backend, what: "continuation scoring".into() })
     }
+
+    /// Score each of `continuations` after the same `messages` (the judge's three
+    /// label words). A backend that can decode the shared prompt once overrides this
+    /// (the local model does); by default, one [`ChatModel::score_continuation`] each,
+    /// in order.
+    async fn score_continuations(
+        &self,
+        messages: &[Message],
+        continuations: &[&str],
+    ) -> Result<Vec<ContinuationScore>, LlmError> {
+        let mut scores = Vec::with_capacity(continuations.len());
+        for continuation in continuations {
+            scores.push(self.score_continuation(messages, continuation).await?);
+        }
+        Ok(scores)
+    }
 }
 
 #[async_trait]
@@ -88,6 +104,13 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
         continuation: &str,
     ) -> Result<ContinuationScore, LlmError> {
         (**self).score_continuation(messages, continuation).await
+    }
+    async fn score_continuations(
+        &self,
+        messages: &[Message],
+        continuations: &[&str],
+    ) -> Result<Vec<ContinuationScore>, LlmError> {
+        (**self).score_continuations(messages, continuations).await
     }
 }
 

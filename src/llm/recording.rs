@@ -201,6 +201,43 @@ impl ChatModel for RecordingModel {
             .map_err(|e| LlmError::Recording(e.to_string()))?;
         result
     }
+
+    /// One call to the inner model for all of `continuations` (it may share the
+    /// prompt's decoding), recorded as one scoring step each, exactly as separate calls
+    /// would be (so a replay serves them one by one); each step carries an equal share
+    /// of the call's time. Each counts as a call against the budget.
+    async fn score_continuations(
+        &self,
+        messages: &[Message],
+        continuations: &[&str],
+    ) -> Result<Vec<ContinuationScore>, LlmError> {
+        for _ in continuations {
+            self.budget.admit()?;
+        }
+        self.recorder.sync_steps().await.map_err(|e| LlmError::Recording(e.to_string()))?;
+        let indices: Vec<u32> = continuations.iter().map(|_| self.recorder.reserve()).collect();
+        let (wall, started) = (Utc::now(), Instant::now());
+        let result = self.inner.score_continuations(messages, continuations).await;
+        let share = started.elapsed() / continuations.len().max(1) as u32;
+        for (k, (index, continuation)) in indices.into_iter().zip(continuations).enumerate() {
+            let (score, error) = match &result {
+                Ok(scores) => (scores.get(k).cloned(), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let payload = StepPayload::Scoring {
+                model: self.recorded_info(),
+                messages: messages.to_vec(),
+                continuation: continuation.to_string(),
+                score,
+            };
+            let begun = Instant::now().checked_sub(share).unwrap_or_else(Instant::now);
+            self.recorder
+                .record(index, &self.agent, (wall, begun), payload, error)
+                .await
+                .map_err(|e| LlmError::Recording(e.to_string()))?;
+        }
+        result
+    }
 }
 
 #[cfg(test)]

@@ -167,8 +167,8 @@ fn calibrate_fits_offsets_that_verify_then_applies_and_a_votes_only_judge_is_ref
     assert!(String::from_utf8_lossy(&out.stderr).contains("no log-probabilities"));
     // judge.toml's calibration is read the same way (and `--calibration none` overrides it).
     let agents = tempfile::tempdir().unwrap();
-    let judge = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agents/judge.toml"))
-        .unwrap();
+    let judge =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agents/judge.toml")).unwrap();
     std::fs::write(agents.path().join("judge.toml"), format!("{judge}\ncalibration = \"contextual\"\n")).unwrap();
     let dir_flag = format!("--agents-dir={}", agents.path().display());
     let out = recheck(home.path(), &["verify", "--answer", "Claim.", "-m", "sim:seed=1", &dir_flag]);

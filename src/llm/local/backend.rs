@@ -33,6 +33,12 @@ enum Job {
         continuation: String,
         reply: oneshot::Sender<Result<(Vec<crate::llm::TokenLogprob>, u32), LlmError>>,
     },
+    /// Several continuations of one prompt, the prompt decoded once.
+    ScoreMany {
+        prompt: String,
+        continuations: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<Vec<crate::llm::TokenLogprob>>, LlmError>>,
+    },
 }
 
 /// A GGUF model served from a worker thread.
@@ -186,6 +192,11 @@ fn worker(
                     .unwrap_or_else(|_| Err(LlmError::Inference("llama.cpp panicked during scoring".into())));
                 let _ = reply.send(out);
             }
+            Job::ScoreMany { prompt, continuations, reply } => {
+                let out = std::panic::catch_unwind(AssertUnwindSafe(|| engine.score_many(&prompt, &continuations)))
+                    .unwrap_or_else(|_| Err(LlmError::Inference("llama.cpp panicked during scoring".into())));
+                let _ = reply.send(out);
+            }
         }
     }
 }
@@ -244,5 +255,22 @@ impl ChatModel for LocalBackend {
         let (tokens, _prompt_tokens) =
             rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
         Ok(ContinuationScore { total_logprob: tokens.iter().map(|t| t.logprob).sum(), tokens })
+    }
+
+    /// The prompt decoded once for all `continuations` (see `Engine::score_many`).
+    async fn score_continuations(
+        &self,
+        messages: &[Message],
+        continuations: &[&str],
+    ) -> Result<Vec<ContinuationScore>, LlmError> {
+        let prompt = self.template.render(messages)?;
+        let (reply, rx) = oneshot::channel();
+        let continuations = continuations.iter().map(|c| c.to_string()).collect();
+        self.send(Job::ScoreMany { prompt, continuations, reply })?;
+        let scored = rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
+        Ok(scored
+            .into_iter()
+            .map(|tokens| ContinuationScore { total_logprob: tokens.iter().map(|t| t.logprob).sum(), tokens })
+            .collect())
     }
 }

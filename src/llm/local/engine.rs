@@ -186,6 +186,67 @@ impl<'m> Engine<'m> {
     }
 }
 
+impl Engine<'_> {
+    /// Log-probabilities of each token of each of `continuations` after `prompt`, the
+    /// prompt decoded once: the last prompt position's logits score every
+    /// continuation's first token, and a longer continuation's later tokens are decoded
+    /// after the prompt's KV state and removed again (`llama_memory_seq_rm`). The
+    /// logits can differ in the last bits from [`Engine::score`]'s, which decodes
+    /// prompt and continuation in one batch of another shape.
+    pub fn score_many(&mut self, prompt: &str, continuations: &[String]) -> Result<Vec<Vec<TokenLogprob>>, LlmError> {
+        let tokens = self.tokenize(prompt, true);
+        let prompt_len = tokens.len();
+        if prompt_len == 0 {
+            return Err(LlmError::Inference("cannot score after an empty prompt".into()));
+        }
+        let conts: Vec<Vec<LlamaToken>> =
+            continuations.iter().map(|c| self.model.vocab().tokenize(c.as_bytes(), false, false)).collect();
+        let longest = conts.iter().map(Vec::len).max().unwrap_or(0);
+        if prompt_len + longest >= CONTEXT_TOKENS as usize {
+            return Err(LlmError::Inference(format!(
+                "input of {} tokens does not fit the {CONTEXT_TOKENS}-token context",
+                prompt_len + longest
+            )));
+        }
+        let mut last = Vec::new();
+        self.decode_all(&tokens, |i| i + 1 == prompt_len, |_, logits| last = logits.to_vec())?;
+        let vocab = self.model.vocab();
+        let piece = |t: &LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(*t, true, None)).into_owned();
+        let mut out = Vec::with_capacity(conts.len());
+        for cont in &conts {
+            let mut scores = Vec::with_capacity(cont.len());
+            if let Some(first) = cont.first() {
+                scores.push(log_softmax_at(&last, first.0 as usize));
+            }
+            if cont.len() > 1 {
+                // Every token but the last is fed; each one's logits score the next.
+                let mut batch = LlamaBatch::new(cont.len(), 1);
+                for (j, token) in cont[..cont.len() - 1].iter().enumerate() {
+                    batch.add(*token, (prompt_len + j) as i32, &[0], true).map_err(|e| infer("batch", e))?;
+                }
+                self.ctx.decode(&mut batch).map_err(|e| infer("decode", e))?;
+                for j in 0..cont.len() - 1 {
+                    scores.push(log_softmax_at(self.ctx.get_logits_ith(j as i32), cont[j + 1].0 as usize));
+                }
+                let removed = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(0), Some(prompt_len as u32), None)
+                    .map_err(|e| infer("cannot drop a continuation's KV state", e))?;
+                if !removed {
+                    return Err(infer("cannot drop a continuation's KV state", "llama_memory_seq_rm refused"));
+                }
+            }
+            out.push(
+                cont.iter()
+                    .zip(scores)
+                    .map(|(t, logprob)| TokenLogprob { token: piece(t), logprob, top: vec![] })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+}
+
 /// Natural-log softmax of `logits` at `index`, computed stably in f64.
 fn log_softmax_at(logits: &[f32], index: usize) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
