@@ -158,8 +158,10 @@ def main():
     extra = []
     if args.setting == "retrieval":
         index = Path(args.work) / "scifact-index"
-        if not (index / "meta.json").exists() and not index.exists():
-            run([args.bin, "index", str(EVALS / "scifact" / "corpus.jsonl"), "--out", str(index)], log)
+        if not index.exists():
+            corpus = str(EVALS / "scifact" / "corpus.jsonl")
+            fields = ["--id-field", "doc_id", "--text-field", "abstract"]
+            run([args.bin, "index", corpus, "--index", str(index)] + fields, log)
         extra = ["--index", str(index)]
 
     judges = args.judges.split(",")
