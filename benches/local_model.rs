@@ -148,6 +148,33 @@ async fn main() {
         raw_gen.push(raw["generation_tokens_per_s"].as_f64().unwrap());
         raw_rss = raw_rss.max(raw["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
     }
+    // The judge's three label words after one ~400-token prompt: three scoring calls
+    // (each decodes the prompt again: the path before issue 25) against one call that
+    // decodes it once, interleaved pair by pair.
+    let judge_messages = vec![Message::user(format!(
+        "{passage}\nClaim: The keeper counted the steps.\nIs the claim true, false, or unknown? Answer with one word."
+    ))];
+    let words = ["true", "false", "unknown"];
+    let (mut separate, mut shared) = (Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        let t = Instant::now();
+        for word in words {
+            model.score_continuation(&judge_messages, word).await.unwrap();
+        }
+        separate.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        model.score_continuations(&judge_messages, &words).await.unwrap();
+        shared.push(t.elapsed().as_secs_f64());
+    }
+    let judge_ratio = ratio(&separate, &shared);
+    eprintln!(
+        "judge's three labels: three calls {:.3} s, one prefill {:.3} s (median over {PAIRS} pairs; speed-up {:.2} [{:.2}, {:.2}])",
+        median(separate.clone()),
+        median(shared.clone()),
+        judge_ratio["median"].as_f64().unwrap(),
+        judge_ratio["min"].as_f64().unwrap(),
+        judge_ratio["max"].as_f64().unwrap(),
+    );
     let prompt_ratio = ratio(&prompt_rates, &raw_prompt);
     let gen_ratio = ratio(&gen_rates, &raw_gen);
     eprintln!(
@@ -169,6 +196,7 @@ async fn main() {
         "generation_tokens_per_s_median": median(gen_rates),
         "raw_llama_cpp": { "prompt_tokens_per_s_median": median(raw_prompt), "generation_tokens_per_s_median": median(raw_gen), "peak_rss_mb": raw_rss },
         "recheck_over_raw": { "prompt": prompt_ratio, "generation": gen_ratio },
+        "judge_labels": { "three_calls_s_median": median(separate), "one_prefill_s_median": median(shared), "speedup": judge_ratio },
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

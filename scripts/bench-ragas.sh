@@ -20,8 +20,7 @@ cargo build --release -q
 bin="$PWD/target/release/recheck"
 work="$PWD/target/bench-ragas"
 rm -rf "$work" && mkdir -p "$work"
-# The model file `recheck model fetch` put in the default home, used by both sides
-# (the server runs on a home of its own: the default one keeps the verify runs).
+# The model file `recheck model fetch` put in the default home, used by both sides.
 "$bin" model fetch >/dev/null
 gguf=$(ls "${RECHECK_HOME:-$HOME/.local/share/recheck}"/models/*.gguf | head -1)
 model="local:$gguf"
@@ -47,12 +46,14 @@ with open(os.path.join(root, "scifact/claims_train.jsonl")) as f, open(os.path.j
         if k == n:
             break
 PY
-# recheck: its own verify, on the default home.
+# recheck: its own verify, on a home of its own (so nothing else holding the default
+# store gets in the way).
 start=$(date +%s.%N)
-"$bin" verify "$work/records.jsonl" --model "$model" --concurrency 1 --out "$work/recheck.jsonl" --skip-bad 2>"$work/recheck.err"
+RECHECK_HOME="$work/verify-home" "$bin" verify "$work/records.jsonl" --model "$model" --concurrency 1 \
+  --out "$work/recheck.jsonl" --skip-bad 2>"$work/recheck.err"
 end=$(date +%s.%N)
 echo "recheck_seconds $(echo "$end - $start" | bc)" > "$work/recheck.time"
-# RAGAS through a server on a home of its own (the default one keeps the runs above).
+# RAGAS through a server on another home.
 home="$work/serve-home"
 RECHECK_HOME="$home" "$bin" serve --model "$model" --strategy single --no-decompose --listen 127.0.0.1:0 --json >"$work/serve.json" 2>"$work/serve.err" &
 pid=$!
@@ -62,7 +63,7 @@ url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "
 "$venv/bin/python" scripts/bench_ragas.py "$url/v1" "$work/records.jsonl" "$work/ragas.jsonl"
 kill $pid; wait $pid 2>/dev/null || true
 trap - EXIT
-requests=$(RECHECK_HOME="$home" "$bin" traces list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' || echo "?")
+requests=$(RECHECK_HOME="$home" "$bin" traces list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["runs"]))' || echo "?")
 python3 - "$work" "$requests" <<'PY'
 import json, sys
 work, requests = sys.argv[1], sys.argv[2]
