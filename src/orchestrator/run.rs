@@ -14,8 +14,7 @@ use serde_json::json;
 use super::{
     citations,
     verify::{self, Verifier},
-    AskOptions, AskOutcome, AskRecord, Attribution, ClaimReport, Evidence, IoeDecision, Question, Round, StopReason,
-    Strategy,
+    AskOptions, AskOutcome, AskRecord, Attribution, ClaimReport, IoeDecision, Question, Round, StopReason, Strategy,
 };
 use crate::{
     agents::{
@@ -487,7 +486,7 @@ impl<'a> Loop<'a> {
     ) -> Result<AskOutcome, AgentError> {
         let Revised { answer, finish, rounds, stopped_by } = revised;
         let checked = check_answer(question, &answer, &self.tools, Some(&self.recorder)).await?;
-        let mut claims: Vec<ClaimReport> = checked.iter().map(tool_claim).collect();
+        let mut claims: Vec<ClaimReport> = checked.iter().map(verify::tool_claim).collect();
         let mut decomposition = None;
         if self.opts.verify.decompose {
             let verifier = self.verifier(&self.decomposer, &self.judge).await?;
@@ -581,22 +580,4 @@ fn refuted_by_tools(checked: &[CheckedClaim]) -> Vec<String> {
             format!("\"{}\" is false according to the {} tool", c.claim.text, c.tool.as_deref().unwrap_or("exact"))
         })
         .collect()
-}
-
-/// A tool call's evidence, when the tool ran.
-pub(super) fn tool_evidence(c: &CheckedClaim) -> Option<Evidence> {
-    match (&c.tool, &c.input, &c.output) {
-        (Some(tool), Some(input), Some(output)) => {
-            Some(Evidence::Tool { tool: tool.clone(), input: input.clone(), output: output.clone() })
-        }
-        _ => None,
-    }
-}
-
-fn tool_claim(c: &CheckedClaim) -> ClaimReport {
-    ClaimReport {
-        kind: Some(c.claim.kind.clone()),
-        evidence: tool_evidence(c).into_iter().collect(),
-        ..ClaimReport::new(c.claim.text.clone(), c.claim.start, c.claim.end, c.verdict)
-    }
 }

@@ -251,7 +251,7 @@ impl Verifier<'_> {
             report.verdict = if refuted { Verdict::Contradicted } else { Verdict::Supported };
             report.judge = Some(JudgeKind::Tool);
             report.score = Some(1.0);
-            report.evidence = inside.iter().filter_map(|c| super::run::tool_evidence(c)).collect();
+            report.evidence = inside.iter().filter_map(|c| tool_evidence(c)).collect();
             return Ok(Settled { report, passage: None });
         }
         let Some(retriever) = self.retriever else { return Ok(Settled { report, passage: None }) };
@@ -370,6 +370,25 @@ pub(super) fn support(claims: &[ClaimReport]) -> SupportCounts {
         contradicted: count(Verdict::Contradicted),
         unsupported: count(Verdict::Unsupported),
         unchecked: count(Verdict::Unchecked),
+    }
+}
+
+/// A tool call's evidence, when the tool ran.
+pub(super) fn tool_evidence(c: &CheckedClaim) -> Option<Evidence> {
+    match (&c.tool, &c.input, &c.output) {
+        (Some(tool), Some(input), Some(output)) => {
+            Some(Evidence::Tool { tool: tool.clone(), input: input.clone(), output: output.clone() })
+        }
+        _ => None,
+    }
+}
+
+/// A tool-checked claim as the answer reports it.
+pub(super) fn tool_claim(c: &CheckedClaim) -> ClaimReport {
+    ClaimReport {
+        kind: Some(c.claim.kind.clone()),
+        evidence: tool_evidence(c).into_iter().collect(),
+        ..ClaimReport::new(c.claim.text.clone(), c.claim.start, c.claim.end, c.verdict)
     }
 }
 
