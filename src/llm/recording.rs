@@ -137,6 +137,33 @@ impl RecordingModel {
     fn recorded_info(&self) -> ModelInfo {
         super::identity(self.inner.as_ref())
     }
+
+    /// Write scoring step `index`: `continuation` after `messages`, with its score or
+    /// the call's error.
+    async fn record_scoring(
+        &self,
+        index: u32,
+        started: (chrono::DateTime<Utc>, Instant),
+        messages: &[Message],
+        continuation: &str,
+        outcome: Result<Option<ContinuationScore>, String>,
+    ) -> Result<(), LlmError> {
+        let (score, error) = match outcome {
+            Ok(score) => (score, None),
+            Err(e) => (None, Some(e)),
+        };
+        let payload = StepPayload::Scoring {
+            model: self.recorded_info(),
+            messages: messages.to_vec(),
+            continuation: continuation.to_string(),
+            score,
+        };
+        self.recorder
+            .record(index, &self.agent, started, payload, error)
+            .await
+            .map_err(|e| LlmError::Recording(e.to_string()))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -185,20 +212,8 @@ impl ChatModel for RecordingModel {
         let index = self.recorder.reserve();
         let started = (Utc::now(), Instant::now());
         let result = self.inner.score_continuation(messages, continuation).await;
-        let (score, error) = match &result {
-            Ok(s) => (Some(s.clone()), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let payload = StepPayload::Scoring {
-            model: self.recorded_info(),
-            messages: messages.to_vec(),
-            continuation: continuation.to_string(),
-            score,
-        };
-        self.recorder
-            .record(index, &self.agent, started, payload, error)
-            .await
-            .map_err(|e| LlmError::Recording(e.to_string()))?;
+        let outcome = result.as_ref().map(|s| Some(s.clone())).map_err(|e| e.to_string());
+        self.record_scoring(index, started, messages, continuation, outcome).await?;
         result
     }
 
@@ -220,21 +235,9 @@ impl ChatModel for RecordingModel {
         let result = self.inner.score_continuations(messages, continuations).await;
         let share = started.elapsed() / continuations.len().max(1) as u32;
         for (k, (index, continuation)) in indices.into_iter().zip(continuations).enumerate() {
-            let (score, error) = match &result {
-                Ok(scores) => (scores.get(k).cloned(), None),
-                Err(e) => (None, Some(e.to_string())),
-            };
-            let payload = StepPayload::Scoring {
-                model: self.recorded_info(),
-                messages: messages.to_vec(),
-                continuation: continuation.to_string(),
-                score,
-            };
+            let outcome = result.as_ref().map(|scores| scores.get(k).cloned()).map_err(|e| e.to_string());
             let begun = Instant::now().checked_sub(share).unwrap_or_else(Instant::now);
-            self.recorder
-                .record(index, &self.agent, (wall, begun), payload, error)
-                .await
-                .map_err(|e| LlmError::Recording(e.to_string()))?;
+            self.record_scoring(index, (wall, begun), messages, continuation, outcome).await?;
         }
         result
     }
