@@ -262,7 +262,8 @@ impl Tally {
     }
 }
 
-fn shown_interval(v: &Value) -> String {
+/// An interval summary value as text: `p [low, high]`, or `undefined`.
+pub(super) fn shown_interval(v: &Value) -> String {
     match (v["value"].as_f64(), v["low"].as_f64(), v["high"].as_f64()) {
         (Some(p), Some(lo), Some(hi)) => format!("{p:.3} [{lo:.3}, {hi:.3}]"),
         _ => "undefined".into(),

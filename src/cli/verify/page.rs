@@ -6,15 +6,10 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use super::batch::shown_interval;
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn interval(v: &Value) -> String {
-    match (v["value"].as_f64(), v["low"].as_f64(), v["high"].as_f64()) {
-        (Some(p), Some(lo), Some(hi)) => format!("{p:.3} [{lo:.3}, {hi:.3}]"),
-        _ => "undefined".into(),
-    }
 }
 
 /// The page for `rows` (in input order) and their `summary`, of batch run `batch`.
@@ -29,8 +24,8 @@ pub fn render(rows: &[Value], summary: &Value, batch: &str, source: &str) -> Str
         esc(batch),
         summary["records"],
         summary["failed"],
-        interval(&summary["verified_share"]),
-        interval(&summary["mean_faithfulness"]),
+        shown_interval(&summary["verified_share"]),
+        shown_interval(&summary["mean_faithfulness"]),
     );
     body.push_str("<table><tr><th>id</th><th>verified</th><th>faithfulness</th><th>claims</th></tr>");
     for row in rows {
