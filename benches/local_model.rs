@@ -23,7 +23,10 @@ use llama_cpp_2::{
 };
 use recheck::{
     home::Home,
-    llm::{local::cache, local::llama_backend, local::LocalBackend, ChatModel, ChatRequest, Message, SamplingParams},
+    llm::{
+        local::cache, local::llama_backend, local::LocalBackend, ChatModel, ChatRequest, Decoding, Message,
+        SamplingParams,
+    },
 };
 
 /// Pairs of runs (one a side each).
@@ -80,6 +83,56 @@ fn raw_llama(path: &std::path::Path, prompt: &str, threads: i32) -> (f64, f64) {
     (prompt_rates[1], gen_rates[1])
 }
 
+/// `c` calls at once, each a different ~400-token prompt, on a model with `c`
+/// sequences and no prefix reuse (nothing is shared, so this measures batching alone):
+/// prompt tokens/s of all prompts read together, then generation tokens/s of `c` calls
+/// generating 100 tokens side by side. Run in a child process per `c`, so the peak RSS
+/// it reports is this mode's own. The median of three rounds after a warm-up.
+async fn batched(path: &std::path::Path, c: u32, passage: &str) -> serde_json::Value {
+    let model = std::sync::Arc::new(
+        LocalBackend::load_with(path, "local", Decoding { prefix_reuse: false, sequences: c }).unwrap(),
+    );
+    let request = |i: u32, max_tokens| {
+        // The distinguishing words come first, so no two prompts share a useful prefix.
+        let messages = vec![Message::user(format!("Story {i}. {passage}\nContinue this story at length."))];
+        ChatRequest::new(messages).with_params(SamplingParams { max_tokens, ..Default::default() })
+    };
+    let round = |max_tokens| {
+        let model = model.clone();
+        async move {
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..c)
+                .map(|i| {
+                    let (model, req) = (model.clone(), request(i, max_tokens));
+                    tokio::spawn(async move { model.chat(&req).await.unwrap() })
+                })
+                .collect();
+            let mut usage = (0u64, 0u64);
+            for task in tasks {
+                let done = task.await.unwrap();
+                usage.0 += u64::from(done.usage.prompt_tokens);
+                usage.1 += u64::from(done.usage.completion_tokens);
+            }
+            (t.elapsed().as_secs_f64(), usage)
+        }
+    };
+    round(4).await;
+    let (mut prompt_rates, mut gen_rates) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (prefill_s, (prompt_tokens, _)) = round(1).await;
+        let (full_s, (_, generated)) = round(100).await;
+        prompt_rates.push(prompt_tokens as f64 / prefill_s);
+        gen_rates.push((generated - u64::from(c)) as f64 / (full_s - prefill_s).max(1e-9));
+    }
+    serde_json::json!({
+        "concurrency": c,
+        "prompt_tokens_per_s": median(prompt_rates),
+        "generation_tokens_per_s": median(gen_rates),
+        "peak_rss_mb": peak_rss_mb(),
+        "batches": model.stats().batches,
+    })
+}
+
 /// Median and range of per-pair ratios `a[i] / b[i]`.
 fn ratio(a: &[f64], b: &[f64]) -> serde_json::Value {
     let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
@@ -99,15 +152,23 @@ async fn main() {
             return;
         }
     }
-    let home = Home::resolve(std::env::var_os("RECHECK_HOME").map(Into::into)).unwrap();
-    home.ensure().unwrap();
-    let path = cache::ensure_default_model(&home.models_dir(), false, &|l| eprintln!("{l}")).unwrap();
-    let model = LocalBackend::shared(&path, "local").unwrap();
-
     // A fixed passage of about 400 tokens, then a request that keeps the model talking.
     let passage = "The lighthouse keeper climbed the spiral stairs each evening, counting the steps, \
         checking the lamp, and writing the weather into a leather logbook. "
         .repeat(14);
+    if let [_, flag, path, c] = args.as_slice() {
+        if flag == "--batched" {
+            let out = batched(std::path::Path::new(path), c.parse().unwrap(), &passage).await;
+            println!("{out}");
+            return;
+        }
+    }
+    let home = Home::resolve(std::env::var_os("RECHECK_HOME").map(Into::into)).unwrap();
+    home.ensure().unwrap();
+    let path = cache::ensure_default_model(&home.models_dir(), false, &|l| eprintln!("{l}")).unwrap();
+    // One call at a time from an empty cache: the path the raw loop below mirrors (a
+    // repeated prompt would otherwise be read from the prefix cache, not decoded).
+    let model = LocalBackend::shared_with(&path, "local", Decoding::DETERMINISTIC).unwrap();
     let messages = vec![Message::user(format!("{passage}\nContinue this story at length."))];
     let params = |max_tokens| SamplingParams { max_tokens, ..Default::default() };
 
@@ -175,6 +236,22 @@ async fn main() {
         judge_ratio["min"].as_f64().unwrap(),
         judge_ratio["max"].as_f64().unwrap(),
     );
+    // Batched sequences at 1, 4 and 8 calls at once, each in its own process.
+    let mut concurrency = Vec::new();
+    for c in [1, 4, 8] {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--batched", path.to_str().unwrap(), &c.to_string()])
+            .output()
+            .unwrap();
+        let row = serde_json::from_slice::<serde_json::Value>(&child.stdout).unwrap();
+        eprintln!(
+            "c{c}: prompt {:.0} tokens/s, generation {:.1} tokens/s, peak RSS {:.0} MB",
+            row["prompt_tokens_per_s"].as_f64().unwrap(),
+            row["generation_tokens_per_s"].as_f64().unwrap(),
+            row["peak_rss_mb"].as_f64().unwrap()
+        );
+        concurrency.push(row);
+    }
     let prompt_ratio = ratio(&prompt_rates, &raw_prompt);
     let gen_ratio = ratio(&gen_rates, &raw_gen);
     eprintln!(
@@ -198,6 +275,7 @@ async fn main() {
         "recheck_over_raw": { "prompt": prompt_ratio, "generation": gen_ratio },
         "judge_labels": { "three_calls_s_median": median(separate), "one_prefill_s_median": median(shared), "speedup": judge_ratio },
         "peak_rss_mb": peak_rss_mb(),
+        "batched": concurrency,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");

@@ -3,7 +3,10 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use recheck::{home::Home, llm::local::cache};
+use recheck::{
+    home::Home,
+    llm::local::{cache, default_decoding},
+};
 
 /// The `model` subcommands.
 #[derive(Debug, Subcommand)]
@@ -18,7 +21,8 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List cached model files with size and SHA-256.
+    /// List cached model files with size and SHA-256, and how the embedded model
+    /// decodes on this machine (sequences, prefix reuse, threads).
     List {
         /// Print JSON (`{"models": [...]}`).
         #[arg(long)]
@@ -40,8 +44,10 @@ pub(super) fn run(home: &Home, command: ModelCommand) -> anyhow::Result<()> {
         }
         ModelCommand::List { json } => {
             let models = cache::list_cached(&dir)?;
+            let decoding = default_decoding();
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
             if json {
-                return super::print_json(&json!({ "models": models }));
+                return super::print_json(&json!({ "models": models, "decoding": decoding, "threads": threads }));
             }
             if models.is_empty() {
                 println!("no models cached in {} (run `recheck model fetch`)", dir.display());
@@ -50,6 +56,11 @@ pub(super) fn run(home: &Home, command: ModelCommand) -> anyhow::Result<()> {
                 let tag = if m.default_verified { "  (default, verified)" } else { "" };
                 println!("{:<40} {:>8.1} MB  sha256 {}{tag}", m.name, m.size as f64 / 1e6, m.sha256);
             }
+            println!(
+                "embedded decoding here: {decoding}, {threads} threads, {} tokens of context per sequence \
+                 (--sequences N or --deterministic change it)",
+                recheck::llm::local::CONTEXT_TOKENS
+            );
             Ok(())
         }
     }

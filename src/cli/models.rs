@@ -6,7 +6,7 @@ use clap::Args;
 
 use recheck::{
     home::Home,
-    llm::{BackendOptions, ChatModel, ModelSpec, RetryConfig},
+    llm::{BackendOptions, ChatModel, Decoding, ModelSpec, RetryConfig},
 };
 
 /// Where agent configs and prompt templates override the built-in ones.
@@ -76,6 +76,18 @@ pub struct Connection {
     #[arg(long, default_value_t = recheck::llm::DEFAULT_MAX_REPLY_BYTES, value_name = "BYTES")]
     pub max_reply_bytes: usize,
 
+    /// Embedded model: decode every call alone from an empty KV cache (no prefix reuse,
+    /// no batching across calls), so reruns are bit-identical. Slower; recorded in the
+    /// run config as the decoding mode.
+    #[arg(long, conflicts_with = "sequences")]
+    pub deterministic: bool,
+
+    /// Embedded model: calls decoded together in one llama.cpp batch, 1 to 64, each with
+    /// the full 4,096-token context (default: twice the cores, 2 to 8). More concurrent
+    /// calls queue.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sequences: Option<u32>,
+
     /// Calls in flight at once to the server (16 unless a command sets it: `serve`
     /// allows as many as it has requests in flight).
     #[arg(skip)]
@@ -95,7 +107,16 @@ impl Connection {
             models_dir: home.models_dir(),
             prefill: self.prefill,
             max_reply_bytes: self.max_reply_bytes,
+            decoding: self.decoding(),
         })
+    }
+
+    /// The embedded model's decoding mode these flags ask for (`None`: the default).
+    pub fn decoding(&self) -> Option<Decoding> {
+        if self.deterministic {
+            return Some(Decoding::DETERMINISTIC);
+        }
+        self.sequences.map(|sequences| Decoding { prefix_reuse: true, sequences })
     }
 
     /// Open the model `spec` names, fetching the default local model with visible progress.

@@ -27,8 +27,8 @@ pub use retry::{retries_total, RetryConfig};
 pub use spec::ModelSpec;
 
 pub use crate::trace::{
-    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, PrefillSupport,
-    Purpose, Role, SamplingParams, TokenLogprob, TopLogprob, Usage,
+    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, Decoding, FinishReason, Message, ModelInfo,
+    PrefillSupport, Purpose, Role, SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 
 /// A chat model, local or remote.
@@ -132,6 +132,9 @@ pub struct BackendOptions {
     pub prefill: bool,
     /// Largest reply accepted from a server ([`OpenAiOptions::max_reply_bytes`]).
     pub max_reply_bytes: usize,
+    /// How the embedded model decodes calls; `None` for the machine's default
+    /// (`local::default_decoding`). Ignored by remote models.
+    pub decoding: Option<Decoding>,
 }
 
 impl Default for BackendOptions {
@@ -145,6 +148,7 @@ impl Default for BackendOptions {
             models_dir: std::path::PathBuf::from("models"),
             prefill: false,
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            decoding: None,
         }
     }
 }
@@ -181,7 +185,7 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
             )?;
             Ok(Arc::new(backend))
         }
-        ModelSpec::Local { path } => open_local(path.as_deref(), &spec.to_string(), &options.models_dir),
+        ModelSpec::Local { path } => open_local(path.as_deref(), &spec.to_string(), options),
         ModelSpec::Sim { .. } => Err(LlmError::BadSpec {
             spec: spec.to_string(),
             reason: "the simulator is opened by recheck::open_model, not llm::open_model".into(),
@@ -194,13 +198,14 @@ pub fn open_model(spec: &ModelSpec, options: &BackendOptions) -> Result<Arc<dyn 
 fn open_local(
     path: Option<&std::path::Path>,
     spec: &str,
-    models_dir: &std::path::Path,
+    options: &BackendOptions,
 ) -> Result<Arc<dyn ChatModel>, LlmError> {
     let file = match path {
         Some(p) => p.to_path_buf(),
-        None => local::cache::ensure_default_model(models_dir, false, &|line| tracing::info!("{line}"))?,
+        None => local::cache::ensure_default_model(&options.models_dir, false, &|line| tracing::info!("{line}"))?,
     };
-    Ok(local::LocalBackend::shared(&file, spec)?)
+    let decoding = options.decoding.unwrap_or_else(local::default_decoding);
+    Ok(local::LocalBackend::shared_with(&file, spec, decoding)?)
 }
 
 /// Without the `local` feature there is no embedded engine to open.
@@ -208,7 +213,7 @@ fn open_local(
 fn open_local(
     _path: Option<&std::path::Path>,
     spec: &str,
-    _models_dir: &std::path::Path,
+    _options: &BackendOptions,
 ) -> Result<Arc<dyn ChatModel>, LlmError> {
     Err(LlmError::Unsupported {
         backend: spec.to_string(),

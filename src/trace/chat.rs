@@ -402,11 +402,63 @@ pub struct ModelInfo {
     /// (e.g. emulates a prefilled turn again). `None` in runs recorded before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
+    /// How an embedded model decoded its calls (prefix reuse, sequences batched
+    /// together), so a figure is tied to its mode. `None` for remote models and in runs
+    /// recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoding: Option<Decoding>,
 }
 
 impl ModelInfo {
     /// A model known by its spec and backend name only.
     pub fn new(spec: impl Into<String>, backend: impl Into<String>) -> Self {
-        Self { spec: spec.into(), backend: backend.into(), weights_sha256: None, base_url: None, capabilities: None }
+        Self {
+            spec: spec.into(),
+            backend: backend.into(),
+            weights_sha256: None,
+            base_url: None,
+            capabilities: None,
+            decoding: None,
+        }
+    }
+}
+
+/// How the embedded model decodes calls. Batch shapes and reused KV state can change
+/// llama.cpp's floating-point results in the last bits, so a run records the mode its
+/// figures were made in; [`Decoding::DETERMINISTIC`] is the mode whose reruns are
+/// bit-identical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Decoding {
+    /// A call decodes only the tokens after the longest prefix it shares with a prompt
+    /// whose KV state is still cached (llama.cpp server's `cache_prompt`); off, every
+    /// call starts from an empty KV cache.
+    pub prefix_reuse: bool,
+    /// llama.cpp sequences (`n_seq_max`): calls decoded together in one batch, each
+    /// with the full context. 1 decodes one call at a time.
+    pub sequences: u32,
+}
+
+impl Decoding {
+    /// One call at a time from an empty KV cache: reruns give bit-identical results.
+    pub const DETERMINISTIC: Decoding = Decoding { prefix_reuse: false, sequences: 1 };
+
+    /// Whether reruns are bit-identical (no reuse, no batching across calls).
+    pub fn is_deterministic(&self) -> bool {
+        !self.prefix_reuse && self.sequences <= 1
+    }
+}
+
+impl std::fmt::Display for Decoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_deterministic() {
+            return write!(f, "deterministic (one call at a time, no prefix reuse)");
+        }
+        write!(
+            f,
+            "{} sequence{} batched, prefix reuse {}",
+            self.sequences,
+            if self.sequences == 1 { "" } else { "s" },
+            if self.prefix_reuse { "on" } else { "off" }
+        )
     }
 }

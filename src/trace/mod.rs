@@ -15,8 +15,8 @@ mod store;
 mod wal;
 
 pub use chat::{
-    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, FinishReason, Message, ModelInfo, PrefillSupport,
-    Purpose, Role, SamplingParams, TokenLogprob, TopLogprob, Usage,
+    Capabilities, ChatRequest, Choice, Completion, ContinuationScore, Decoding, FinishReason, Message, ModelInfo,
+    PrefillSupport, Purpose, Role, SamplingParams, TokenLogprob, TopLogprob, Usage,
 };
 pub use error::TraceError;
 pub use jsonl::{ExportedRun, TraceLine, TransferCounts};

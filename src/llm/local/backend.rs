@@ -1,8 +1,8 @@
-//! The llama.cpp backend: one model per file per process, on its own worker thread.
+//! The llama.cpp backend: one model per file and decoding mode per process, on its own
+//! worker thread.
 
 use std::{
     collections::HashMap,
-    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
     sync::{mpsc, Arc, Mutex, OnceLock, Weak},
     time::Instant,
@@ -13,33 +13,14 @@ use llama_cpp_2::{llama_backend::LlamaBackend, model::params::LlamaModelParams, 
 use tokio::sync::oneshot;
 
 use super::{
-    engine::{Engine, Generated},
+    engine::{Counters, DecodeStats, Engine},
     template::ChatTemplate,
+    work::Job,
 };
 use crate::llm::{
-    Capabilities, ChatModel, ChatRequest, Choice, Completion, ContinuationScore, LlmError, Message, ModelInfo,
-    PrefillSupport, SamplingParams, Usage,
+    Capabilities, ChatModel, ChatRequest, Choice, Completion, ContinuationScore, Decoding, LlmError, Message,
+    ModelInfo, PrefillSupport, Usage,
 };
-
-enum Job {
-    Generate {
-        prompt: String,
-        params: SamplingParams,
-        seed: u32,
-        reply: oneshot::Sender<Result<Generated, LlmError>>,
-    },
-    Score {
-        prompt: String,
-        continuation: String,
-        reply: oneshot::Sender<Result<(Vec<crate::llm::TokenLogprob>, u32), LlmError>>,
-    },
-    /// Several continuations of one prompt, the prompt decoded once.
-    ScoreMany {
-        prompt: String,
-        continuations: Vec<String>,
-        reply: oneshot::Sender<Result<Vec<Vec<crate::llm::TokenLogprob>>, LlmError>>,
-    },
-}
 
 /// A GGUF model served from a worker thread.
 pub struct LocalBackend {
@@ -48,6 +29,9 @@ pub struct LocalBackend {
     info: ModelInfo,
     /// The name replies report: the GGUF's `general.name`, else the spec.
     name: String,
+    decoding: Decoding,
+    threads: i32,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -70,25 +54,40 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
 }
 
 impl LocalBackend {
-    /// The backend for `path`, loading it unless this process already has it loaded.
+    /// The backend for `path` in the [`default_decoding`](super::default_decoding) mode, loading it unless this
+    /// process already has it loaded.
     pub fn shared(path: &Path, spec: &str) -> Result<Arc<Self>, LlmError> {
-        static LOADED: OnceLock<Mutex<HashMap<PathBuf, Weak<LocalBackend>>>> = OnceLock::new();
+        Self::shared_with(path, spec, super::default_decoding())
+    }
+
+    /// The backend for `path` decoding as `decoding` says, loading it unless this
+    /// process already has it loaded in that mode.
+    pub fn shared_with(path: &Path, spec: &str, decoding: Decoding) -> Result<Arc<Self>, LlmError> {
+        type Registry = HashMap<(PathBuf, Decoding), Weak<LocalBackend>>;
+        static LOADED: OnceLock<Mutex<Registry>> = OnceLock::new();
         let key =
             path.canonicalize().map_err(|e| LlmError::ModelFile { path: path.to_path_buf(), detail: e.to_string() })?;
         let mut loaded = LOADED
             .get_or_init(Default::default)
             .lock()
             .map_err(|_| LlmError::Inference("model registry poisoned".into()))?;
+        let key = (key, decoding);
         if let Some(existing) = loaded.get(&key).and_then(Weak::upgrade) {
             return Ok(existing);
         }
-        let backend = Arc::new(Self::load(&key, spec)?);
+        let backend = Arc::new(Self::load_with(&key.0, spec, decoding)?);
         loaded.insert(key, Arc::downgrade(&backend));
         Ok(backend)
     }
 
-    /// Load `path` on a new worker thread. Prefer [`LocalBackend::shared`].
+    /// Load `path` on a new worker thread in the [`default_decoding`](super::default_decoding) mode. Prefer
+    /// [`LocalBackend::shared`].
     pub fn load(path: &Path, spec: &str) -> Result<Self, LlmError> {
+        Self::load_with(path, spec, super::default_decoding())
+    }
+
+    /// Load `path` on a new worker thread, decoding as `decoding` says.
+    pub fn load_with(path: &Path, spec: &str, decoding: Decoding) -> Result<Self, LlmError> {
         let file_err = |detail: String| LlmError::ModelFile { path: path.to_path_buf(), detail };
         let (mut file, _) = crate::files::open(path).map_err(|e| file_err(format!("cannot read it: {}", e.problem)))?;
         let mut magic = [0u8; 4];
@@ -97,22 +96,53 @@ impl LocalBackend {
         if &magic != b"GGUF" {
             return Err(file_err("not a GGUF model (bad magic bytes)".into()));
         }
+        let stamp = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
+        let before = stamp(path);
         let sha256 = super::cache::file_sha256(path)?;
         let backend = llama_backend()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Loaded, LlmError>>();
         let owned_path = path.to_path_buf();
         let threads = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2);
+        let counters = Arc::new(Counters::default());
+        let worker_counters = counters.clone();
         std::thread::Builder::new()
             .name("recheck-llama".into())
-            .spawn(move || worker(backend, owned_path, threads, rx, ready_tx))
+            .spawn(move || worker(backend, owned_path, threads, decoding, worker_counters, rx, ready_tx))
             .map_err(|e| LlmError::Inference(format!("cannot start the model thread: {e}")))?;
         let loaded =
             ready_rx.recv().map_err(|_| LlmError::Inference("the model thread died while loading".into()))??;
+        // The digest recorded must be of the weights loaded: refuse a file that changed
+        // (size or modification time) between hashing and reading it.
+        if stamp(path) != before {
+            return Err(file_err("changed while it was being loaded; load it again once it is complete".into()));
+        }
         let template = ChatTemplate::new(&loaded.template, &loaded.bos, &loaded.eos)?;
-        let info = ModelInfo { weights_sha256: Some(sha256), ..ModelInfo::new(spec, "local") };
+        let info =
+            ModelInfo { weights_sha256: Some(sha256), decoding: Some(decoding), ..ModelInfo::new(spec, "local") };
         let name = loaded.name.unwrap_or_else(|| spec.to_string());
-        Ok(Self { jobs: Mutex::new(tx), template, info, name })
+        tracing::info!(
+            "embedded model {}: {decoding}, {threads} threads, {} x {} tokens of context",
+            path.display(),
+            decoding.sequences.max(1),
+            super::CONTEXT_TOKENS
+        );
+        Ok(Self { jobs: Mutex::new(tx), template, info, name, decoding, threads, counters })
+    }
+
+    /// How this model decodes calls.
+    pub fn decoding(&self) -> Decoding {
+        self.decoding
+    }
+
+    /// Threads llama.cpp decodes on.
+    pub fn threads(&self) -> i32 {
+        self.threads
+    }
+
+    /// What the engine has done so far, and the calls on it now.
+    pub fn stats(&self) -> DecodeStats {
+        self.counters.snapshot()
     }
 
     /// Render `messages` exactly as the model will see them.
@@ -123,12 +153,6 @@ impl LocalBackend {
     fn send(&self, job: Job) -> Result<(), LlmError> {
         let jobs = self.jobs.lock().map_err(|_| LlmError::Inference("job queue poisoned".into()))?;
         jobs.send(job).map_err(|_| LlmError::Inference("the model thread has stopped".into()))
-    }
-
-    async fn generate(&self, prompt: &str, params: &SamplingParams, seed: u32) -> Result<Generated, LlmError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Generate { prompt: prompt.to_string(), params: params.clone(), seed, reply })?;
-        rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))?
     }
 }
 
@@ -145,11 +169,17 @@ fn worker(
     backend: &'static LlamaBackend,
     path: PathBuf,
     threads: i32,
+    decoding: Decoding,
+    counters: Arc<Counters>,
     jobs: mpsc::Receiver<Job>,
     ready: mpsc::Sender<Result<Loaded, LlmError>>,
 ) {
     let file_err = |detail: String| LlmError::ModelFile { path: path.clone(), detail };
-    let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+    // Read into memory, not memory-mapped: a mapped file truncated or rewritten while
+    // we run would kill the process with SIGBUS; a copy in memory is immune (and costs
+    // nothing extra for weights that are all touched on every token anyway).
+    let params = LlamaModelParams::default().with_use_mmap(false);
+    let model = match LlamaModel::load_from_file(backend, &path, &params) {
         Ok(m) => m,
         Err(e) => {
             let _ = ready
@@ -167,7 +197,7 @@ fn worker(
     let vocab = model.vocab();
     let piece = |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
     let (bos, eos) = (piece(vocab.bos()), piece(vocab.eos()));
-    let mut engine = match Engine::new(backend, &model, threads) {
+    let engine = match Engine::new(backend, &model, threads, decoding, counters) {
         Ok(e) => e,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -179,26 +209,7 @@ fn worker(
     if ready.send(Ok(Loaded { template, bos, eos, name })).is_err() {
         return;
     }
-    while let Ok(job) = jobs.recv() {
-        // A panic inside llama-cpp-2 must fail one call, not the process.
-        match job {
-            Job::Generate { prompt, params, seed, reply } => {
-                let out = std::panic::catch_unwind(AssertUnwindSafe(|| engine.generate(&prompt, &params, seed)))
-                    .unwrap_or_else(|_| Err(LlmError::Inference("llama.cpp panicked during generation".into())));
-                let _ = reply.send(out);
-            }
-            Job::Score { prompt, continuation, reply } => {
-                let out = std::panic::catch_unwind(AssertUnwindSafe(|| engine.score(&prompt, &continuation)))
-                    .unwrap_or_else(|_| Err(LlmError::Inference("llama.cpp panicked during scoring".into())));
-                let _ = reply.send(out);
-            }
-            Job::ScoreMany { prompt, continuations, reply } => {
-                let out = std::panic::catch_unwind(AssertUnwindSafe(|| engine.score_many(&prompt, &continuations)))
-                    .unwrap_or_else(|_| Err(LlmError::Inference("llama.cpp panicked during scoring".into())));
-                let _ = reply.send(out);
-            }
-        }
-    }
+    engine.run(jobs);
 }
 
 #[async_trait]
@@ -225,11 +236,18 @@ impl ChatModel for LocalBackend {
             None if params.temperature > 0.0 => rand::random::<u32>() as u64,
             None => 0,
         };
-        let mut choices = Vec::new();
-        let mut usage = Usage::default();
+        // Every choice is queued at once, so choices decode side by side on free sequences.
+        let mut pending = Vec::new();
         for i in 0..params.n.max(1) {
             let seed = (base_seed as u32).wrapping_add(i);
-            let g = self.generate(&prompt, params, seed).await?;
+            let (reply, rx) = oneshot::channel();
+            self.send(Job::Generate { prompt: prompt.clone(), params: params.clone(), seed, reply })?;
+            pending.push(rx);
+        }
+        let mut choices = Vec::new();
+        let mut usage = Usage::default();
+        for rx in pending {
+            let g = rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
             usage.prompt_tokens = g.prompt_tokens;
             usage.completion_tokens += g.completion_tokens;
             choices.push(Choice { text: g.text, finish_reason: g.finish_reason, logprobs: g.logprobs });

@@ -1,281 +1,420 @@
-//! Inference with llama.cpp: prompt decoding, sampling, log-probabilities, scoring.
+//! Inference with llama.cpp: calls decoded together over KV-cache sequences
+//! (continuous batching), prompt prefixes reused across calls, sampling,
+//! log-probabilities and scoring.
 //!
-//! Runs on the backend's worker thread only; nothing here is async.
+//! Runs on the backend's worker thread only; nothing here is async. Each step builds one
+//! llama.cpp batch: the next token of every generating call first, then prompt tokens
+//! of calls still reading their prompts, up to [`BATCH_TOKENS`] (llama.cpp server's
+//! order, so a long prompt does not stall generation). With one sequence and no reuse
+//! ([`Decoding::DETERMINISTIC`]) every call decodes alone from an empty KV cache, in the
+//! same batches as before batching existed, so reruns are bit-identical.
 
-use std::num::NonZeroU32;
+use std::{
+    collections::VecDeque,
+    num::NonZeroU32,
+    panic::AssertUnwindSafe,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        mpsc, Arc,
+    },
+};
 
 use llama_cpp_2::{
     context::{params::LlamaContextParams, LlamaContext},
     llama_backend::LlamaBackend,
     llama_batch::LlamaBatch,
     model::LlamaModel,
-    sampling::LlamaSampler,
     token::LlamaToken,
+    DecodeError,
 };
 
-use crate::llm::{FinishReason, LlmError, SamplingParams, TokenLogprob};
+use super::{
+    slots::{Placement, Slots},
+    work::{Job, Step, Work},
+    CONTEXT_TOKENS,
+};
+use crate::llm::{Decoding, LlmError};
 
-/// Context window given to each call.
-pub const CONTEXT_TOKENS: u32 = 4096;
 /// Tokens decoded per llama.cpp batch.
-const BATCH_TOKENS: usize = 512;
+pub const BATCH_TOKENS: usize = 512;
 
-/// What one generation produced.
-#[derive(Debug)]
-pub struct Generated {
-    pub text: String,
-    pub finish_reason: FinishReason,
-    pub prompt_tokens: u32,
-    pub completion_tokens: u32,
-    pub logprobs: Option<Vec<TokenLogprob>>,
+/// What the engine has done so far, for `model` commands, benchmarks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Sequences in the context.
+    pub sequences: usize,
+    /// Calls running on a sequence now.
+    pub busy: usize,
+    /// Calls waiting for a free sequence.
+    pub queued: usize,
+    /// Calls placed on a sequence since the model loaded.
+    pub calls: u64,
+    /// Their prompt tokens, in all.
+    pub prompt_tokens: u64,
+    /// Of those, tokens whose KV state was reused rather than decoded.
+    pub reused_tokens: u64,
+    /// Calls that started from a prefix copied from another sequence.
+    pub copies: u64,
+    /// llama.cpp batches decoded.
+    pub batches: u64,
 }
 
-/// A model with its context; one per worker thread.
-pub struct Engine<'m> {
-    model: &'m LlamaModel,
-    ctx: LlamaContext<'m>,
+/// Counters shared between the worker thread and the backend.
+#[derive(Debug, Default)]
+pub struct Counters {
+    sequences: AtomicUsize,
+    busy: AtomicUsize,
+    queued: AtomicUsize,
+    calls: AtomicU64,
+    prompt_tokens: AtomicU64,
+    reused_tokens: AtomicU64,
+    copies: AtomicU64,
+    batches: AtomicU64,
 }
 
-fn infer(what: &str, e: impl std::fmt::Display) -> LlmError {
+impl Counters {
+    /// A snapshot.
+    pub fn snapshot(&self) -> DecodeStats {
+        DecodeStats {
+            sequences: self.sequences.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed),
+            prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
+            reused_tokens: self.reused_tokens.load(Ordering::Relaxed),
+            copies: self.copies.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(super) fn infer(what: &str, e: impl std::fmt::Display) -> LlmError {
     LlmError::Inference(format!("{what}: {e}"))
 }
 
+/// A call read from the queue, tokenized, waiting for a sequence.
+struct Pending {
+    tokens: Vec<LlamaToken>,
+    work: Work,
+}
+
+/// Where one slot's tokens sit in the batch being decoded.
+struct Segment {
+    slot: usize,
+    /// Index of its first token in the batch.
+    start: usize,
+    /// Its tokens (positions follow the slot's cache).
+    tokens: Vec<LlamaToken>,
+}
+
+/// A model with its context and the calls on it; one per worker thread.
+pub struct Engine<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    decoding: Decoding,
+    slots: Slots,
+    /// The call on each slot.
+    active: Vec<Option<(Vec<LlamaToken>, Work)>>,
+    queue: VecDeque<Pending>,
+    counters: Arc<Counters>,
+}
+
 impl<'m> Engine<'m> {
-    /// A context of [`CONTEXT_TOKENS`] on `threads` threads.
-    pub fn new(backend: &LlamaBackend, model: &'m LlamaModel, threads: i32) -> Result<Self, LlmError> {
+    /// A context with [`CONTEXT_TOKENS`] for each of `decoding.sequences` sequences, on
+    /// `threads` threads, each sequence in its own KV stream (llama.cpp divides `n_ctx`
+    /// among them). A cache that cannot be allocated is an error here, never later.
+    pub fn new(
+        backend: &LlamaBackend,
+        model: &'m LlamaModel,
+        threads: i32,
+        decoding: Decoding,
+        counters: Arc<Counters>,
+    ) -> Result<Self, LlmError> {
+        let sequences = decoding.sequences.max(1);
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(CONTEXT_TOKENS))
+            .with_n_ctx(NonZeroU32::new(CONTEXT_TOKENS * sequences))
+            .with_n_seq_max(sequences)
+            // One KV stream per sequence. With a unified cache (all sequences in one
+            // buffer) short prompts decoded together moved the judge's label
+            // log-probabilities by up to 0.5 nats against one call at a time; with
+            // separate streams they were bit-identical. (Batch shapes still matter:
+            // see `tests/local_model/batching.rs`.)
+            .with_kv_unified(false)
             .with_n_batch(BATCH_TOKENS as u32)
             .with_n_ubatch(BATCH_TOKENS as u32)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
-        let ctx = model.new_context(backend, params).map_err(|e| infer("cannot create a context", e))?;
-        Ok(Self { model, ctx })
-    }
-
-    /// Tokenize prompt text; special tokens written in the template are parsed as such.
-    pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<LlamaToken> {
-        self.model.vocab().tokenize(text.as_bytes(), add_special, true)
-    }
-
-    /// Decode `tokens` from position 0; `want_logits(i)` marks positions whose logits are read.
-    /// Calls `on_logits(i, logits)` for each marked position, in order.
-    fn decode_all(
-        &mut self,
-        tokens: &[LlamaToken],
-        want_logits: impl Fn(usize) -> bool,
-        mut on_logits: impl FnMut(usize, &[f32]),
-    ) -> Result<(), LlmError> {
-        if tokens.len() >= CONTEXT_TOKENS as usize {
-            return Err(LlmError::Inference(format!(
-                "input of {} tokens does not fit the {CONTEXT_TOKENS}-token context",
-                tokens.len()
-            )));
-        }
-        self.ctx.clear_kv_cache();
-        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
-        for (chunk_no, chunk) in tokens.chunks(BATCH_TOKENS).enumerate() {
-            batch.clear();
-            let base = chunk_no * BATCH_TOKENS;
-            for (j, token) in chunk.iter().enumerate() {
-                batch.add(*token, (base + j) as i32, &[0], want_logits(base + j)).map_err(|e| infer("batch", e))?;
-            }
-            self.ctx.decode(&mut batch).map_err(|e| infer("decode", e))?;
-            for j in 0..chunk.len() {
-                if want_logits(base + j) {
-                    on_logits(base + j, self.ctx.get_logits_ith(j as i32));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Generate from `prompt` under `params`; `seed` drives sampling when temperature > 0.
-    pub fn generate(&mut self, prompt: &str, params: &SamplingParams, seed: u32) -> Result<Generated, LlmError> {
-        let tokens = self.tokenize(prompt, true);
-        let last = tokens.len().saturating_sub(1);
-        let want_lp = params.logprobs;
-        self.decode_all(&tokens, |i| i == last, |_, _| ())?;
-
-        let mut sampler = if params.temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_p(params.top_p.clamp(0.0, 1.0), 1),
-                LlamaSampler::temp(params.temperature),
-                LlamaSampler::dist(seed),
-            ])
-        };
-        let vocab = self.model.vocab();
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut logprobs = Vec::new();
-        let mut batch = LlamaBatch::new(1, 1);
-        let mut pos = tokens.len();
-        // The prompt's last token sits at this index of the last decoded batch.
-        let mut logits_index = (last % BATCH_TOKENS) as i32;
-        let mut generated = 0u32;
-        let mut finish = FinishReason::Length;
-        while generated < params.max_tokens {
-            let token = sampler.sample(&self.ctx, logits_index);
-            if want_lp {
-                let lp = log_softmax_at(self.ctx.get_logits_ith(logits_index), token.0 as usize);
-                let piece = vocab.token_to_piece(token, true, None);
-                logprobs.push(TokenLogprob {
-                    token: String::from_utf8_lossy(&piece).into_owned(),
-                    logprob: lp,
-                    top: vec![],
-                });
-            }
-            generated += 1;
-            if vocab.is_eog(token) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            bytes.extend_from_slice(&vocab.token_to_piece(token, false, None));
-            if let Some(cut) = find_stop(&bytes, &params.stop) {
-                bytes.truncate(cut);
-                finish = FinishReason::Stop;
-                break;
-            }
-            if pos + 1 >= CONTEXT_TOKENS as usize {
-                break;
-            }
-            batch.clear();
-            batch.add(token, pos as i32, &[0], true).map_err(|e| infer("batch", e))?;
-            self.ctx.decode(&mut batch).map_err(|e| infer("decode", e))?;
-            pos += 1;
-            logits_index = 0;
-        }
-        Ok(Generated {
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            finish_reason: finish,
-            prompt_tokens: tokens.len() as u32,
-            completion_tokens: generated,
-            logprobs: want_lp.then_some(logprobs),
+        let ctx = model.new_context(backend, params).map_err(|e| {
+            infer(&format!("cannot create a context of {sequences} sequences x {CONTEXT_TOKENS} tokens"), e)
+        })?;
+        counters.sequences.store(sequences as usize, Ordering::Relaxed);
+        Ok(Self {
+            model,
+            ctx,
+            decoding,
+            slots: Slots::new(sequences as usize, decoding.prefix_reuse),
+            active: (0..sequences).map(|_| None).collect(),
+            queue: VecDeque::new(),
+            counters,
         })
     }
 
-    /// Log-probability of each token of `continuation` after `prompt`.
-    pub fn score(&mut self, prompt: &str, continuation: &str) -> Result<(Vec<TokenLogprob>, u32), LlmError> {
-        let mut tokens = self.tokenize(prompt, true);
-        let prompt_len = tokens.len();
-        if prompt_len == 0 {
-            return Err(LlmError::Inference("cannot score after an empty prompt".into()));
-        }
-        // The continuation is plain text: its special-looking strings are not parsed.
-        let cont = self.model.vocab().tokenize(continuation.as_bytes(), false, false);
-        tokens.extend_from_slice(&cont);
-        let total = tokens.len();
-        let mut scores = vec![0.0f64; cont.len()];
-        self.decode_all(
-            &tokens,
-            |i| i + 1 >= prompt_len && i + 1 < total,
-            |i, logits| scores[i + 1 - prompt_len] = log_softmax_at(logits, tokens[i + 1].0 as usize),
-        )?;
-        let vocab = self.model.vocab();
-        let out = cont
-            .iter()
-            .zip(scores)
-            .map(|(t, lp)| TokenLogprob {
-                token: String::from_utf8_lossy(&vocab.token_to_piece(*t, true, None)).into_owned(),
-                logprob: lp,
-                top: vec![],
-            })
-            .collect();
-        Ok((out, prompt_len as u32))
-    }
-}
-
-impl Engine<'_> {
-    /// Log-probabilities of each token of each of `continuations` after `prompt`, the
-    /// prompt decoded once: the last prompt position's logits score every
-    /// continuation's first token, and a longer continuation's later tokens are decoded
-    /// after the prompt's KV state and removed again (`llama_memory_seq_rm`). The
-    /// logits can differ in the last bits from [`Engine::score`]'s, which decodes
-    /// prompt and continuation in one batch of another shape.
-    pub fn score_many(&mut self, prompt: &str, continuations: &[String]) -> Result<Vec<Vec<TokenLogprob>>, LlmError> {
-        let tokens = self.tokenize(prompt, true);
-        let prompt_len = tokens.len();
-        if prompt_len == 0 {
-            return Err(LlmError::Inference("cannot score after an empty prompt".into()));
-        }
-        let conts: Vec<Vec<LlamaToken>> =
-            continuations.iter().map(|c| self.model.vocab().tokenize(c.as_bytes(), false, false)).collect();
-        let longest = conts.iter().map(Vec::len).max().unwrap_or(0);
-        if prompt_len + longest >= CONTEXT_TOKENS as usize {
-            return Err(LlmError::Inference(format!(
-                "input of {} tokens does not fit the {CONTEXT_TOKENS}-token context",
-                prompt_len + longest
-            )));
-        }
-        let mut last = Vec::new();
-        self.decode_all(&tokens, |i| i + 1 == prompt_len, |_, logits| last = logits.to_vec())?;
-        let vocab = self.model.vocab();
-        let piece = |t: &LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(*t, true, None)).into_owned();
-        let mut out = Vec::with_capacity(conts.len());
-        for cont in &conts {
-            let mut scores = Vec::with_capacity(cont.len());
-            if let Some(first) = cont.first() {
-                scores.push(log_softmax_at(&last, first.0 as usize));
-            }
-            if cont.len() > 1 {
-                // Every token but the last is fed; each one's logits score the next.
-                let mut batch = LlamaBatch::new(cont.len(), 1);
-                for (j, token) in cont[..cont.len() - 1].iter().enumerate() {
-                    batch.add(*token, (prompt_len + j) as i32, &[0], true).map_err(|e| infer("batch", e))?;
+    /// Answer jobs until every sender is gone and no call is left.
+    pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        let mut open = true;
+        loop {
+            let idle = self.slots.busy() == 0 && self.queue.is_empty();
+            if idle {
+                if !open {
+                    return;
                 }
-                self.ctx.decode(&mut batch).map_err(|e| infer("decode", e))?;
-                for j in 0..cont.len() - 1 {
-                    scores.push(log_softmax_at(self.ctx.get_logits_ith(j as i32), cont[j + 1].0 as usize));
-                }
-                let removed = self
-                    .ctx
-                    .clear_kv_cache_seq(Some(0), Some(prompt_len as u32), None)
-                    .map_err(|e| infer("cannot drop a continuation's KV state", e))?;
-                if !removed {
-                    return Err(infer("cannot drop a continuation's KV state", "llama_memory_seq_rm refused"));
+                match jobs.recv() {
+                    Ok(job) => self.accept(job),
+                    Err(_) => return,
                 }
             }
-            out.push(
-                cont.iter()
-                    .zip(scores)
-                    .map(|(t, logprob)| TokenLogprob { token: piece(t), logprob, top: vec![] })
-                    .collect(),
-            );
+            loop {
+                match jobs.try_recv() {
+                    Ok(job) => self.accept(job),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            self.drop_cancelled();
+            self.place_queued();
+            self.publish();
+            if self.slots.busy() > 0 {
+                // A panic inside llama-cpp-2 fails the calls in flight, not the process.
+                if std::panic::catch_unwind(AssertUnwindSafe(|| self.step())).is_err() {
+                    self.fail_all("llama.cpp panicked during decoding");
+                }
+            }
         }
-        Ok(out)
-    }
-}
-
-/// Natural-log softmax of `logits` at `index`, computed stably in f64.
-fn log_softmax_at(logits: &[f32], index: usize) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| ((l as f64) - max).exp()).sum();
-    logits.get(index).map(|&l| (l as f64) - max - sum.ln()).unwrap_or(f64::NEG_INFINITY)
-}
-
-/// Byte offset of the earliest stop string in `bytes`, if any.
-fn find_stop(bytes: &[u8], stops: &[String]) -> Option<usize> {
-    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| bytes.windows(s.len()).position(|w| w == s.as_bytes())).min()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_softmax_sums_to_one() {
-        let logits = [1.0f32, 2.0, 3.0, -4.0];
-        let total: f64 = (0..4).map(|i| log_softmax_at(&logits, i).exp()).sum();
-        assert!((total - 1.0).abs() < 1e-9);
-        assert!(log_softmax_at(&logits, 2) > log_softmax_at(&logits, 1));
     }
 
-    #[test]
-    fn finds_the_earliest_stop() {
-        let stops = vec!["\n\n".to_string(), "END".to_string()];
-        assert_eq!(find_stop(b"abc END x\n\n", &stops), Some(4));
-        assert_eq!(find_stop(b"abc", &stops), None);
-        assert_eq!(find_stop(b"abc", &[String::new()]), None);
+    /// Tokenize a job and queue it; one that cannot run is answered at once.
+    fn accept(&mut self, job: Job) {
+        let vocab = self.model.vocab();
+        match job.prepare(|text, special| vocab.tokenize(text.as_bytes(), special, special)) {
+            Ok((tokens, work)) => self.queue.push_back(Pending { tokens, work }),
+            Err((work, error)) => work.fail(error),
+        }
+    }
+
+    /// Free the slots of calls whose caller has gone (a cancelled request or a dropped
+    /// future): their cached tokens stay, as a prefix later calls may reuse.
+    fn drop_cancelled(&mut self) {
+        self.queue.retain(|p| !p.work.abandoned());
+        for (i, call) in self.active.iter_mut().enumerate() {
+            if call.as_ref().is_some_and(|(_, w)| w.abandoned()) {
+                *call = None;
+                self.slots.get_mut(i).busy = false;
+            }
+        }
+    }
+
+    /// Give queued calls the free slots, oldest first.
+    fn place_queued(&mut self) {
+        while let Some(pending) = self.queue.front() {
+            let Some(placement) = self.slots.place(&pending.tokens, pending.work.logits_from()) else { break };
+            let Some(pending) = self.queue.pop_front() else { break };
+            let placement = self.prepare_slot(placement);
+            self.slots.take(placement, &pending.tokens);
+            self.counters.calls.fetch_add(1, Ordering::Relaxed);
+            self.counters.prompt_tokens.fetch_add(pending.tokens.len() as u64, Ordering::Relaxed);
+            self.counters.reused_tokens.fetch_add(placement.reused() as u64, Ordering::Relaxed);
+            self.active[placement.slot] = Some((pending.tokens, pending.work));
+        }
+    }
+
+    /// Trim or copy the slot's KV state as `placement` says; falls back to an empty
+    /// sequence when llama.cpp refuses a partial removal.
+    fn prepare_slot(&mut self, placement: Placement) -> Placement {
+        let seq = self.slots.get(placement.slot).seq;
+        if self.decoding.is_deterministic() {
+            // Exactly the empty cache every call had before reuse and batching.
+            self.ctx.clear_kv_cache();
+            return Placement { keep: 0, copy_from: None, ..placement };
+        }
+        let empty = Placement { keep: 0, copy_from: None, ..placement };
+        if let Some((donor, n)) = placement.copy_from {
+            // Between streams llama.cpp copies whole sequences only (a partial range
+            // aborts the process): copy all of the donor's, then drop what follows the
+            // shared prefix. The buffer copy happens at the next decode, before the
+            // donor's own tokens of that batch are added.
+            let donor_seq = self.slots.get(donor).seq;
+            let copied = self.ctx.copy_kv_cache_seq(donor_seq, seq, None, None);
+            let trimmed = copied.is_ok()
+                && matches!(self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(n as u32), None), Ok(true));
+            if !trimmed {
+                return self.clear_slot(placement.slot, empty);
+            }
+            self.counters.copies.fetch_add(1, Ordering::Relaxed);
+            return placement;
+        }
+        match self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(placement.keep as u32), None) {
+            Ok(true) => placement,
+            _ => self.clear_slot(placement.slot, empty),
+        }
+    }
+
+    fn clear_slot(&mut self, slot: usize, placement: Placement) -> Placement {
+        let seq = self.slots.get(slot).seq;
+        // Removing a whole sequence always succeeds.
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        self.slots.get_mut(slot).cached.clear();
+        placement
+    }
+
+    fn publish(&self) {
+        self.counters.busy.store(self.slots.busy(), Ordering::Relaxed);
+        self.counters.queued.store(self.queue.len(), Ordering::Relaxed);
+    }
+
+    /// Decode one batch and hand each call its logits.
+    fn step(&mut self) {
+        let segments = self.plan();
+        if segments.is_empty() {
+            // Every busy call has something to decode until it is done; were one stuck,
+            // the loop would spin on it forever. Fail it instead.
+            for slot in 0..self.slots_len() {
+                if self.active[slot].is_some() {
+                    self.finish(slot, Err(LlmError::Inference("internal: a call had nothing to decode".into())), true);
+                }
+            }
+            return;
+        }
+        let total: usize = segments.iter().map(|s| s.tokens.len()).sum();
+        let mut batch = LlamaBatch::new(total.max(1), self.slots_len() as i32);
+        for seg in &segments {
+            let slot = self.slots.get(seg.slot);
+            let base = slot.cached.len();
+            let Some((tokens, work)) = &self.active[seg.slot] else { continue };
+            for (j, token) in seg.tokens.iter().enumerate() {
+                let pos = base + j;
+                if let Err(e) = batch.add(*token, pos as i32, &[slot.seq], work.wants_logits(pos, tokens)) {
+                    self.fail_all(&format!("cannot build a batch: {e}"));
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.decode(&mut batch) {
+            for seg in &segments {
+                self.finish(seg.slot, Err(infer("decode", &e)), true);
+            }
+            return;
+        }
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        for seg in segments {
+            self.deliver(seg);
+        }
+    }
+
+    fn slots_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Decode, evicting idle sequences' caches once if the KV cache is full.
+    fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), DecodeError> {
+        match self.ctx.decode(batch) {
+            Err(DecodeError::NoKvCacheSlot) => {
+                for i in 0..self.slots_len() {
+                    if !self.slots.get(i).busy {
+                        self.clear_slot(i, Placement { slot: i, keep: 0, copy_from: None });
+                    }
+                }
+                self.ctx.decode(batch)
+            }
+            other => other,
+        }
+    }
+
+    /// What each busy slot feeds this step: generating calls first, one token each,
+    /// then prompt tokens while the batch has room.
+    fn plan(&self) -> Vec<Segment> {
+        let mut budget = BATCH_TOKENS;
+        let mut segments = Vec::new();
+        let mut start = 0;
+        for generating in [true, false] {
+            for (slot, call) in self.active.iter().enumerate() {
+                let Some((tokens, work)) = call else { continue };
+                let cached = self.slots.get(slot).cached.len();
+                let (feed, g) = work.input(tokens, cached);
+                if g != generating || feed.is_empty() || budget == 0 {
+                    continue;
+                }
+                let n = feed.len().min(budget);
+                segments.push(Segment { slot, start, tokens: feed[..n].to_vec() });
+                start += n;
+                budget -= n;
+            }
+        }
+        segments
+    }
+
+    /// Hand a decoded segment's logits to its call and move the call on.
+    fn deliver(&mut self, seg: Segment) {
+        let Some((tokens, mut work)) = self.active[seg.slot].take() else { return };
+        let base = self.slots.get(seg.slot).cached.len();
+        for j in 0..seg.tokens.len() {
+            let pos = base + j;
+            if work.wants_logits(pos, &tokens) {
+                work.on_logits(pos, &tokens, (seg.start + j) as i32, &self.ctx, self.model);
+            }
+        }
+        self.slots.get_mut(seg.slot).cached.extend_from_slice(&seg.tokens);
+        self.active[seg.slot] = Some((tokens, work));
+        loop {
+            let cached = self.slots.get(seg.slot).cached.len();
+            let Some((tokens, work)) = self.active[seg.slot].as_mut() else { return };
+            match work.after_segment(tokens, cached) {
+                Step::Continue => return,
+                Step::Done => return self.finish(seg.slot, Ok(()), false),
+                Step::Rewind(len) => {
+                    let seq = self.slots.get(seg.slot).seq as u32;
+                    if !matches!(self.ctx.clear_kv_cache_seq(Some(seq), Some(len as u32), None), Ok(true)) {
+                        let e = infer("cannot drop a continuation's KV state", "llama_memory_seq_rm refused");
+                        return self.finish(seg.slot, Err(e), true);
+                    }
+                    self.slots.get_mut(seg.slot).cached.truncate(len);
+                }
+            }
+        }
+    }
+
+    /// End the call on `slot`: reply (its result, or `error`), free the slot, and with
+    /// `clear` drop the slot's KV state (after a failure it may be partial).
+    fn finish(&mut self, slot: usize, result: Result<(), LlmError>, clear: bool) {
+        let call = self.active[slot].take();
+        if clear {
+            self.clear_slot(slot, Placement { slot, keep: 0, copy_from: None });
+        }
+        // Free the slot before replying, so a caller that reads the stats after its
+        // reply sees its call gone.
+        self.slots.get_mut(slot).busy = false;
+        self.publish();
+        if let Some((tokens, work)) = call {
+            match result {
+                Ok(()) => work.reply(&tokens, self.model),
+                Err(e) => work.fail(e),
+            }
+        }
+    }
+
+    /// Fail every call in flight and empty the KV cache (after a panic its state is unknown).
+    fn fail_all(&mut self, why: &str) {
+        for slot in 0..self.slots_len() {
+            if let Some((_, work)) = self.active[slot].take() {
+                work.fail(LlmError::Inference(why.to_string()));
+            }
+            let s = self.slots.get_mut(slot);
+            s.busy = false;
+            s.cached.clear();
+        }
+        self.ctx.clear_kv_cache();
+        self.publish();
     }
 }
