@@ -133,6 +133,39 @@ async fn batched(path: &std::path::Path, c: u32, passage: &str) -> serde_json::V
     })
 }
 
+/// One `ask` with the critic strategy (3 rounds) on a question, with prefix reuse off
+/// (`--deterministic`) and on (one sequence, so only reuse differs): prompt tokens
+/// read, tokens reused, and wall time.
+async fn critic_loop(path: &std::path::Path) -> serde_json::Value {
+    let mut rows = Vec::new();
+    for decoding in [Decoding::DETERMINISTIC, Decoding { prefix_reuse: true, sequences: 1 }] {
+        let model = std::sync::Arc::new(LocalBackend::load_with(path, "local", decoding).unwrap());
+        let store = recheck::TraceStore::temporary().unwrap();
+        let options = recheck::AskOptions::builtin().unwrap().strategy(recheck::Strategy::Critic).rounds(3);
+        let t = Instant::now();
+        let outcome = recheck::ask(&store, model.clone(), "Is 7411 a prime number?", &options).await.unwrap();
+        let wall = t.elapsed().as_secs_f64();
+        let stats = model.stats();
+        eprintln!(
+            "critic loop, {decoding}: {} calls, {} prompt tokens, {} reused ({:.0}%), {:.1} s",
+            stats.calls,
+            stats.prompt_tokens,
+            stats.reused_tokens,
+            100.0 * stats.reused_tokens as f64 / stats.prompt_tokens.max(1) as f64,
+            wall
+        );
+        rows.push(serde_json::json!({
+            "decoding": decoding,
+            "calls": stats.calls,
+            "prompt_tokens": stats.prompt_tokens,
+            "reused_tokens": stats.reused_tokens,
+            "wall_s": wall,
+            "steps": store.steps(outcome.trace_id).unwrap().len(),
+        }));
+    }
+    serde_json::Value::Array(rows)
+}
+
 /// Median and range of per-pair ratios `a[i] / b[i]`.
 fn ratio(a: &[f64], b: &[f64]) -> serde_json::Value {
     let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
@@ -252,6 +285,10 @@ async fn main() {
         );
         concurrency.push(row);
     }
+    // A 3-round critic loop, as `recheck ask --strategy critic --rounds 3` runs it: the
+    // prompt tokens its calls read, and how many of them reuse decoded instead
+    // (the critic and reviser prompts share only the conversation's opening).
+    let critic = critic_loop(&path).await;
     let prompt_ratio = ratio(&prompt_rates, &raw_prompt);
     let gen_ratio = ratio(&gen_rates, &raw_gen);
     eprintln!(
@@ -276,6 +313,7 @@ async fn main() {
         "judge_labels": { "three_calls_s_median": median(separate), "one_prefill_s_median": median(shared), "speedup": judge_ratio },
         "peak_rss_mb": peak_rss_mb(),
         "batched": concurrency,
+        "critic_loop": critic,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");

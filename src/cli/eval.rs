@@ -58,7 +58,8 @@ pub struct ModelArgs {
     #[command(flatten)]
     pub dirs: super::models::AgentDirs,
 
-    /// Items in flight at once, 1 to 65536 (the embedded model runs one call at a time anyway).
+    /// Items in flight at once, 1 to 65536 (on the embedded model they decode together, up
+    /// to its `--sequences`).
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = super::in_flight())]
     pub concurrency: usize,
 

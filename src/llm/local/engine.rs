@@ -288,7 +288,7 @@ impl<'m> Engine<'m> {
             return;
         }
         let total: usize = segments.iter().map(|s| s.tokens.len()).sum();
-        let mut batch = LlamaBatch::new(total.max(1), self.slots_len() as i32);
+        let mut batch = LlamaBatch::new(total.max(1), 1);
         for seg in &segments {
             let slot = self.slots.get(seg.slot);
             let base = slot.cached.len();
