@@ -269,6 +269,14 @@ async fn main() {
         judge_ratio["min"].as_f64().unwrap(),
         judge_ratio["max"].as_f64().unwrap(),
     );
+    // KV cache per sequence at the full context: K and V, f16, every layer.
+    let kv_mb_per_sequence = {
+        let m = LlamaModel::load_from_file(llama_backend().unwrap(), &path, &LlamaModelParams::default()).unwrap();
+        let head_dim = (m.n_embd() as u64) / u64::from(m.n_head());
+        let per_token = 2 * u64::from(m.n_layer()) * head_dim * u64::from(m.n_head_kv()) * 2;
+        (per_token * u64::from(recheck::llm::local::CONTEXT_TOKENS)) as f64 / 1e6
+    };
+    eprintln!("KV cache: {kv_mb_per_sequence:.1} MB a sequence at the full context");
     // Batched sequences at 1, 4 and 8 calls at once, each in its own process.
     let mut concurrency = Vec::new();
     for c in [1, 4, 8] {
@@ -283,6 +291,8 @@ async fn main() {
             row["generation_tokens_per_s"].as_f64().unwrap(),
             row["peak_rss_mb"].as_f64().unwrap()
         );
+        let mut row = row;
+        row["kv_cache_mb"] = serde_json::json!(kv_mb_per_sequence * f64::from(c));
         concurrency.push(row);
     }
     // A 3-round critic loop, as `recheck ask --strategy critic --rounds 3` runs it: the
