@@ -54,8 +54,8 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
 }
 
 impl LocalBackend {
-    /// The backend for `path` in the [`default_decoding`](super::default_decoding) mode, loading it unless this
-    /// process already has it loaded.
+    /// The backend for `path` in the [`default_decoding`](super::default_decoding)
+    /// mode, loading it unless this process already has it loaded.
     pub fn shared(path: &Path, spec: &str) -> Result<Arc<Self>, LlmError> {
         Self::shared_with(path, spec, super::default_decoding())
     }
@@ -80,8 +80,8 @@ impl LocalBackend {
         Ok(backend)
     }
 
-    /// Load `path` on a new worker thread in the [`default_decoding`](super::default_decoding) mode. Prefer
-    /// [`LocalBackend::shared`].
+    /// Load `path` on a new worker thread in the
+    /// [`default_decoding`](super::default_decoding) mode. Prefer [`LocalBackend::shared`].
     pub fn load(path: &Path, spec: &str) -> Result<Self, LlmError> {
         Self::load_with(path, spec, super::default_decoding())
     }
