@@ -251,12 +251,16 @@ fn cli_answers_offline_and_records_the_weights() {
     // prefixes; --deterministic does not, and reads one call at a time.
     assert_eq!(payload["model"]["decoding"]["prefix_reuse"], true, "{payload}");
     assert_eq!(show["run"]["config"]["model"]["decoding"], payload["model"]["decoding"], "{show}");
-    let out = run(&["ask", "Is 7411 a prime number?", "--model", &spec, "--max-tokens", "8", "--json", "--deterministic"]);
+    let out =
+        run(&["ask", "Is 7411 a prime number?", "--model", &spec, "--max-tokens", "8", "--json", "--deterministic"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let show = run(&["traces", "show", answer["trace_id"].as_str().unwrap(), "--json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    assert_eq!(show["steps"][0]["payload"]["model"]["decoding"], serde_json::json!({"prefix_reuse": false, "sequences": 1}));
+    assert_eq!(
+        show["steps"][0]["payload"]["model"]["decoding"],
+        serde_json::json!({"prefix_reuse": false, "sequences": 1})
+    );
     // --deterministic and --sequences contradict each other: a usage error.
     let out = run(&["ask", "hi", "--model", &spec, "--deterministic", "--sequences", "4"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
