@@ -172,7 +172,7 @@ impl Work {
     /// Tokens to feed from position `cached` on, and whether they are generated ones.
     pub fn input<'a>(&'a self, tokens: &'a [LlamaToken], cached: usize) -> (&'a [LlamaToken], bool) {
         match self {
-            Work::Generate(g) if cached < tokens.len() => (&tokens[cached..], false),
+            Work::Generate(_) if cached < tokens.len() => (&tokens[cached..], false),
             Work::Generate(g) => (g.next.as_slice(), true),
             Work::Score { .. } => (tokens.get(cached..).unwrap_or(&[]), false),
             Work::ScoreMany { prompt_len, .. } if cached < *prompt_len => (&tokens[cached..*prompt_len], false),
