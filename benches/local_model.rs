@@ -37,8 +37,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The threads the backend decodes on, so the raw loop uses as many.
 fn threads() -> i32 {
-    std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+    recheck::llm::local::threads() as i32
 }
 
 /// Prompt and generation tokens/s of a bare decode loop on llama.cpp: same file,

@@ -45,7 +45,7 @@ pub(super) fn run(home: &Home, command: ModelCommand) -> anyhow::Result<()> {
         ModelCommand::List { json } => {
             let models = cache::list_cached(&dir)?;
             let decoding = default_decoding();
-            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+            let threads = recheck::llm::local::threads();
             if json {
                 return super::print_json(&json!({ "models": models, "decoding": decoding, "threads": threads }));
             }

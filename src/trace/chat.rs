@@ -304,6 +304,13 @@ pub struct ContinuationScore {
     pub tokens: Vec<TokenLogprob>,
 }
 
+impl ContinuationScore {
+    /// The score of a continuation scored token by token: the tokens, and their sum.
+    pub fn from_tokens(tokens: Vec<TokenLogprob>) -> Self {
+        Self { total_logprob: tokens.iter().map(|t| t.logprob).sum(), tokens }
+    }
+}
+
 /// What a backend can do beyond plain chat.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {

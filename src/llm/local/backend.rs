@@ -29,8 +29,6 @@ pub struct LocalBackend {
     info: ModelInfo,
     /// The name replies report: the GGUF's `general.name`, else the spec.
     name: String,
-    decoding: Decoding,
-    threads: i32,
     counters: Arc<Counters>,
 }
 
@@ -103,7 +101,7 @@ impl LocalBackend {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Loaded, LlmError>>();
         let owned_path = path.to_path_buf();
-        let threads = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2);
+        let threads = super::threads() as i32;
         let counters = Arc::new(Counters::default());
         let worker_counters = counters.clone();
         std::thread::Builder::new()
@@ -127,17 +125,7 @@ impl LocalBackend {
             decoding.sequences.max(1),
             super::CONTEXT_TOKENS
         );
-        Ok(Self { jobs: Mutex::new(tx), template, info, name, decoding, threads, counters })
-    }
-
-    /// How this model decodes calls.
-    pub fn decoding(&self) -> Decoding {
-        self.decoding
-    }
-
-    /// Threads llama.cpp decodes on.
-    pub fn threads(&self) -> i32 {
-        self.threads
+        Ok(Self { jobs: Mutex::new(tx), template, info, name, counters })
     }
 
     /// What the engine has done so far, and the calls on it now.
@@ -154,6 +142,11 @@ impl LocalBackend {
         let jobs = self.jobs.lock().map_err(|_| LlmError::Inference("job queue poisoned".into()))?;
         jobs.send(job).map_err(|_| LlmError::Inference("the model thread has stopped".into()))
     }
+}
+
+/// The model thread's answer to a job.
+async fn answer<T>(rx: oneshot::Receiver<Result<T, LlmError>>) -> Result<T, LlmError> {
+    rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))?
 }
 
 /// What the model thread reads from a GGUF file before it takes jobs.
@@ -247,7 +240,7 @@ impl ChatModel for LocalBackend {
         let mut choices = Vec::new();
         let mut usage = Usage::default();
         for rx in pending {
-            let g = rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
+            let g = answer(rx).await?;
             usage.prompt_tokens = g.prompt_tokens;
             usage.completion_tokens += g.completion_tokens;
             choices.push(Choice { text: g.text, finish_reason: g.finish_reason, logprobs: g.logprobs });
@@ -270,12 +263,10 @@ impl ChatModel for LocalBackend {
         let prompt = self.template.render(messages)?;
         let (reply, rx) = oneshot::channel();
         self.send(Job::Score { prompt, continuation: continuation.to_string(), reply })?;
-        let (tokens, _prompt_tokens) =
-            rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
-        Ok(ContinuationScore { total_logprob: tokens.iter().map(|t| t.logprob).sum(), tokens })
+        Ok(ContinuationScore::from_tokens(answer(rx).await?))
     }
 
-    /// The prompt decoded once for all `continuations` (see `Engine::score_many`).
+    /// The prompt decoded once for all `continuations` (`Work::ScoreMany` in `work.rs`).
     async fn score_continuations(
         &self,
         messages: &[Message],
@@ -285,10 +276,6 @@ impl ChatModel for LocalBackend {
         let (reply, rx) = oneshot::channel();
         let continuations = continuations.iter().map(|c| c.to_string()).collect();
         self.send(Job::ScoreMany { prompt, continuations, reply })?;
-        let scored = rx.await.map_err(|_| LlmError::Inference("the model thread dropped a job".into()))??;
-        Ok(scored
-            .into_iter()
-            .map(|tokens| ContinuationScore { total_logprob: tokens.iter().map(|t| t.logprob).sum(), tokens })
-            .collect())
+        Ok(answer(rx).await?.into_iter().map(ContinuationScore::from_tokens).collect())
     }
 }

@@ -25,7 +25,6 @@ use llama_cpp_2::{
     llama_batch::LlamaBatch,
     model::LlamaModel,
     token::LlamaToken,
-    DecodeError,
 };
 
 use super::{
@@ -234,39 +233,41 @@ impl<'m> Engine<'m> {
     /// sequence when llama.cpp refuses a partial removal.
     fn prepare_slot(&mut self, placement: Placement) -> Placement {
         let seq = self.slots.get(placement.slot).seq;
+        let empty = Placement { keep: 0, copy_from: None, ..placement };
         if self.decoding.is_deterministic() {
             // Exactly the empty cache every call had before reuse and batching.
             self.ctx.clear_kv_cache();
-            return Placement { keep: 0, copy_from: None, ..placement };
+            return empty;
         }
-        let empty = Placement { keep: 0, copy_from: None, ..placement };
-        if let Some((donor, n)) = placement.copy_from {
+        let prepared = match placement.copy_from {
             // Between streams llama.cpp copies whole sequences only (a partial range
             // aborts the process): copy all of the donor's, then drop what follows the
             // shared prefix. The buffer copy happens at the next decode, before the
             // donor's own tokens of that batch are added.
-            let donor_seq = self.slots.get(donor).seq;
-            let copied = self.ctx.copy_kv_cache_seq(donor_seq, seq, None, None);
-            let trimmed = copied.is_ok()
-                && matches!(self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(n as u32), None), Ok(true));
-            if !trimmed {
-                return self.clear_slot(placement.slot, empty);
+            Some((donor, n)) => {
+                let donor_seq = self.slots.get(donor).seq;
+                self.ctx.copy_kv_cache_seq(donor_seq, seq, None, None).is_ok()
+                    && matches!(self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(n as u32), None), Ok(true))
             }
+            None => {
+                matches!(self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(placement.keep as u32), None), Ok(true))
+            }
+        };
+        if !prepared {
+            self.clear_slot(placement.slot);
+            return empty;
+        }
+        if placement.copy_from.is_some() {
             self.counters.copies.fetch_add(1, Ordering::Relaxed);
-            return placement;
         }
-        match self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(placement.keep as u32), None) {
-            Ok(true) => placement,
-            _ => self.clear_slot(placement.slot, empty),
-        }
+        placement
     }
 
-    fn clear_slot(&mut self, slot: usize, placement: Placement) -> Placement {
+    /// Drop a slot's whole KV state (removing a whole sequence always succeeds).
+    fn clear_slot(&mut self, slot: usize) {
         let seq = self.slots.get(slot).seq;
-        // Removing a whole sequence always succeeds.
         let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
         self.slots.get_mut(slot).cached.clear();
-        placement
     }
 
     fn publish(&self) {
@@ -301,7 +302,10 @@ impl<'m> Engine<'m> {
                 }
             }
         }
-        if let Err(e) = self.decode(&mut batch) {
+        // Each sequence has its own KV stream holding at most a call's context, so a
+        // batch never waits for room another sequence could give up: a failure here
+        // fails the calls in the batch.
+        if let Err(e) = self.ctx.decode(&mut batch) {
             for seg in &segments {
                 self.finish(seg.slot, Err(infer("decode", &e)), true);
             }
@@ -315,21 +319,6 @@ impl<'m> Engine<'m> {
 
     fn slots_len(&self) -> usize {
         self.active.len()
-    }
-
-    /// Decode, evicting idle sequences' caches once if the KV cache is full.
-    fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), DecodeError> {
-        match self.ctx.decode(batch) {
-            Err(DecodeError::NoKvCacheSlot) => {
-                for i in 0..self.slots_len() {
-                    if !self.slots.get(i).busy {
-                        self.clear_slot(i, Placement { slot: i, keep: 0, copy_from: None });
-                    }
-                }
-                self.ctx.decode(batch)
-            }
-            other => other,
-        }
     }
 
     /// What each busy slot feeds this step: generating calls first, one token each,
@@ -390,7 +379,7 @@ impl<'m> Engine<'m> {
     fn finish(&mut self, slot: usize, result: Result<(), LlmError>, clear: bool) {
         let call = self.active[slot].take();
         if clear {
-            self.clear_slot(slot, Placement { slot, keep: 0, copy_from: None });
+            self.clear_slot(slot);
         }
         // Free the slot before replying, so a caller that reads the stats after its
         // reply sees its call gone.

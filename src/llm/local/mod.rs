@@ -39,6 +39,10 @@ pub const CONTEXT_TOKENS: u32 = 4096;
 /// sequences beyond that add KV memory (about 94 MB each for SmolLM2-135M at 4,096
 /// tokens) without adding throughput; below it, concurrent calls would queue.
 pub fn default_decoding() -> Decoding {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    Decoding { prefix_reuse: true, sequences: (2 * cores).clamp(2, 8) as u32 }
+    Decoding { prefix_reuse: true, sequences: (2 * threads()).clamp(2, 8) as u32 }
+}
+
+/// Threads llama.cpp decodes on: one a core (2 when the count cannot be read).
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }

@@ -27,8 +27,8 @@ type Reply<T> = oneshot::Sender<Result<T, LlmError>>;
 pub enum Job {
     /// Generate from a rendered prompt; `seed` drives sampling when temperature > 0.
     Generate { prompt: String, params: SamplingParams, seed: u32, reply: Reply<Generated> },
-    /// Log-probability of each token of `continuation` after `prompt` (and the prompt's length).
-    Score { prompt: String, continuation: String, reply: Reply<(Vec<TokenLogprob>, u32)> },
+    /// Log-probability of each token of `continuation` after `prompt`.
+    Score { prompt: String, continuation: String, reply: Reply<Vec<TokenLogprob>> },
     /// Several continuations of one prompt, the prompt decoded once.
     ScoreMany { prompt: String, continuations: Vec<String>, reply: Reply<Vec<Vec<TokenLogprob>>> },
 }
@@ -39,7 +39,7 @@ pub enum Work {
     Score {
         prompt_len: usize,
         scores: Vec<f64>,
-        reply: Reply<(Vec<TokenLogprob>, u32)>,
+        reply: Reply<Vec<TokenLogprob>>,
     },
     ScoreMany {
         prompt_len: usize,
@@ -274,7 +274,7 @@ impl Work {
                 }));
             }
             Work::Score { prompt_len, scores, reply } => {
-                let _ = reply.send(Ok((scored(&tokens[prompt_len..], scores), prompt_len as u32)));
+                let _ = reply.send(Ok(scored(&tokens[prompt_len..], scores)));
             }
             Work::ScoreMany { conts, scores, reply, .. } => {
                 let out = conts.iter().zip(scores).map(|(c, s)| scored(c, s)).collect();
