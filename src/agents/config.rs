@@ -223,8 +223,22 @@ impl AgentSet {
     }
 
     /// Load configs from `agents_dir` and templates from `prompts_dir`, falling back to
-    /// the built-in files for any file a directory lacks.
+    /// the built-in files for any file a directory lacks. The built-in set (no
+    /// directories) is parsed and checked once a process and copied after that: every
+    /// `serve` request and Python call builds its options from it.
     pub fn load(agents_dir: Option<&Path>, prompts_dir: Option<&Path>) -> Result<Self, AgentError> {
+        static BUILTIN: std::sync::OnceLock<AgentSet> = std::sync::OnceLock::new();
+        if agents_dir.is_none() && prompts_dir.is_none() {
+            if let Some(set) = BUILTIN.get() {
+                return Ok(set.clone());
+            }
+            let set = Self::parse(None, None)?;
+            return Ok(BUILTIN.get_or_init(|| set).clone());
+        }
+        Self::parse(agents_dir, prompts_dir)
+    }
+
+    fn parse(agents_dir: Option<&Path>, prompts_dir: Option<&Path>) -> Result<Self, AgentError> {
         let mut configs = Vec::new();
         for (name, default) in DEFAULT_AGENTS {
             let (text, file) = read_override(agents_dir, name, default, FileKind::AgentConfig)?;

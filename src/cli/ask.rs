@@ -5,14 +5,11 @@ use std::{path::PathBuf, sync::Arc};
 use clap::Args;
 
 use recheck::{
-    agents::{AgentSet, ClaimKind, Verdict},
-    corpus::CorpusIndex,
+    agents::{ClaimKind, Verdict},
     files::FileKind,
     home::Home,
     llm::ChatModel,
-    orchestrator::{
-        AskOptions, AskOutcome, ClaimReport, JudgeChoice, LoopOptions, Strategy, Verification, VerifyOptions,
-    },
+    orchestrator::{AskOptions, AskOutcome, ClaimReport, JudgeChoice, Settings, Strategy, Verification},
     trace::JudgeKind,
 };
 
@@ -107,7 +104,7 @@ pub struct RunArgs {
 
     /// Judge of atomic claims against corpus passages: model (agents/judge.toml) or
     /// lexical (word overlap, a baseline).
-    #[arg(long, default_value = "model", value_parser = parse_judge)]
+    #[arg(long, default_value = "model", value_parser = recheck::orchestrator::parse_judge)]
     pub judge: JudgeChoice,
 
     /// Self-consistency: draw N more answers (temperature 0.7) and judge each claim no
@@ -148,86 +145,47 @@ pub(super) fn parse_tag(s: &str) -> Result<String, String> {
 }
 
 impl RunArgs {
+    /// These flags as the library's settings (checked when options are made).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            strategy: self.strategy,
+            rounds: self.rounds,
+            index: self.index.clone(),
+            context: self.context,
+            citation_scorer: self.citation_scorer.clone(),
+            agents_dir: self.dirs.agents_dir.clone(),
+            prompts_dir: self.dirs.prompts_dir.clone(),
+            temperature: self.temperature,
+            temperature_step: self.temperature_step,
+            reject_repeats: self.reject_repeats,
+            max_tokens: self.max_tokens,
+            max_calls: self.max_calls,
+            token_budget: self.token_budget,
+            judge: self.judge,
+            samples: self.samples,
+            contradictions: self.contradictions,
+            decompose: !self.no_decompose,
+            calibration: self.calibration.clone(),
+            seed: self.seed,
+            tags: self.tags.clone(),
+            ..Settings::default()
+        }
+    }
+
     /// The options these flags describe. `open` opens a model an agent config names
     /// for itself (its `model`; "default" or none means the run's model).
     pub fn options(&self, open: impl Fn(&str) -> anyhow::Result<Arc<dyn ChatModel>>) -> anyhow::Result<AskOptions> {
-        if self.max_calls == 0 {
-            super::usage!("--max-calls must be at least 1 (the first answer is a call)");
-        }
-        // Range checks also refuse NaN and infinities.
-        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
-            super::usage!("--temperature must be a number in [0, 2], got {t}");
-        }
-        if !(0.0..=2.0).contains(&self.temperature_step) {
-            super::usage!("--temperature-step must be a number in [0, 2], got {}", self.temperature_step);
-        }
-        let mut options = agent_options(self.agents()?, self.index.as_deref(), open)?;
-        options.loop_options = LoopOptions {
-            strategy: self.strategy,
-            rounds: self.rounds,
-            temperature_step: self.temperature_step,
-            reject_repeats: self.reject_repeats,
-            max_calls: self.max_calls,
-            token_budget: self.token_budget,
-            seed: self.seed,
-            ..Default::default()
-        };
-        options.context_passages = self.context;
-        options.verify = VerifyOptions {
-            decompose: !self.no_decompose,
-            judge: self.judge,
-            calibration: super::calibrate::resolve(self.calibration.as_deref(), &options.agents)?,
-            samples: self.samples,
-            contradictions: self.contradictions,
-            ..Default::default()
-        };
-        options.tags = self.tags.clone();
-        Ok(options)
-    }
-
-    /// The agents, with this command line's overrides.
-    fn agents(&self) -> anyhow::Result<AgentSet> {
-        let mut agents = self.dirs.load()?;
-        if let Some(t) = self.temperature {
-            agents.solver.temperature = Some(t);
-        }
-        if let Some(n) = self.max_tokens {
-            agents.solver.max_tokens = Some(n);
-        }
-        match self.citation_scorer.as_deref() {
-            None => {}
-            Some(s @ ("lexical" | "contextcite" | "leave_one_out")) => agents.attributor.scorer = Some(s.to_string()),
-            Some(other) => {
-                super::usage!("--citation-scorer must be lexical, contextcite or leave_one_out, got {other:?}")
-            }
-        }
-        Ok(agents)
+        self.settings().ask_options(&|spec| open(spec).map_err(library)).map_err(super::flagged)
     }
 }
 
-/// Options over `agents`, with the models agent configs name for themselves (a `model`
-/// other than "default") opened by `open`, and `index` as the corpus: what `ask`,
-/// `serve` and `verify` share before their own settings.
-pub(super) fn agent_options(
-    agents: AgentSet,
-    index: Option<&std::path::Path>,
-    open: impl Fn(&str) -> anyhow::Result<Arc<dyn ChatModel>>,
-) -> anyhow::Result<AskOptions> {
-    let own_model = |spec: Option<&str>| match spec {
-        None | Some("default") => Ok(None),
-        Some(spec) => open(spec).map(Some),
-    };
-    let critic_model = own_model(agents.critic.model.as_deref())?;
-    let decomposer_model = own_model(agents.decomposer.model.as_deref())?;
-    let judge_model = own_model(agents.judge.model.as_deref())?;
-    let mut options = AskOptions::new(Arc::new(agents));
-    if let Some(dir) = index {
-        options = options.corpus(Arc::new(CorpusIndex::open(dir)?));
+/// An error from opening an agent's own model, carried through the library's options
+/// as its own error (its message kept whole).
+pub(super) fn library(e: anyhow::Error) -> recheck::Error {
+    match e.downcast::<recheck::Error>() {
+        Ok(e) => e,
+        Err(e) => recheck::Error::BadInput(format!("{e:#}")),
     }
-    options.critic_model = critic_model;
-    options.decomposer_model = decomposer_model;
-    options.judge_model = judge_model;
-    Ok(options)
 }
 
 pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
@@ -235,7 +193,7 @@ pub(super) async fn run(home: &Home, args: AskArgs) -> anyhow::Result<()> {
     let ask = args.run.options(|spec| args.server.open(home, spec))?;
     let store = super::open_store(home)?;
     let model = args.server.open(home, &args.model)?;
-    super::calibrate::check_judge(&ask, model.as_ref())?;
+    recheck::orchestrator::check_judge(&ask, model.as_ref()).map_err(super::flagged)?;
     let exporter = args.otlp.live(&store)?;
     let started = std::time::Instant::now();
     let outcome = recheck::ask(&store, model, &question, &ask).await;
@@ -418,13 +376,5 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Contradicted => "contradicted",
         Verdict::Unsupported => "unsupported",
         Verdict::Unchecked => "unchecked",
-    }
-}
-
-pub(super) fn parse_judge(s: &str) -> Result<JudgeChoice, String> {
-    match s {
-        "model" => Ok(JudgeChoice::Model),
-        "lexical" => Ok(JudgeChoice::Lexical),
-        other => Err(format!("{other:?} is not a judge (model or lexical)")),
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use recheck::{
     agents::{
         calibration::{self, CalibrationFile, LabelLogprobs},
-        AgentSet, Calibration, Label,
+        Calibration, Label,
     },
     home::Home,
     orchestrator::{ClaimUnit, VerifyOptions},
@@ -17,38 +17,6 @@ use recheck::{
 };
 
 use super::verify::records;
-
-/// `--calibration` (or, without it, agents/judge.toml's `calibration`): `none`,
-/// `contextual`, or a calibration file, read and checked here.
-pub(super) fn resolve(flag: Option<&str>, agents: &AgentSet) -> anyhow::Result<Calibration> {
-    let (value, from) = match (flag, agents.judge.calibration.as_deref()) {
-        (Some(v), _) => (v, "--calibration"),
-        (None, Some(v)) => (v, "agents/judge.toml's calibration"),
-        (None, None) => return Ok(Calibration::None),
-    };
-    match value {
-        "none" => Ok(Calibration::None),
-        "contextual" => Ok(Calibration::Contextual),
-        path => match CalibrationFile::load(std::path::Path::new(path)) {
-            Ok(file) => Ok(file.calibration),
-            Err(e) => super::usage!("{from}: {e} (give contextual, none, or a file `recheck calibrate` wrote)"),
-        },
-    }
-}
-
-/// Refuse a calibration the judge's model cannot take (it gives no label
-/// probabilities) before any record runs.
-pub(super) fn check_judge(options: &recheck::AskOptions, model: &dyn recheck::ChatModel) -> anyhow::Result<()> {
-    let v = &options.verify;
-    if v.calibration.is_none() || v.judge == recheck::orchestrator::JudgeChoice::Lexical {
-        return Ok(());
-    }
-    let judge = options.judge_model.as_deref().unwrap_or(model);
-    if let Err(e) = calibration::check_usable(judge) {
-        super::usage!("{e}");
-    }
-    Ok(())
-}
 
 /// Arguments of `recheck calibrate`.
 #[derive(Debug, Args)]
@@ -104,7 +72,9 @@ pub(super) async fn run(home: &Home, args: CalibrateArgs) -> anyhow::Result<()> 
     let mut agents = args.dirs.load()?;
     // Fitted on raw label probabilities, whatever judge.toml says.
     agents.judge.calibration = None;
-    let mut options = super::ask::agent_options(agents, None, |spec| args.server.open(home, spec))?;
+    let mut options = recheck::orchestrator::agent_options(agents, None, &|spec| {
+        args.server.open(home, spec).map_err(super::ask::library)
+    })?;
     options.loop_options.seed = args.seed;
     options.verify = VerifyOptions {
         claims: ClaimUnit::Whole,

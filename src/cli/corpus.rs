@@ -147,16 +147,11 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
 
 pub(super) fn search(home: &Home, args: SearchArgs) -> anyhow::Result<()> {
     let dir = index_dir(home, args.index)?;
-    if let Some(l) = args.mmr {
-        if !(0.0..=1.0).contains(&l) {
-            super::usage!("--mmr takes λ between 0 and 1, got {l}");
-        }
-    }
-    if args.max_per_doc == Some(0) {
-        super::usage!("--max-per-doc must be at least 1");
+    let options = SearchOptions { k: args.k, syntax: args.syntax, mmr: args.mmr, max_per_doc: args.max_per_doc };
+    if let Err((option, problem)) = options.check() {
+        super::usage!("--{} {problem}", option.replace('_', "-"));
     }
     let index = CorpusIndex::open(&dir)?;
-    let options = SearchOptions { k: args.k, syntax: args.syntax, mmr: args.mmr, max_per_doc: args.max_per_doc };
     let hits = index.search(&args.query, &options)?;
     if args.json {
         let results: Vec<_> = hits

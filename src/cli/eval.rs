@@ -15,7 +15,6 @@ use recheck::{
     eval::{self, EvalSpec, Progress, RunOptions},
     home::Home,
     llm::ChatModel,
-    tools::ToolRegistry,
     trace::{RunId, TraceStore},
 };
 
@@ -166,20 +165,9 @@ pub(super) fn options(
     data_root: &std::path::Path,
 ) -> anyhow::Result<RunOptions> {
     let agents = args.dirs.load()?;
-    let feedback_model = match agents.feedback.model.as_deref() {
-        None | Some("default") => None,
-        Some(spec) => Some(args.server.open(home, spec)?),
-    };
-    home.ensure()?;
-    let retriever = eval::open_corpus(spec, data_root, &home.indexes_dir(), &|line| eprintln!("{line}"))?;
-    Ok(RunOptions {
-        model,
-        feedback_model,
-        agents: Arc::new(agents),
-        tools: ToolRegistry::standard(),
-        concurrency: args.concurrency,
-        retriever,
-    })
+    let open = |spec: &str| args.server.open(home, spec).map_err(super::ask::library);
+    let progress = |line: &str| eprintln!("{line}");
+    Ok(RunOptions::for_spec(spec, data_root, home, model, agents, &open, args.concurrency, &progress)?)
 }
 
 async fn run_spec(home: &Home, args: RunArgs) -> anyhow::Result<()> {

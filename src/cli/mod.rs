@@ -119,77 +119,46 @@ pub fn diagnose(err: &anyhow::Error) -> (Option<&'static str>, i32) {
     (hint, code)
 }
 
-/// A hint for one error in the chain, and whether it is a usage error.
+/// A hint for one error in the chain, and whether it is a usage error: the library
+/// says both of its own errors ([`Error::hint`], [`Error::is_usage`]).
 fn classify(cause: &(dyn std::error::Error + 'static)) -> (Option<&'static str>, bool) {
     if cause.is::<UsageError>() || cause.is::<clap::Error>() {
         return (None, true);
     }
     if let Some(e) = cause.downcast_ref::<Error>() {
-        return match e {
-            Error::Llm(l) | Error::RunFailed { cause: l, .. } => llm_hint(l),
-            Error::Trace(t) => (trace_hint(t), false),
-            Error::Corpus(c) => (corpus_hint(c), false),
-            Error::Eval(v) => eval_hint(v),
-            Error::Home(_) => (Some(HOME_HINT), false),
-            Error::BadChange { .. } | Error::BadSelection { .. } => (None, true),
-            Error::Telemetry(recheck::telemetry::TelemetryError::BadEndpoint { .. }) => (None, true),
-            Error::Agent(recheck::agents::AgentError::Llm(l)) => llm_hint(l),
-            _ => (None, false),
-        };
+        return (e.hint(), e.is_usage());
     }
     if let Some(l) = cause.downcast_ref::<LlmError>() {
-        return llm_hint(l);
+        return (recheck::llm_hint(l), matches!(l, LlmError::BadSpec { .. }));
     }
     if let Some(t) = cause.downcast_ref::<TraceError>() {
-        return (trace_hint(t), false);
+        return (recheck::trace_hint(t), false);
     }
     if let Some(c) = cause.downcast_ref::<CorpusError>() {
-        return (corpus_hint(c), false);
+        return (recheck::corpus_hint(c), false);
     }
     if let Some(v) = cause.downcast_ref::<EvalError>() {
-        return eval_hint(v);
+        return (recheck::eval_hint(v), matches!(v, EvalError::BadChange { .. }));
     }
     if cause.is::<HomeError>() {
-        return (Some(HOME_HINT), false);
+        return (Some(recheck::HOME_HINT), false);
     }
     (None, false)
 }
 
-const HOME_HINT: &str = "set --home or RECHECK_HOME to a writable directory";
-
-fn llm_hint(e: &LlmError) -> (Option<&'static str>, bool) {
+/// A library error as the command line says it: a refused setting names its flag
+/// (`temperature_step` is `--temperature-step`, `decompose` is `--no-decompose`).
+pub(crate) fn flagged(e: Error) -> anyhow::Error {
     match e {
-        LlmError::BadSpec { .. } => (None, true),
-        LlmError::BaseUrl(_) => (Some("pass --base-url URL or set OPENAI_BASE_URL"), false),
-        _ => (None, false),
-    }
-}
-
-fn trace_hint(e: &TraceError) -> Option<&'static str> {
-    match e {
-        TraceError::InUse { .. } => Some("wait for the other recheck process to finish, or use another --home"),
-        TraceError::Damaged { .. } => Some(
-            "`recheck traces salvage` builds a new store from every record that can still be read and keeps the damaged one beside it",
-        ),
-        _ => None,
-    }
-}
-
-fn corpus_hint(e: &CorpusError) -> Option<&'static str> {
-    match e {
-        CorpusError::NoIndex(_) => Some("build one with `recheck index --index DIR SOURCE...`"),
-        CorpusError::BadQuery { .. } => Some("drop --syntax to search plain text"),
-        _ => None,
-    }
-}
-
-fn eval_hint(e: &EvalError) -> (Option<&'static str>, bool) {
-    match e {
-        EvalError::DatasetMissing { under: Some(_), .. } => {
-            (Some("pass --data-root DIR or set RECHECK_DATA_ROOT to the folder holding the datasets"), false)
+        Error::BadSetting { setting, problem } => {
+            let flag = match setting.as_str() {
+                "decompose" => "no-decompose".to_string(),
+                "tags" => "tag".to_string(),
+                other => other.replace('_', "-"),
+            };
+            UsageError(format!("--{flag} {problem}")).into()
         }
-        EvalError::BadChange { .. } => (None, true),
-        _ => (None, false),
+        other => other.into(),
     }
 }
 

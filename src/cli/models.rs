@@ -6,7 +6,8 @@ use clap::Args;
 
 use recheck::{
     home::Home,
-    llm::{BackendOptions, ChatModel, Decoding, ModelSpec, RetryConfig},
+    llm::{BackendOptions, ChatModel},
+    ModelSettings,
 };
 
 /// Where agent configs and prompt templates override the built-in ones.
@@ -95,38 +96,30 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// These flags, with the key in environment variable `key_env`, as the library's
+    /// model settings.
+    pub fn settings(&self, key_env: &str) -> ModelSettings {
+        ModelSettings {
+            base_url: self.base_url.clone(),
+            api_key_env: key_env.to_string(),
+            timeout: self.timeout,
+            retries: self.retries,
+            prefill: self.prefill,
+            max_reply_bytes: self.max_reply_bytes,
+            deterministic: self.deterministic,
+            sequences: self.sequences,
+            concurrency: self.concurrency,
+        }
+    }
+
     /// Backend options from these arguments, the key in environment variable
     /// `key_env`, and the home directory.
     pub fn backend_options(&self, home: &Home, key_env: &str) -> anyhow::Result<BackendOptions> {
-        let timeout = super::seconds("--timeout", self.timeout)?;
-        Ok(BackendOptions {
-            base_url: self.base_url.clone(),
-            api_key: std::env::var(key_env).ok(),
-            retry: RetryConfig { max_retries: self.retries, timeout, ..Default::default() },
-            max_concurrency: self.concurrency.unwrap_or(16),
-            models_dir: home.models_dir(),
-            prefill: self.prefill,
-            max_reply_bytes: self.max_reply_bytes,
-            decoding: self.decoding(),
-        })
-    }
-
-    /// The embedded model's decoding mode these flags ask for (`None`: the default).
-    pub fn decoding(&self) -> Option<Decoding> {
-        if self.deterministic {
-            return Some(Decoding::DETERMINISTIC);
-        }
-        self.sequences.map(|sequences| Decoding { prefix_reuse: true, sequences })
+        self.settings(key_env).backend_options(home).map_err(super::flagged)
     }
 
     /// Open the model `spec` names, fetching the default local model with visible progress.
     pub fn open(&self, home: &Home, spec: &str, key_env: &str) -> anyhow::Result<Arc<dyn ChatModel>> {
-        let spec: ModelSpec = spec.parse()?;
-        let options = self.backend_options(home, key_env)?;
-        if spec == (ModelSpec::Local { path: None }) {
-            // Fetch on first use with visible progress (the library would fetch silently).
-            recheck::llm::local::cache::ensure_default_model(&options.models_dir, false, &|line| eprintln!("{line}"))?;
-        }
-        Ok(recheck::open_model(&spec, &options)?)
+        self.settings(key_env).open(home, spec, &|line| eprintln!("{line}")).map_err(super::flagged)
     }
 }

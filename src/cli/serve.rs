@@ -3,10 +3,9 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use clap::Args;
-use serde::{Deserialize, Serialize};
 
 use recheck::{
-    home::Home,
+    home::{serve_file, Home, ServeFile},
     llm::ModelSpec,
     server::{ServeConfig, Server, ServerError, Upstream},
 };
@@ -86,23 +85,6 @@ pub struct ServeArgs {
     pub json: bool,
 }
 
-/// Where a running server can be reached, written to `<home>/serve.json` so the
-/// `traces` commands read through it while it holds the store.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ServeFile {
-    /// Base URL, e.g. `http://127.0.0.1:8787`.
-    pub url: String,
-    /// The server's process id.
-    pub pid: u32,
-    /// The environment variable holding its key, if it has one (never the key).
-    pub api_key_env: Option<String>,
-}
-
-/// The file a running server is announced in.
-pub fn serve_file(home: &Home) -> PathBuf {
-    home.root().join("serve.json")
-}
-
 pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> {
     let api_key = match &args.api_key_env {
         None => None,
@@ -147,7 +129,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
         _ => None,
     };
     let model = args.upstream.open(home, &args.model, key_env)?;
-    super::calibrate::check_judge(&options, model.as_ref())?;
+    recheck::orchestrator::check_judge(&options, model.as_ref()).map_err(super::flagged)?;
     let store = super::open_store(home)?;
     let exporter = args.otlp.live(&store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

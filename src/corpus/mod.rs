@@ -72,6 +72,19 @@ pub struct SearchOptions {
     pub max_per_doc: Option<usize>,
 }
 
+impl SearchOptions {
+    /// Refuse options out of range: the option's name and what is wrong with it.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(l) = self.mmr.filter(|l| !(0.0..=1.0).contains(l)) {
+            return Err(("mmr", format!("takes λ between 0 and 1, got {l}")));
+        }
+        if self.max_per_doc == Some(0) {
+            return Err(("max_per_doc", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SearchOptions {
     fn default() -> Self {
         Self { k: 10, syntax: false, mmr: None, max_per_doc: None }

@@ -3,6 +3,7 @@
 
 mod batch;
 mod batch_report;
+mod batch_tally;
 mod citations;
 mod fork;
 mod given;
@@ -10,15 +11,18 @@ mod given_batch;
 mod options;
 mod outcome;
 mod record;
+pub mod records;
 mod replay;
 mod run;
 mod select;
+mod settings;
 mod strategy;
 mod verify;
 
 pub use crate::agents::{Calibration, JudgeChoice};
 pub use batch::{fork_batch, BatchInput, BatchOptions};
 pub use batch_report::{batch_report, BatchReport, ForkPair, Skipped, VerdictFlip};
+pub use batch_tally::BatchTally;
 pub use fork::{fork, AskChange, AskFork, ForkModels};
 pub use given::{verify, verify_row, Context, ContextQuote, GivenAnswer, VerifyOutcome};
 pub use given_batch::{verify_batch, BatchRun};
@@ -31,5 +35,6 @@ pub use record::{AgentRecords, AskRecord};
 pub use replay::{replay, AskReplay};
 pub use run::ask;
 pub use select::{check_tag, RunFilter};
+pub use settings::{agent_options, calibration, check_judge, parse_judge, OpenModel, Settings};
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
 pub use verify::{ClaimUnit, VerifyOptions};

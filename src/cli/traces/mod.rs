@@ -1,14 +1,12 @@
 //! `recheck traces`: list, show, export and import recorded runs.
 
-mod remote;
-
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::json;
 
 use recheck::{
-    home::Home,
+    home::{Home, Remote},
     trace::{ListedRun, Listing, RunRecord, StepPayload, StepRecord},
 };
 
@@ -105,8 +103,10 @@ pub(super) async fn run(home: &Home, args: TracesArgs) -> anyhow::Result<()> {
     let remote = match (&command, &args.server) {
         (TracesCommand::Import { .. }, Some(_)) => super::usage!("import writes to the store itself; drop --server"),
         (TracesCommand::Import { .. }, None) => None,
-        (_, Some(url)) => Some(remote::Remote::new(url, args.server_key_env.as_deref())?),
-        (_, None) => remote::Remote::running(home).await?,
+        (_, Some(url)) => {
+            Some(Remote::new(url, args.server_key_env.as_deref()).map_err(|e| super::UsageError(e.to_string()))?)
+        }
+        (_, None) => Remote::running(home, &|line| eprintln!("{line}")).await?,
     };
     // Reads work while another process holds the store: through the `recheck serve`
     // that holds it, or from a snapshot; import writes.

@@ -15,7 +15,7 @@ use std::{
 use serde_json::{json, Value};
 
 use recheck::{
-    orchestrator::{verify_row, AskOptions, BatchRun, VerifyOutcome},
+    orchestrator::{verify_row, AskOptions, BatchRun, BatchTally, VerifyOutcome},
     trace::{run_kind, RunId, RunStatus, TraceStore},
 };
 
@@ -52,7 +52,7 @@ pub(super) async fn batch(
     let out_path = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
     let cannot = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", out_path.display());
     let mut out = recheck::trace::Output::create(&out_path).map_err(cannot)?;
-    let mut tally = Tally::default();
+    let mut tally = BatchTally::default();
     // The page holds every record, so only a batch asked for one keeps its rows.
     let mut kept = args.html.as_ref().map(|_| Vec::new());
     let with = Verifier { store, model, options, concurrency: args.concurrency };
@@ -211,55 +211,6 @@ async fn resumed(store: &TraceStore, batch: &str) -> anyhow::Result<(RunId, Hash
     store.reopen_run(id).await?;
     eprintln!("resuming batch {id}: {} records already verified", finished.len());
     Ok((id, finished))
-}
-
-/// A batch's rows, counted as they are written: the verified share and mean
-/// faithfulness, each with a 95% interval.
-#[derive(Default)]
-struct Tally {
-    records: u64,
-    failed: u64,
-    verified: usize,
-    faithfulness: Vec<f64>,
-}
-
-impl Tally {
-    fn add(&mut self, row: &Value) {
-        self.records += 1;
-        if row.get("error").is_some() {
-            self.failed += 1;
-            return;
-        }
-        self.verified += usize::from(row["verified"] == json!(true));
-        if let Some(f) = row["faithfulness"].as_f64() {
-            self.faithfulness.push(f);
-        }
-    }
-
-    /// The mean faithfulness so far, for the progress bar.
-    fn running(&self) -> String {
-        match self.faithfulness.len() {
-            0 => "-".into(),
-            n => format!("{:.3}", self.faithfulness.iter().sum::<f64>() / n as f64),
-        }
-    }
-
-    fn summary(&self) -> Value {
-        let done = (self.records - self.failed) as usize;
-        let share = recheck::analysis::intervals::wilson(self.verified, done);
-        let mean = recheck::analysis::intervals::bootstrap(&self.faithfulness, |s| {
-            (!s.is_empty()).then(|| s.iter().copied().sum::<f64>() / s.len() as f64)
-        });
-        let interval = |v: Option<(f64, f64, f64)>| v.map(|(p, lo, hi)| json!({ "value": p, "low": lo, "high": hi }));
-        json!({
-            "records": self.records,
-            "failed": self.failed,
-            "verified": self.verified,
-            "verified_share": interval(share),
-            "mean_faithfulness": interval(mean),
-            "with_faithfulness": self.faithfulness.len(),
-        })
-    }
 }
 
 /// An interval summary value as text: `p [low, high]`, or `undefined`.

@@ -16,7 +16,7 @@ use serde_json::json;
 use recheck::{
     files::FileKind,
     home::Home,
-    orchestrator::{AskOptions, ClaimUnit, Context, GivenAnswer, JudgeChoice, VerifyOptions, VerifyOutcome},
+    orchestrator::{AskOptions, ClaimUnit, Context, GivenAnswer, JudgeChoice, Settings, VerifyOutcome},
     trace::TraceStore,
 };
 
@@ -60,7 +60,7 @@ pub struct VerifyArgs {
     pub index: Option<PathBuf>,
 
     /// Judge of claims against evidence: model (agents/judge.toml) or lexical.
-    #[arg(long, default_value = "model", value_parser = super::ask::parse_judge)]
+    #[arg(long, default_value = "model", value_parser = recheck::orchestrator::parse_judge)]
     pub judge: JudgeChoice,
 
     /// Check only the claims the tool-checker's patterns find (no decomposer call).
@@ -139,7 +139,7 @@ pub struct VerifyArgs {
 pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
     let options = options(&args, |spec| args.server.open(home, spec))?;
     let model = args.server.open(home, &args.model)?;
-    super::calibrate::check_judge(&options, model.as_ref())?;
+    recheck::orchestrator::check_judge(&options, model.as_ref()).map_err(super::flagged)?;
     let store = match super::open_store(home) {
         Ok(store) => store,
         Err(e) => match serving(home) {
@@ -158,8 +158,8 @@ pub(super) async fn run(home: &Home, args: VerifyArgs) -> anyhow::Result<()> {
 
 /// The URL of the `recheck serve` that announced itself on this home, if any.
 fn serving(home: &Home) -> Option<String> {
-    let text = std::fs::read(super::serve::serve_file(home)).ok()?;
-    serde_json::from_slice::<super::serve::ServeFile>(&text).ok().map(|f| f.url)
+    let text = std::fs::read(recheck::home::serve_file(home)).ok()?;
+    serde_json::from_slice::<recheck::home::ServeFile>(&text).ok().map(|f| f.url)
 }
 
 /// The verification options these flags describe (`ask`'s, with no loop; an agent's
@@ -168,20 +168,21 @@ fn options(
     args: &VerifyArgs,
     open: impl Fn(&str) -> anyhow::Result<Arc<dyn recheck::ChatModel>>,
 ) -> anyhow::Result<AskOptions> {
-    let agents = args.dirs.load()?;
-    let mut options = super::ask::agent_options(agents, args.index.as_deref(), open)?;
-    options.loop_options.seed = args.seed;
-    options.verify = VerifyOptions {
-        decompose: !args.no_decompose,
-        claims: args.claims,
+    let settings = Settings {
+        index: args.index.clone(),
+        agents_dir: args.dirs.agents_dir.clone(),
+        prompts_dir: args.dirs.prompts_dir.clone(),
         judge: args.judge,
-        calibration: super::calibrate::resolve(args.calibration.as_deref(), &options.agents)?,
-        citation_quality: args.citation_quality,
         samples: args.samples,
         contradictions: args.contradictions,
-        ..Default::default()
+        decompose: !args.no_decompose,
+        claims: args.claims,
+        citation_quality: args.citation_quality,
+        calibration: args.calibration.clone(),
+        seed: args.seed,
+        ..Settings::default()
     };
-    Ok(options)
+    settings.verify_options(&|spec| open(spec).map_err(super::ask::library)).map_err(super::flagged)
 }
 
 /// `recheck verify --answer ...`.

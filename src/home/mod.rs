@@ -2,6 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod remote;
+
+pub use remote::{serve_file, Remote, RemoteError, ServeFile};
+
 /// Why the home directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("home directory {path}: {detail}")]

@@ -1,0 +1,84 @@
+//! `Index.build` and `Index.search`: the crate's corpus index, as `recheck index` and
+//! `recheck search` run it.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use serde_json::json;
+
+use recheck::corpus::{read_sources, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions};
+
+use crate::{errors::to_py, runtime::detached};
+
+/// Build or update the index at `dir` from `sources`; the counts as JSON (as
+/// `recheck index --json`). Bad input is listed in `bad` and skipped, and then
+/// nothing is pruned.
+#[pyfunction]
+#[pyo3(signature = (dir, sources, id_field, title_field, text_field, max_chars=None, overlap=None, prune=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn index_build(
+    py: Python<'_>,
+    dir: PathBuf,
+    sources: Vec<PathBuf>,
+    id_field: String,
+    title_field: String,
+    text_field: String,
+    max_chars: Option<usize>,
+    overlap: Option<usize>,
+    prune: bool,
+) -> PyResult<String> {
+    let defaults = PassageConfig::default();
+    let (max_chars, overlap) = (max_chars.unwrap_or(defaults.max_chars), overlap.unwrap_or(defaults.overlap_sentences));
+    if max_chars == 0 {
+        return Err(crate::errors::usage("max_chars must be at least 1"));
+    }
+    let started = std::time::Instant::now();
+    detached(py, || {
+        let fields = JsonlFields { id: id_field, title: title_field, text: text_field };
+        let ingested = read_sources(&sources, &fields)?;
+        let mut index = CorpusIndex::open_or_create(&dir)?;
+        let config = PassageConfig { max_chars, overlap_sentences: overlap };
+        let prune = prune && ingested.bad.is_empty();
+        let stats = index.update(&ingested.documents, &config, prune, &|_| {})?;
+        let (_, passages_total) = index.counts()?;
+        Ok(json!({
+            "index": dir,
+            "documents_read": ingested.documents.len(),
+            "added": stats.added,
+            "updated": stats.updated,
+            "unchanged": stats.unchanged,
+            "removed": stats.removed,
+            "passages_written": stats.passages_written,
+            "documents_total": stats.documents_total,
+            "passages_total": passages_total,
+            "bad": ingested.bad,
+            "bytes_read": ingested.bytes,
+            "seconds": started.elapsed().as_secs_f64(),
+        })
+        .to_string())
+    })
+    .map_err(|e: recheck::corpus::CorpusError| to_py(e.into()))
+}
+
+/// Search the index at `dir`; the hits as JSON.
+#[pyfunction]
+#[pyo3(signature = (dir, query, k, mmr, max_per_doc, syntax))]
+pub fn index_search(
+    py: Python<'_>,
+    dir: PathBuf,
+    query: String,
+    k: usize,
+    mmr: Option<f32>,
+    max_per_doc: Option<usize>,
+    syntax: bool,
+) -> PyResult<String> {
+    let options = SearchOptions { k, syntax, mmr, max_per_doc };
+    if let Err((option, problem)) = options.check() {
+        return Err(crate::errors::usage(format!("{option} {problem}")));
+    }
+    detached(py, || {
+        let index = CorpusIndex::open(&dir)?;
+        Ok(json!(index.search(&query, &options)?).to_string())
+    })
+    .map_err(|e: recheck::corpus::CorpusError| to_py(e.into()))
+}
