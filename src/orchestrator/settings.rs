@@ -163,7 +163,7 @@ impl Settings {
             return Err(bad("citation_scorer", format!("must be lexical, contextcite or leave_one_out, got {s:?}")));
         }
         for tag in &self.tags {
-            super::check_tag(tag).map_err(|e| bad("tag", e))?;
+            super::check_tag(tag).map_err(|e| bad("tags", format!("has a bad tag: {e}")))?;
         }
         Ok(())
     }
@@ -332,7 +332,7 @@ mod tests {
         assert!(refused(json!({"max_calls": 0})).starts_with("max_calls must be at least 1"));
         assert!(refused(json!({"judge": "oracle"})).starts_with("judge must be model or lexical, got"));
         assert!(refused(json!({"colour": 1})).starts_with("colour is not a setting"));
-        assert!(refused(json!({"tags": ["a,b"]})).starts_with("tag "));
+        assert!(refused(json!({"tags": ["a,b"]})).starts_with("tags has a bad tag: "));
         assert!(refused(json!({"decompose": "no"})).starts_with("decompose must be true or false"));
     }
 }
