@@ -13,10 +13,12 @@ the same trace store.
 """
 
 from ._api import (
+    AskSettings,
     EvalResult,
     Index,
     Model,
     Store,
+    VerifySettings,
     ask,
     ask_async,
     eval_run,
@@ -57,6 +59,7 @@ from .errors import (
 
 __all__ = [
     "AskResult",
+    "AskSettings",
     "BatchResult",
     "Claim",
     "CorpusError",
@@ -85,6 +88,7 @@ __all__ = [
     "UsageError",
     "Verified",
     "VerifyResult",
+    "VerifySettings",
     "__version__",
     "ask",
     "ask_async",

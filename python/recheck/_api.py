@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 from . import _recheck
 from ._types import (
@@ -25,9 +25,50 @@ from ._types import (
 )
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 PathLike = Union[str, "os.PathLike[str]"]
 #: A context an answer was written from: its text, ``(id, text)`` or ``{"id", "text"}``.
 ContextLike = Union[str, tuple[Any, str], Mapping[str, Any]]
+
+
+class _CheckSettings(TypedDict, total=False):
+    """How claims are checked: what :class:`AskSettings` and :class:`VerifySettings`
+    share. Left out (or ``None``), a setting has the command line's default."""
+
+    judge: str | None  #: "model" (agents/judge.toml) or "lexical" (word overlap, a baseline)
+    decompose: bool | None  #: False checks only the tool-checker's claims
+    index: PathLike | None  #: a corpus index (context passages, evidence, citations)
+    samples: int | None  #: self-consistency samples, 0 to 32
+    contradictions: bool | None  #: judge every pair of the first 8 claims
+    calibration: str | None  #: "contextual", "none" or a file from `recheck calibrate`
+    seed: int | None  #: seed of sampled calls, recorded
+    tags: Sequence[str] | None  #: labels stored with the run
+    agents_dir: PathLike | None  #: a directory overriding agents/*.toml
+    prompts_dir: PathLike | None  #: a directory overriding prompts/*.j2
+
+
+class VerifySettings(_CheckSettings, total=False):
+    """How a given answer is verified: ``recheck verify``'s flags."""
+
+    claims: str | None  #: "atomic" (the decomposer's, default), "sentences" or "whole"
+    citation_quality: bool | None  #: ALCE citation recall and precision
+
+
+class AskSettings(_CheckSettings, total=False):
+    """How a question is answered and verified: ``recheck ask``'s flags."""
+
+    strategy: str | None  #: single (default), self-refine, critic, ioe, wait or backtrack
+    rounds: int | None  #: review rounds at most, 0 to 100 (default 2)
+    context: int | None  #: passages given to the solver (with ``index``)
+    temperature: float | None  #: solver temperature in [0, 2] (default: solver.toml's)
+    temperature_step: float | None  #: temperature added each round, in [0, 2]
+    reject_repeats: bool | None  #: tell the solver which answers were rejected
+    max_tokens: int | None  #: solver generation limit
+    max_calls: int | None  #: model calls the loop may make (default 24)
+    token_budget: int | None  #: tokens the loop may spend, 0 for no limit
+    citation_scorer: str | None  #: lexical, contextcite or leave_one_out
 
 
 def _settings(values: Mapping[str, Any]) -> str:
@@ -139,100 +180,53 @@ def _model(model: Model | str | None) -> Model:
         return _models[spec]
 
 
+def _check(settings: Mapping[str, Any], allowed: type, call: str) -> str:
+    """The settings as the crate's JSON, after refusing names ``call`` does not take
+    (type checkers refuse them first; this is for callers without one)."""
+    unknown = sorted(set(settings) - set(allowed.__annotations__))
+    if unknown:
+        raise UsageError(f"{unknown[0]} is not a setting of {call} (see help(recheck.{call}))")
+    return _settings(settings)
+
+
 def ask(
     question: str,
     *,
     model: Model | str | None = None,
-    strategy: str | None = None,
-    rounds: int | None = None,
-    index: PathLike | None = None,
-    context: int | None = None,
-    judge: str | None = None,
-    temperature: float | None = None,
-    temperature_step: float | None = None,
-    reject_repeats: bool | None = None,
-    max_tokens: int | None = None,
-    max_calls: int | None = None,
-    token_budget: int | None = None,
-    samples: int | None = None,
-    contradictions: bool | None = None,
-    decompose: bool | None = None,
-    citation_scorer: str | None = None,
-    calibration: str | None = None,
-    seed: int | None = None,
-    tags: Sequence[str] | None = None,
-    agents_dir: PathLike | None = None,
-    prompts_dir: PathLike | None = None,
     store: Store | PathLike | None = None,
+    **settings: Unpack[AskSettings],
 ) -> AskResult:
     """Ask ``question`` through a verify-and-revise strategy; the run is stored.
 
-    The keywords are ``recheck ask``'s flags, with its defaults when left out:
-    ``strategy`` (``"single"``; ``"self-refine"``, ``"critic"``, ``"ioe"``, ``"wait"``,
-    ``"backtrack"``), ``rounds`` (2), ``index`` (a corpus index for context, the search
-    tool and citations), ``context`` (passages given), ``judge`` (``"model"`` or
-    ``"lexical"``), ``temperature`` (solver.toml's), ``temperature_step`` (0),
-    ``reject_repeats``, ``max_tokens``, ``max_calls`` (24), ``token_budget`` (0: none),
-    ``samples`` (self-consistency, 0), ``contradictions``, ``decompose`` (``True``),
-    ``citation_scorer``, ``calibration``, ``seed`` (0), ``tags``, ``agents_dir``,
-    ``prompts_dir``. ``store`` chooses another home (a :class:`Store` or a path).
+    The settings are ``recheck ask``'s flags, with its defaults when left out
+    (:class:`AskSettings` lists them): ``strategy`` (``"single"``; ``"self-refine"``,
+    ``"critic"``, ``"ioe"``, ``"wait"``, ``"backtrack"``), ``rounds`` (2), ``index``
+    (a corpus index for context, the search tool and citations), ``judge``
+    (``"model"`` or ``"lexical"``), ``temperature``, ``max_calls`` (24), ``samples``
+    (self-consistency, 0), ``seed`` (0), ``tags``, and the rest. ``model`` is a
+    :class:`Model` or a spec (default ``"local"``); ``store`` chooses another home (a
+    :class:`Store` or a path).
 
     Raises :class:`~recheck.UsageError` for a setting that cannot be used (nothing is
     stored), :class:`~recheck.ModelError` when the model fails (the run is stored as
     failed), :class:`~recheck.StoreInUse` when another process holds the store.
     """
-    settings = _settings(
-        dict(
-            strategy=strategy, rounds=rounds, index=index, context=context, judge=judge, temperature=temperature,
-            temperature_step=temperature_step, reject_repeats=reject_repeats, max_tokens=max_tokens,
-            max_calls=max_calls, token_budget=token_budget, samples=samples, contradictions=contradictions,
-            decompose=decompose, citation_scorer=citation_scorer, calibration=calibration, seed=seed,
-            tags=tags, agents_dir=agents_dir, prompts_dir=prompts_dir,
-        )
-    )  # fmt: skip
-    native = _model(model)._native
-    return AskResult._of(json.loads(_recheck.ask(_text(question, "question"), native, settings, _home(store))))
+    config = _check(settings, AskSettings, "ask")
+    out = _recheck.ask(_text(question, "question"), _model(model)._native, config, _home(store))
+    return AskResult._of(json.loads(out))
 
 
 async def ask_async(
     question: str,
     *,
     model: Model | str | None = None,
-    strategy: str | None = None,
-    rounds: int | None = None,
-    index: PathLike | None = None,
-    context: int | None = None,
-    judge: str | None = None,
-    temperature: float | None = None,
-    temperature_step: float | None = None,
-    reject_repeats: bool | None = None,
-    max_tokens: int | None = None,
-    max_calls: int | None = None,
-    token_budget: int | None = None,
-    samples: int | None = None,
-    contradictions: bool | None = None,
-    decompose: bool | None = None,
-    citation_scorer: str | None = None,
-    calibration: str | None = None,
-    seed: int | None = None,
-    tags: Sequence[str] | None = None,
-    agents_dir: PathLike | None = None,
-    prompts_dir: PathLike | None = None,
     store: Store | PathLike | None = None,
+    **settings: Unpack[AskSettings],
 ) -> AskResult:
     """:func:`ask` as a coroutine, run on the package's tokio runtime: many may be
     awaited at once from asyncio tasks (the embedded model batches them)."""
-    settings = _settings(
-        dict(
-            strategy=strategy, rounds=rounds, index=index, context=context, judge=judge, temperature=temperature,
-            temperature_step=temperature_step, reject_repeats=reject_repeats, max_tokens=max_tokens,
-            max_calls=max_calls, token_budget=token_budget, samples=samples, contradictions=contradictions,
-            decompose=decompose, citation_scorer=citation_scorer, calibration=calibration, seed=seed,
-            tags=tags, agents_dir=agents_dir, prompts_dir=prompts_dir,
-        )
-    )  # fmt: skip
-    native = _model(model)._native
-    out = await _recheck.ask_async(_text(question, "question"), native, settings, _home(store))
+    config = _check(settings, AskSettings, "ask")
+    out = await _recheck.ask_async(_text(question, "question"), _model(model)._native, config, _home(store))
     return AskResult._of(json.loads(out))
 
 
@@ -268,41 +262,25 @@ def verify(
     question: str | None = None,
     contexts: Iterable[ContextLike] | str | None = None,
     model: Model | str | None = None,
-    judge: str | None = None,
-    claims: str | None = None,
-    decompose: bool | None = None,
-    index: PathLike | None = None,
-    samples: int | None = None,
-    contradictions: bool | None = None,
-    citation_quality: bool | None = None,
-    calibration: str | None = None,
-    seed: int | None = None,
-    tags: Sequence[str] | None = None,
-    agents_dir: PathLike | None = None,
-    prompts_dir: PathLike | None = None,
     store: Store | PathLike | None = None,
+    **settings: Unpack[VerifySettings],
 ) -> VerifyResult:
     """Verify an answer recheck did not write (from your app, your RAG logs) claim by
     claim against the ``contexts`` it was written from, as ``recheck verify`` does:
     each claim's verdict, the quotes that decided it, the answer's faithfulness; the
     run is stored.
 
-    ``judge`` is ``"model"`` (default) or ``"lexical"``; ``claims`` is ``"atomic"``
-    (the decomposer's, default), ``"sentences"`` or ``"whole"``; ``index`` adds a
-    corpus's passages as evidence after the contexts; the rest are ``recheck verify``'s
-    flags. Raises :class:`~recheck.UnverifiableError` when a model call verification
-    needed failed (the run is stored as failed).
+    The settings (:class:`VerifySettings`) are ``recheck verify``'s flags: ``judge``
+    (``"model"``, the default, or ``"lexical"``), ``claims`` (``"atomic"``, the
+    decomposer's, the default; ``"sentences"`` or ``"whole"``), ``index`` (a corpus
+    whose passages are evidence after the contexts), ``samples``, ``contradictions``,
+    ``citation_quality``, ``calibration``, ``seed``, ``tags``. Raises
+    :class:`~recheck.UnverifiableError` when a model call verification needed failed
+    (the run is stored as failed).
     """
-    settings = _settings(
-        dict(
-            judge=judge, claims=claims, decompose=decompose, index=index, samples=samples,
-            contradictions=contradictions, citation_quality=citation_quality, calibration=calibration,
-            seed=seed, tags=tags, agents_dir=agents_dir, prompts_dir=prompts_dir,
-        )
-    )  # fmt: skip
-    native = _model(model)._native
+    config = _check(settings, VerifySettings, "verify")
     q = None if question is None else _text(question, "question")
-    out = _recheck.verify(_text(answer, "answer"), q, _contexts(contexts), native, settings, _home(store))
+    out = _recheck.verify(_text(answer, "answer"), q, _contexts(contexts), _model(model)._native, config, _home(store))
     return VerifyResult._of(json.loads(out))
 
 
@@ -312,31 +290,14 @@ async def verify_async(
     question: str | None = None,
     contexts: Iterable[ContextLike] | str | None = None,
     model: Model | str | None = None,
-    judge: str | None = None,
-    claims: str | None = None,
-    decompose: bool | None = None,
-    index: PathLike | None = None,
-    samples: int | None = None,
-    contradictions: bool | None = None,
-    citation_quality: bool | None = None,
-    calibration: str | None = None,
-    seed: int | None = None,
-    tags: Sequence[str] | None = None,
-    agents_dir: PathLike | None = None,
-    prompts_dir: PathLike | None = None,
     store: Store | PathLike | None = None,
+    **settings: Unpack[VerifySettings],
 ) -> VerifyResult:
     """:func:`verify` as a coroutine on the package's tokio runtime."""
-    settings = _settings(
-        dict(
-            judge=judge, claims=claims, decompose=decompose, index=index, samples=samples,
-            contradictions=contradictions, citation_quality=citation_quality, calibration=calibration,
-            seed=seed, tags=tags, agents_dir=agents_dir, prompts_dir=prompts_dir,
-        )
-    )  # fmt: skip
-    native = _model(model)._native
+    config = _check(settings, VerifySettings, "verify")
     q = None if question is None else _text(question, "question")
-    out = await _recheck.verify_async(_text(answer, "answer"), q, _contexts(contexts), native, settings, _home(store))
+    native = _model(model)._native
+    out = await _recheck.verify_async(_text(answer, "answer"), q, _contexts(contexts), native, config, _home(store))
     return VerifyResult._of(json.loads(out))
 
 
@@ -362,42 +323,24 @@ def verify_many(
     concurrency: int = 4,
     max_answer_chars: int = 20_000,
     fields: Mapping[str, str] | None = None,
-    judge: str | None = None,
-    claims: str | None = None,
-    decompose: bool | None = None,
-    index: PathLike | None = None,
-    samples: int | None = None,
-    contradictions: bool | None = None,
-    citation_quality: bool | None = None,
-    calibration: str | None = None,
-    seed: int | None = None,
-    tags: Sequence[str] | None = None,
-    agents_dir: PathLike | None = None,
-    prompts_dir: PathLike | None = None,
     store: Store | PathLike | None = None,
+    **settings: Unpack[VerifySettings],
 ) -> BatchResult:
     """Verify many records as one stored batch (``recheck verify FILE``), ``concurrency``
     at a time. A record is a mapping in recheck's fields (``question``, ``answer``,
     ``contexts``, ``id``), RAGAS's (``user_input``, ``response``,
     ``retrieved_contexts``) or DeepEval's (``input``, ``actual_output``,
     ``retrieval_context``), detected from the first record; ``fields`` maps other
-    shapes (``{"answer": "output.text"}``). A pandas DataFrame works too.
+    shapes (``{"answer": "output.text"}``). A pandas DataFrame works too. The settings
+    are :func:`verify`'s.
 
     Returns one result per record in input order; a record that failed is a
     :class:`~recheck.RecordError` in its place, and the rest go on.
     """
-    settings = _settings(
-        dict(
-            judge=judge, claims=claims, decompose=decompose, index=index, samples=samples,
-            contradictions=contradictions, citation_quality=citation_quality, calibration=calibration,
-            seed=seed, tags=tags, agents_dir=agents_dir, prompts_dir=prompts_dir,
-        )
-    )  # fmt: skip
-    native = _model(model)._native
+    config = _check(settings, VerifySettings, "verify_many")
     named = [f"{k}={v}" for k, v in (fields or {}).items()]
-    out = _recheck.verify_many(
-        _records(records), native, settings, _home(store), concurrency, max_answer_chars, named
-    )
+    native = _model(model)._native
+    out = _recheck.verify_many(_records(records), native, config, _home(store), concurrency, max_answer_chars, named)
     return BatchResult._of(json.loads(out))
 
 

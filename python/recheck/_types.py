@@ -356,6 +356,7 @@ class IndexReport(_Result):
     documents_total: int
     passages_total: int
     bad: tuple[Any, ...]
+    pruned: bool
     _raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -370,6 +371,7 @@ class IndexReport(_Result):
             d["documents_total"],
             d["passages_total"],
             tuple(d["bad"]),
+            d.get("pruned", False),
             d,
         )
 

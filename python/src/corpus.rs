@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use serde_json::json;
 
-use recheck::corpus::{read_sources, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions};
+use recheck::corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions};
 
 use crate::{errors::to_py, runtime::detached};
 
-/// Build or update the index at `dir` from `sources`; the counts as JSON (as
-/// `recheck index --json`). Bad input is listed in `bad` and skipped, and then
-/// nothing is pruned.
+/// Build or update the index at `dir` from `sources`; what it did as JSON (as
+/// `recheck index --json`).
 #[pyfunction]
 #[pyo3(signature = (dir, sources, id_field, title_field, text_field, max_chars=None, overlap=None, prune=false))]
 #[allow(clippy::too_many_arguments)]
@@ -32,32 +31,11 @@ pub fn index_build(
     if max_chars == 0 {
         return Err(crate::errors::usage("max_chars must be at least 1"));
     }
-    let started = std::time::Instant::now();
-    detached(py, || {
-        let fields = JsonlFields { id: id_field, title: title_field, text: text_field };
-        let ingested = read_sources(&sources, &fields)?;
-        let mut index = CorpusIndex::open_or_create(&dir)?;
-        let config = PassageConfig { max_chars, overlap_sentences: overlap };
-        let prune = prune && ingested.bad.is_empty();
-        let stats = index.update(&ingested.documents, &config, prune, &|_| {})?;
-        let (_, passages_total) = index.counts()?;
-        Ok(json!({
-            "index": dir,
-            "documents_read": ingested.documents.len(),
-            "added": stats.added,
-            "updated": stats.updated,
-            "unchanged": stats.unchanged,
-            "removed": stats.removed,
-            "passages_written": stats.passages_written,
-            "documents_total": stats.documents_total,
-            "passages_total": passages_total,
-            "bad": ingested.bad,
-            "bytes_read": ingested.bytes,
-            "seconds": started.elapsed().as_secs_f64(),
-        })
-        .to_string())
-    })
-    .map_err(|e: recheck::corpus::CorpusError| to_py(e.into()))
+    let fields = JsonlFields { id: id_field, title: title_field, text: text_field };
+    let config = PassageConfig { max_chars, overlap_sentences: overlap };
+    detached(py, || build_index(&dir, &sources, &fields, &config, prune, &|_, _| {}))
+        .map(|built| json!(built).to_string())
+        .map_err(|e| to_py(e.into()))
 }
 
 /// Search the index at `dir`; the hits as JSON.

@@ -122,6 +122,8 @@ def test_errors_match_the_command_line(home: Path, sim: recheck.Model, cli: Path
 
 
 def test_other_bad_arguments(home: Path, sim: recheck.Model, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="strategy is not a setting of verify"):
+        recheck.verify(URANUS, model=sim, strategy="critic")  # type: ignore[call-arg]
     with pytest.raises(UsageError, match="question is empty"):
         recheck.ask("  ", model=sim)
     with pytest.raises(UsageError, match="context 0 must be"):

@@ -1,12 +1,12 @@
 //! `recheck index` and `recheck search`.
 
-use std::{path::PathBuf, time::Instant};
+use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
 
 use recheck::{
-    corpus::{read_sources, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions},
+    corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions},
     home::Home,
 };
 
@@ -86,60 +86,41 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
     if args.max_chars == 0 {
         super::usage!("--max-chars must be at least 1");
     }
-    let started = Instant::now();
     let fields = JsonlFields { id: args.id_field, title: args.title_field, text: args.text_field };
-    let ingested = read_sources(&args.sources, &fields)?;
-    for bad in &ingested.bad {
+    let config = PassageConfig { max_chars: args.max_chars, overlap_sentences: args.overlap };
+    let bar = super::progress_bar(0, "indexing");
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let built = build_index(&dir, &args.sources, &fields, &config, args.prune, &progress)?;
+    bar.finish_and_clear();
+    for bad in &built.bad {
         eprintln!("bad input: {bad}");
     }
-    let prune = args.prune && ingested.bad.is_empty();
-    if args.prune && !prune {
-        eprintln!("not pruning: some input was bad, and its documents would be deleted");
+    if args.prune && !built.pruned {
+        eprintln!("not pruned: some input was bad, and its documents would have been deleted");
     }
-    let mut index = CorpusIndex::open_or_create(&dir)?;
-    let bar = super::progress_bar(ingested.documents.len() as u64, "indexing");
-    let config = PassageConfig { max_chars: args.max_chars, overlap_sentences: args.overlap };
-    let stats = index.update(&ingested.documents, &config, prune, &|n| bar.set_position(n as u64))?;
-    bar.finish_and_clear();
-    let (_, passages_total) = index.counts()?;
-    let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        super::print_json(&json!({
-            "index": dir,
-            "documents_read": ingested.documents.len(),
-            "added": stats.added,
-            "updated": stats.updated,
-            "unchanged": stats.unchanged,
-            "removed": stats.removed,
-            "passages_written": stats.passages_written,
-            "documents_total": stats.documents_total,
-            "passages_total": passages_total,
-            "bad": ingested.bad,
-            "bytes_read": ingested.bytes,
-            "seconds": seconds,
-        }))?;
+        super::print_json(&built)?;
     } else {
+        let s = &built.stats;
         println!(
             "{} documents read: {} added, {} updated, {} unchanged, {} removed; {} passages written",
-            ingested.documents.len(),
-            stats.added,
-            stats.updated,
-            stats.unchanged,
-            stats.removed,
-            stats.passages_written
+            built.documents_read, s.added, s.updated, s.unchanged, s.removed, s.passages_written
         );
         println!(
             "index {} now holds {} documents, {} passages ({:.1} s)",
             dir.display(),
-            stats.documents_total,
-            passages_total,
-            seconds
+            s.documents_total,
+            built.passages_total,
+            built.seconds
         );
     }
-    if !ingested.bad.is_empty() && !args.skip_bad {
+    if !built.bad.is_empty() && !args.skip_bad {
         anyhow::bail!(
             "{} bad input item(s) (listed above); the rest was indexed. Use --skip-bad to exit 0",
-            ingested.bad.len()
+            built.bad.len()
         );
     }
     Ok(())

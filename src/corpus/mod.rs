@@ -1,6 +1,7 @@
 //! The corpus: documents cut into passages with exact offsets, a tantivy index over
 //! them, and the [`Retriever`] trait the agents search through.
 
+mod build;
 mod document;
 pub mod evaluate;
 mod index;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use build::{build_index, IndexBuild};
 pub use document::{split_passages, Document, Passage, PassageConfig};
 pub use index::{CorpusIndex, UpdateStats};
 pub use ingest::{read_sources, BadInput, Ingested, JsonlFields};
