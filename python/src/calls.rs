@@ -15,11 +15,20 @@ use recheck::{
 };
 
 use crate::{
-    errors::{class, message, to_py},
+    errors::{class, json_text, json_value, message, to_py},
     model::{object, NativeModel},
     runtime::{block_on, detached},
     store::{home, shared},
 };
+
+/// Which settings a call reads.
+#[derive(Clone, Copy)]
+enum Call {
+    /// A question through a strategy, then verification.
+    Ask,
+    /// Verification of a given answer.
+    Verify,
+}
 
 /// What a call needs before it runs: the store, the model and the checked options.
 struct Prepared {
@@ -33,23 +42,21 @@ fn prepare(
     model: &NativeModel,
     store: Option<PathBuf>,
     settings: &str,
-    ask: bool,
+    call: Call,
 ) -> PyResult<Prepared> {
     let settings = Settings::from_values(&object(settings)?).map_err(to_py)?;
     let home = home(store)?;
     detached(py, || {
         let open = |spec: &str| model.open_other(spec);
-        let options = if ask { settings.ask_options(&open)? } else { settings.verify_options(&open)? };
+        let options = match call {
+            Call::Ask => settings.ask_options(&open)?,
+            Call::Verify => settings.verify_options(&open)?,
+        };
         check_judge(&options, model.model.as_ref())?;
         let store = shared(&home)?;
         Ok(Prepared { store, model: model.model.clone(), options })
     })
     .map_err(to_py)
-}
-
-/// The outcome of an `ask` as `recheck ask --json` prints it.
-fn ask_json(outcome: &recheck::AskOutcome) -> String {
-    json!(outcome).to_string()
 }
 
 /// Ask `question`; the outcome as JSON.
@@ -62,10 +69,10 @@ pub fn ask(
     settings: &str,
     store: Option<PathBuf>,
 ) -> PyResult<String> {
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, true)?;
+    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Ask)?;
     block_on(py, async move {
         let outcome = recheck::ask(&store, model, &question, &options).await.map_err(to_py)?;
-        Ok(ask_json(&outcome))
+        json_text(&outcome)
     })
 }
 
@@ -79,10 +86,10 @@ pub fn ask_async<'py>(
     settings: &str,
     store: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, true)?;
+    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Ask)?;
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let outcome = recheck::ask(&store, model, &question, &options).await.map_err(to_py)?;
-        Ok(ask_json(&outcome))
+        json_text(&outcome)
     })
 }
 
@@ -104,11 +111,11 @@ pub fn verify(
     settings: &str,
     store: Option<PathBuf>,
 ) -> PyResult<String> {
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, false)?;
+    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Verify)?;
     let given = given(answer, question, contexts);
     block_on(py, async move {
         let outcome = recheck::verify(&store, model, &given, &options).await.map_err(to_py)?;
-        Ok(verify_row(&json!(outcome)).to_string())
+        json_text(&verify_row(&json_value(&outcome)?))
     })
 }
 
@@ -125,11 +132,11 @@ pub fn verify_async<'py>(
     settings: &str,
     store: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, false)?;
+    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Verify)?;
     let given = given(answer, question, contexts);
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let outcome = recheck::verify(&store, model, &given, &options).await.map_err(to_py)?;
-        Ok(verify_row(&json!(outcome)).to_string())
+        json_text(&verify_row(&json_value(&outcome)?))
     })
 }
 
@@ -158,7 +165,7 @@ pub fn verify_many(
         .map(|f| records::parse_field(f).map_err(|e| crate::errors::usage(format!("fields: {e}"))))
         .collect::<PyResult<Vec<_>>>()?;
     let values = records.iter().map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null)).collect::<Vec<_>>();
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, false)?;
+    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Verify)?;
     let format = records::detect(values.first().unwrap_or(&Value::Null), &fields);
     // Records that cannot be verified are error rows in their place.
     let mut rows: Vec<Option<Value>> = vec![None; values.len()];
@@ -177,14 +184,18 @@ pub fn verify_many(
     }
     block_on(py, async move {
         let input = json!({ "records": values.len(), "format": format.name, "from": "python" });
-        let config = json!(recheck::orchestrator::AskRecord::of(&options, recheck::llm::identity(model.as_ref())));
+        let config =
+            json_value(&recheck::orchestrator::AskRecord::of(&options, recheck::llm::identity(model.as_ref())))?;
         let group =
             store.create_run(run_kind::VERIFY_BATCH, input, config, None).await.map_err(|e| to_py(e.into()))?.id;
         let mut tally = BatchTally::default();
         let each = |i: usize, outcome: Option<recheck::Result<recheck::VerifyOutcome>>| {
             let row = match outcome {
                 None => rows[i].take().unwrap_or(Value::Null),
-                Some(Ok(o)) => verify_row(&json!(o)),
+                Some(Ok(o)) => match json_value(&o) {
+                    Ok(v) => verify_row(&v),
+                    Err(e) => json!({ "id": ids[i], "index": i, "error": e.to_string(), "error_class": "Error" }),
+                },
                 Some(Err(e)) => json!({ "id": ids[i], "index": i, "error": message(&e), "error_class": class(&e) }),
             };
             tally.add(&row);
@@ -199,6 +210,6 @@ pub fn verify_many(
             .await
             .map_err(|e| to_py(e.into()))?;
         let rows: Vec<Value> = rows.into_iter().map(Option::unwrap_or_default).collect();
-        Ok(json!({ "batch": group, "rows": rows, "summary": summary }).to_string())
+        json_text(&json!({ "batch": group.to_string(), "rows": rows, "summary": summary }))
     })
 }

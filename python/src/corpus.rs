@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use serde_json::json;
 
 use recheck::corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions};
 
-use crate::{errors::to_py, runtime::detached};
+use crate::{
+    errors::{json_text, to_py},
+    runtime::detached,
+};
 
 /// Build or update the index at `dir` from `sources`; what it did as JSON (as
 /// `recheck index --json`).
@@ -33,9 +35,8 @@ pub fn index_build(
     }
     let fields = JsonlFields { id: id_field, title: title_field, text: text_field };
     let config = PassageConfig { max_chars, overlap_sentences: overlap };
-    detached(py, || build_index(&dir, &sources, &fields, &config, prune, &|_, _| {}))
-        .map(|built| json!(built).to_string())
-        .map_err(|e| to_py(e.into()))
+    let built = detached(py, || build_index(&dir, &sources, &fields, &config, prune, &|_, _| {}));
+    json_text(&built.map_err(|e| to_py(e.into()))?)
 }
 
 /// Search the index at `dir`; the hits as JSON.
@@ -54,9 +55,6 @@ pub fn index_search(
     if let Err((option, problem)) = options.check() {
         return Err(crate::errors::usage(format!("{option} {problem}")));
     }
-    detached(py, || {
-        let index = CorpusIndex::open(&dir)?;
-        Ok(json!(index.search(&query, &options)?).to_string())
-    })
-    .map_err(|e: recheck::corpus::CorpusError| to_py(e.into()))
+    let hits = detached(py, || CorpusIndex::open(&dir)?.search(&query, &options));
+    json_text(&hits.map_err(|e| to_py(e.into()))?)
 }

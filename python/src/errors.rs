@@ -3,6 +3,7 @@
 //! and the command line's hint as the exception's `hint`.
 
 use pyo3::{prelude::*, types::PyAnyMethods};
+use serde::Serialize;
 
 use recheck::{agents::AgentError, trace::TraceError, Error};
 
@@ -27,6 +28,17 @@ pub fn usage(message: impl Into<String>) -> PyErr {
 /// An exception of class `name` with `message` and no hint.
 pub fn raised(name: &str, message: &str) -> PyErr {
     Python::attach(|py| raise(py, name, message, None).unwrap_or_else(|failed| failed))
+}
+
+/// `value` as JSON text. The crate's results always serialise; were one not to, that
+/// is an exception here, not a panic across the boundary.
+pub fn json_text<T: Serialize + ?Sized>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| raised("Error", &format!("cannot write the result as JSON: {e}")))
+}
+
+/// `value` as a JSON value (see [`json_text`]).
+pub fn json_value<T: Serialize + ?Sized>(value: &T) -> PyResult<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| raised("Error", &format!("cannot write the result as JSON: {e}")))
 }
 
 /// The exception class for `e`.

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use serde_json::json;
 
 use recheck::{
     agents::AgentSet,
@@ -12,7 +11,7 @@ use recheck::{
 };
 
 use crate::{
-    errors::to_py,
+    errors::{json_text, to_py},
     model::NativeModel,
     runtime::{block_on, detached},
     store::{home, shared},
@@ -45,7 +44,7 @@ pub fn eval_run(
     .map_err(to_py)?;
     block_on(py, async move {
         let run = eval::start(&store, &spec, &data_root, limit, &options, &()).await.map_err(to_py)?;
-        Ok(json!(run).to_string())
+        json_text(&run)
     })
 }
 
@@ -54,10 +53,10 @@ pub fn eval_run(
 #[pyo3(signature = (run, store=None))]
 pub fn eval_report(py: Python<'_>, run: String, store: Option<PathBuf>) -> PyResult<String> {
     let home = home(store)?;
-    detached(py, || -> recheck::Result<String> {
+    let report = detached(py, || -> recheck::Result<_> {
         let store = shared(&home)?;
         let id = store.resolve(&run)?;
-        Ok(json!(recheck::analysis::compute(&store, id)?).to_string())
-    })
-    .map_err(to_py)
+        Ok(recheck::analysis::compute(&store, id)?)
+    });
+    json_text(&report.map_err(to_py)?)
 }

@@ -15,7 +15,7 @@ use recheck::{
 };
 
 use crate::{
-    errors::to_py,
+    errors::{json_text, json_value, to_py},
     runtime::{block_on, detached},
 };
 
@@ -109,7 +109,7 @@ impl NativeStore {
             Reader::Store(s) => s.listing(items).map_err(|e| to_py(e.into()))?,
             Reader::Server(r) => block_on(py, async { r.list(items).await.map_err(|e| to_py(e.into())) })?,
         };
-        Ok(json!(listing).to_string())
+        json_text(&listing)
     }
 
     /// One run and its steps, by id or unique prefix (JSON `{"run", "steps"}`).
@@ -120,12 +120,13 @@ impl NativeStore {
                 block_on(py, async { r.fetch(std::slice::from_ref(&id)).await.map_err(|e| to_py(e.into())) })?
             }
         };
-        let read = || -> Result<String, TraceError> {
+        let read = || -> Result<_, TraceError> {
             let id = store.resolve(&id)?;
             let run = store.run(id)?.ok_or(TraceError::NoSuchRun(id.to_string()))?;
-            Ok(json!({ "run": run, "steps": store.steps(id)? }).to_string())
+            Ok((run, store.steps(id)?))
         };
-        read().map_err(|e| to_py(e.into()))
+        let (run, steps) = read().map_err(|e| to_py(e.into()))?;
+        json_text(&json!({ "run": json_value(&run)?, "steps": json_value(&steps)? }))
     }
 
     /// Write runs `ids` (all when empty) with their steps to `path` as JSONL; the
@@ -140,14 +141,15 @@ impl NativeStore {
             let ids = ids.iter().map(|id| store.resolve(id)).collect::<Result<Vec<RunId>, _>>()?;
             store.export_jsonl(&path, &ids)
         })
-        .map(|counts| json!(counts).to_string())
         .map_err(|e| to_py(e.into()))
+        .and_then(|counts| json_text(&counts))
     }
 
     /// Import a JSONL export (runs already present are skipped); the counts as JSON.
     fn import_(&self, py: Python<'_>, path: PathBuf) -> PyResult<String> {
         let store = self.writable()?;
-        detached(py, || store.import_jsonl(&path)).map(|counts| json!(counts).to_string()).map_err(|e| to_py(e.into()))
+        let counts = detached(py, || store.import_jsonl(&path)).map_err(|e| to_py(e.into()))?;
+        json_text(&counts)
     }
 
     /// Let go of this process's handle on the store (it closes once no call is using
