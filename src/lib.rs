@@ -31,6 +31,11 @@
 //! - `server` (feature `server`): `recheck serve`, which answers any OpenAI client's
 //!   chat completions inside the loop and stores each as a run.
 //!
+//! - [`Settings`] and [`ModelSettings`]: the settings of an `ask` or `verify` and of a
+//!   model's connection as users state them (defaults, ranges, a refused one named in
+//!   [`Error::BadSetting`]); the `recheck` command line and the Python package (`python/`)
+//!   both turn them into options here.
+//!
 //! Each module depends only on those listed before it (`datasets` and `home` sit at
 //! the bottom beside `trace`). Every entry point returns [`Error`], whose variants
 //! wrap each module's own error.

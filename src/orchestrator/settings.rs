@@ -104,6 +104,24 @@ impl Default for Settings {
 impl Settings {
     /// The defaults with `values` (setting name to value, as JSON) over them: an unknown
     /// name, a value of the wrong type or out of range is refused, naming the setting.
+    ///
+    /// ```
+    /// use recheck::{Error, Settings, Strategy};
+    ///
+    /// let values = serde_json::json!({"strategy": "critic", "rounds": 3});
+    /// let settings = Settings::from_values(values.as_object().unwrap())?;
+    /// assert_eq!((settings.strategy, settings.rounds, settings.max_calls), (Strategy::Critic, 3, 24));
+    ///
+    /// let values = serde_json::json!({"temperature": 7});
+    /// match Settings::from_values(values.as_object().unwrap()) {
+    ///     Err(Error::BadSetting { setting, problem }) => {
+    ///         assert_eq!(setting, "temperature");
+    ///         assert_eq!(problem, "must be a number in [0, 2], got 7");
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn from_values(values: &Map<String, Value>) -> Result<Self> {
         let mut s = Settings::default();
         for (name, value) in values {
