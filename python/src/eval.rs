@@ -56,7 +56,7 @@ pub fn eval_report(py: Python<'_>, run: String, store: Option<PathBuf>) -> PyRes
     let report = detached(py, || -> recheck::Result<_> {
         let store = shared(&home)?;
         let id = store.resolve(&run)?;
-        Ok(recheck::analysis::compute(&store, id)?)
+        recheck::analysis::compute(&store, id)
     });
     json_text(&report.map_err(to_py)?)
 }
