@@ -17,7 +17,9 @@ pub fn block_on<T: Send>(py: Python<'_>, work: impl Future<Output = PyResult<T>>
     py.detach(|| {
         runtime().block_on(async {
             tokio::pin!(work);
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            // The first check after 50 ms: a short call never takes the GIL back.
+            let every = Duration::from_millis(50);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
