@@ -67,12 +67,13 @@ def main() -> None:
     # Ray Data's read needs a CPU of its own beside the actors', or it never starts.
     ray.init(address=args.address, num_cpus=None if args.address else args.workers + 1)
     root = Path(args.root).resolve()
-    rows = ray.data.read_json(args.records, lines=True)
+    # Blocks enough for every worker to take some (a small file is read as one block).
+    rows = ray.data.read_json(args.records, lines=True).repartition(args.workers * 4)
     results = rows.map_batches(
         Verifier,
         fn_constructor_args=(str(root), args.model, args.base_url, args.judge),
         batch_size=args.batch_size,
-        concurrency=args.workers,
+        compute=ray.data.ActorPoolStrategy(size=args.workers),
     ).take_all()
 
     merged = recheck.Store(args.merged or root / "merged")
