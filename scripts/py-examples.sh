@@ -12,9 +12,14 @@ venv=target/py-examples-venv
 cargo build --release --bin recheck
 home=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
-# The model cache of the default home, so the weights are not fetched again.
-models="${RECHECK_HOME:-$HOME/.local/share/recheck}/models"
-mkdir -p "$models" && ln -s "$models" "$home/models"
+# An existing model cache (the default home's, else the test suite's), so the weights
+# are not fetched again; with neither, the server fetches them into the fresh home.
+for models in "${RECHECK_HOME:-$HOME/.local/share/recheck}/models" target/tmp/models; do
+  if compgen -G "$models/*.gguf" >/dev/null; then
+    ln -s "$(cd "$models" && pwd)" "$home/models"
+    break
+  fi
+done
 RECHECK_HOME="$home" target/release/recheck serve --listen 127.0.0.1:0 --json >"$home/serve.out" &
 server=$!
 for _ in $(seq 1 600); do [ -s "$home/serve.out" ] && break; sleep 0.1; done
