@@ -364,7 +364,8 @@ class Store:
 
     @property
     def source(self) -> str:
-        """``"store"`` (this process's handle), ``"snapshot"`` or ``"server"``."""
+        """``"store"`` (this process's handle), ``"snapshot"``, ``"server"``, or
+        ``"closed"`` after :meth:`close`."""
         return self._native.source
 
     def runs(

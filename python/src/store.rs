@@ -85,7 +85,7 @@ impl NativeStore {
         Ok(Self { home, source: Mutex::new(Some(source)) })
     }
 
-    /// `store` (this process's handle), `snapshot` or `server`.
+    /// `store` (this process's handle), `snapshot`, `server`, or `closed`.
     #[getter]
     fn source(&self) -> &'static str {
         match &*self.lock() {
