@@ -30,8 +30,8 @@ def _raw() -> Any:
 
 
 @dataclass(frozen=True)
-class Source(_Result):
-    """A corpus passage an answer cites: ``[n]`` in ``cited_answer`` is ``sources[n-1]``."""
+class _Passage(_Result):
+    """A passage of a corpus document, with its exact character offsets."""
 
     doc_id: str
     passage_id: str
@@ -39,6 +39,12 @@ class Source(_Result):
     text: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class Source(_Passage):
+    """A corpus passage an answer cites: ``[n]`` in ``cited_answer`` is ``sources[n-1]``."""
+
     _raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -324,15 +330,9 @@ class Run(_Result):
 
 
 @dataclass(frozen=True)
-class Hit(_Result):
+class Hit(_Passage):
     """One search result: a passage, its BM25 score and a highlighted snippet."""
 
-    doc_id: str
-    passage_id: str
-    title: str
-    text: str
-    start: int
-    end: int
     score: float
     snippet: str
     _raw: Mapping[str, Any] = _raw()
