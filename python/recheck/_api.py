@@ -373,16 +373,10 @@ class Store:
     ) -> list[RunInfo]:
         """The stored runs, oldest first, as ``recheck traces list`` shows them
         (experiments' item runs only with ``items``), of one ``kind`` if given, started
-        at or after ``since`` and before ``until`` (ISO dates or times, UTC)."""
-        rows = json.loads(self._native.listing(items))["runs"]
-        out = [RunInfo._of(r["run"], r["steps"]) for r in rows]
-        if kind is not None:
-            out = [r for r in out if r.kind == kind]
-        if since is not None:
-            out = [r for r in out if r.started_at >= since]
-        if until is not None:
-            out = [r for r in out if r.started_at < until]
-        return out
+        at or after ``since`` and before ``until`` (a date, ``"2026-12-01"``, is its
+        midnight UTC; or an RFC 3339 time)."""
+        rows = json.loads(self._native.listing(items, kind, since, until))["runs"]
+        return [RunInfo._of(r["run"], r["steps"]) for r in rows]
 
     def run(self, id: str) -> Run:
         """One run with its steps, by id or a unique prefix of at least 4 characters."""

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use recheck::{
     home::{Home, Remote},
-    trace::{RunId, TraceError, TraceStore},
+    trace::{parse_time, ListingFilter, RunId, TraceError, TraceStore},
     Error,
 };
 
@@ -102,14 +102,29 @@ impl NativeStore {
         self.home.root().to_path_buf()
     }
 
-    /// The runs, as `recheck traces list --json` gives them (JSON).
-    #[pyo3(signature = (items=false))]
-    fn listing(&self, py: Python<'_>, items: bool) -> PyResult<String> {
+    /// The runs, as `recheck traces list --json` gives them (JSON), of one `kind`,
+    /// started at or after `since` and before `until` (dates or RFC 3339 times).
+    #[pyo3(signature = (items=false, kind=None, since=None, until=None))]
+    fn listing(
+        &self,
+        py: Python<'_>,
+        items: bool,
+        kind: Option<String>,
+        since: Option<String>,
+        until: Option<String>,
+    ) -> PyResult<String> {
+        let time = |name: &str, text: Option<String>| match text {
+            None => Ok(None),
+            Some(t) => parse_time(&t).map(Some).ok_or_else(|| {
+                crate::errors::usage(format!("{name} must be a date (YYYY-MM-DD) or an RFC 3339 time, got {t:?}"))
+            }),
+        };
+        let filter = ListingFilter { kind, since: time("since", since)?, until: time("until", until)? };
         let listing = match self.reader()? {
             Reader::Store(s) => s.listing(items).map_err(|e| to_py(e.into()))?,
             Reader::Server(r) => block_on(py, async { r.list(items).await.map_err(|e| to_py(e.into())) })?,
         };
-        json_text(&listing)
+        json_text(&listing.filtered(&filter))
     }
 
     /// One run and its steps, by id or unique prefix (JSON `{"run", "steps"}`).

@@ -30,6 +30,20 @@ def test_calls_and_stores_share_one_handle_per_home(home: Path, sim: recheck.Mod
     recheck.Store(other).close()
 
 
+def test_runs_are_selected_by_kind_and_time(home: Path, sim: recheck.Model) -> None:
+    out = recheck.verify(URANUS, contexts=[URANUS], model=sim, judge="lexical")
+    asked = recheck.ask("Is 7 prime?", model=sim)
+    store = recheck.Store()
+    assert [r.id for r in store.runs(kind="verify")] == [out.trace_id]
+    assert [r.id for r in store.runs(kind="ask")] == [asked.trace_id]
+    started = store.run(asked.trace_id).info.started_at
+    assert {r.id for r in store.runs(since="2000-01-01")} == {out.trace_id, asked.trace_id}
+    assert [r.id for r in store.runs(since=started)] == [asked.trace_id]
+    assert store.runs(until="2000-01-01T00:00:00+02:00") == []
+    with pytest.raises(recheck.UsageError, match="since must be a date"):
+        store.runs(since="last week")
+
+
 def test_export_import_and_close(home: Path, sim: recheck.Model, tmp_path: Path) -> None:
     outs = [recheck.verify(f"{URANUS} {i}", contexts=[URANUS], model=sim, judge="lexical") for i in range(3)]
     counts = recheck.Store().export(tmp_path / "runs.jsonl")

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{AskRecord, OutcomeSummary, Verification};
@@ -46,13 +46,7 @@ impl FromStr for RunFilter {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not KEY=VALUE")))?;
             let time = |v: &str| -> Result<DateTime<Utc>> {
-                if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-                    return Ok(t.with_timezone(&Utc));
-                }
-                NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|t| t.and_utc())
+                crate::trace::parse_time(v)
                     .ok_or_else(|| bad(format!("{key}={v}: not a date (YYYY-MM-DD) or an RFC 3339 time")))
             };
             match key {

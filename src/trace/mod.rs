@@ -27,4 +27,4 @@ pub use outcome::{
 pub use output::{write_output, Output};
 pub use record::{run_kind, GroupSlot, RunId, RunRecord, RunStatus, StepPayload, StepRecord, SCHEMA_VERSION};
 pub use recorder::RunRecorder;
-pub use store::{Durability, ListedRun, Listing, LogRecovery, SalvageReport, TraceStore};
+pub use store::{parse_time, Durability, ListedRun, Listing, ListingFilter, LogRecovery, SalvageReport, TraceStore};

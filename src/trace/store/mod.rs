@@ -32,7 +32,7 @@ use super::{
     RunId, RunRecord, TraceError, SCHEMA_VERSION,
 };
 use commit::GroupCommit;
-pub use read::{ListedRun, Listing};
+pub use read::{parse_time, ListedRun, Listing, ListingFilter};
 pub use recovery::LogRecovery;
 pub use salvage::SalvageReport;
 

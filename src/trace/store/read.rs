@@ -1,5 +1,7 @@
 //! Reading the store: runs, their steps, listings and id prefixes.
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use super::{decode, indexed_key, TraceStore};
 use crate::trace::{RunId, RunRecord, StepRecord, TraceError};
 
@@ -24,6 +26,38 @@ pub struct ListedRun {
     pub run: RunRecord,
     /// Its step count.
     pub steps: usize,
+}
+
+/// Which runs of a [`Listing`] to keep: of one kind, started at or after `since` and
+/// before `until`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListingFilter {
+    /// The run kind (`ask`, `verify`, `eval`, ...).
+    pub kind: Option<String>,
+    /// Started at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Started before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Listing {
+    /// The listing with only the runs `filter` keeps.
+    pub fn filtered(mut self, filter: &ListingFilter) -> Self {
+        self.runs.retain(|r| {
+            filter.kind.as_ref().is_none_or(|k| &r.run.kind == k)
+                && filter.since.is_none_or(|t| r.run.started_at >= t)
+                && filter.until.is_none_or(|t| r.run.started_at < t)
+        });
+        self
+    }
+}
+
+/// A time as users write it: an RFC 3339 time, or a date (its midnight, UTC).
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
 
 impl TraceStore {

@@ -400,3 +400,21 @@ fn a_panic_inside_is_an_error_with_its_message() {
     // Outside the call, panics are reported as before (the hook defers to the old one).
     assert!(std::panic::catch_unwind(|| panic!("ordinary")).is_err());
 }
+
+#[tokio::test]
+async fn a_listing_keeps_the_runs_its_filter_names() {
+    let store = TraceStore::temporary().unwrap();
+    let ask = store.create_run("ask", serde_json::json!(1), serde_json::json!({}), None).await.unwrap();
+    let verify = store.create_run("verify", serde_json::json!(2), serde_json::json!({}), None).await.unwrap();
+    let ids = |filter: ListingFilter| -> Vec<RunId> {
+        store.listing(false).unwrap().filtered(&filter).runs.iter().map(|r| r.run.id).collect()
+    };
+    assert_eq!(ids(ListingFilter::default()), [ask.id, verify.id]);
+    assert_eq!(ids(ListingFilter { kind: Some("verify".into()), ..Default::default() }), [verify.id]);
+    assert_eq!(ids(ListingFilter { since: Some(verify.started_at), ..Default::default() }), [verify.id]);
+    assert!(ids(ListingFilter { until: Some(ask.started_at), ..Default::default() }).is_empty());
+    let midnight = parse_time("2026-12-01").unwrap();
+    assert_eq!(parse_time("2026-12-01T02:00:00+02:00"), Some(midnight));
+    assert_eq!(midnight.to_rfc3339(), "2026-12-01T00:00:00+00:00");
+    assert_eq!(parse_time("last week"), None);
+}
