@@ -46,6 +46,7 @@ from ._types import (
     VerifyResult,
 )
 from .errors import (
+    Cancelled,
     CorpusError,
     Error,
     EvalError,
@@ -61,6 +62,7 @@ __all__ = [
     "AskResult",
     "AskSettings",
     "BatchResult",
+    "Cancelled",
     "Claim",
     "CorpusError",
     "Error",

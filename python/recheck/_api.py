@@ -3,11 +3,14 @@ in the native module (the GIL released) and returns a typed result."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Union
 
@@ -223,11 +226,37 @@ async def ask_async(
     store: Store | PathLike | None = None,
     **settings: Unpack[AskSettings],
 ) -> AskResult:
-    """:func:`ask` as a coroutine, run on the package's tokio runtime: many may be
-    awaited at once from asyncio tasks (the embedded model batches them)."""
+    """:func:`ask` as a coroutine: many may be awaited at once from asyncio tasks (the
+    embedded model batches concurrent calls). Cancelling the task stops the call within
+    50 ms; the run is left as stored so far."""
     config = _check(settings, AskSettings, "ask")
-    out = await _recheck.ask_async(_text(question, "question"), _model(model)._native, config, _home(store))
+    native = _model(model)._native
+    out = await _in_thread(_recheck.ask, _text(question, "question"), native, config, _home(store))
     return AskResult._of(json.loads(out))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+#: Async calls in flight at once; more wait for a thread.
+ASYNC_THREADS = 64
+
+
+async def _in_thread(call: Callable[..., str], *args: Any) -> str:
+    """Run a native call on one of the package's threads and await it. The native call
+    releases the GIL and runs on the package's tokio runtime; cancelling the awaiting
+    task sets its flag, which stops it within 50 ms. (Python joins these threads before
+    it shuts down, so none of them is still in the runtime then.)"""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(ASYNC_THREADS, thread_name_prefix="recheck-async")
+    cancel = _recheck.Cancel()
+    done = asyncio.get_running_loop().run_in_executor(_pool, functools.partial(call, *args, cancel=cancel))
+    try:
+        return await done
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
 
 
 def _text(value: Any, name: str) -> str:
@@ -293,11 +322,11 @@ async def verify_async(
     store: Store | PathLike | None = None,
     **settings: Unpack[VerifySettings],
 ) -> VerifyResult:
-    """:func:`verify` as a coroutine on the package's tokio runtime."""
+    """:func:`verify` as a coroutine (see :func:`ask_async`)."""
     config = _check(settings, VerifySettings, "verify")
     q = None if question is None else _text(question, "question")
     native = _model(model)._native
-    out = await _recheck.verify_async(_text(answer, "answer"), q, _contexts(contexts), native, config, _home(store))
+    out = await _in_thread(_recheck.verify, _text(answer, "answer"), q, _contexts(contexts), native, config, _home(store))
     return VerifyResult._of(json.loads(out))
 
 

@@ -27,8 +27,19 @@ class NativeStore:
     def import_(self, path: str) -> str: ...
     def close(self) -> None: ...
 
-def ask(question: str, model: NativeModel, settings: str, store: str | None = None) -> str: ...
-async def ask_async(question: str, model: NativeModel, settings: str, store: str | None = None) -> str: ...
+@final
+class Cancel:
+    def __new__(cls) -> Cancel: ...
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+
+def ask(
+    question: str,
+    model: NativeModel,
+    settings: str,
+    store: str | None = None,
+    cancel: Cancel | None = None,
+) -> str: ...
 def verify(
     answer: str,
     question: str | None,
@@ -36,14 +47,7 @@ def verify(
     model: NativeModel,
     settings: str,
     store: str | None = None,
-) -> str: ...
-async def verify_async(
-    answer: str,
-    question: str | None,
-    contexts: list[tuple[str | None, str]],
-    model: NativeModel,
-    settings: str,
-    store: str | None = None,
+    cancel: Cancel | None = None,
 ) -> str: ...
 def verify_many(
     records: list[str],

@@ -53,6 +53,11 @@ class UnverifiableError(Error):
     they seem to (the run is stored as failed)."""
 
 
+class Cancelled(Error):
+    """A call stopped by its caller: the asyncio task awaiting ``ask_async`` or
+    ``verify_async`` was cancelled (that task sees ``asyncio.CancelledError``)."""
+
+
 class CorpusError(Error):
     """An index that cannot be built, opened or searched."""
 
@@ -62,6 +67,7 @@ class EvalError(Error):
 
 
 __all__ = [
+    "Cancelled",
     "CorpusError",
     "Error",
     "EvalError",

@@ -1,5 +1,5 @@
-//! `ask`, `verify` and `verify_many` (and the async twins): the crate's entry points on
-//! the home's one store handle, with settings read by the crate.
+//! `ask`, `verify` and `verify_many`: the crate's entry points on the home's one store
+//! handle, with settings read by the crate (the async twins call the first two).
 
 use std::{ops::ControlFlow, path::PathBuf, sync::Arc};
 
@@ -17,7 +17,7 @@ use recheck::{
 use crate::{
     errors::{class, json_text, json_value, message, to_py},
     model::{object, NativeModel},
-    runtime::{block_on, detached},
+    runtime::{block_on, detached, Cancel},
     store::{home, shared},
 };
 
@@ -55,39 +55,23 @@ fn prepare(
         check_judge(&options, model.model.as_ref())?;
         let store = shared(&home)?;
         Ok(Prepared { store, model: model.model.clone(), options })
-    })
+    })?
     .map_err(to_py)
 }
 
-/// Ask `question`; the outcome as JSON.
+/// Ask `question`; the outcome as JSON. `cancel`, set from another thread, stops it.
 #[pyfunction]
-#[pyo3(signature = (question, model, settings, store=None))]
+#[pyo3(signature = (question, model, settings, store=None, cancel=None))]
 pub fn ask(
     py: Python<'_>,
     question: String,
     model: PyRef<'_, NativeModel>,
     settings: &str,
     store: Option<PathBuf>,
+    cancel: Option<PyRef<'_, Cancel>>,
 ) -> PyResult<String> {
     let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Ask)?;
-    block_on(py, async move {
-        let outcome = recheck::ask(&store, model, &question, &options).await.map_err(to_py)?;
-        json_text(&outcome)
-    })
-}
-
-/// `ask` as an awaitable on the package's runtime.
-#[pyfunction]
-#[pyo3(signature = (question, model, settings, store=None))]
-pub fn ask_async<'py>(
-    py: Python<'py>,
-    question: String,
-    model: PyRef<'py, NativeModel>,
-    settings: &str,
-    store: Option<PathBuf>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Ask)?;
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    block_on(py, cancel.as_deref(), async move {
         let outcome = recheck::ask(&store, model, &question, &options).await.map_err(to_py)?;
         json_text(&outcome)
     })
@@ -100,8 +84,10 @@ fn given(answer: String, question: Option<String>, contexts: Vec<(Option<String>
 }
 
 /// Verify one given answer; its row (as `recheck verify --json` prints it) as JSON.
+/// `cancel`, set from another thread, stops it.
 #[pyfunction]
-#[pyo3(signature = (answer, question, contexts, model, settings, store=None))]
+#[pyo3(signature = (answer, question, contexts, model, settings, store=None, cancel=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn verify(
     py: Python<'_>,
     answer: String,
@@ -110,31 +96,11 @@ pub fn verify(
     model: PyRef<'_, NativeModel>,
     settings: &str,
     store: Option<PathBuf>,
+    cancel: Option<PyRef<'_, Cancel>>,
 ) -> PyResult<String> {
     let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Verify)?;
     let given = given(answer, question, contexts);
-    block_on(py, async move {
-        let outcome = recheck::verify(&store, model, &given, &options).await.map_err(to_py)?;
-        json_text(&verify_row(&json_value(&outcome)?))
-    })
-}
-
-/// `verify` as an awaitable on the package's runtime.
-#[pyfunction]
-#[pyo3(signature = (answer, question, contexts, model, settings, store=None))]
-#[allow(clippy::too_many_arguments)]
-pub fn verify_async<'py>(
-    py: Python<'py>,
-    answer: String,
-    question: Option<String>,
-    contexts: Vec<(Option<String>, String)>,
-    model: PyRef<'py, NativeModel>,
-    settings: &str,
-    store: Option<PathBuf>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let Prepared { store, model, options } = prepare(py, &model, store, settings, Call::Verify)?;
-    let given = given(answer, question, contexts);
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    block_on(py, cancel.as_deref(), async move {
         let outcome = recheck::verify(&store, model, &given, &options).await.map_err(to_py)?;
         json_text(&verify_row(&json_value(&outcome)?))
     })
@@ -182,7 +148,7 @@ pub fn verify_many(
         }
         ids.push(id);
     }
-    block_on(py, async move {
+    block_on(py, None, async move {
         let input = json!({ "records": values.len(), "format": format.name, "from": "python" });
         let config =
             json_value(&recheck::orchestrator::AskRecord::of(&options, recheck::llm::identity(model.as_ref())))?;

@@ -35,7 +35,7 @@ pub fn index_build(
     }
     let fields = JsonlFields { id: id_field, title: title_field, text: text_field };
     let config = PassageConfig { max_chars, overlap_sentences: overlap };
-    let built = detached(py, || build_index(&dir, &sources, &fields, &config, prune, &|_, _| {}));
+    let built = detached(py, || build_index(&dir, &sources, &fields, &config, prune, &|_, _| {}))?;
     json_text(&built.map_err(|e| to_py(e.into()))?)
 }
 
@@ -55,6 +55,6 @@ pub fn index_search(
     if let Err((option, problem)) = options.check() {
         return Err(crate::errors::usage(format!("{option} {problem}")));
     }
-    let hits = detached(py, || CorpusIndex::open(&dir)?.search(&query, &options));
+    let hits = detached(py, || CorpusIndex::open(&dir)?.search(&query, &options))?;
     json_text(&hits.map_err(|e| to_py(e.into()))?)
 }

@@ -40,9 +40,9 @@ pub fn eval_run(
         let options =
             RunOptions::for_spec(&spec, &data_root, &home, model.model.clone(), agents, &open, concurrency, &progress)?;
         Ok((shared(&home)?, spec, options))
-    })
+    })?
     .map_err(to_py)?;
-    block_on(py, async move {
+    block_on(py, None, async move {
         let run = eval::start(&store, &spec, &data_root, limit, &options, &()).await.map_err(to_py)?;
         json_text(&run)
     })
@@ -57,6 +57,6 @@ pub fn eval_report(py: Python<'_>, run: String, store: Option<PathBuf>) -> PyRes
         let store = shared(&home)?;
         let id = store.resolve(&run)?;
         recheck::analysis::compute(&store, id)
-    });
+    })?;
     json_text(&report.map_err(to_py)?)
 }

@@ -28,7 +28,7 @@ impl NativeModel {
     fn new(py: Python<'_>, spec: String, settings: &str, home: Option<PathBuf>) -> PyResult<Self> {
         let settings = ModelSettings::from_values(&object(settings)?).map_err(to_py)?;
         let home = Home::resolve(home).map_err(|e| to_py(e.into()))?;
-        let model = detached(py, || settings.open(&home, &spec, &|line| eprintln!("{line}"))).map_err(to_py)?;
+        let model = detached(py, || settings.open(&home, &spec, &|line| eprintln!("{line}")))?.map_err(to_py)?;
         Ok(Self { spec, settings, home, model })
     }
 

@@ -69,11 +69,11 @@ impl NativeStore {
     #[pyo3(signature = (home=None))]
     fn new(py: Python<'_>, home: Option<PathBuf>) -> PyResult<Self> {
         let home = self::home(home)?;
-        let source = match detached(py, || shared(&home)) {
+        let source = match detached(py, || shared(&home))? {
             Ok(store) => Source::Own(store),
             Err(Error::Trace(e @ TraceError::InUse { .. })) => {
                 let say = |line: &str| eprintln!("{line}");
-                match block_on(py, async { Remote::running(&home, &say).await.map_err(|e| to_py(e.into())) })? {
+                match block_on(py, None, async { Remote::running(&home, &say).await.map_err(|e| to_py(e.into())) })? {
                     Some(remote) => Source::Server(remote),
                     None => Source::Snapshot(
                         TraceStore::open_snapshot(home.traces_dir()).map_err(|_| to_py(Error::Trace(e)))?,
@@ -122,7 +122,7 @@ impl NativeStore {
         let filter = ListingFilter { kind, since: time("since", since)?, until: time("until", until)? };
         let listing = match self.reader()? {
             Reader::Store(s) => s.listing(items).map_err(|e| to_py(e.into()))?,
-            Reader::Server(r) => block_on(py, async { r.list(items).await.map_err(|e| to_py(e.into())) })?,
+            Reader::Server(r) => block_on(py, None, async { r.list(items).await.map_err(|e| to_py(e.into())) })?,
         };
         json_text(&listing.filtered(&filter))
     }
@@ -132,7 +132,7 @@ impl NativeStore {
         let store = match self.reader()? {
             Reader::Store(s) => s,
             Reader::Server(r) => {
-                block_on(py, async { r.fetch(std::slice::from_ref(&id)).await.map_err(|e| to_py(e.into())) })?
+                block_on(py, None, async { r.fetch(std::slice::from_ref(&id)).await.map_err(|e| to_py(e.into())) })?
             }
         };
         let read = || -> Result<_, TraceError> {
@@ -150,12 +150,12 @@ impl NativeStore {
     fn export(&self, py: Python<'_>, path: PathBuf, ids: Vec<String>) -> PyResult<String> {
         let store = match self.reader()? {
             Reader::Store(s) => s,
-            Reader::Server(r) => block_on(py, async { r.fetch(&ids).await.map_err(|e| to_py(e.into())) })?,
+            Reader::Server(r) => block_on(py, None, async { r.fetch(&ids).await.map_err(|e| to_py(e.into())) })?,
         };
         detached(py, || {
             let ids = ids.iter().map(|id| store.resolve(id)).collect::<Result<Vec<RunId>, _>>()?;
             store.export_jsonl(&path, &ids)
-        })
+        })?
         .map_err(|e| to_py(e.into()))
         .and_then(|counts| json_text(&counts))
     }
@@ -163,7 +163,7 @@ impl NativeStore {
     /// Import a JSONL export (runs already present are skipped); the counts as JSON.
     fn import_(&self, py: Python<'_>, path: PathBuf) -> PyResult<String> {
         let store = self.writable()?;
-        let counts = detached(py, || store.import_jsonl(&path)).map_err(|e| to_py(e.into()))?;
+        let counts = detached(py, || store.import_jsonl(&path))?.map_err(|e| to_py(e.into()))?;
         json_text(&counts)
     }
 

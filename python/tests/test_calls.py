@@ -9,6 +9,7 @@ import os
 import pickle
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -178,6 +179,45 @@ def test_many_asyncio_tasks_ask_at_once(home: Path, sim: recheck.Model) -> None:
         return await recheck.verify_async(URANUS, contexts=[URANUS], model=sim, judge="lexical")
 
     assert asyncio.run(one()).faithfulness == 1.0
+
+
+def test_a_cancelled_async_call_stops_and_leaves_its_run(home: Path) -> None:
+    slow = recheck.Model("sim:seed=1,latency_ms=300")
+
+    async def main() -> None:
+        task = asyncio.create_task(recheck.ask_async("Is 7411 a prime number?", model=slow, strategy="critic"))
+        await asyncio.sleep(0.7)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    store = recheck.Store()
+    (run,) = store.runs(kind="ask")
+    time.sleep(1.0)  # three more calls' time, had it gone on
+    (again,) = store.runs(kind="ask")
+    assert run.status == again.status == "running" and run.steps == again.steps > 0, (run, again)
+    assert asyncio.run(recheck.ask_async("Is 7 prime?", model=slow)).trace_id
+
+
+def test_a_process_that_awaited_calls_exits_cleanly(home: Path) -> None:
+    """A script that awaits the async twins, reads the store and returns exits 0
+    (an asyncio result set from a runtime thread once raced with the interpreter's
+    shutdown and crashed it, one exit in two)."""
+    script = (
+        "import asyncio, recheck\n"
+        "m = recheck.Model('sim:seed=1,latency_ms=20')\n"
+        "async def main():\n"
+        "    t = asyncio.create_task(recheck.ask_async('Is 7411 a prime number?', model=m, strategy='critic'))\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    t.cancel()\n"
+        "    outs = await asyncio.gather(*(recheck.verify_async('a.', contexts=['a.'], model=m) for _ in range(4)))\n"
+        "    return len(outs)\n"
+        "print(asyncio.run(main()), len(recheck.Store().runs()))\n"
+    )
+    for _ in range(6):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
+        assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
 
 
 def test_ctrl_c_stops_a_long_batch_and_leaves_the_store_usable(home: Path) -> None:
