@@ -3,14 +3,12 @@ in the native module (the GIL released) and returns a typed result."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Union
 
@@ -29,6 +27,8 @@ from ._types import (
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from typing_extensions import Unpack
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -246,6 +246,10 @@ async def _in_thread(call: Callable[..., str], *args: Any) -> str:
     releases the GIL and runs on the package's tokio runtime; cancelling the awaiting
     task sets its flag, which stops it within 50 ms. (Python joins these threads before
     it shuts down, so none of them is still in the runtime then.)"""
+    # Imported here: `import recheck` stays cheap for programs that never await.
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _pool_lock:
         if _pool is None:
