@@ -205,6 +205,8 @@ pub mod server;
 mod error;
 mod setting;
 
+pub use setting::{check_in_flight, MAX_IN_FLIGHT};
+
 pub use error::{corpus_hint, eval_hint, llm_hint, trace_hint, Error, Result, HOME_HINT};
 pub use eval::{open_model, ModelSettings};
 pub use llm::ChatModel;

@@ -7,6 +7,19 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
+/// The most calls, records or items any setting lets run at once: more would exceed
+/// what a tokio semaphore holds, and buy nothing on any machine.
+pub const MAX_IN_FLIGHT: usize = 65_536;
+
+/// Refuse a count of things in flight at once outside 1 to [`MAX_IN_FLIGHT`], naming
+/// the setting that gave it.
+pub fn check_in_flight(setting: &str, n: usize) -> Result<()> {
+    if !(1..=MAX_IN_FLIGHT).contains(&n) {
+        return Err(bad(setting, format!("must be 1 to {MAX_IN_FLIGHT}, got {n}")));
+    }
+    Ok(())
+}
+
 /// A refused setting.
 pub(crate) fn bad(setting: &str, problem: impl Into<String>) -> Error {
     Error::BadSetting { setting: setting.to_string(), problem: problem.into() }

@@ -123,9 +123,7 @@ pub fn verify_many(
     max_answer_chars: usize,
     fields: Vec<String>,
 ) -> PyResult<String> {
-    if !(1..=65_536).contains(&concurrency) {
-        return Err(crate::errors::usage(format!("concurrency must be 1 to 65536, got {concurrency}")));
-    }
+    recheck::check_in_flight("concurrency", concurrency).map_err(to_py)?;
     let fields = fields
         .iter()
         .map(|f| records::parse_field(f).map_err(|e| crate::errors::usage(format!("fields: {e}"))))

@@ -30,6 +30,7 @@ pub fn eval_run(
     concurrency: usize,
     store: Option<PathBuf>,
 ) -> PyResult<String> {
+    recheck::check_in_flight("concurrency", concurrency).map_err(to_py)?;
     let home = home(store)?;
     let model: &NativeModel = &model;
     let (store, spec, options) = detached(py, || -> recheck::Result<_> {

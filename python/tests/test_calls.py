@@ -135,8 +135,10 @@ def test_other_bad_arguments(home: Path, sim: recheck.Model, tmp_path: Path) -> 
         recheck.Model("sim:seed=1", timeout=-1)
     with pytest.raises(UsageError, match="calibration"):
         recheck.verify(URANUS, calibration=str(tmp_path / "missing.json"), model=sim)
-    with pytest.raises(UsageError, match="concurrency must be 1 to 65536"):
+    with pytest.raises(UsageError, match="concurrency must be 1 to 65536, got 0"):
         recheck.verify_many([{"answer": URANUS}], model=sim, concurrency=0)
+    with pytest.raises(UsageError, match="concurrency must be 1 to 65536, got 0"):
+        recheck.eval_run(tmp_path / "missing.toml", model=sim, concurrency=0)
     with pytest.raises(recheck.EvalError):
         recheck.eval_run(tmp_path / "missing.toml", model=sim)
 

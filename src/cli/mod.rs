@@ -166,7 +166,7 @@ pub(crate) fn flagged(e: Error) -> anyhow::Error {
 /// `--max-in-flight`): 1 to 65,536. Larger values would exceed what a tokio semaphore
 /// holds (found by the second adversarial round) and buy nothing on any machine.
 fn in_flight() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536)
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=recheck::MAX_IN_FLIGHT as u64)
 }
 
 /// A duration flag's value: seconds in (0, 86400]. Up to a day, because a larger value

@@ -92,8 +92,8 @@ impl ModelSettings {
         if self.deterministic && self.sequences.is_some() {
             return Err(bad("sequences", "cannot be set with deterministic (one call at a time)"));
         }
-        if let Some(n) = self.concurrency.filter(|n| !(1..=65_536).contains(n)) {
-            return Err(bad("concurrency", format!("must be 1 to 65536, got {n}")));
+        if let Some(n) = self.concurrency {
+            crate::setting::check_in_flight("concurrency", n)?;
         }
         if self.api_key_env.is_empty() {
             return Err(bad("api_key_env", "must name an environment variable"));
