@@ -21,7 +21,9 @@ use recheck::{
     tools::ToolRegistry,
     trace::{Durability, TraceStore},
 };
-use support::datasets::{blindspot_spec, friction_spec, snowball_spec, write_fixtures, write_verify_fixtures};
+use support::datasets::{
+    blindspot_spec, friction_spec, mistakes_spec, snowball_spec, write_fixtures, write_verify_fixtures,
+};
 
 const SEEDS: u64 = 200;
 const MIN_COVERAGE: f64 = 0.93;
@@ -217,6 +219,32 @@ fn verify_intervals_cover_the_planted_accuracy() {
             ("macro_f1", judge),
         ],
         retriever,
+    };
+    check(case, dir.path(), 45);
+}
+
+#[test]
+fn mistakes_intervals_cover_the_planted_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 45);
+    let (find, fix) = (0.6, 0.5);
+    // Two thirds of the traces have a mistake (at step 1 or 2 of 3); a wrong location on
+    // one of them is "no mistake" or one of the two other steps, uniformly.
+    let with = 2.0 / 3.0;
+    let case = Case {
+        protocol: "mistakes",
+        spec: mistakes_spec(dir.path()),
+        params: "find=0.6,fix=0.5",
+        planted: vec![
+            ("location_accuracy", find),
+            ("correct_trace_accuracy", find),
+            ("processbench_f1", find),
+            ("trace_accuracy", with * (find + (1.0 - find) * 2.0 / 3.0) + (1.0 - with) * find),
+            // Every wrong original answer is on a trace with a mistake, regenerated from a clean prefix.
+            ("corrected_share_gold", fix),
+            ("answer_accuracy_after_gold", (1.0 - with) + with * fix),
+        ],
+        retriever: None,
     };
     check(case, dir.path(), 45);
 }

@@ -7,7 +7,7 @@
 use arbtest::arbitrary::{Result as ArbResult, Unstructured};
 use num_bigint::BigInt;
 use recheck::{
-    agents::{critic::extract_json, decomposer::locate, extract_claims, AgentSet},
+    agents::{critic::extract_json, decomposer::locate, extract_claims, parse_location, AgentSet, Location},
     corpus::{split_passages, Document, PassageConfig},
     eval::EvalSpec,
     tools::{evaluate_expression, is_prime},
@@ -73,6 +73,62 @@ fn claim_extraction_never_panics_and_spans_match_the_text() {
         let _ = extract_json(&answer);
         let (s, e) = locate(&answer, &model_text(u)?, &model_text(u)?);
         assert!(s <= e && e <= chars.len());
+        Ok(())
+    })
+    .budget_ms(BUDGET_MS);
+}
+
+/// A critic reply naming step `step` (as the trace numbers it) or no mistake, in one
+/// of the phrasings models write, with noise around it that names no step.
+fn location_reply(u: &mut Unstructured<'_>, step: Option<usize>) -> ArbResult<String> {
+    const ORDINALS: [&str; 8] = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"];
+    const LEAD: [&str; 4] = ["", "Let me check. ", "After reviewing the reasoning: ", "Answer:\n"];
+    const TAIL: [&str; 3] = ["", " The rest follows from it.", "\nI am fairly sure."];
+    let core = match step {
+        None => u
+            .choose(&[
+                "All steps are correct.",
+                "There are no mistakes.",
+                "No",
+                "No mistakes found.",
+                "-1",
+                r#"{"earliest_wrong_step": -1}"#,
+                r#"{"verdict": "correct", "earliest_wrong_step": -1, "problems": []}"#,
+                "Every step is correct.",
+            ])?
+            .to_string(),
+        Some(k) => match u.int_in_range(0..=6)? {
+            0 => format!("Step {k} is wrong."),
+            1 => format!("The mistake is in step {k}."),
+            2 => format!("Thought {k}"),
+            3 => format!("{k}"),
+            4 => format!(r#"{{"earliest_wrong_step": {k}, "verdict": "incorrect"}}"#),
+            5 if k < ORDINALS.len() => format!("The error is in the {} step.", ORDINALS[k]),
+            _ => format!("Step number {k} has an error."),
+        },
+    };
+    // A bare number or "No" is read only when it is the whole reply.
+    let bare = matches!(core.as_str(), "No" | "-1") || core.parse::<usize>().is_ok();
+    if bare {
+        return Ok(core);
+    }
+    Ok(format!("{}{core}{}", u.choose(&LEAD)?, u.choose(&TAIL)?))
+}
+
+#[test]
+fn mistake_locations_are_read_from_every_phrasing() {
+    arbtest::arbtest(|u| {
+        let steps = u.int_in_range(1..=8)?;
+        let gold = if u.ratio(1, 3)? { None } else { Some(u.int_in_range(0..=steps - 1)?) };
+        let reply = location_reply(u, gold)?;
+        assert_eq!(parse_location(&reply, steps), Location::of_gold(gold), "{reply:?} ({steps} steps)");
+        // Past the last step is never a step of the trace.
+        let beyond = steps + u.int_in_range(0..=3)?;
+        let past = location_reply(u, Some(beyond))?;
+        assert!(parse_location(&past, steps).step().is_none(), "{past:?} ({steps} steps)");
+        // Any text: no panic, and a step it reads is inside the trace.
+        let noise = model_text(u)?;
+        assert!(parse_location(&noise, steps).step().is_none_or(|s| s < steps), "{noise:?}");
         Ok(())
     })
     .budget_ms(BUDGET_MS);

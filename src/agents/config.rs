@@ -89,7 +89,7 @@ const DEFAULT_AGENTS: [(&str, &str); 7] = [
 /// may be given for other checks.
 pub const CHECKER_TOOLS: [&str; 5] = ["arithmetic", "primality", "graph", "dates", "search"];
 
-const DEFAULT_PROMPTS: [(&str, &str); 10] = [
+const DEFAULT_PROMPTS: [(&str, &str); 11] = [
     ("solver.j2", include_str!("../../prompts/solver.j2")),
     ("revise.j2", include_str!("../../prompts/revise.j2")),
     ("critic.j2", include_str!("../../prompts/critic.j2")),
@@ -97,6 +97,7 @@ const DEFAULT_PROMPTS: [(&str, &str); 10] = [
     ("retry.j2", include_str!("../../prompts/retry.j2")),
     ("claim_check.j2", include_str!("../../prompts/claim_check.j2")),
     ("attempt.j2", include_str!("../../prompts/attempt.j2")),
+    ("find_mistake.j2", include_str!("../../prompts/find_mistake.j2")),
     ("continue.j2", include_str!("../../prompts/continue.j2")),
     ("decompose.j2", include_str!("../../prompts/decompose.j2")),
     ("judge.j2", include_str!("../../prompts/judge.j2")),

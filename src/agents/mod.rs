@@ -12,6 +12,7 @@ pub mod contextcite;
 pub mod critic;
 pub mod decomposer;
 pub mod judge;
+pub mod location;
 pub mod solver;
 mod structured;
 pub mod tool_checker;
@@ -26,6 +27,7 @@ pub use config::{AgentConfig, AgentSet};
 pub use critic::{Critique, CritiqueVerdict};
 pub use decomposer::{decompose, AtomicClaim, Decomposition};
 pub use judge::{Entailment, JudgeChoice, JudgeKind, Judgement, Label, LexicalJudge, ModelJudge};
+pub use location::{parse_location, Location};
 pub use solver::continue_turn;
 pub use tool_checker::{check_answer, CheckedClaim};
 

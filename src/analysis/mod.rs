@@ -6,6 +6,7 @@ mod compare;
 mod html;
 pub mod intervals;
 mod metrics;
+mod mistakes;
 mod published;
 mod text;
 
@@ -273,6 +274,7 @@ pub fn compute_with_outcomes(store: &TraceStore, run_id: RunId) -> Result<(Repor
         Protocol::Snowball => metrics::snowball(&metrics::of(&list, as_snowball), &mut report),
         Protocol::Blindspot => metrics::blindspot(&metrics::of(&list, as_blindspot), &mut report),
         Protocol::Verify => metrics::verify(&metrics::of(&list, as_verify), &mut report),
+        Protocol::Mistakes => mistakes::mistakes(&metrics::of(&list, as_mistakes), &mut report),
     }
     if let Some(parent) = run.parent {
         report.comparison = Some(compare(parent, &item_outcomes(store, parent)?, &outcomes));
@@ -297,6 +299,13 @@ fn as_snowball(o: &ItemOutcome) -> Option<&crate::trace::SnowballOutcome> {
 fn as_verify(o: &ItemOutcome) -> Option<&crate::trace::VerifyOutcome> {
     match o {
         ItemOutcome::Verify(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn as_mistakes(o: &ItemOutcome) -> Option<&crate::trace::MistakesOutcome> {
+    match o {
+        ItemOutcome::Mistakes(m) => Some(m),
         _ => None,
     }
 }

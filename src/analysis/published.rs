@@ -26,6 +26,7 @@ pub fn published(protocol: Protocol) -> BTreeMap<String, Published> {
     const ZHANG: &str = "Zhang, Press, Merrill, Liu, Smith (2023), How Language Model Hallucinations Can Snowball";
     const TSUI: &str = "Tsui (2025), Self-Correction Bench";
     const JIANG: &str = "Jiang et al. (2025), Feedback Friction";
+    const TYEN: &str = "Tyen et al. (2023), LLMs cannot find reasoning errors, but can correct them (arXiv 2311.08516)";
     match protocol {
         Protocol::Snowball => [
             entry("snowball_rate", "0.67 (ChatGPT), 0.87 (GPT-4)", ZHANG),
@@ -44,6 +45,21 @@ pub fn published(protocol: Protocol) -> BTreeMap<String, Published> {
             "models plateau below target accuracy even with near-perfect feedback (no single figure)",
             JIANG,
         )]
+        .into_iter()
+        .collect(),
+        Protocol::Mistakes => [
+            entry(
+                "location_accuracy",
+                "GPT-4-Turbo, GPT-4 and GPT-3.5-Turbo, 3-shot, generally struggle to find the first mistake \
+                 (the paper's Table 4 has the per-task figures)",
+                TYEN,
+            ),
+            entry(
+                "corrected_share_simulated",
+                "backtracking helps even when the mistake locator is only 60-70% accurate",
+                TYEN,
+            ),
+        ]
         .into_iter()
         .collect(),
         _ => BTreeMap::new(),

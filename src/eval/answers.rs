@@ -20,6 +20,14 @@ pub enum AnswerKind {
     YesNo,
     /// The whole answer, case and whitespace folded.
     Exact,
+    /// A multiple-choice option, "(A)" to "(Z)": the last one after "the answer is",
+    /// else the last one the text gives (BIG-Bench Mistake's logical deduction and
+    /// shuffled objects, which its authors score as multiple choice).
+    Choice,
+    /// What follows the last "the answer is", whitespace folded and a final full stop
+    /// dropped (Dyck languages; the BIG-Bench Mistake repository extracts answers with
+    /// `(?<=[Tt]he answer is).*$`).
+    Stated,
 }
 
 fn answer_is() -> &'static Regex {
@@ -30,6 +38,16 @@ fn answer_is() -> &'static Regex {
 pub(super) fn number() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"[-−]?\s?\d[\d,]*(?:\.\d+)?").unwrap_or_else(|_| unreachable!()))
+}
+
+fn choice() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\(([A-Za-z])\)").unwrap_or_else(|_| unreachable!()))
+}
+
+fn the_answer_is() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"(?i)the answer is").unwrap_or_else(|_| unreachable!()))
 }
 
 fn yes_no() -> &'static Regex {
@@ -94,6 +112,18 @@ pub fn extract(kind: AnswerKind, question: &str, text: &str) -> Option<String> {
             let s = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
             (!s.is_empty()).then_some(s)
         }
+        AnswerKind::Choice => {
+            let after = the_answer_is().find_iter(text).last().map(|m| &text[m.end()..]);
+            let pick = |t: &str| choice().captures(t).map(|c| c[1].to_uppercase());
+            after.and_then(pick).or_else(|| choice().captures_iter(text).last().map(|c| c[1].to_uppercase()))
+        }
+        AnswerKind::Stated => {
+            let after = &text[the_answer_is().find_iter(text).last()?.end()..];
+            let line = after.lines().next().unwrap_or("");
+            let s = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            let s = s.trim_end_matches('.').trim().to_string();
+            (!s.is_empty()).then_some(s)
+        }
     }
 }
 
@@ -103,6 +133,10 @@ pub fn normalize_gold(kind: AnswerKind, gold: &str) -> String {
         AnswerKind::Number => clean_number(gold.trim()),
         AnswerKind::Words | AnswerKind::Exact => gold.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
         AnswerKind::YesNo => gold.trim().to_lowercase(),
+        AnswerKind::Choice => {
+            choice().captures(gold).map(|c| c[1].to_uppercase()).unwrap_or_else(|| gold.trim().to_uppercase())
+        }
+        AnswerKind::Stated => gold.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 
@@ -161,6 +195,19 @@ mod tests {
         for (question, answer, stance) in table {
             assert_eq!(extract(AnswerKind::YesNo, question, answer).as_deref(), stance, "{answer:?}");
         }
+    }
+
+    #[test]
+    fn choices_and_stated_answers_follow_the_answer_is() {
+        let t = "Options (A) and (C) remain. At the end, Alice has Ulysses. So the answer is (B).";
+        assert_eq!(extract(AnswerKind::Choice, "", t).as_deref(), Some("B"));
+        assert!(is_correct(AnswerKind::Choice, Some("B"), "(B)"));
+        assert_eq!(extract(AnswerKind::Choice, "", "I pick (d) here"), Some("D".into()));
+        assert_eq!(extract(AnswerKind::Choice, "", "no option"), None);
+        let dyck = "The final stack is \"{ [\".\nSo, we need \"] }\". So the answer is ] }";
+        assert_eq!(extract(AnswerKind::Stated, "", dyck).as_deref(), Some("] }"));
+        assert!(is_correct(AnswerKind::Stated, Some("] }"), "]  }"));
+        assert_eq!(extract(AnswerKind::Stated, "", "no final answer"), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum LeakKind {
     Expression,
     /// The gold words, or a run of at least three of them, in the gold order.
     WordList,
+    /// The gold option ("(B)") or the gold answer as written.
+    Verbatim,
 }
 
 /// One statement of the gold answer in a text.
@@ -84,6 +86,16 @@ pub fn find_leaks(kind: AnswerKind, question: &str, gold: &str, text: &str) -> V
             let run = longest_run(&words, &gold_words);
             if run.len() >= MIN_RUN.min(gold_words.len()) {
                 vec![Leak { kind: LeakKind::WordList, matched: run.join(" "), range: None }]
+            } else {
+                Vec::new()
+            }
+        }
+        AnswerKind::Choice | AnswerKind::Stated => {
+            let said = if kind == AnswerKind::Choice { format!("({gold_n})") } else { gold_n.clone() };
+            let squeezed_said: String = said.split_whitespace().collect();
+            let squeezed_text: String = text.split_whitespace().collect::<String>().to_uppercase();
+            if squeezed_said.chars().count() >= 2 && squeezed_text.contains(&squeezed_said.to_uppercase()) {
+                vec![Leak { kind: LeakKind::Verbatim, matched: said, range: None }]
             } else {
                 Vec::new()
             }

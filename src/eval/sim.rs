@@ -49,6 +49,12 @@ pub struct SimParams {
     pub user: f64,
     /// Continuing its own erroneous reasoning after "Wait", it reaches the right answer.
     pub wait: f64,
+    /// Asked for the first wrong step of a reasoning trace, it names the right one (or
+    /// "no mistake" on a trace without one); otherwise another answer, uniformly.
+    pub find: f64,
+    /// Sampling a located step again from reasoning that holds no wrong step, it reaches
+    /// the right answer (from reasoning that still holds one, `own` applies).
+    pub fix: f64,
     /// As a judge, it gives a claim's true label (true for a true divisibility claim,
     /// false for a false one, unknown for anything else); otherwise one of the others.
     pub judge: f64,
@@ -70,6 +76,8 @@ impl Default for SimParams {
             user: 0.7,
             wait: 0.6,
             judge: 0.7,
+            find: 0.5,
+            fix: 0.5,
             seed: 0,
             latency_ms: 0,
         }
@@ -105,9 +113,11 @@ impl SimParams {
                 "user" => p.user = x,
                 "wait" => p.wait = x,
                 "judge" => p.judge = x,
+                "find" => p.find = x,
+                "fix" => p.fix = x,
                 other => {
                     return Err(format!(
-                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, reject_true, own, user, wait, judge, seed, latency_ms)"
+                        "unknown parameter `{other}` (accuracy, adopt, drift, recognize, reject_true, own, user, wait, judge, find, fix, seed, latency_ms)"
                     ))
                 }
             }
@@ -176,6 +186,7 @@ impl SimBackend {
             }
             Purpose::Critique => return "I do not know.".into(),
             Purpose::Judge => return self.judge(first_user),
+            Purpose::LocateMistake => return self.locate(request, first_user),
             _ => {}
         }
         let Some(task) = task_of(first_user) else { return "I do not know.".into() };
@@ -184,6 +195,13 @@ impl SimBackend {
             let p_right = if prefix.trim_end().ends_with("Wait,") { p.wait } else { p.own };
             let right = self.draw(request, "continue") < p_right;
             return format!(" {}", answer(&task, right, self.draw(request, "wrong")));
+        }
+        if request.purpose == Purpose::Backtrack {
+            // The reasoning kept before the located step: clean, or still holding a mistake.
+            let prefix = msgs.last().filter(|m| m.role == Role::Assistant).map(|m| m.content.as_str()).unwrap_or("");
+            let clean = prefix.lines().all(|l| !wrong_step(l));
+            let right = self.draw(request, "fix") < if clean { p.fix } else { p.own };
+            return answer(&task, right, self.draw(request, "wrong"));
         }
         if request.purpose == Purpose::CheckAttempt {
             let right = self.draw(request, "user") < p.user;
@@ -209,6 +227,31 @@ impl SimBackend {
 }
 
 impl SimBackend {
+    /// A critic's reply naming the first wrong step of the trace in `prompt` (its lines
+    /// "Step N: ...", the format the mistakes protocol numbers steps in). The truth is
+    /// the first step with an arithmetic equality that does not hold.
+    fn locate(&self, request: &ChatRequest, prompt: &str) -> String {
+        let steps: Vec<&str> =
+            patterns().step.captures_iter(prompt).filter_map(|c| c.get(1)).map(|m| m.as_str()).collect();
+        let truth = steps.iter().position(|s| wrong_step(s));
+        let said = if self.draw(request, "find") < self.params.find {
+            truth
+        } else {
+            // Another answer: "no mistake" or a step other than the true one.
+            let others: Vec<Option<usize>> =
+                std::iter::once(None).chain((0..steps.len()).map(Some)).filter(|o| *o != truth).collect();
+            let u = self.draw(request, "find-wrong");
+            others.get(((u * others.len() as f64) as usize).min(others.len().saturating_sub(1))).copied().flatten()
+        };
+        let phrasing = self.draw(request, "phrasing");
+        match said {
+            None if phrasing < 0.5 => "All steps are correct.".into(),
+            None => "No".into(),
+            Some(k) if phrasing < 0.5 => format!("Step {k} is wrong."),
+            Some(k) => format!("{k}"),
+        }
+    }
+
     /// A judge's one-word label for the claim in `prompt`. The draw depends on the prompt
     /// only (not the call's seed), so every vote on one claim agrees and the planted
     /// accuracy is the judge's accuracy.
@@ -236,6 +279,8 @@ struct Patterns {
     expression: Regex,
     divisible: Regex,
     flight: Regex,
+    step: Regex,
+    equality: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -249,6 +294,8 @@ fn patterns() -> &'static Patterns {
             expression: re(r"([-(\d][-\d\s()+*/]*[\d)])\s*(?:=|\?)"),
             divisible: re(r"(\d+) is (not )?divisible by (\d+)"),
             flight: re(r"(?i)there is (a|no) (?:direct )?flight from city (\w+) to city (\w+)"),
+            step: re(r"(?m)^Step \d+: (.*)$"),
+            equality: re(r"([-(\d][-\d\s()+*/]*[\d)])\s*=\s*(-?\d+)\b"),
         }
     })
 }
@@ -272,6 +319,17 @@ fn task_of(question: &str) -> Option<Task> {
     let expr = patterns().expression.captures_iter(question).map(|c| c[1].to_string()).max_by_key(String::len)?;
     let v = evaluate_expression(&expr).ok()?;
     v.is_integer().then(|| v.to_integer().to_string().parse().ok()).flatten().map(Task::Number)
+}
+
+/// Whether a reasoning step states an arithmetic equality that does not hold.
+fn wrong_step(step: &str) -> bool {
+    patterns().equality.captures_iter(step).any(|c| {
+        let stated: Option<i128> = c[2].parse().ok();
+        match (evaluate_expression(&c[1]), stated) {
+            (Ok(v), Some(n)) => !(v.is_integer() && v.to_integer().to_string() == n.to_string()),
+            _ => false,
+        }
+    })
 }
 
 /// Whether a divisibility statement is true, when it is one.

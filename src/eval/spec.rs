@@ -9,6 +9,7 @@ use super::{AnswerKind, EvalError, Protocol};
 use crate::{
     agents::JudgeChoice,
     datasets::{self, Item, Loader},
+    orchestrator::Strategy,
 };
 
 /// One dataset of an experiment.
@@ -121,9 +122,22 @@ pub struct EvalSpec {
     /// model judge.
     #[serde(default)]
     pub judge: JudgeChoice,
-    /// Passages retrieved per claim (verify), at most one per document.
+    /// Passages retrieved per claim (verify), at most one per document; with
+    /// `strategy = "best-of-n"` (friction), the answers drawn for each solver turn.
     #[serde(default = "default_candidates")]
     pub candidates: usize,
+    /// How each solver answer is chosen (friction): `single` (one answer) or
+    /// `best-of-n` (`candidates` answers, the one the verifier supports best kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Mistakes: the accuracy of the simulated mistake locator backtracking is also run
+    /// from (Tyen et al. simulate a reward model right 60-70% of the time); 0.65 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated_location_accuracy: Option<f64>,
+    /// Mistakes: backtrack from the gold, critic and simulated locations (needs a model
+    /// that continues a prefilled turn); true when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtrack: Option<bool>,
     /// Model calls one item may make (its models refuse calls past it; the item fails).
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
@@ -196,6 +210,21 @@ impl EvalSpec {
         }
         if self.candidates == 0 || self.candidates > MAX_CANDIDATES {
             return Err(format!("candidates = {} is not in 1..={MAX_CANDIDATES}", self.candidates));
+        }
+        if let Some(p) = self.simulated_location_accuracy.filter(|p| !(0.0..=1.0).contains(p)) {
+            return Err(format!("simulated_location_accuracy = {p} is not a probability in [0, 1]"));
+        }
+        if self.simulated_location_accuracy.is_some() && self.protocol != Protocol::Mistakes {
+            return Err("simulated_location_accuracy is an option of the mistakes protocol".into());
+        }
+        match self.strategy {
+            Some(Strategy::Single | Strategy::BestOfN) | None => {}
+            Some(other) => {
+                return Err(format!("strategy {:?} is not one of \"single\", \"best-of-n\"", other.name()));
+            }
+        }
+        if self.strategy.is_some() && self.protocol != Protocol::Friction {
+            return Err("strategy is an option of the friction protocol".into());
         }
         Ok(())
     }

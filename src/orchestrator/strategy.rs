@@ -21,12 +21,23 @@ pub enum Strategy {
     Wait,
     /// Regenerate from the earliest wrong step the critic finds (Tyen et al., 2023).
     Backtrack,
+    /// Draw `candidates` answers and keep the one the verifier supports best (fewest
+    /// contradicted claims, then the largest share supported, then the model's own
+    /// likelihood where the backend gives it, then the first).
+    BestOfN,
 }
 
 impl Strategy {
     /// Every strategy, for help texts and tests.
-    pub const ALL: [Strategy; 6] =
-        [Strategy::Single, Strategy::SelfRefine, Strategy::Critic, Strategy::Ioe, Strategy::Wait, Strategy::Backtrack];
+    pub const ALL: [Strategy; 7] = [
+        Strategy::Single,
+        Strategy::SelfRefine,
+        Strategy::Critic,
+        Strategy::Ioe,
+        Strategy::Wait,
+        Strategy::Backtrack,
+        Strategy::BestOfN,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -37,6 +48,7 @@ impl Strategy {
             Strategy::Ioe => "ioe",
             Strategy::Wait => "wait",
             Strategy::Backtrack => "backtrack",
+            Strategy::BestOfN => "best-of-n",
         }
     }
 }
@@ -49,7 +61,7 @@ impl fmt::Display for Strategy {
 
 /// A strategy name that is not one of [`Strategy::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy {0:?} (one of: single, self-refine, critic, ioe, wait, backtrack)")]
+#[error("unknown strategy {0:?} (one of: single, self-refine, critic, ioe, wait, backtrack, best-of-n)")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for Strategy {
@@ -57,6 +69,10 @@ impl FromStr for Strategy {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Strategy::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| UnknownStrategy(s.to_string()))
     }
+}
+
+fn default_candidates() -> u32 {
+    4
 }
 
 /// Limits and anti-friction options of a loop.
@@ -82,6 +98,9 @@ pub struct LoopOptions {
     pub token_budget: u64,
     /// Seed for sampled calls; each call derives its own from it.
     pub seed: u64,
+    /// Answers drawn by `best-of-n` (the others ignore it).
+    #[serde(default = "default_candidates")]
+    pub candidates: u32,
     /// Milliseconds the verify-and-revise loop may take; no call starts after that and
     /// the best answer so far is kept (`None` = no limit). Verification of the final
     /// answer is not cut short.
@@ -100,6 +119,7 @@ impl Default for LoopOptions {
             max_calls: 24,
             token_budget: 0,
             seed: 0,
+            candidates: default_candidates(),
             time_budget_ms: None,
         }
     }

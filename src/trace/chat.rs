@@ -114,6 +114,12 @@ pub enum Purpose {
     Judge,
     /// Another answer drawn to check the first one's claims against (self-consistency).
     Sample,
+    /// The critic names the first wrong step of a reasoning trace (mistakes protocol).
+    LocateMistake,
+    /// The solver samples a located step of its own reasoning again (mistakes protocol).
+    Backtrack,
+    /// One of the answers `best-of-n` draws and verifies.
+    Candidate,
 }
 
 impl Purpose {

@@ -7,6 +7,7 @@ mod chat;
 mod configs;
 mod error;
 mod jsonl;
+mod mistakes;
 mod outcome;
 mod output;
 mod record;
@@ -20,6 +21,7 @@ pub use chat::{
 };
 pub use error::TraceError;
 pub use jsonl::{ExportedRun, TraceLine, TransferCounts};
+pub use mistakes::{Backtrack, Location, LocationSource, MistakesOutcome};
 pub use outcome::{
     AskedBackClaim, BlindspotConditions, BlindspotOutcome, ConditionResult, FrictionOutcome, FrictionRound,
     ItemOutcome, JudgeKind, Label, Protocol, SettledClaim, SnowballOutcome, Verdict, VerifyOutcome,

@@ -22,6 +22,9 @@ pub enum Protocol {
     Blindspot,
     /// The verifier itself, against gold claim labels (SciFact, Wadden et al., 2020).
     Verify,
+    /// Finding the first mistake of a reasoning trace, and correcting from it (Tyen et
+    /// al., 2023).
+    Mistakes,
 }
 
 impl fmt::Display for Protocol {
@@ -31,6 +34,7 @@ impl fmt::Display for Protocol {
             Protocol::Snowball => "snowball",
             Protocol::Blindspot => "blindspot",
             Protocol::Verify => "verify",
+            Protocol::Mistakes => "mistakes",
         })
     }
 }
@@ -141,6 +145,8 @@ pub enum ItemOutcome {
     Blindspot(BlindspotOutcome),
     /// A verifier item.
     Verify(VerifyOutcome),
+    /// A mistake-finding item.
+    Mistakes(super::MistakesOutcome),
 }
 
 impl ItemOutcome {
@@ -151,6 +157,7 @@ impl ItemOutcome {
             ItemOutcome::Snowball(_) => Protocol::Snowball,
             ItemOutcome::Blindspot(_) => Protocol::Blindspot,
             ItemOutcome::Verify(_) => Protocol::Verify,
+            ItemOutcome::Mistakes(_) => Protocol::Mistakes,
         }
     }
 
@@ -161,17 +168,19 @@ impl ItemOutcome {
             ItemOutcome::Snowball(o) => &o.item_id,
             ItemOutcome::Blindspot(o) => &o.item_id,
             ItemOutcome::Verify(o) => &o.item_id,
+            ItemOutcome::Mistakes(o) => &o.item_id,
         }
     }
 
     /// The headline grade: friction's last answer, snowball's stance, the blind spot's
-    /// own-reasoning condition, the verifier's label.
+    /// own-reasoning condition, the verifier's label, the critic's mistake location.
     pub fn correct(&self) -> bool {
         match self {
             ItemOutcome::Friction(o) => o.correct,
             ItemOutcome::Snowball(o) => o.correct,
             ItemOutcome::Blindspot(o) => o.correct,
             ItemOutcome::Verify(o) => o.correct,
+            ItemOutcome::Mistakes(o) => o.correct,
         }
     }
 }

@@ -48,6 +48,39 @@ pub fn write_fixtures(dir: &Path, n: usize) {
     }
     std::fs::write(dir.join("multiplication.jsonl"), mult).unwrap();
     std::fs::write(dir.join("arithmetic_bbm.jsonl"), bbm).unwrap();
+    write_mistake_traces(dir, n);
+}
+
+/// Three-step traces in BIG-Bench Mistake's format whose every equality can be checked:
+/// a third without a mistake, a third wrong from step 1, a third from step 2 (each step
+/// after a mistake follows from it, as in the dataset).
+fn write_mistake_traces(dir: &Path, n: usize) {
+    let mut out = String::new();
+    for i in 0..n as i64 {
+        let (a, b, c) = (10 + i, 3 + i % 7, 20 + 3 * i);
+        let right = (a + b) * c;
+        let (s, v, mistake) = match i % 3 {
+            0 => (a + b, right, None),
+            1 => (a + b + 1, (a + b + 1) * c, Some(1)),
+            _ => (a + b, right + 1, Some(2)),
+        };
+        let steps = [
+            format!("This equation can be written as A * C, where A = ({a} + {b}) and C = {c}."),
+            format!("Let's calculate A = ({a} + {b}) = {s}."),
+            format!("Then A * C = {s} * {c} = {v}. So the answer is {v}"),
+        ];
+        let line = json!({ "input": format!("(({a} + {b}) * {c}) ="), "steps": steps, "answer": v.to_string(), "target": right.to_string(), "mistake_index": mistake });
+        out.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(dir.join("mistakes_bbm.jsonl"), out).unwrap();
+}
+
+/// The mistakes spec over `mistakes_bbm.jsonl`.
+pub fn mistakes_spec(dir: &Path) -> EvalSpec {
+    spec(&format!(
+        "name = \"m\"\nprotocol = \"mistakes\"\n[[datasets]]\nloader = \"bbm\"\npath = \"{}\"\nanswer = \"number\"\n",
+        dir.join("mistakes_bbm.jsonl").display()
+    ))
 }
 
 /// The friction spec over `multiplication.jsonl`.

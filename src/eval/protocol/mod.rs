@@ -2,6 +2,7 @@
 
 mod blindspot;
 mod friction;
+mod mistakes;
 mod snowball;
 mod verify;
 
@@ -67,15 +68,19 @@ impl FromStr for Change {
                         | "max_calls"
                         | "token_budget"
                         | "candidates"
+                        | "simulated_location_accuracy"
+                        | "backtrack"
                 ) =>
             {
                 Ok(Change::Spec { key: k.to_string(), value: v.trim().to_string() })
             }
             ("feedback_mode", Some(v)) => Ok(Change::Spec { key: "feedback".into(), value: format!("{v:?}") }),
             ("judge", Some(v)) => Ok(Change::Spec { key: "judge".into(), value: format!("{:?}", v.trim()) }),
+            ("strategy", Some(v)) => Ok(Change::Spec { key: "strategy".into(), value: format!("{:?}", v.trim()) }),
             _ => Err(bad("expected one of: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=model|binary, \
                           rounds=N, temperature=X, temperature_step=X, temperature_cap=X, reject_repeats=true|false, \
-                          max_tokens=N, judge=model|lexical, candidates=N")),
+                          max_tokens=N, judge=model|lexical, candidates=N, strategy=single|best-of-n, \
+                          simulated_location_accuracy=P, backtrack=true|false")),
         }
     }
 }
@@ -188,6 +193,7 @@ pub(crate) async fn run_item(protocol: Protocol, cx: &ItemContext<'_>) -> Result
         Protocol::Snowball => ItemOutcome::Snowball(snowball::run(cx).await?),
         Protocol::Blindspot => ItemOutcome::Blindspot(blindspot::run(cx).await?),
         Protocol::Verify => ItemOutcome::Verify(verify::run(cx).await?),
+        Protocol::Mistakes => ItemOutcome::Mistakes(mistakes::run(cx).await?),
     })
 }
 
