@@ -92,6 +92,10 @@ struct Patterns {
     q_prime: Regex,
     q_reach: Regex,
     yes_no: Regex,
+    /// An expression the question asks to compute ("What is 12 * 7?", "((3 + 4) * 2) =").
+    q_expression: Regex,
+    /// The answer's final number ("So the answer is -2116").
+    final_number: Regex,
 }
 
 /// Byte span of a whole match.
@@ -159,6 +163,8 @@ fn patterns() -> &'static Patterns {
             q_prime: re(r"(?i)\bis\s+(\d+(?:,\d{3})*)\s+a\s+prime(?:\s+number)?\s*\?"),
             q_reach: re(r"(?i)from\s+city\s+(\w+)\s+to\s+city\s+(\w+)\s*\?"),
             yes_no: re(r"(?i)^\W*(yes|no)\b"),
+            q_expression: re(r"(?i)(?:what\s+is|calculate|compute|evaluate)\s+([-(\d][-\d\s()+*/×x.,]*[\d)])\s*\?|^\s*([-(\d][-\d\s()+*/×.]*[\d)])\s*=\s*\??\s*$"),
+            final_number: re(r"(?i)\bthe\s+(?:final\s+)?answer\s+is:?\s*(-?\d+(?:,\d{3})*(?:\.\d+)?)"),
         }
     })
 }
@@ -183,6 +189,13 @@ fn question_claims(p: &Patterns, question: &str, answer: &str, out: &mut Vec<Fou
         for c in p.pronoun_prime.captures_iter(answer) {
             let m = span(&c);
             out.push((m.0, m.1, ClaimKind::Primality { n: digits(&q[1]), prime: c.get(1).is_none() }));
+        }
+    }
+    // The final number of an answer to "compute this" is a claim about the question's expression.
+    if let Some(q) = p.q_expression.captures(question.trim()) {
+        if let (Some(expr), Some(f)) = (q.get(1).or(q.get(2)), p.final_number.captures_iter(answer).last()) {
+            let (start, end) = span(&f);
+            out.push((start, end, equation(expr.as_str(), &f[1])));
         }
     }
     let Some(yn) = p.yes_no.captures(answer) else { return };
@@ -251,6 +264,16 @@ mod tests {
 
     fn kinds(q: &str, a: &str) -> Vec<ClaimKind> {
         extract_claims(q, a).into_iter().map(|c| c.kind).collect()
+    }
+
+    #[test]
+    fn a_final_answer_is_a_claim_about_the_questions_expression() {
+        let want = |e: &str, v: &str| vec![ClaimKind::Arithmetic { expression: e.into(), value: v.into() }];
+        assert_eq!(kinds("What is 17 * 23?", "So the answer is 399."), want("17 * 23", "399"));
+        assert_eq!(kinds("((3 + 4) * -2) =", "Step by step... the answer is -14"), want("((3 + 4) * -2)", "-14"));
+        assert_eq!(kinds("What is the capital of France?", "The answer is 12."), vec![]);
+        let checked = extract_claims("What is 17 * 23?", "A. Then B. So the final answer is 391");
+        assert_eq!(checked[0].text, "the final answer is 391");
     }
 
     #[test]

@@ -65,6 +65,32 @@ pub async fn sample(
     Ok(model.chat(&request).await?)
 }
 
+/// One answer drawn among several (`best-of-n`).
+#[derive(Debug, Clone, Copy)]
+pub struct Draw<'a> {
+    /// The conversation before the question.
+    pub history: &'a [Message],
+    /// The question.
+    pub question: &'a str,
+    /// Corpus passages given as context.
+    pub passages: &'a [Passage],
+    /// Sampling temperature (above 0, so the draws differ).
+    pub temperature: f32,
+    /// This draw's seed.
+    pub seed: u64,
+    /// Ask for per-token log-probabilities (the tie-break by likelihood).
+    pub logprobs: bool,
+}
+
+/// A candidate answer to `draw.question` (`best-of-n`).
+pub async fn candidate(agents: &AgentSet, model: &dyn ChatModel, draw: Draw<'_>) -> Result<Completion, AgentError> {
+    let prompt = question_prompt(agents, draw.question, draw.passages)?;
+    let mut params = params(agents, Some(draw.temperature), Some(draw.seed));
+    params.logprobs = draw.logprobs;
+    let request = ChatRequest::new(after(draw.history, prompt)).with_params(params).for_purpose(Purpose::Candidate);
+    Ok(model.chat(&request).await?)
+}
+
 /// What a revision starts from.
 #[derive(Debug, Clone, Copy)]
 pub struct RevisionInput<'a> {

@@ -7,8 +7,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::{Deserialize, Serialize};
 
-use super::{compute_with_outcomes, AnalysisError, ChangedItem, Flips, Metric, Report, Result};
-use crate::trace::{Protocol, RunId, TraceStore};
+use super::{compute_with_outcomes, intervals::bootstrap, AnalysisError, ChangedItem, Flips, Metric, Report, Result};
+use crate::trace::{Protocol, RunId, RunStatus, StepPayload, TraceStore};
 
 /// Runs compared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +75,8 @@ pub fn compare_runs(store: &TraceStore, runs: &[RunId]) -> Result<RunComparison>
         let by_id: BTreeMap<String, (u32, bool)> =
             items.iter().map(|(slot, o)| (o.item_id().to_string(), (*slot, o.correct()))).collect();
         outcomes.push(by_id);
+        let mut report = report;
+        report.metrics.extend(cost(store, id)?);
         reports.push(report);
     }
     let mut metrics: Vec<String> = reports.iter().flat_map(|r| r.metrics.keys().cloned()).collect();
@@ -87,6 +89,34 @@ pub fn compare_runs(store: &TraceStore, runs: &[RunId]) -> Result<RunComparison>
         }
     }
     Ok(RunComparison { protocol: reports[0].protocol, reports, metrics, pairs })
+}
+
+/// What each completed item cost, from its stored steps: model calls and tokens
+/// (prompt + completion) per item, means with bootstrap intervals. Shown beside the
+/// accuracy so a strategy that draws more (`best-of-n`) shows its price.
+fn cost(store: &TraceStore, run: RunId) -> Result<Vec<(String, Metric)>> {
+    let mut per_item: Vec<(f64, f64)> = Vec::new();
+    for (_, member) in store.members(run)? {
+        if store.run(member)?.is_none_or(|r| r.status != RunStatus::Completed) {
+            continue;
+        }
+        let (mut calls, mut tokens) = (0u64, 0u64);
+        for step in store.steps(member)? {
+            if let StepPayload::ModelCall { response, .. } = &step.payload {
+                calls += 1;
+                tokens += response.as_ref().map_or(0, |r| u64::from(r.usage.prompt_tokens + r.usage.completion_tokens));
+            }
+        }
+        per_item.push((calls as f64, tokens as f64));
+    }
+    let n = per_item.len();
+    let mean = |pick: fn(&(f64, f64)) -> f64| {
+        move |s: &[&(f64, f64)]| (!s.is_empty()).then(|| s.iter().map(|x| pick(x)).sum::<f64>() / s.len() as f64)
+    };
+    Ok(vec![
+        ("model_calls_per_item".into(), Metric::from_interval(bootstrap(&per_item, mean(|x| x.0)), n)),
+        ("tokens_per_item".into(), Metric::from_interval(bootstrap(&per_item, mean(|x| x.1)), n)),
+    ])
 }
 
 fn pair(

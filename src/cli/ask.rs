@@ -51,13 +51,21 @@ pub struct AskArgs {
 /// are the defaults a request's `recheck` options override).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Strategy: single, self-refine, critic (tool-verified critique), ioe, wait, backtrack.
+    /// Strategy: single, self-refine, critic (tool-verified critique), ioe, wait,
+    /// backtrack, best-of-n (draw --candidates answers, keep the one the verifier
+    /// supports best).
     #[arg(long, default_value = "single")]
     pub strategy: Strategy,
 
     /// Review rounds at most (0 to 100).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub rounds: u32,
+
+    /// best-of-n: answers drawn (temperature at least 0.7), each verified claim by
+    /// claim; kept: fewest contradicted claims, then the highest share supported, then
+    /// the model's likelihood, then the first (1 to 32).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub candidates: u32,
 
     /// A corpus index (from `recheck index`) for context passages, the search tool and citations.
     #[arg(long, value_name = "DIR")]
@@ -150,6 +158,7 @@ impl RunArgs {
         Settings {
             strategy: self.strategy,
             rounds: self.rounds,
+            candidates: self.candidates,
             index: self.index.clone(),
             context: self.context,
             citation_scorer: self.citation_scorer.clone(),

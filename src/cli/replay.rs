@@ -27,7 +27,7 @@ With --runs FILTER, every `ask`/`serve`/`verify` run the filter selects is forke
 are stored as one group, and a comparison (verdict flips, calls, tokens, with 95% intervals) is printed. \
 FILTER: `all`, or key=value pairs joined by commas: kind=ask|serve|verify (default ask and serve), since=DATE, until=DATE, \
 verdict=verified|refuted|unknown, model=TEXT, tag=NAME, limit=N (the newest N).\n\
-Changes of ask/serve/verify runs: none, strategy=NAME, rounds=N, samples=N, judge=model|lexical, \
+Changes of ask/serve/verify runs: none, strategy=NAME, rounds=N, samples=N, candidates=N, judge=model|lexical, \
 calibration=contextual|none|FILE, judge_model=SPEC, index=DIR, prompt.NAME=FILE (a prompt template), agent.NAME=FILE (an agent's config). \
 Changes of experiments: none, wait, feedback=TEXT, inject=TEXT, feedback_mode=binary, rounds=N, \
 temperature_step=X, reject_repeats=true, ...")]

@@ -29,6 +29,8 @@ pub enum AskChange {
     Rounds(u32),
     /// `samples=N` (self-consistency samples).
     Samples(u32),
+    /// `candidates=N` (answers `best-of-n` draws).
+    Candidates(u32),
     /// `judge=model|lexical`.
     Judge(JudgeChoice),
     /// `calibration=contextual|none|FILE`: the model judge's calibration (a file's
@@ -65,6 +67,7 @@ impl AskChange {
             AskChange::Strategy(s) => format!("strategy={s}"),
             AskChange::Rounds(n) => format!("rounds={n}"),
             AskChange::Samples(n) => format!("samples={n}"),
+            AskChange::Candidates(n) => format!("candidates={n}"),
             AskChange::Judge(JudgeChoice::Model) => "judge=model".into(),
             AskChange::Judge(JudgeChoice::Lexical) => "judge=lexical".into(),
             AskChange::Calibration(c) => format!("calibration={}", c.describe()),
@@ -108,6 +111,10 @@ impl FromStr for AskChange {
             "strategy" => AskChange::Strategy(value.parse().map_err(|e| bad(&format!("{e}")))?),
             "rounds" => AskChange::Rounds(number("rounds", 100)?),
             "samples" => AskChange::Samples(number("samples", 32)?),
+            "candidates" => match value.parse::<u32>() {
+                Ok(n @ 1..=32) => AskChange::Candidates(n),
+                _ => return Err(bad("candidates must be 1 to 32")),
+            },
             "judge" => AskChange::Judge(match value {
                 "model" => JudgeChoice::Model,
                 "lexical" => JudgeChoice::Lexical,
@@ -231,6 +238,7 @@ pub(super) async fn fork_in(
         }
         AskChange::Rounds(n) => options.loop_options.rounds = *n,
         AskChange::Samples(n) => options.verify.samples = *n,
+        AskChange::Candidates(n) => options.loop_options.candidates = *n,
         AskChange::Judge(j) => options.verify.judge = *j,
         AskChange::Calibration(c) => {
             options.verify.judge = JudgeChoice::Model;

@@ -209,6 +209,7 @@ pub async fn verify(
         finish: FinishReason::Stop,
         rounds: Vec::new(),
         stopped_by: StopReason::Given,
+        candidates: Vec::new(),
     };
     let outcome = match state.finish(&question, revised, info, run_id).await {
         Ok(outcome) => describe(given, outcome),

@@ -4,6 +4,7 @@
 mod batch;
 mod batch_report;
 mod batch_tally;
+pub mod best_of_n;
 mod citations;
 mod fork;
 mod given;
@@ -23,6 +24,7 @@ pub use crate::agents::{Calibration, JudgeChoice};
 pub use batch::{fork_batch, BatchInput, BatchOptions};
 pub use batch_report::{batch_report, BatchReport, ForkPair, Skipped, VerdictFlip};
 pub use batch_tally::BatchTally;
+pub use best_of_n::Candidate;
 pub use fork::{fork, AskChange, AskFork, ForkModels};
 pub use given::{verify, verify_row, Context, ContextQuote, GivenAnswer, VerifyOutcome};
 pub use given_batch::{verify_batch, BatchRun};

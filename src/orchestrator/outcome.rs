@@ -33,6 +33,15 @@ pub enum StopReason {
     Error(String),
     /// The answer was given to be verified (`recheck verify`), not written here.
     Given,
+    /// `best-of-n` kept candidate `chosen` (0-based) of `of`.
+    BestOfN {
+        /// The kept candidate.
+        chosen: u32,
+        /// Candidates drawn.
+        of: u32,
+        /// Every candidate had a contradicted claim, so the first was kept.
+        all_failed: bool,
+    },
 }
 
 impl fmt::Display for StopReason {
@@ -48,6 +57,12 @@ impl fmt::Display for StopReason {
             StopReason::Budget(BudgetLimit::Time) => f.write_str("time budget"),
             StopReason::Error(e) => write!(f, "stopped by an error: {e}"),
             StopReason::Given => f.write_str("given answer, verified as it is"),
+            StopReason::BestOfN { of, all_failed: true, .. } => {
+                write!(f, "best of {of}: every candidate failed verification; the first kept")
+            }
+            StopReason::BestOfN { chosen, of, all_failed: false } => {
+                write!(f, "best of {of}: candidate {chosen} kept")
+            }
         }
     }
 }
@@ -318,6 +333,9 @@ pub struct AskOutcome {
     pub citation_quality: Option<CitationQuality>,
     /// Review rounds, in order.
     pub rounds: Vec<Round>,
+    /// `best-of-n`: every candidate drawn, with its verification and whether it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<super::Candidate>,
     /// Why the loop stopped.
     pub stopped_by: StopReason,
     /// The strategy used.

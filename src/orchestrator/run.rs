@@ -87,6 +87,8 @@ pub(super) struct Revised {
     pub finish: FinishReason,
     pub rounds: Vec<Round>,
     pub stopped_by: StopReason,
+    /// `best-of-n`'s candidates.
+    pub candidates: Vec<super::Candidate>,
 }
 
 /// How one review round ended.
@@ -101,14 +103,14 @@ enum RoundEnd {
 
 /// The run's agents, models and budget, carried through the rounds.
 pub(super) struct Loop<'a> {
-    opts: &'a AskOptions,
+    pub(super) opts: &'a AskOptions,
     /// The conversation before the question, which the solver sees.
-    history: &'a [Message],
-    agents: &'a AgentSet,
+    pub(super) history: &'a [Message],
+    pub(super) agents: &'a AgentSet,
     /// The tools the tool-checker may call.
-    tools: ToolRegistry,
-    recorder: RunRecorder,
-    solver: RecordingModel,
+    pub(super) tools: ToolRegistry,
+    pub(super) recorder: RunRecorder,
+    pub(super) solver: RecordingModel,
     critic: RecordingModel,
     scorer: RecordingModel,
     decomposer: RecordingModel,
@@ -116,10 +118,10 @@ pub(super) struct Loop<'a> {
     /// Draws self-consistency samples after the loop.
     sampler: RecordingModel,
     /// The decomposer and judge inside the loop, on its budget.
-    loop_decomposer: RecordingModel,
-    loop_judge: RecordingModel,
+    pub(super) loop_decomposer: RecordingModel,
+    pub(super) loop_judge: RecordingModel,
     /// The verify-and-revise loop's budget.
-    budget: Arc<Budget>,
+    pub(super) budget: Arc<Budget>,
     /// What verification and citation spend after the loop.
     after: Arc<Budget>,
     /// The judge's calibration offsets, settled at the first judgement.
@@ -132,7 +134,7 @@ fn normalize(s: &str) -> String {
 
 /// A model failure that stops the loop and keeps the best answer so far (a budget
 /// refusal is one too); any other error fails the run.
-fn stop_reason(e: AgentError) -> Result<StopReason, AgentError> {
+pub(super) fn stop_reason(e: AgentError) -> Result<StopReason, AgentError> {
     match e {
         AgentError::Llm(LlmError::BudgetExhausted(limit)) => Ok(StopReason::Budget(limit)),
         e @ AgentError::Llm(_) => Ok(StopReason::Error(e.to_string())),
@@ -211,11 +213,15 @@ impl<'a> Loop<'a> {
     async fn revise(&self, question: &str) -> Result<Revised, AgentError> {
         let lo = &self.opts.loop_options;
         let passages = self.context_passages(question)?;
+        if lo.strategy == Strategy::BestOfN {
+            return self.best_of_n(question, &passages).await;
+        }
         let first = solver::draft(self.agents, &self.solver, self.history, question, &passages, Some(lo.seed)).await?;
         let mut answer = first.text().trim().to_string();
         let mut finish = first.finish_reason();
         if lo.strategy == Strategy::Single {
-            return Ok(Revised { answer, finish, rounds: Vec::new(), stopped_by: StopReason::SingleAnswer });
+            let stopped_by = StopReason::SingleAnswer;
+            return Ok(Revised { answer, finish, rounds: Vec::new(), stopped_by, candidates: Vec::new() });
         }
         let mut history = vec![normalize(&answer)];
         let mut rejected: Vec<String> = Vec::new();
@@ -272,7 +278,7 @@ impl<'a> Loop<'a> {
             answer = revision;
             finish = revision_finish;
         }
-        Ok(Revised { answer, finish, rounds, stopped_by })
+        Ok(Revised { answer, finish, rounds, stopped_by, candidates: Vec::new() })
     }
 
     /// The solver's own answer continued from `prefix` (prefix included), and why its
@@ -484,7 +490,7 @@ impl<'a> Loop<'a> {
         model: ModelInfo,
         trace_id: RunId,
     ) -> Result<AskOutcome, AgentError> {
-        let Revised { answer, finish, rounds, stopped_by } = revised;
+        let Revised { answer, finish, rounds, stopped_by, candidates } = revised;
         let checked = check_answer(question, &answer, &self.tools, Some(&self.recorder)).await?;
         let mut claims: Vec<ClaimReport> = checked.iter().map(verify::tool_claim).collect();
         let mut decomposition = None;
@@ -532,6 +538,7 @@ impl<'a> Loop<'a> {
             attribution,
             citation_quality,
             rounds,
+            candidates,
             stopped_by,
             strategy: self.opts.loop_options.strategy,
             model,
@@ -542,7 +549,7 @@ impl<'a> Loop<'a> {
     }
 
     /// A verifier with the configured judge, over these decomposer and judge models.
-    async fn verifier<'v>(
+    pub(super) async fn verifier<'v>(
         &'v self,
         decomposer: &'v RecordingModel,
         judge: &'v RecordingModel,

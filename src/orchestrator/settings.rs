@@ -30,6 +30,8 @@ pub struct Settings {
     pub strategy: Strategy,
     /// Review rounds at most, 0 to 100 (`ask`).
     pub rounds: u32,
+    /// Answers `best-of-n` draws, 1 to 32.
+    pub candidates: u32,
     /// A corpus index for context passages, the search tool and citations.
     pub index: Option<PathBuf>,
     /// Passages given to the solver as numbered context (with `index`).
@@ -77,6 +79,7 @@ impl Default for Settings {
         Self {
             strategy: Strategy::Single,
             rounds: 2,
+            candidates: 4,
             index: None,
             context: DEFAULT_CONTEXT_PASSAGES,
             citation_scorer: None,
@@ -128,9 +131,11 @@ impl Settings {
             let v = Field { name, value };
             match name.as_str() {
                 "strategy" => {
-                    s.strategy = v.choice(|t| t.parse().ok(), "single, self-refine, critic, ioe, wait or backtrack")?
+                    s.strategy =
+                        v.choice(|t| t.parse().ok(), "single, self-refine, critic, ioe, wait, backtrack or best-of-n")?
                 }
                 "rounds" => s.rounds = v.integer()?,
+                "candidates" => s.candidates = v.integer()?,
                 "index" => s.index = v.path()?,
                 "context" => s.context = v.integer()?,
                 "citation_scorer" => s.citation_scorer = v.optional_text()?,
@@ -165,6 +170,9 @@ impl Settings {
         }
         if self.max_calls == 0 {
             return Err(bad("max_calls", "must be at least 1 (the first answer is a call)"));
+        }
+        if !(1..=32).contains(&self.candidates) {
+            return Err(bad("candidates", format!("must be 1 to 32, got {}", self.candidates)));
         }
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
             return Err(bad("temperature", format!("must be a number in [0, 2], got {t}")));
@@ -209,6 +217,7 @@ impl Settings {
         options.loop_options = LoopOptions {
             strategy: self.strategy,
             rounds: self.rounds,
+            candidates: self.candidates,
             temperature_step: self.temperature_step,
             reject_repeats: self.reject_repeats,
             max_calls: self.max_calls,

@@ -21,8 +21,10 @@ use crate::{
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecheckOptions {
-    /// single, self-refine, critic, ioe, wait, backtrack.
+    /// single, self-refine, critic, ioe, wait, backtrack, best-of-n.
     pub strategy: Option<String>,
+    /// Answers `best-of-n` draws (1 to 32).
+    pub candidates: Option<u32>,
     /// Review rounds at most (0 to 100).
     pub rounds: Option<u32>,
     /// The name of an index under the server's index directory.
@@ -65,6 +67,12 @@ impl RecheckOptions {
                 return Err(ApiError::invalid("recheck.rounds", format!("rounds must be 0 to 100, got {r}")));
             }
             base.loop_options.rounds = r;
+        }
+        if let Some(n) = self.candidates {
+            if !(1..=32).contains(&n) {
+                return Err(ApiError::invalid("recheck.candidates", format!("candidates must be 1 to 32, got {n}")));
+            }
+            base.loop_options.candidates = n;
         }
         if let Some(j) = &self.judge {
             base.verify.judge = match j.as_str() {

@@ -6,13 +6,59 @@ use serde_json::json;
 
 use super::{Change, EvalStepError, ItemContext};
 use crate::{
+    agents::check_answer,
     eval::{
         answers::{extract, is_correct},
         leaks::{find_leaks, mask_leaks},
     },
     llm::{ChatRequest, Message, Purpose, SamplingParams},
+    orchestrator::{
+        best_of_n::{choose, mark, mean_logprob, Candidate, Choice, CANDIDATE_TEMPERATURE},
+        Strategy,
+    },
     trace::{FrictionOutcome, FrictionRound},
 };
+
+/// One solver answer: the solver's reply, or under `strategy = "best-of-n"` the one of
+/// `candidates` replies the exact tools support best (the friction items have no corpus,
+/// so the tools are the verifier), with every candidate recorded.
+async fn answer_turn(
+    cx: &ItemContext<'_>,
+    messages: &[Message],
+    temperature: f32,
+    seed: u64,
+    round: u32,
+) -> Result<String, EvalStepError> {
+    if cx.spec.strategy != Some(Strategy::BestOfN) {
+        return cx.solve(messages.to_vec(), temperature, seed).await;
+    }
+    if cx.change() == Some(&Change::Wait) {
+        return Err(EvalStepError::NotApplicable("a \"Wait\" fork does not apply to best-of-n answers".into()));
+    }
+    let t = temperature.max(CANDIDATE_TEMPERATURE);
+    let logprobs = cx.solver.capabilities().logprobs;
+    let mut candidates = Vec::new();
+    for k in 0..cx.spec.candidates.min(u32::MAX as usize) as u32 {
+        let mut request = cx.request(Purpose::Candidate, messages.to_vec(), t, seed.wrapping_add(1000 * u64::from(k)));
+        request.params.logprobs = logprobs;
+        let completion = cx.solver.chat(&request).await?;
+        let text = completion.text().trim().to_string();
+        let checked = check_answer(&cx.item.question, &text, cx.tools, Some(cx.recorder)).await?;
+        let verdicts: Vec<_> = checked.iter().map(|c| c.verdict).collect();
+        candidates.push(Candidate::scored(k, text, &verdicts, mean_logprob(&completion)));
+    }
+    let choice = choose(&candidates).unwrap_or(Choice { index: 0, all_failed: false });
+    mark(&mut candidates, choice);
+    let data =
+        json!({ "round": round, "chosen": choice.index, "all_failed": choice.all_failed, "candidates": candidates });
+    cx.recorder.event("solver", "best_of_n", data).await?;
+    let mut text = candidates.get(choice.index).map(|c| c.answer.clone()).unwrap_or_default();
+    if let Some(injected) = cx.take_injection() {
+        cx.recorder.event("solver", "injected", json!({ "replaced": text, "answer": injected })).await?;
+        text = injected;
+    }
+    Ok(text)
+}
 
 pub(super) async fn run(cx: &ItemContext<'_>) -> Result<FrictionOutcome, EvalStepError> {
     let spec = cx.spec;
@@ -25,7 +71,7 @@ pub(super) async fn run(cx: &ItemContext<'_>) -> Result<FrictionOutcome, EvalSte
         let temperature = (spec.temperature + spec.temperature_step * (round - 1) as f32)
             .min(spec.temperature_cap.max(spec.temperature));
         let seed = spec.seed.wrapping_add(u64::from(round));
-        let mut text = cx.solve(messages.clone(), temperature, seed).await?;
+        let mut text = answer_turn(cx, &messages, temperature, seed, round).await?;
         let mut answer = extract(cx.answer, &item.question, &text);
         let mut resampled = false;
         if spec.reject_repeats && answer.as_ref().is_some_and(|a| tried.contains(a)) {
