@@ -7,7 +7,9 @@
 
 mod support;
 
-use support::datasets::{blindspot_spec, friction_spec, snowball_spec, write_fixtures, write_verify_fixtures};
+use support::datasets::{
+    blindspot_spec, friction_spec, mistakes_spec, snowball_spec, write_fixtures, write_verify_fixtures,
+};
 
 use std::{
     io::{BufRead, BufReader},
@@ -379,6 +381,60 @@ async fn fork_reuses_recorded_steps_and_applies_its_change() {
             assert_eq!(data["replaced_by_fork"], true);
         }
     }
+}
+
+#[tokio::test]
+async fn mistakes_replays_exactly_and_a_fork_sets_the_simulated_locators_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 30);
+    let store = TraceStore::temporary().unwrap();
+    let spec = mistakes_spec(dir.path());
+    let opts = options(sim("find=0.5,fix=0.8,seed=2"));
+    let parent = eval::start(&store, &spec, dir.path(), None, &opts, &()).await.unwrap();
+    assert_eq!((parent.failed, parent.ran), (0, 30));
+    let before = analysis::compute(&store, parent.run_id).unwrap();
+    // The fixture's traces: a third clean, a third wrong from step 1, a third from step 2.
+    assert_eq!(metric(&before, "mistake_share").value, Some(20.0 / 30.0));
+    assert_eq!(metric(&before, "answer_accuracy_original").value, Some(10.0 / 30.0));
+    let replay = eval::replay(&store, parent.run_id, &opts).await.unwrap();
+    assert!(replay.identical, "{:?}", replay.differences);
+    // A perfect simulated locator backtracks exactly where the gold location does.
+    let fork =
+        ForkOptions { from_step: 0, change: "simulated_location_accuracy=1.0".parse::<Change>().unwrap(), model: None };
+    let forked = eval::fork(&store, parent.run_id, &fork, &opts, &()).await.unwrap();
+    let after = analysis::compute(&store, forked.run_id).unwrap();
+    assert_eq!(metric(&after, "simulated_locator_accuracy").value, Some(1.0));
+    assert_eq!(
+        metric(&after, "answer_accuracy_after_simulated").value,
+        metric(&after, "answer_accuracy_after_gold").value
+    );
+    assert_eq!(metric(&after, "location_accuracy").value, metric(&before, "location_accuracy").value);
+    let bad = "simulated_location_accuracy=1.5".parse::<Change>().unwrap().apply_to(&spec).unwrap_err().to_string();
+    assert!(bad.contains("not a probability"), "{bad}");
+}
+
+#[tokio::test]
+async fn mistakes_without_prefilled_turns_is_refused_unless_backtracking_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 3);
+    let store = TraceStore::temporary().unwrap();
+    // A scripted server that does not continue prefilled turns; its reply is a location.
+    let server = support::MockServer::start(vec![support::Reply::chat("Step 1 is wrong."); 3]);
+    let model: Arc<dyn ChatModel> =
+        Arc::new(llm::OpenAiBackend::new("scripted", llm::OpenAiOptions::new(&server.url)).unwrap());
+    let spec = mistakes_spec(dir.path());
+    let refused = eval::start(&store, &spec, dir.path(), None, &options(model.clone()), &()).await.unwrap();
+    assert_eq!(refused.failed, 3);
+    let why = refused.first_error.unwrap_or_default();
+    assert!(why.contains("backtrack = false"), "{why}");
+    let mut finding_only = spec.clone();
+    finding_only.backtrack = Some(false);
+    let run = eval::start(&store, &finding_only, dir.path(), None, &options(model), &()).await.unwrap();
+    assert_eq!((run.failed, run.ran), (0, 3));
+    let report = analysis::compute(&store, run.run_id).unwrap();
+    // Items 1 and 2 of the fixture have their first mistake at steps 1 and 2, item 0 none.
+    assert_eq!(metric(&report, "location_accuracy").value, Some(0.5));
+    assert!(!report.metrics.contains_key("answer_accuracy_original"), "no backtracking, no correction metrics");
 }
 
 fn recheck(home: &Path, args: &[&str]) -> Output {

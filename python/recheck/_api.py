@@ -62,8 +62,9 @@ class VerifySettings(_CheckSettings, total=False):
 class AskSettings(_CheckSettings, total=False):
     """How a question is answered and verified: ``recheck ask``'s flags."""
 
-    strategy: str | None  #: single (default), self-refine, critic, ioe, wait or backtrack
+    strategy: str | None  #: single (default), self-refine, critic, ioe, wait, backtrack or best-of-n
     rounds: int | None  #: review rounds at most, 0 to 100 (default 2)
+    candidates: int | None  #: answers best-of-n draws and verifies, 1 to 32 (default 4)
     context: int | None  #: passages given to the solver (with ``index``)
     temperature: float | None  #: solver temperature in [0, 2] (default: solver.toml's)
     temperature_step: float | None  #: temperature added each round, in [0, 2]
@@ -203,7 +204,8 @@ def ask(
 
     The settings are ``recheck ask``'s flags, with its defaults when left out
     (:class:`AskSettings` lists them): ``strategy`` (``"single"``; ``"self-refine"``,
-    ``"critic"``, ``"ioe"``, ``"wait"``, ``"backtrack"``), ``rounds`` (2), ``index``
+    ``"critic"``, ``"ioe"``, ``"wait"``, ``"backtrack"``, ``"best-of-n"``), ``rounds``
+    (2), ``candidates`` (best-of-n's draws, 4), ``index``
     (a corpus index for context, the search tool and citations), ``judge``
     (``"model"`` or ``"lexical"``), ``temperature``, ``max_calls`` (24), ``samples``
     (self-consistency, 0), ``seed`` (0), ``tags``, and the rest. ``model`` is a

@@ -153,6 +153,8 @@ class AskResult(_Result):
     stopped_by: str
     model_calls: int
     rounds: tuple[Mapping[str, Any], ...]
+    #: best-of-n: every answer drawn, its verification and whether it was kept
+    candidates: tuple[Mapping[str, Any], ...]
     model: Mapping[str, Any]
     trace_id: str
     _raw: Mapping[str, Any] = _raw()
@@ -170,6 +172,7 @@ class AskResult(_Result):
             d["stopped_by"],
             d["model_calls"],
             tuple(d.get("rounds", ())),
+            tuple(d.get("candidates", ())),
             d.get("model", {}),
             d["trace_id"],
             d,

@@ -37,6 +37,17 @@ def test_ask_returns_a_typed_result_and_stores_its_run(home: Path, sim: recheck.
     assert out.to_dict()["trace_id"] == out.trace_id
 
 
+def test_best_of_n_returns_every_candidate_and_keeps_one(home: Path) -> None:
+    model = recheck.Model("sim:accuracy=0.3,seed=2")
+    out = recheck.ask("What is 17 * 23?", model=model, strategy="best-of-n", candidates=4)
+    assert out.strategy == "best-of-n" and len(out.candidates) == 4
+    kept = [c for c in out.candidates if c["chosen"]]
+    assert len(kept) == 1 and kept[0]["answer"] == out.answer
+    assert out.stopped_by.startswith("best of 4")
+    with pytest.raises(UsageError, match="candidates"):
+        recheck.ask("What is 17 * 23?", model=model, strategy="best-of-n", candidates=0)
+
+
 def test_verify_quotes_the_contexts_that_decide_claims(home: Path, sim: recheck.Model) -> None:
     res = recheck.verify(
         f"{URANUS} It has 40 moons.", question="Who found Uranus?", contexts=[URANUS], model=sim, judge="lexical"
@@ -74,7 +85,7 @@ def test_ragas_field_names_are_read(home: Path, sim: recheck.Model) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"strategy": "best"}, 'strategy must be single, self-refine, critic, ioe, wait or backtrack, got "best"'),
+        ({"strategy": "best"}, 'strategy must be single, self-refine, critic, ioe, wait, backtrack or best-of-n, got "best"'),
         ({"temperature": math.nan}, "temperature must be a number in [0, 2], got NaN"),
         ({"temperature": 3.0}, "temperature must be a number in [0, 2], got 3"),
         ({"rounds": -1}, "rounds must be a whole number"),

@@ -37,13 +37,15 @@ pub fn render_text(report: &Report) -> String {
     for (condition, how) in &report.conditions {
         let _ = writeln!(out, "condition {condition}: {how}");
     }
-    let _ = writeln!(out, "\n{:<34} {:>7}  {:<17} {:>5}", "metric", "value", "95% interval", "n");
+    // Per-task names ("processbench_f1:tracking_shuffled_objects") are long: the column fits them.
+    let w = report.metrics.keys().map(|k| k.chars().count()).max().unwrap_or(0).max(34);
+    let _ = writeln!(out, "\n{:<w$} {:>7}  {:<17} {:>5}", "metric", "value", "95% interval", "n");
     for (name, m) in &report.metrics {
         let (value, interval) = match m.value {
             Some(v) => (format!("{v:.3}"), format!("[{}, {}]", num(m.low), num(m.high))),
             None => ("undef.".to_string(), "(see below)".to_string()),
         };
-        let _ = writeln!(out, "{:<34} {:>7}  {:<17} {:>5}", name, value, interval, m.n);
+        let _ = writeln!(out, "{:<w$} {:>7}  {:<17} {:>5}", name, value, interval, m.n);
         if let Some(p) = report.published.get(name) {
             let _ = writeln!(out, "    published: {} ({})", p.figure, p.source);
         }
@@ -54,11 +56,12 @@ pub fn render_text(report: &Report) -> String {
         }
     }
     if !report.flips.is_empty() {
-        let _ = writeln!(out, "\n{:<24} {:>6} {:>6} {:>6} {:>6}", "flips", "R->R", "R->W", "W->R", "W->W");
+        let fw = report.flips.keys().map(|k| k.chars().count()).max().unwrap_or(0).max(24);
+        let _ = writeln!(out, "\n{:<fw$} {:>6} {:>6} {:>6} {:>6}", "flips", "R->R", "R->W", "W->R", "W->W");
         for (name, f) in &report.flips {
             let _ = writeln!(
                 out,
-                "{:<24} {:>6} {:>6} {:>6} {:>6}",
+                "{:<fw$} {:>6} {:>6} {:>6} {:>6}",
                 name, f.right_right, f.right_wrong, f.wrong_right, f.wrong_wrong
             );
         }

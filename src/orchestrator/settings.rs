@@ -350,7 +350,7 @@ mod tests {
         };
         assert_eq!(
             refused(json!({"strategy": "best"})),
-            "strategy must be single, self-refine, critic, ioe, wait or backtrack, got \"best\""
+            "strategy must be single, self-refine, critic, ioe, wait, backtrack or best-of-n, got \"best\""
         );
         assert!(refused(json!({"temperature": "NaN"})).starts_with("temperature must be a number in [0, 2], got NaN"));
         assert!(refused(json!({"temperature_step": 3})).contains("in [0, 2]"));
