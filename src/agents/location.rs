@@ -56,7 +56,7 @@ fn patterns() -> &'static Patterns {
         let re = |s: &str| Regex::new(s).unwrap_or_else(|e| unreachable!("bad built-in pattern {s}: {e}"));
         let ordinals = ORDINALS.join("|");
         Patterns {
-            no_mistake: re(r"(?i)\b(?:no|not any|zero)\s+(?:logical\s+)?(?:mistakes?|errors?|wrong steps?)\b|\ball(?: of)?(?: the)?\s+(?:steps|thoughts)\s+(?:are|were|look)\s+(?:correct|right|fine|valid)|\bevery\s+(?:step|thought)\s+is\s+(?:correct|right)|\bnone of the (?:steps|thoughts) (?:is|are) (?:wrong|incorrect)|\b(?:there is|there's) nothing wrong|^\s*-1\b|\bis (?:entirely |completely |fully )?correct\s*[.!]?\s*$"),
+            no_mistake: re(r"(?i)\b(?:no|not any|zero)\s+(?:logical\s+)?(?:mistakes?|errors?|wrong steps?)\b|\ball(?: of)?(?: the)?\s+(?:steps|thoughts)\s+(?:are|were|look)\s+(?:correct|right|fine|valid)|\b(?:the|these)\s+(?:steps|thoughts)\s+(?:are|were)\s+(?:all\s+)?(?:correct|right)|\bevery\s+(?:step|thought)\s+is\s+(?:correct|right)|\bnone of the (?:steps|thoughts) (?:is|are) (?:wrong|incorrect)|\b(?:there is|there's) nothing wrong|^\s*-1\b|\bis (?:entirely |completely |fully )?correct\s*[.!]?\s*$"),
             numbered: re(r"(?i)\b(?:step|thought)\s*(?:number\s*|no\.?\s*|#\s*)?(-?\d+)"),
             ordinal: re(&format!(r"(?i)\b(?:the\s+)?({ordinals})\s+(?:step|thought)\b")),
             numeric_ordinal: re(r"(?i)\b(\d+)(?:st|nd|rd|th)\s+(?:step|thought)\b"),
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn phrasings_models_write() {
-        let table: [(&str, Location); 23] = [
+        let table: [(&str, Location); 24] = [
             ("Step 3 is wrong.", Location::Step(3)),
             ("The mistake is in step 2.", Location::Step(2)),
             ("Thought 4", Location::Step(4)),
@@ -168,6 +168,7 @@ mod tests {
             ("I think the answer is fine but I am not sure about it", Location::Unreadable),
             ("The reasoning is correct.", Location::NoMistake),
             ("Step 1 is correct, but step 3 is wrong.", Location::Step(3)),
+            ("The steps are correct and the answer is (D).", Location::NoMistake),
         ];
         for (reply, want) in table {
             assert_eq!(parse_location(reply, 5), want, "{reply:?}");

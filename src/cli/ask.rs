@@ -260,6 +260,14 @@ fn print_outcome(outcome: &AskOutcome, latency_ms: u64) {
         let changed = if r.revision.is_some() { "revised" } else { "kept" };
         eprintln!("round {}: {} tool calls, critique {verdict}, {changed}", r.round, r.tool_calls.len());
     }
+    for c in &outcome.candidates {
+        let kept = if c.chosen { "kept" } else { "-" };
+        let answer: String = super::shown(&c.answer).chars().take(60).collect();
+        eprintln!(
+            "candidate {}: {} claims, {} contradicted, {} supported, {kept}: {answer}",
+            c.index, c.claims, c.contradicted, c.supported
+        );
+    }
     eprintln!(
         "(run {}, strategy {}, {} model calls, {} ms; stopped: {})",
         outcome.trace_id, outcome.strategy, outcome.model_calls, latency_ms, outcome.stopped_by

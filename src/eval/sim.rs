@@ -6,7 +6,9 @@
 //! primality, flight reachability; senator questions are always "no"). What a call is
 //! for comes from the [`Purpose`] recorded with each request (feedback writer, claim
 //! check, user attempt, prefilled own answer), never from our prompts' wording, so
-//! editing a prompt template does not change the simulator.
+//! editing a prompt template does not change the simulator. (The one exception is the
+//! mistakes protocol's numbered steps, "Step N: ...", which its code writes, not a
+//! template: that is where the simulator finds the steps to locate a mistake in.)
 //!
 //! It lives with the experiments, not in `llm`: it needs the exact tools to know the
 //! truth, and the model layer depends on nothing but the trace records.
@@ -452,6 +454,24 @@ mod tests {
         assert!(wrong.reply(&feedback).contains("not correct"));
         let words = "Sort the following words alphabetically: List: pear apple fig";
         assert_eq!(ask(&right, vec![Message::user(words)]), "So the answer is apple fig pear.");
+    }
+
+    #[test]
+    fn the_located_step_is_the_first_false_equality_and_backtracking_fixes_from_a_clean_prefix() {
+        let sure = SimBackend::new(SimParams { find: 1.0, fix: 1.0, own: 0.0, ..Default::default() }, "sim");
+        let prompt = "((3 + 4) * 5) =\nStep 0: Write it as A * 5.\nStep 1: A = (3 + 4) = 8.\nStep 2: 8 * 5 = 40.";
+        let locate =
+            |p: &str| sure.reply(&ChatRequest::new(vec![Message::user(p)]).for_purpose(Purpose::LocateMistake));
+        let said = locate(prompt);
+        assert_eq!(crate::agents::parse_location(&said, 3), crate::trace::Location::Step(1), "{said}");
+        let clean = prompt.replace("= 8.", "= 7.").replace("8 * 5 = 40", "7 * 5 = 35");
+        assert_eq!(crate::agents::parse_location(&locate(&clean), 3), crate::trace::Location::NoMistake);
+        let backtrack = |prefix: &str| {
+            let messages = vec![Message::user("((3 + 4) * 5) ="), Message::assistant(prefix)];
+            sure.reply(&ChatRequest::new(messages).for_purpose(Purpose::Backtrack))
+        };
+        assert_eq!(backtrack("Write it as A * 5.\n"), "So the answer is 35.", "a clean prefix: fix = 1");
+        assert_ne!(backtrack("Write it as A * 5.\nA = (3 + 4) = 8.\n"), "So the answer is 35.", "a wrong one: own = 0");
     }
 
     #[test]

@@ -38,7 +38,8 @@ async fn answer_turn(
     let t = temperature.max(CANDIDATE_TEMPERATURE);
     let logprobs = cx.solver.capabilities().logprobs;
     let mut candidates = Vec::new();
-    for k in 0..cx.spec.candidates.min(u32::MAX as usize) as u32 {
+    // The spec bounds `candidates` (at most 100).
+    for k in 0..u32::try_from(cx.spec.candidates).unwrap_or(u32::MAX) {
         let mut request = cx.request(Purpose::Candidate, messages.to_vec(), t, seed.wrapping_add(1000 * u64::from(k)));
         request.params.logprobs = logprobs;
         let completion = cx.solver.chat(&request).await?;

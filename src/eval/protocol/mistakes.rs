@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{EvalStepError, ItemContext};
+use super::{Change, EvalStepError, ItemContext};
 use crate::{
     agents::parse_location,
     eval::answers::{extract, is_correct},
@@ -39,6 +39,13 @@ pub fn numbered_steps(steps: &[String]) -> String {
 
 pub(super) async fn run(cx: &ItemContext<'_>) -> Result<MistakesOutcome, EvalStepError> {
     let item = cx.item;
+    if matches!(cx.change(), Some(Change::Wait | Change::Feedback(_) | Change::Inject(_))) {
+        return Err(EvalStepError::NotApplicable(
+            "the mistakes protocol has no solver answer to inject into, continue or give feedback on; \
+             fork it with a spec option (simulated_location_accuracy=P, backtrack=false, max_tokens=N, ...)"
+                .into(),
+        ));
+    }
     if item.steps.is_empty() {
         return Err(EvalStepError::NotApplicable(format!(
             "item {} has no reasoning steps (the mistakes protocol reads BIG-Bench Mistake traces: loader = \"bbm\")",
