@@ -238,10 +238,17 @@ def test_ctrl_c_stops_a_long_batch_and_leaves_the_store_usable(home: Path) -> No
     records = ({"answer": f"{URANUS} It has {i} rings.", "contexts": [URANUS]} for i in range(100_000))
     # Late enough for records to finish (reading 100,000 records takes most of a second).
     timer = threading.Timer(2.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        recheck.verify_many(records, model=slow, judge="lexical", concurrency=4)
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it
+    # ignored: the test needs Python's own handler, as an interactive session has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            recheck.verify_many(records, model=slow, judge="lexical", concurrency=4)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 30, "stopped soon after the signal"
     store = recheck.Store()
     batches = store.runs(kind="verify-batch")
