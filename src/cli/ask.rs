@@ -64,7 +64,8 @@ pub struct RunArgs {
     /// best-of-n: answers drawn (temperature at least 0.7), each verified claim by
     /// claim; kept: fewest contradicted claims, then the highest share supported, then
     /// the model's likelihood, then the first (1 to 32).
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32))]
+    #[arg(long, default_value_t = recheck::orchestrator::best_of_n::DEFAULT_CANDIDATES, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=32))]
     pub candidates: u32,
 
     /// A corpus index (from `recheck index`) for context passages, the search tool and citations.

@@ -128,6 +128,14 @@ impl SimParams {
     }
 }
 
+/// A uniform draw in [0, 1) from what `h` has hashed: the top 53 bits of its digest.
+pub(crate) fn unit_draw(h: Sha256) -> f64 {
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    (u64::from_be_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// What the simulator knows the truth of.
 enum Task {
     Number(i128),
@@ -160,10 +168,7 @@ impl SimBackend {
             h.update([0]);
         }
         h.update(request.params.seed.unwrap_or(0).to_be_bytes());
-        let d = h.finalize();
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&d[..8]);
-        (u64::from_be_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+        unit_draw(h)
     }
 
     fn reply(&self, request: &ChatRequest) -> String {

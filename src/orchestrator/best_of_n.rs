@@ -27,6 +27,9 @@ use crate::{
 /// candidates must differ for the choice to mean anything.
 pub const CANDIDATE_TEMPERATURE: f32 = 0.7;
 
+/// Answers drawn when no number is given (`--candidates`, `candidates`).
+pub const DEFAULT_CANDIDATES: u32 = 4;
+
 /// One drawn answer and what the verifier made of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -110,12 +113,21 @@ pub fn choose(candidates: &[Candidate]) -> Option<Choice> {
     Some(Choice { index: best, all_failed: false })
 }
 
-/// Mark `choice` in `candidates`, and the stop reason that reports it.
-pub fn mark(candidates: &mut [Candidate], choice: Choice) -> StopReason {
+/// Choose among `candidates` (the first of an empty list: nothing to mark) and mark the
+/// kept one `chosen`.
+pub fn keep(candidates: &mut [Candidate]) -> Choice {
+    let choice = choose(candidates).unwrap_or(Choice { index: 0, all_failed: false });
     if let Some(c) = candidates.get_mut(choice.index) {
         c.chosen = true;
     }
-    StopReason::BestOfN { chosen: choice.index as u32, of: candidates.len() as u32, all_failed: choice.all_failed }
+    choice
+}
+
+impl Choice {
+    /// The stop reason that reports this choice among `of` candidates.
+    pub fn stop_reason(self, of: usize) -> StopReason {
+        StopReason::BestOfN { chosen: self.index as u32, of: of as u32, all_failed: self.all_failed }
+    }
 }
 
 /// The mean log-probability per token of a completion's first choice, when it has them.
@@ -175,8 +187,8 @@ impl Loop<'_> {
                 break;
             }
         }
-        let choice = choose(&candidates).unwrap_or(Choice { index: 0, all_failed: false });
-        let chosen_by = mark(&mut candidates, choice);
+        let choice = keep(&mut candidates);
+        let chosen_by = choice.stop_reason(candidates.len());
         let data = json!({ "chosen": choice.index, "all_failed": choice.all_failed, "candidates": candidates });
         self.recorder.event("solver", "best_of_n", data).await?;
         let answer = candidates.get(choice.index).map(|c| c.answer.clone()).unwrap_or_default();
@@ -225,9 +237,9 @@ mod tests {
     fn when_every_candidate_fails_the_first_is_kept_and_said_to() {
         use Verdict::*;
         let mut list = vec![c(0, &[Contradicted, Contradicted], None), c(1, &[Contradicted, Supported], Some(0.0))];
-        let choice = choose(&list).unwrap();
+        let choice = keep(&mut list);
         assert_eq!(choice, Choice { index: 0, all_failed: true });
-        let reason = mark(&mut list, choice);
+        let reason = choice.stop_reason(list.len());
         assert!(list[0].chosen && !list[1].chosen);
         assert_eq!(reason.to_string(), "best of 2: every candidate failed verification; the first kept");
     }

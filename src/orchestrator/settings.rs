@@ -79,7 +79,7 @@ impl Default for Settings {
         Self {
             strategy: Strategy::Single,
             rounds: 2,
-            candidates: 4,
+            candidates: super::best_of_n::DEFAULT_CANDIDATES,
             index: None,
             context: DEFAULT_CONTEXT_PASSAGES,
             citation_scorer: None,

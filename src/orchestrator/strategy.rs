@@ -72,7 +72,7 @@ impl FromStr for Strategy {
 }
 
 fn default_candidates() -> u32 {
-    4
+    super::best_of_n::DEFAULT_CANDIDATES
 }
 
 /// Limits and anti-friction options of a loop.

@@ -13,7 +13,7 @@ use crate::{
     },
     llm::{ChatRequest, Message, Purpose, SamplingParams},
     orchestrator::{
-        best_of_n::{choose, mark, mean_logprob, Candidate, Choice, CANDIDATE_TEMPERATURE},
+        best_of_n::{keep, mean_logprob, Candidate, CANDIDATE_TEMPERATURE},
         Strategy,
     },
     trace::{FrictionOutcome, FrictionRound},
@@ -48,8 +48,7 @@ async fn answer_turn(
         let verdicts: Vec<_> = checked.iter().map(|c| c.verdict).collect();
         candidates.push(Candidate::scored(k, text, &verdicts, mean_logprob(&completion)));
     }
-    let choice = choose(&candidates).unwrap_or(Choice { index: 0, all_failed: false });
-    mark(&mut candidates, choice);
+    let choice = keep(&mut candidates);
     let data =
         json!({ "round": round, "chosen": choice.index, "all_failed": choice.all_failed, "candidates": candidates });
     cx.recorder.event("solver", "best_of_n", data).await?;

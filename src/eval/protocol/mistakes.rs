@@ -19,7 +19,11 @@ use sha2::{Digest, Sha256};
 use super::{Change, EvalStepError, ItemContext};
 use crate::{
     agents::parse_location,
-    eval::answers::{extract, is_correct},
+    eval::{
+        answers::{extract, is_correct, normalize_gold},
+        sim::unit_draw,
+        AnswerKind,
+    },
     llm::{Message, Purpose},
     trace::{Backtrack, Location, LocationSource, MistakesOutcome},
 };
@@ -147,10 +151,6 @@ struct Regenerated {
     text: String,
 }
 
-fn normalize(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
-}
-
 /// Keep the steps before `step`, sample `step` again until it differs from the
 /// original, and continue from there.
 async fn regenerate(cx: &ItemContext<'_>, step: usize) -> Result<Regenerated, EvalStepError> {
@@ -164,7 +164,8 @@ async fn regenerate(cx: &ItemContext<'_>, step: usize) -> Result<Regenerated, Ev
         }
         messages
     };
-    let original = normalize(&item.steps[step]);
+    // Compared as exact answers are: whitespace folded, lower-cased.
+    let original = normalize_gold(AnswerKind::Exact, &item.steps[step]);
     let (mut new_step, mut samples) = (String::new(), 0);
     while samples < STEP_SAMPLES {
         samples += 1;
@@ -172,7 +173,7 @@ async fn regenerate(cx: &ItemContext<'_>, step: usize) -> Result<Regenerated, Ev
         let mut request = cx.request(Purpose::Backtrack, turn(prefix.clone()), 1.0, seed);
         request.params.stop = vec!["\n".into()];
         let sample = cx.solver.chat(&request).await?.text().trim().to_string();
-        let differs = !sample.is_empty() && normalize(&sample) != original;
+        let differs = !sample.is_empty() && normalize_gold(AnswerKind::Exact, &sample) != original;
         if differs || samples == STEP_SAMPLES {
             new_step = sample;
             break;
@@ -199,10 +200,7 @@ pub fn simulated_location(seed: u64, item_id: &str, gold: Location, steps: usize
         h.update(seed.to_be_bytes());
         h.update(item_id.as_bytes());
         h.update(salt.as_bytes());
-        let d = h.finalize();
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&d[..8]);
-        (u64::from_be_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+        unit_draw(h)
     };
     if draw("right") < accuracy {
         return gold;
