@@ -6,6 +6,7 @@ use crate::{
     analysis::AnalysisError,
     corpus::CorpusError,
     datasets::DatasetError,
+    embed::EmbedError,
     eval::EvalError,
     home::HomeError,
     llm::LlmError,
@@ -23,6 +24,9 @@ pub enum Error {
     /// From the trace store.
     #[error(transparent)]
     Trace(#[from] TraceError),
+    /// From an embedder or opening an index for dense search.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
     /// A run failed; it is recorded in the trace store under `run_id`. (Its cause is in
     /// the message, not a `source`, so `{:#}` does not print it twice.)
     #[error("{cause} (recorded as run {run_id})")]
@@ -126,6 +130,8 @@ impl Error {
                 matches!(l, LlmError::BadSpec { .. })
             }
             Error::Eval(EvalError::BadChange { .. }) => true,
+            Error::Corpus(c) | Error::Embed(EmbedError::Corpus(c)) => corpus_is_usage(c),
+            Error::Embed(EmbedError::BadSpec { .. }) => true,
             #[cfg(feature = "otlp")]
             Error::Telemetry(crate::telemetry::TelemetryError::BadEndpoint { .. }) => true,
             _ => false,
@@ -138,12 +144,18 @@ impl Error {
         match self {
             Error::Llm(l) | Error::RunFailed { cause: l, .. } | Error::Agent(AgentError::Llm(l)) => llm_hint(l),
             Error::Trace(t) => trace_hint(t),
-            Error::Corpus(c) => corpus_hint(c),
+            Error::Corpus(c) | Error::Embed(EmbedError::Corpus(c)) => corpus_hint(c),
             Error::Eval(e) => eval_hint(e),
             Error::Home(_) => Some(HOME_HINT),
             _ => None,
         }
     }
+}
+
+/// Whether a corpus error is the user asking for what the index cannot do (dense
+/// search of an index without vectors, another embedder than its own).
+pub fn corpus_is_usage(e: &CorpusError) -> bool {
+    matches!(e, CorpusError::NoVectors { .. } | CorpusError::WrongEmbedder { .. } | CorpusError::NeedsEmbedder { .. })
 }
 
 /// The hint for a home directory that cannot be used.

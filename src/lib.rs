@@ -15,6 +15,9 @@
 //! - [`llm`]: the [`ChatModel`] trait and its backends (`openai:MODEL` for any
 //!   OpenAI-compatible server; `local`, the embedded model, with the `local` feature),
 //!   the recording wrapper and the run [`llm::Budget`] it enforces.
+//! - [`embed`]: sentence embedders (the embedded all-MiniLM-L6-v2 with the `embed`
+//!   feature, a BERT directory, an OpenAI-compatible `/v1/embeddings` endpoint) and
+//!   opening an index in the retrieval mode asked for (bm25, dense, hybrid).
 //! - [`agents`]: solver, critic (JSON validated against its schema), decomposer (atomic
 //!   claims), judge (the [`agents::Entailment`] trait), tool-checker, citation-attributor
 //!   and feedback writer, configured in `agents/*.toml` with prompts in `prompts/`.
@@ -47,6 +50,8 @@
 //!   `recheck serve` (axum, hyper, prometheus-client).
 //! - `otlp` (default): [`telemetry`], OTLP/HTTP export (opentelemetry-otlp with a
 //!   blocking reqwest client; no gRPC stack).
+//! - `embed` (default): the embedded sentence embedder (candle, tokenizers; pure Rust)
+//!   for dense and hybrid retrieval. Without it, `openai:MODEL` embedders still work.
 //! - `cli` (default): the `recheck` binary (clap, indicatif, progress output); needs `server`.
 //!
 //! ## Wrap a model in a critic loop
@@ -191,6 +196,8 @@ pub mod tools;
 pub mod analysis;
 pub mod llm;
 
+pub mod embed;
+
 pub mod agents;
 
 pub mod eval;
@@ -207,7 +214,7 @@ mod setting;
 
 pub use setting::{check_in_flight, MAX_IN_FLIGHT};
 
-pub use error::{corpus_hint, eval_hint, llm_hint, trace_hint, Error, Result, HOME_HINT};
+pub use error::{corpus_hint, corpus_is_usage, eval_hint, llm_hint, trace_hint, Error, Result, HOME_HINT};
 pub use eval::{open_model, ModelSettings};
 pub use llm::ChatModel;
 pub use orchestrator::{

@@ -9,7 +9,7 @@ use std::{
 };
 
 /// Bottom first; a module may use those before it in this list.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "files",
     "trace",
     "corpus",
@@ -18,6 +18,7 @@ const LAYERS: [&str; 13] = [
     "datasets",
     "analysis",
     "llm",
+    "embed",
     "agents",
     "orchestrator",
     "eval",

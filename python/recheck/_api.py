@@ -43,6 +43,9 @@ class _CheckSettings(TypedDict, total=False):
     judge: str | None  #: "model" (agents/judge.toml) or "lexical" (word overlap, a baseline)
     decompose: bool | None  #: False checks only the tool-checker's claims
     index: PathLike | None  #: a corpus index (context passages, evidence, citations)
+    retrieval: str | None  #: "bm25", "dense" or "hybrid" (default: hybrid where the index has vectors)
+    alpha: float | None  #: hybrid's weight of the dense score in [0, 1] (default 0.6)
+    embedder: str | None  #: the query embedder (default: the one that made the index's vectors)
     samples: int | None  #: self-consistency samples, 0 to 32
     contradictions: bool | None  #: judge every pair of the first 8 claims
     calibration: str | None  #: "contextual", "none" or a file from `recheck calibrate`
@@ -479,8 +482,9 @@ class Store:
 
 
 class Index:
-    """A corpus index (tantivy, BM25) of passages with exact offsets, as ``recheck
-    index`` builds it; give its path as ``index=`` to :func:`ask` and :func:`verify`."""
+    """A corpus index (tantivy, BM25; with ``embed=True``, one vector a passage for
+    dense and hybrid search) of passages with exact offsets, as ``recheck index``
+    builds it; give its path as ``index=`` to :func:`ask` and :func:`verify`."""
 
     def __init__(self, path: PathLike, report: IndexReport | None = None) -> None:
         self.path = Path(path)
@@ -498,24 +502,52 @@ class Index:
         max_chars: int | None = None,
         overlap: int | None = None,
         prune: bool = False,
+        embed: bool = False,
+        embedder: str | None = None,
     ) -> Index:
         """Build or update the index at ``path`` from ``sources``: JSONL files (one
         document a line, fields named by ``*_field``), directories of text files, or
         text files. Unchanged documents are kept; bad input is listed in
-        ``report.bad`` and skipped (and then nothing is pruned)."""
+        ``report.bad`` and skipped (and then nothing is pruned). ``embed`` stores one
+        vector a passage, made by ``embedder`` (``"local"``, all-MiniLM-L6-v2, unless
+        the index already has vectors by another; ``"local:DIR"``, ``"openai:MODEL"``);
+        an index with vectors must be updated with ``embed=True``."""
         if not sources:
             raise UsageError("Index.build needs at least one source")
         out = _recheck.index_build(
-            os.fspath(path), [os.fspath(s) for s in sources], id_field, title_field, text_field, max_chars, overlap, prune
+            os.fspath(path),
+            [os.fspath(s) for s in sources],
+            id_field,
+            title_field,
+            text_field,
+            max_chars,
+            overlap,
+            prune,
+            embed,
+            embedder,
         )
         return cls(path, IndexReport._of(json.loads(out)))
 
     def search(
-        self, query: str, k: int = 10, *, mmr: float | None = None, max_per_doc: int | None = None, syntax: bool = False
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mmr: float | None = None,
+        max_per_doc: int | None = None,
+        syntax: bool = False,
+        retrieval: str | None = None,
+        alpha: float | None = None,
+        embedder: str | None = None,
     ) -> list[Hit]:
         """The ``k`` best passages for ``query`` (plain text; tantivy query syntax with
-        ``syntax``), re-ranked by MMR with ``mmr`` = λ in [0, 1] if given."""
-        out = _recheck.index_search(os.fspath(self.path), _text(query, "query"), k, mmr, max_per_doc, syntax)
+        ``syntax``), re-ranked by MMR with ``mmr`` = λ in [0, 1] if given. ``retrieval``
+        is ``"bm25"``, ``"dense"`` or ``"hybrid"`` (default: hybrid where the index has
+        vectors, bm25 where it has none); ``alpha`` is hybrid's weight of the dense score
+        (0.6 unless given)."""
+        out = _recheck.index_search(
+            os.fspath(self.path), _text(query, "query"), k, mmr, max_per_doc, syntax, retrieval, alpha, embedder
+        )
         return [Hit._of(h) for h in json.loads(out)]
 
     def __repr__(self) -> str:

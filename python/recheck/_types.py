@@ -360,6 +360,9 @@ class IndexReport(_Result):
     passages_total: int
     bad: tuple[Any, ...]
     pruned: bool
+    passages_embedded: int = 0
+    #: The embedder of the index's vectors (spec, model, digest, dim), if it has them.
+    embedder: Mapping[str, Any] | None = None
     _raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -375,6 +378,8 @@ class IndexReport(_Result):
             d["passages_total"],
             tuple(d["bad"]),
             d.get("pruned", False),
+            d.get("passages_embedded", 0),
+            d.get("embedder"),
             d,
         )
 

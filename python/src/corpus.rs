@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-use recheck::corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions};
+use recheck::{
+    corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions},
+    embed::{self, RetrievalChoice},
+};
 
 use crate::{
     errors::{json_text, to_py},
@@ -15,7 +18,7 @@ use crate::{
 /// Build or update the index at `dir` from `sources`; what it did as JSON (as
 /// `recheck index --json`).
 #[pyfunction]
-#[pyo3(signature = (dir, sources, id_field, title_field, text_field, max_chars=None, overlap=None, prune=false))]
+#[pyo3(signature = (dir, sources, id_field, title_field, text_field, max_chars=None, overlap=None, prune=false, embed=false, embedder=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn index_build(
     py: Python<'_>,
@@ -27,6 +30,8 @@ pub fn index_build(
     max_chars: Option<usize>,
     overlap: Option<usize>,
     prune: bool,
+    embed: bool,
+    embedder: Option<String>,
 ) -> PyResult<String> {
     let defaults = PassageConfig::default();
     let (max_chars, overlap) = (max_chars.unwrap_or(defaults.max_chars), overlap.unwrap_or(defaults.overlap_sentences));
@@ -35,13 +40,33 @@ pub fn index_build(
     }
     let fields = JsonlFields { id: id_field, title: title_field, text: text_field };
     let config = PassageConfig { max_chars, overlap_sentences: overlap };
-    let built = detached(py, || build_index(&dir, &sources, &fields, &config, prune, &|_, _| {}))?;
-    json_text(&built.map_err(|e| to_py(e.into()))?)
+    if embedder.is_some() && !embed {
+        return Err(crate::errors::usage("embedder is the embedder of embed=True"));
+    }
+    let built = detached(py, || -> recheck::Result<_> {
+        let embedder = match embed {
+            false => None,
+            true => {
+                let spec = match embedder {
+                    Some(spec) => spec,
+                    None if dir.join("meta.json").exists() => CorpusIndex::open(&dir)?
+                        .embedder()?
+                        .map(|e| e.spec)
+                        .unwrap_or_else(|| embed::DEFAULT_EMBEDDER.into()),
+                    None => embed::DEFAULT_EMBEDDER.into(),
+                };
+                Some(embed::open_embedder(&spec, &embed::options(), &|_| {})?)
+            }
+        };
+        Ok(build_index(&dir, &sources, &fields, &config, prune, embedder.as_deref(), &|_, _, _| {})?)
+    })?;
+    json_text(&built.map_err(to_py)?)
 }
 
 /// Search the index at `dir`; the hits as JSON.
 #[pyfunction]
-#[pyo3(signature = (dir, query, k, mmr, max_per_doc, syntax))]
+#[pyo3(signature = (dir, query, k, mmr, max_per_doc, syntax, retrieval=None, alpha=None, embedder=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn index_search(
     py: Python<'_>,
     dir: PathBuf,
@@ -50,11 +75,24 @@ pub fn index_search(
     mmr: Option<f32>,
     max_per_doc: Option<usize>,
     syntax: bool,
+    retrieval: Option<String>,
+    alpha: Option<f32>,
+    embedder: Option<String>,
 ) -> PyResult<String> {
     let options = SearchOptions { k, syntax, mmr, max_per_doc };
     if let Err((option, problem)) = options.check() {
         return Err(crate::errors::usage(format!("{option} {problem}")));
     }
-    let hits = detached(py, || CorpusIndex::open(&dir)?.search(&query, &options))?;
-    json_text(&hits.map_err(|e| to_py(e.into()))?)
+    let mode = match retrieval.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => return Err(crate::errors::usage(format!("retrieval {e}"))),
+    };
+    let choice =
+        RetrievalChoice::of(mode, alpha, embedder).map_err(|e| crate::errors::usage(format!("alpha {e}")))?;
+    let hits = detached(py, || -> recheck::Result<_> {
+        let index = recheck::orchestrator::open_index(&dir, &choice)?;
+        Ok(index.search(&query, &options)?)
+    })?;
+    json_text(&hits.map_err(to_py)?)
 }

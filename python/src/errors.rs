@@ -53,7 +53,7 @@ pub fn class(e: &Error) -> &'static str {
         Error::Trace(_) | Error::Remote(_) | Error::Home(_) => "StoreError",
         Error::Llm(_) | Error::RunFailed { .. } | Error::Agent(AgentError::Llm(_)) => "ModelError",
         Error::Unverifiable { .. } => "UnverifiableError",
-        Error::Corpus(_) => "CorpusError",
+        Error::Corpus(_) | Error::Embed(_) => "CorpusError",
         Error::Eval(_) | Error::Dataset(_) | Error::Analysis(_) | Error::NotReplayable { .. } => "EvalError",
         _ => "Error",
     }

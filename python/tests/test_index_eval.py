@@ -10,7 +10,7 @@ import pytest
 
 import recheck
 
-from .conftest import data
+from .conftest import MODELS_HOME, data
 
 DOCS = [
     {"id": "uranus", "title": "Uranus", "text": "Uranus was discovered by William Herschel in 1781. It has 28 known moons."},
@@ -34,6 +34,33 @@ def test_build_search_and_verify_against_an_index(home: Path, sim: recheck.Model
     assert again.report is not None and again.report.unchanged == 2 and again.report.added == 0
     res = recheck.verify("Uranus was discovered by William Herschel in 1781.", index=idx.path, model=sim, judge="lexical")
     assert res.claims and res.claims[0].verdict == "supported"
+    assert any(s.doc_id == "uranus" for s in res.sources)
+
+
+def test_dense_and_hybrid_search_from_python(home: Path, sim: recheck.Model, corpus: Path, tmp_path: Path) -> None:
+    # The embedder `cargo test` fetched into the suite's model cache, seen from this home.
+    cached = MODELS_HOME / "models" / "all-MiniLM-L6-v2"
+    if not (cached / "model.safetensors").exists():
+        pytest.skip(f"the embedder is not in {cached} (cargo test fetches it)")
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "all-MiniLM-L6-v2").symlink_to(cached)
+    plain = recheck.Index.build(tmp_path / "idx", corpus)
+    assert plain.report is not None and plain.report.embedder is None
+    with pytest.raises(recheck.UsageError, match="no vectors"):
+        plain.search("astronomer", retrieval="dense")
+    idx = recheck.Index.build(tmp_path / "idx", corpus, embed=True)
+    assert idx.report is not None and idx.report.passages_embedded == 2
+    assert idx.report.embedder is not None and idx.report.embedder["dim"] == 384
+    with pytest.raises(recheck.UsageError, match="has vectors"):
+        recheck.Index.build(tmp_path / "idx", corpus)
+    for mode in ("dense", "hybrid", None):
+        hits = idx.search("the astronomer Herschel", k=1, retrieval=mode)
+        assert [h.doc_id for h in hits] == ["uranus"], mode
+    with pytest.raises(recheck.UsageError, match="alpha"):
+        idx.search("x", retrieval="bm25", alpha=0.5)
+    res = recheck.verify(
+        "Uranus was discovered by William Herschel in 1781.", index=idx.path, model=sim, judge="lexical", retrieval="hybrid"
+    )
     assert any(s.doc_id == "uranus" for s in res.sources)
 
 

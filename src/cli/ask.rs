@@ -76,6 +76,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = recheck::orchestrator::DEFAULT_CONTEXT_PASSAGES)]
     pub context: usize,
 
+    /// How --index is searched.
+    #[command(flatten)]
+    pub retrieval: super::corpus::RetrievalArgs,
+
     /// Citation scorer: lexical, contextcite (ablation with continuation scoring; local
     /// models), or leave_one_out (the judge without each passage; any backend).
     /// contextcite on a backend that cannot score runs leave_one_out, and says so.
@@ -162,6 +166,9 @@ impl RunArgs {
             candidates: self.candidates,
             index: self.index.clone(),
             context: self.context,
+            retrieval: self.retrieval.retrieval,
+            alpha: self.retrieval.alpha,
+            embedder: self.retrieval.embedder.clone(),
             citation_scorer: self.citation_scorer.clone(),
             agents_dir: self.dirs.agents_dir.clone(),
             prompts_dir: self.dirs.prompts_dir.clone(),

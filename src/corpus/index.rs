@@ -21,7 +21,12 @@ use tantivy::{
     Index, IndexReader, ReloadPolicy, TantivyDocument, Term,
 };
 
-use super::{rerank, split_passages, CorpusError, Document, Hit, Passage, PassageConfig, Retriever, SearchOptions};
+use super::{
+    dense::passage_text,
+    split_passages,
+    vectors::{self, Vectors, VectorsRef},
+    CorpusError, Document, Embedder, Hit, Passage, PassageConfig, Retrieval, Retriever, SearchOptions,
+};
 
 const ANALYZER: &str = "recheck_en";
 const MANIFEST_VERSION: u32 = 1;
@@ -41,6 +46,17 @@ pub struct UpdateStats {
     pub passages_written: usize,
     /// Documents in the index after the update.
     pub documents_total: usize,
+    /// Passages embedded (with an embedder).
+    pub passages_embedded: usize,
+}
+
+/// What an update is doing, for its progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Splitting and indexing documents (counts documents).
+    Indexing,
+    /// Embedding written passages (counts passages).
+    Embedding,
 }
 
 /// The committed record of what is indexed.
@@ -50,7 +66,13 @@ struct Manifest {
     passage: Option<PassageConfig>,
     /// Document id -> content hash.
     docs: BTreeMap<String, String>,
+    /// The passages' vectors, if the index has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vectors: Option<VectorsRef>,
 }
+
+/// Passages embedded at a time while indexing.
+const EMBED_BATCH: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
@@ -68,6 +90,10 @@ pub struct CorpusIndex {
     reader: IndexReader,
     fields: Fields,
     dir: PathBuf,
+    /// How searches rank (BM25 unless [`CorpusIndex::with_retrieval`] chose another).
+    pub(super) retrieval: Retrieval,
+    /// The query embedder and the committed vectors, for dense and hybrid search.
+    pub(super) dense: Option<super::hybrid::DenseSide>,
 }
 
 impl std::fmt::Debug for CorpusIndex {
@@ -142,7 +168,7 @@ impl CorpusIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| CorpusError::index(dir, e))?;
-        Ok(Self { index, reader, fields, dir: dir.to_path_buf() })
+        Ok(Self { index, reader, fields, dir: dir.to_path_buf(), retrieval: Retrieval::default(), dense: None })
     }
 
     /// The index directory.
@@ -160,13 +186,19 @@ impl CorpusIndex {
         }
     }
 
+    /// What the commit says of the vectors.
+    pub(super) fn manifest_vectors(&self) -> Result<Option<VectorsRef>, CorpusError> {
+        Ok(self.manifest()?.vectors)
+    }
+
     /// Number of documents and passages indexed.
     pub fn counts(&self) -> Result<(usize, u64), CorpusError> {
         Ok((self.manifest()?.docs.len(), self.reader.searcher().num_docs()))
     }
 
     /// Add new documents, replace changed ones, skip unchanged ones; with `prune`,
-    /// delete indexed documents absent from `docs`. One atomic commit.
+    /// delete indexed documents absent from `docs`. One atomic commit. An index with
+    /// vectors needs its embedder: use [`CorpusIndex::update_with`].
     pub fn update(
         &mut self,
         docs: &[Document],
@@ -174,7 +206,41 @@ impl CorpusIndex {
         prune: bool,
         progress: &dyn Fn(usize),
     ) -> Result<UpdateStats, CorpusError> {
+        self.update_with(docs, config, prune, None, &|stage, n, _| {
+            if stage == Stage::Indexing {
+                progress(n)
+            }
+        })
+    }
+
+    /// [`CorpusIndex::update`], embedding the written passages with `embedder` when it
+    /// is given or the index already has vectors (then it must be the embedder that
+    /// made them). The vectors of changed and removed documents are replaced, the rest
+    /// kept; the new vector file is committed with the tantivy commit.
+    /// `progress(stage, done, total)` counts documents while indexing and passages
+    /// while embedding.
+    pub fn update_with(
+        &mut self,
+        docs: &[Document],
+        config: &PassageConfig,
+        prune: bool,
+        embedder: Option<&dyn Embedder>,
+        progress: &dyn Fn(Stage, usize, usize),
+    ) -> Result<UpdateStats, CorpusError> {
         let mut manifest = self.manifest()?;
+        let embedder = match (embedder, &manifest.vectors) {
+            (None, None) => None,
+            (Some(e), None) => Some(e),
+            (None, Some(r)) => {
+                return Err(CorpusError::NeedsEmbedder { index: self.dir.clone(), made_by: r.embedder.to_string() })
+            }
+            (Some(e), Some(r)) => {
+                super::hybrid::check_embedder(&self.dir, &r.embedder, e.identity())?;
+                Some(e)
+            }
+        };
+        let mut replaced: HashSet<String> = HashSet::new();
+        let mut fresh: Vec<Passage> = Vec::new();
         let mut writer: tantivy::IndexWriter<TantivyDocument> = self.index.writer(100_000_000).map_err(|e| {
             if matches!(e, tantivy::TantivyError::LockFailure(..)) {
                 CorpusError::InUse(self.dir.clone())
@@ -196,17 +262,21 @@ impl CorpusIndex {
                     } else {
                         stats.added += 1;
                     }
+                    replaced.insert(doc.id.clone());
                     for passage in split_passages(doc, config) {
                         writer
                             .add_document(self.tantivy_doc(&passage))
                             .map_err(|e| CorpusError::index(&self.dir, e))?;
                         stats.passages_written += 1;
+                        if embedder.is_some() {
+                            fresh.push(passage);
+                        }
                     }
                     manifest.docs.insert(doc.id.clone(), hash);
                 }
             }
             if n % 256 == 0 {
-                progress(n);
+                progress(Stage::Indexing, n, docs.len());
             }
         }
         if prune {
@@ -215,10 +285,37 @@ impl CorpusIndex {
             for id in gone {
                 writer.delete_term(Term::from_field_text(self.fields.doc_id, &id));
                 manifest.docs.remove(&id);
+                replaced.insert(id);
                 stats.removed += 1;
             }
         }
-        progress(docs.len());
+        progress(Stage::Indexing, docs.len(), docs.len());
+        if let Some(embedder) = embedder {
+            let committed = match &manifest.vectors {
+                None => None,
+                // A damaged vector file is rebuilt: the documents are intact, and
+                // re-embedding them is the way back.
+                Some(r) => {
+                    Vectors::read(&self.dir, r).map_err(|e| tracing::warn!("{e}; embedding every passage again")).ok()
+                }
+            };
+            let unchanged = committed.is_some() && fresh.is_empty() && replaced.is_empty();
+            if !unchanged {
+                let old = match committed {
+                    Some(v) => v,
+                    None => {
+                        // Vectors added to an index that had none (or whose vectors
+                        // were damaged): its unchanged passages are embedded too.
+                        let kept = self.all_passages()?.into_iter().filter(|p| !replaced.contains(&p.doc_id));
+                        fresh.splice(0..0, kept);
+                        Vectors::new(embedder.identity().dim)
+                    }
+                };
+                let mut all = old.retain_docs(|d| !replaced.contains(d));
+                stats.passages_embedded = embed_passages(embedder, &fresh, &mut all, progress)?;
+                manifest.vectors = Some(all.write(&self.dir, embedder.identity())?);
+            }
+        }
         manifest.version = MANIFEST_VERSION;
         manifest.passage = Some(*config);
         stats.documents_total = manifest.docs.len();
@@ -226,6 +323,8 @@ impl CorpusIndex {
         let mut commit = writer.prepare_commit().map_err(|e| CorpusError::index(&self.dir, e))?;
         commit.set_payload(&payload);
         commit.commit().map_err(|e| CorpusError::index(&self.dir, e))?;
+        // Only now is the new vector file the committed one; older files can go.
+        vectors::remove_stale(&self.dir, manifest.vectors.as_ref().map(|r| r.file.as_str()));
         writer.wait_merging_threads().map_err(|e| CorpusError::index(&self.dir, e))?;
         self.reader.reload().map_err(|e| CorpusError::index(&self.dir, e))?;
         Ok(stats)
@@ -306,30 +405,62 @@ impl CorpusIndex {
 
 impl Retriever for CorpusIndex {
     fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>, CorpusError> {
-        if options.k == 0 {
-            return Ok(Vec::new());
+        self.search_ranked(query, options)
+    }
+
+    fn location(&self) -> Option<std::path::PathBuf> {
+        Some(self.dir.clone())
+    }
+
+    fn retrieval(&self) -> Option<Retrieval> {
+        Some(self.retrieval)
+    }
+}
+
+impl CorpusIndex {
+    /// Every committed passage, in passage-id order.
+    fn all_passages(&self) -> Result<Vec<Passage>, CorpusError> {
+        let searcher = self.reader.searcher();
+        let addrs = searcher
+            .search(&tantivy::query::AllQuery, &tantivy::collector::DocSetCollector)
+            .map_err(|e| CorpusError::index(&self.dir, e))?;
+        let mut out = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            let d: TantivyDocument = searcher.doc(addr).map_err(|e| CorpusError::index(&self.dir, e))?;
+            out.push(self.passage_of(&d));
         }
-        let q = if options.syntax {
-            self.parse_query(query)?
+        out.sort_by(|a, b| a.passage_id.cmp(&b.passage_id));
+        Ok(out)
+    }
+
+    /// Number of passages searchable now.
+    pub(super) fn passage_count(&self) -> usize {
+        usize::try_from(self.reader.searcher().num_docs()).unwrap_or(usize::MAX)
+    }
+
+    /// The query tantivy runs for `query` (`None`: no searchable term).
+    pub(super) fn bm25_query(&self, query: &str, syntax: bool) -> Result<Option<Box<dyn Query>>, CorpusError> {
+        if syntax {
+            self.parse_query(query).map(Some)
         } else {
-            match self.natural_query(query) {
-                Some(q) => q,
-                None => return Ok(Vec::new()),
-            }
-        };
-        let reranks = options.mmr.is_some() || options.max_per_doc.is_some();
+            Ok(self.natural_query(query))
+        }
+    }
+
+    /// The `pool` best passages by BM25, best first, ties by passage id.
+    pub(super) fn bm25_pool(&self, q: &dyn Query, pool: usize) -> Result<Vec<(f32, Passage)>, CorpusError> {
         let searcher = self.reader.searcher();
         // Never ask tantivy for more hits than there are passages: a huge `k` would
         // size its heap by it.
-        let passages = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX).max(1);
-        let pool = if reranks { options.k.saturating_mul(5).max(50) } else { options.k }.min(passages);
+        let passages = self.passage_count().max(1);
+        let pool = pool.min(passages);
         // Equal scores come back in index order, which depends on how segments were
         // built and merged: the same corpus indexed twice could answer differently. Fetch
         // until the pool's last score is settled, then order ties by passage id.
         let mut fetch = pool;
         let top = loop {
             let top = searcher
-                .search(&q, &TopDocs::with_limit(fetch).order_by_score())
+                .search(q, &TopDocs::with_limit(fetch).order_by_score())
                 .map_err(|e| CorpusError::index(&self.dir, e))?;
             let tied_past_pool =
                 top.len() == fetch && fetch < passages && pool > 0 && top[pool - 1].0 == top[fetch - 1].0;
@@ -345,26 +476,58 @@ impl Retriever for CorpusIndex {
         }
         candidates.sort_by(|(a, p), (b, q)| b.total_cmp(a).then_with(|| p.passage_id.cmp(&q.passage_id)));
         candidates.truncate(pool);
-        let chosen = rerank::select(candidates, options);
-        let mut snippets = SnippetGenerator::create(&searcher, &*q, self.fields.text).ok();
+        Ok(candidates)
+    }
+
+    /// The chosen passages as hits, with snippets marking `q`'s terms (the passage's
+    /// opening when none of them is in it).
+    pub(super) fn hits(&self, q: Option<&dyn Query>, chosen: Vec<(f32, Passage)>) -> Vec<Hit> {
+        let searcher = self.reader.searcher();
+        let mut snippets = q.and_then(|q| SnippetGenerator::create(&searcher, q, self.fields.text).ok());
         if let Some(g) = snippets.as_mut() {
             g.set_max_num_chars(200);
         }
-        Ok(chosen
+        chosen
             .into_iter()
             .map(|(score, p)| {
                 let snippet = match &snippets {
                     Some(g) => g.snippet(&p.text).to_html(),
-                    None => p.text.chars().take(200).collect(),
+                    None => String::new(),
                 };
+                let snippet = if snippet.is_empty() { p.text.chars().take(200).collect() } else { snippet };
                 Hit { score, snippet, passage: p }
             })
-            .collect())
+            .collect()
     }
+}
 
-    fn location(&self) -> Option<std::path::PathBuf> {
-        Some(self.dir.clone())
+/// Embed `passages` in batches into `into`, returning how many were embedded.
+fn embed_passages(
+    embedder: &dyn Embedder,
+    passages: &[Passage],
+    into: &mut Vectors,
+    progress: &dyn Fn(Stage, usize, usize),
+) -> Result<usize, CorpusError> {
+    let dim = embedder.identity().dim;
+    for (n, batch) in passages.chunks(EMBED_BATCH).enumerate() {
+        progress(Stage::Embedding, n * EMBED_BATCH, passages.len());
+        let texts: Vec<String> = batch.iter().map(passage_text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embedder.embed(&refs)?;
+        if vectors.len() != batch.len() || vectors.iter().any(|v| v.len() != dim) {
+            return Err(CorpusError::Embed(format!(
+                "{} returned {} vectors for {} passages (dimension {dim} expected)",
+                embedder.identity(),
+                vectors.len(),
+                batch.len()
+            )));
+        }
+        for (p, v) in batch.iter().zip(&vectors) {
+            into.push(p.passage_id.clone(), p.doc_id.clone(), v);
+        }
     }
+    progress(Stage::Embedding, passages.len(), passages.len());
+    Ok(passages.len())
 }
 
 /// Hash of everything that shapes a document's passages.

@@ -1,21 +1,27 @@
 //! The corpus: documents cut into passages with exact offsets, a tantivy index over
-//! them, and the [`Retriever`] trait the agents search through.
+//! them with, optionally, one vector per passage, and the [`Retriever`] trait the
+//! agents search through (BM25, dense or hybrid).
 
 mod build;
+pub mod dense;
 mod document;
 pub mod evaluate;
+mod hybrid;
 mod index;
 mod ingest;
 mod rerank;
 pub mod sentences;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 pub use build::{build_index, IndexBuild};
+pub use dense::{Embedder, EmbedderIdentity, Fusion, Mode, Retrieval};
 pub use document::{split_passages, Document, Passage, PassageConfig};
-pub use index::{CorpusIndex, UpdateStats};
+pub use hybrid::fuse;
+pub use index::{CorpusIndex, Stage, UpdateStats};
 pub use ingest::{read_sources, BadInput, Ingested, JsonlFields};
 pub use sentences::split_sentences;
 
@@ -44,6 +50,38 @@ pub enum CorpusError {
         /// What failed.
         detail: String,
     },
+    /// Dense or hybrid search was asked of an index without vectors.
+    #[error(
+        "index {index} has no vectors, so it cannot search {mode}: run `recheck index --embed` on it, or search bm25"
+    )]
+    NoVectors {
+        /// Index directory.
+        index: PathBuf,
+        /// The mode asked for.
+        mode: &'static str,
+    },
+    /// The index's vectors were made by another embedder than the one given.
+    #[error("index {index} holds vectors made by {made_by}, not by {given}: query it with that embedder, or re-index with `recheck index --embed --embedder ...`")]
+    WrongEmbedder {
+        /// Index directory.
+        index: PathBuf,
+        /// The embedder recorded with the vectors.
+        made_by: String,
+        /// The one given.
+        given: String,
+    },
+    /// An index with vectors was updated without its embedder: its vectors would no
+    /// longer match its documents.
+    #[error("index {index} has vectors made by {made_by}: an update must embed the passages it writes (recheck index --embed)")]
+    NeedsEmbedder {
+        /// Index directory.
+        index: PathBuf,
+        /// The embedder recorded with the vectors.
+        made_by: String,
+    },
+    /// An embedder failed.
+    #[error("embedder: {0}")]
+    Embed(String),
     /// A query in query-syntax mode did not parse.
     #[error("cannot parse query {query:?}: {detail}")]
     BadQuery {
@@ -96,7 +134,7 @@ impl Default for SearchOptions {
 /// One search result: a passage with its score and a highlighted snippet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
-    /// BM25 score.
+    /// The ranking's score: BM25, cosine similarity, or the fused score in hybrid mode.
     pub score: f32,
     /// The passage, with exact offsets into its document.
     #[serde(flatten)]
@@ -113,6 +151,11 @@ pub trait Retriever: Send + Sync {
     /// Where the passages live (an index directory), so a stored run can name the
     /// corpus it used and a replay can open it again; `None` when it has no place.
     fn location(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// How it ranks, if it is an index: recorded with a run so a replay ranks the same.
+    fn retrieval(&self) -> Option<Retrieval> {
         None
     }
 }

@@ -138,6 +138,16 @@ pub struct EvalSpec {
     /// that continues a prefilled turn); true when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backtrack: Option<bool>,
+    /// Verify: how the corpus is searched, bm25 (when unset), dense or hybrid (the
+    /// corpus is then embedded into an index of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::corpus::Mode>,
+    /// Verify, hybrid: the weight of the dense score in the fusion (unset: 0.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f32>,
+    /// Verify, dense or hybrid: the embedder (`local` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
     /// Model calls one item may make (its models refuse calls past it; the item fails).
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
@@ -203,6 +213,12 @@ impl EvalSpec {
         for (field, value) in [("temperature", self.temperature), ("temperature_cap", self.temperature_cap)] {
             if !(0.0..=2.0).contains(&value) {
                 return Err(format!("{field} = {value} is not in [0, 2]"));
+            }
+        }
+        if let Some(a) = self.alpha {
+            crate::corpus::Fusion::weighted(a).map_err(|e| format!("alpha {e}"))?;
+            if self.retrieval != Some(crate::corpus::Mode::Hybrid) {
+                return Err("alpha weighs hybrid search's two rankings: it needs retrieval = \"hybrid\"".into());
             }
         }
         if self.protocol == Protocol::Verify && self.corpus.is_none() {

@@ -12,7 +12,6 @@ use super::{
 };
 use crate::{
     agents::AgentSet,
-    corpus::CorpusIndex,
     llm::{recorded_calls, ChatModel, ReplayModel},
     trace::{GroupSlot, RunId, TraceStore},
     Error, Result,
@@ -244,7 +243,10 @@ pub(super) async fn fork_in(
             options.verify.judge = JudgeChoice::Model;
             options.verify.calibration = *c;
         }
-        AskChange::Index(dir) => options = options.corpus(Arc::new(CorpusIndex::open(dir)?)),
+        AskChange::Index(dir) => {
+            let retrieval = crate::embed::RetrievalChoice::default();
+            options = options.corpus(Arc::new(super::settings::open_index(dir, &retrieval)?))
+        }
     }
     let (_, calls) = recorded_calls(store.steps(run_id)?);
     let replayed = ReplayModel::fork(record.model.clone(), calls, from_step, live.clone());

@@ -37,6 +37,6 @@ pub use record::{AgentRecords, AskRecord};
 pub use replay::{replay, AskReplay};
 pub use run::ask;
 pub use select::{check_tag, RunFilter};
-pub use settings::{agent_options, calibration, check_judge, parse_judge, OpenModel, Settings};
+pub use settings::{agent_options, calibration, check_judge, open_index, parse_judge, OpenModel, Settings};
 pub use strategy::{LoopOptions, Strategy, UnknownStrategy};
 pub use verify::{ClaimUnit, VerifyOptions};

@@ -36,6 +36,9 @@ pub struct AskRecord {
     /// Where the corpus was (an index directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<PathBuf>,
+    /// How the corpus was searched (runs stored before the choice existed: BM25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::corpus::Retrieval>,
     /// Passages given to the solver as context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_passages: Option<usize>,
@@ -91,6 +94,7 @@ impl AskRecord {
             tools: options.tools.names().into_iter().map(String::from).collect(),
             retriever: options.retriever.is_some(),
             index: options.retriever.as_ref().and_then(|r| r.location()),
+            retrieval: options.retriever.as_ref().and_then(|r| r.retrieval()),
             context_passages: Some(options.context_passages),
             verify: Some(options.verify),
             tags: options.tags.clone(),

@@ -10,7 +10,6 @@ use serde_json::Value;
 use super::{ask, AskOptions, AskRecord, GivenAnswer, Question};
 use crate::{
     agents::AgentSet,
-    corpus::CorpusIndex,
     llm::{recorded_calls, ChatModel, Message, ReplayModel},
     trace::{run_kind, RunId, RunRecord, RunStatus, TraceStore},
     Error, Result,
@@ -157,7 +156,11 @@ fn options_of(record: &AskRecord, agents: &AgentSet) -> std::result::Result<AskO
         let Some(dir) = &record.index else {
             return Err("its corpus has no recorded location".into());
         };
-        let index = CorpusIndex::open(dir).map_err(|e| format!("its index {} cannot be opened: {e}", dir.display()))?;
+        // Exactly the retrieval it ran (BM25 for runs stored before there was a choice),
+        // whatever the index's default is now.
+        let retrieval = crate::embed::RetrievalChoice::exactly(record.retrieval.unwrap_or_default());
+        let index = super::settings::open_index(dir, &retrieval)
+            .map_err(|e| format!("its index {} cannot be opened: {e}", dir.display()))?;
         options = options.corpus(Arc::new(index));
     }
     options.loop_options = record.loop_options.clone();

@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::{
     agents::{calibration::CalibrationFile, AgentSet, Calibration},
-    corpus::CorpusIndex,
+    corpus::{Fusion, Mode},
+    embed::RetrievalChoice,
     llm::ChatModel,
     Error, Result,
 };
@@ -36,6 +37,14 @@ pub struct Settings {
     pub index: Option<PathBuf>,
     /// Passages given to the solver as numbered context (with `index`).
     pub context: usize,
+    /// How the index is searched: bm25, dense or hybrid (default: hybrid where the
+    /// index has vectors, bm25 where it has none).
+    pub retrieval: Option<Mode>,
+    /// Hybrid search's weight of the dense score, in [0, 1] (weighted score fusion;
+    /// unset: [`crate::corpus::dense::DEFAULT_ALPHA`]).
+    pub alpha: Option<f32>,
+    /// The query embedder (default: the one that made the index's vectors).
+    pub embedder: Option<String>,
     /// Citation scorer: lexical, contextcite or leave_one_out (default: attributor.toml).
     pub citation_scorer: Option<String>,
     /// A directory overriding `agents/*.toml`.
@@ -82,6 +91,9 @@ impl Default for Settings {
             candidates: super::best_of_n::DEFAULT_CANDIDATES,
             index: None,
             context: DEFAULT_CONTEXT_PASSAGES,
+            retrieval: None,
+            alpha: None,
+            embedder: None,
             citation_scorer: None,
             agents_dir: None,
             prompts_dir: None,
@@ -138,6 +150,9 @@ impl Settings {
                 "candidates" => s.candidates = v.integer()?,
                 "index" => s.index = v.path()?,
                 "context" => s.context = v.integer()?,
+                "retrieval" => s.retrieval = Some(v.choice(|t| t.parse().ok(), "bm25, dense or hybrid")?),
+                "alpha" => s.alpha = v.optional_number()?,
+                "embedder" => s.embedder = v.optional_text()?,
                 "citation_scorer" => s.citation_scorer = v.optional_text()?,
                 "agents_dir" => s.agents_dir = v.path()?,
                 "prompts_dir" => s.prompts_dir = v.path()?,
@@ -180,6 +195,7 @@ impl Settings {
         if !(0.0..=2.0).contains(&self.temperature_step) {
             return Err(bad("temperature_step", format!("must be a number in [0, 2], got {}", self.temperature_step)));
         }
+        RetrievalChoice::of(self.retrieval, self.alpha, None).map_err(|e| bad("alpha", e))?;
         if self.samples > 32 {
             return Err(bad("samples", format!("must be 0 to 32, got {}", self.samples)));
         }
@@ -213,7 +229,7 @@ impl Settings {
     /// The options of an `ask` (or a `serve` request): a loop, then verification.
     pub fn ask_options(&self, open: OpenModel<'_>) -> Result<AskOptions> {
         self.check()?;
-        let mut options = agent_options(self.agents()?, self.index.as_deref(), open)?;
+        let mut options = agent_options(self.agents()?, self.index.as_deref(), &self.retrieval_choice(), open)?;
         options.loop_options = LoopOptions {
             strategy: self.strategy,
             rounds: self.rounds,
@@ -242,7 +258,7 @@ impl Settings {
     pub fn verify_options(&self, open: OpenModel<'_>) -> Result<AskOptions> {
         self.check()?;
         let agents = AgentSet::load(self.agents_dir.as_deref(), self.prompts_dir.as_deref())?;
-        let mut options = agent_options(agents, self.index.as_deref(), open)?;
+        let mut options = agent_options(agents, self.index.as_deref(), &self.retrieval_choice(), open)?;
         options.loop_options.seed = self.seed;
         options.verify = VerifyOptions {
             decompose: self.decompose,
@@ -259,6 +275,17 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The retrieval asked for, as the index is opened with it.
+    pub fn retrieval_choice(&self) -> RetrievalChoice {
+        RetrievalChoice {
+            mode: self.retrieval,
+            fusion: self.alpha.map(|alpha| Fusion::Weighted { alpha }),
+            embedder: self.embedder.clone(),
+        }
+    }
+}
+
 /// A judge's name: `model` or `lexical`.
 pub fn parse_judge(s: &str) -> std::result::Result<JudgeChoice, String> {
     match s {
@@ -269,9 +296,14 @@ pub fn parse_judge(s: &str) -> std::result::Result<JudgeChoice, String> {
 }
 
 /// Options over `agents`, with the models agent configs name for themselves (a `model`
-/// other than "default") opened by `open`, and `index` as the corpus: what `ask`,
-/// `serve` and `verify` share before their own settings.
-pub fn agent_options(agents: AgentSet, index: Option<&std::path::Path>, open: OpenModel<'_>) -> Result<AskOptions> {
+/// other than "default") opened by `open`, and `index` as the corpus searched as
+/// `retrieval` says: what `ask`, `serve` and `verify` share before their own settings.
+pub fn agent_options(
+    agents: AgentSet,
+    index: Option<&std::path::Path>,
+    retrieval: &RetrievalChoice,
+    open: OpenModel<'_>,
+) -> Result<AskOptions> {
     let own_model = |spec: Option<&str>| match spec {
         None | Some("default") => Ok(None),
         Some(spec) => open(spec).map(Some),
@@ -281,12 +313,19 @@ pub fn agent_options(agents: AgentSet, index: Option<&std::path::Path>, open: Op
     let judge_model = own_model(agents.judge.model.as_deref())?;
     let mut options = AskOptions::new(Arc::new(agents));
     if let Some(dir) = index {
-        options = options.corpus(Arc::new(CorpusIndex::open(dir)?));
+        options = options.corpus(Arc::new(open_index(dir, retrieval)?));
     }
     options.critic_model = critic_model;
     options.decomposer_model = decomposer_model;
     options.judge_model = judge_model;
     Ok(options)
+}
+
+/// The index in `dir`, searched as `retrieval` says, with this process's embedders;
+/// an index without vectors asked for nothing answers BM25 and says so once.
+pub fn open_index(dir: &std::path::Path, retrieval: &RetrievalChoice) -> Result<crate::corpus::CorpusIndex> {
+    let say = |m: &str| tracing::warn!("{m}");
+    Ok(crate::embed::open_index(dir, retrieval, &crate::embed::options(), &say)?)
 }
 
 /// The judge's calibration: `setting` (`none`, `contextual`, or a file `recheck

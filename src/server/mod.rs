@@ -81,6 +81,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Directory whose subdirectories are the indexes clients may name (`recheck.index`).
     pub index_root: Option<PathBuf>,
+    /// How those indexes are searched unless a request says (`recheck.retrieval`).
+    pub retrieval: crate::embed::RetrievalChoice,
 }
 
 impl Default for ServeConfig {
@@ -96,6 +98,7 @@ impl Default for ServeConfig {
             deadline: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
             index_root: None,
+            retrieval: Default::default(),
         }
     }
 }
@@ -175,7 +178,7 @@ impl Server {
             store,
             model,
             options,
-            indexes: Indexes::new(config.index_root.clone()),
+            indexes: Indexes::new(config.index_root.clone(), config.retrieval.clone()),
             upstream,
             // Pass-through calls get the same deadline as verified ones.
             http: reqwest::Client::builder().timeout(config.deadline).build().unwrap_or_default(),

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::ApiError;
 use crate::{
-    corpus::{CorpusIndex, Retriever},
+    corpus::{Mode, Retriever},
+    embed::RetrievalChoice,
     orchestrator::{JudgeChoice, Strategy},
     AskOptions,
 };
@@ -29,6 +30,8 @@ pub struct RecheckOptions {
     pub rounds: Option<u32>,
     /// The name of an index under the server's index directory.
     pub index: Option<String>,
+    /// bm25, dense or hybrid: how the request's index (or the server's) is searched.
+    pub retrieval: Option<String>,
     /// model or lexical.
     pub judge: Option<String>,
     /// Self-consistency samples (0 to 32).
@@ -107,29 +110,64 @@ impl RecheckOptions {
             }
             base.tags.extend(tags.iter().cloned());
         }
+        let mode = match &self.retrieval {
+            None => None,
+            Some(m) => Some(m.parse::<Mode>().map_err(|e| ApiError::invalid("recheck.retrieval", e))?),
+        };
         if let Some(name) = &self.index {
-            base = base.corpus(indexes.open(name)?);
+            base = base.corpus(indexes.open(name, mode)?);
+        } else if let Some(mode) = mode {
+            let Some(dir) = base.retriever.as_ref().and_then(|r| r.location()) else {
+                return Err(ApiError::invalid(
+                    "recheck.retrieval",
+                    "this request searches no index: name one (recheck.index) or start the server with --index",
+                ));
+            };
+            base = base.corpus(indexes.open_dir(&dir, Some(mode), "recheck.retrieval")?);
         }
         Ok(base)
     }
 }
 
-/// The indexes clients may name: directories under one root, opened on first use.
-/// Names only, never paths: a client cannot make the server open a directory it chose.
+/// The indexes clients may name: directories under one root, opened on first use in
+/// each retrieval mode asked for. Names only, never paths: a client cannot make the
+/// server open a directory it chose.
 #[derive(Default)]
 pub struct Indexes {
     root: Option<PathBuf>,
-    open: Mutex<HashMap<String, Arc<dyn Retriever>>>,
+    retrieval: RetrievalChoice,
+    open: Mutex<HashMap<OpenKey, Arc<dyn Retriever>>>,
 }
 
+/// An opened index: its directory and the mode asked for (`None`: the server's).
+type OpenKey = (PathBuf, Option<Mode>);
+
 impl Indexes {
-    /// Indexes under `root` (`None`: clients may not name one).
-    pub fn new(root: Option<PathBuf>) -> Self {
-        Self { root, open: Mutex::new(HashMap::new()) }
+    /// Indexes under `root` (`None`: clients may not name one), searched as `retrieval`
+    /// says unless a request names a mode.
+    pub fn new(root: Option<PathBuf>, retrieval: RetrievalChoice) -> Self {
+        Self { root, retrieval, open: Mutex::new(HashMap::new()) }
     }
 
-    /// The index called `name`.
-    pub fn open(&self, name: &str) -> Result<Arc<dyn Retriever>, ApiError> {
+    /// The index in `dir` searched in `mode` (the server's default when `None`);
+    /// `param` is the request field blamed when it cannot be.
+    pub fn open_dir(&self, dir: &Path, mode: Option<Mode>, param: &str) -> Result<Arc<dyn Retriever>, ApiError> {
+        let mut open = self.open.lock().map_err(|_| ApiError::internal("index cache poisoned"))?;
+        let key = (dir.to_path_buf(), mode);
+        if let Some(r) = open.get(&key) {
+            return Ok(r.clone());
+        }
+        let choice = RetrievalChoice { mode: mode.or(self.retrieval.mode), ..self.retrieval.clone() };
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let index = crate::orchestrator::open_index(dir, &choice)
+            .map_err(|e| ApiError::invalid(param, format!("no usable index {name:?}: {e}")))?;
+        let retriever: Arc<dyn Retriever> = Arc::new(index);
+        open.insert(key, retriever.clone());
+        Ok(retriever)
+    }
+
+    /// The index called `name`, searched in `mode` (the server's default when `None`).
+    pub fn open(&self, name: &str, mode: Option<Mode>) -> Result<Arc<dyn Retriever>, ApiError> {
         let valid = !name.is_empty()
             && name.len() <= 128
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -143,16 +181,7 @@ impl Indexes {
         let Some(root) = &self.root else {
             return Err(ApiError::invalid("recheck.index", "this server has no index directory to choose from"));
         };
-        let mut open = self.open.lock().map_err(|_| ApiError::internal("index cache poisoned"))?;
-        if let Some(r) = open.get(name) {
-            return Ok(r.clone());
-        }
-        let dir = root.join(name);
-        let index = CorpusIndex::open(&dir)
-            .map_err(|e| ApiError::invalid("recheck.index", format!("no usable index {name:?}: {e}")))?;
-        let retriever: Arc<dyn Retriever> = Arc::new(index);
-        open.insert(name.to_string(), retriever.clone());
-        Ok(retriever)
+        self.open_dir(&root.join(name), mode, "recheck.index")
     }
 }
 
@@ -177,6 +206,34 @@ mod tests {
             Some("recheck.rounds")
         );
         let escape = RecheckOptions { index: Some("../etc".into()), ..Default::default() };
-        assert!(escape.apply(base, &Indexes::new(Some("/tmp".into()))).is_err());
+        assert!(escape.apply(base.clone(), &Indexes::new(Some("/tmp".into()), RetrievalChoice::default())).is_err());
+    }
+
+    #[test]
+    fn a_retrieval_is_checked_and_needs_an_index() {
+        let base = AskOptions::builtin().unwrap();
+        let sparse = RecheckOptions { retrieval: Some("sparse".into()), ..Default::default() };
+        let err = sparse.apply(base.clone(), &Indexes::default()).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("recheck.retrieval"));
+        assert!(err.message.contains("bm25, dense or hybrid"), "{}", err.message);
+        let no_index = RecheckOptions { retrieval: Some("dense".into()), ..Default::default() };
+        let err = no_index.apply(base.clone(), &Indexes::default()).unwrap_err();
+        assert!(err.message.contains("searches no index"), "{}", err.message);
+        // An index without vectors asked for dense search is refused, naming the field.
+        let root = tempfile::tempdir().unwrap();
+        let mut index = crate::corpus::CorpusIndex::open_or_create(&root.path().join("plain")).unwrap();
+        let doc =
+            crate::corpus::Document { id: "d".into(), title: String::new(), text: "Text.".into(), sentences: None };
+        index.update(&[doc], &Default::default(), false, &|_| ()).unwrap();
+        let dense =
+            RecheckOptions { index: Some("plain".into()), retrieval: Some("dense".into()), ..Default::default() };
+        let indexes = Indexes::new(Some(root.path().to_path_buf()), RetrievalChoice::default());
+        let err = dense.apply(base.clone(), &indexes).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("recheck.index"));
+        assert!(err.message.contains("no vectors"), "{}", err.message);
+        let bm25 = RecheckOptions { index: Some("plain".into()), retrieval: Some("bm25".into()), ..Default::default() };
+        let applied = bm25.apply(base, &indexes).unwrap();
+        let retriever = applied.retriever.unwrap();
+        assert_eq!(retriever.retrieval().map(|r| r.mode), Some(Mode::Bm25));
     }
 }

