@@ -67,9 +67,19 @@ def index_build(
     max_chars: int | None = None,
     overlap: int | None = None,
     prune: bool = False,
+    embed: bool = False,
+    embedder: str | None = None,
 ) -> str: ...
 def index_search(
-    dir: str, query: str, k: int, mmr: float | None, max_per_doc: int | None, syntax: bool
+    dir: str,
+    query: str,
+    k: int,
+    mmr: float | None,
+    max_per_doc: int | None,
+    syntax: bool,
+    retrieval: str | None = None,
+    alpha: float | None = None,
+    embedder: str | None = None,
 ) -> str: ...
 def eval_run(
     spec: str,

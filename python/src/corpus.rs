@@ -88,8 +88,7 @@ pub fn index_search(
         Some(Ok(m)) => Some(m),
         Some(Err(e)) => return Err(crate::errors::usage(format!("retrieval {e}"))),
     };
-    let choice =
-        RetrievalChoice::of(mode, alpha, embedder).map_err(|e| crate::errors::usage(format!("alpha {e}")))?;
+    let choice = RetrievalChoice::of(mode, alpha, embedder).map_err(|e| crate::errors::usage(format!("alpha {e}")))?;
     let hits = detached(py, || -> recheck::Result<_> {
         let index = recheck::orchestrator::open_index(&dir, &choice)?;
         Ok(index.search(&query, &options)?)

@@ -3,7 +3,7 @@
 //! the [`Retrieval`] mode a search runs in.
 //!
 //! The embedders themselves (the embedded all-MiniLM-L6-v2, a BERT directory, an
-//! OpenAI-compatible `/v1/embeddings` endpoint) live in `crate::embed`, above the model
+//! OpenAI-compatible `/v1/embeddings` endpoint) live in the `embed` module, above the model
 //! layer: the corpus only needs vectors.
 
 use serde::{Deserialize, Serialize};

