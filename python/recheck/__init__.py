@@ -15,7 +15,6 @@ the same trace store.
 from ._api import (
     AskSettings,
     EvalResult,
-    Index,
     Model,
     Store,
     VerifySettings,
@@ -26,6 +25,7 @@ from ._api import (
     verify_async,
     verify_many,
 )
+from ._index import Index
 from ._recheck import __version__
 from ._types import (
     AskResult,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use recheck::{
-    corpus::{build_index, CorpusIndex, JsonlFields, PassageConfig, Retriever, SearchOptions},
+    corpus::{build_index, JsonlFields, PassageConfig, Retriever, SearchOptions},
     embed::{self, RetrievalChoice},
 };
 
@@ -47,14 +47,7 @@ pub fn index_build(
         let embedder = match embed {
             false => None,
             true => {
-                let spec = match embedder {
-                    Some(spec) => spec,
-                    None if dir.join("meta.json").exists() => CorpusIndex::open(&dir)?
-                        .embedder()?
-                        .map(|e| e.spec)
-                        .unwrap_or_else(|| embed::DEFAULT_EMBEDDER.into()),
-                    None => embed::DEFAULT_EMBEDDER.into(),
-                };
+                let spec = embed::update_embedder(&dir, embedder)?;
                 Some(embed::open_embedder(&spec, &embed::options(), &|_| {})?)
             }
         };

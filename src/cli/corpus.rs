@@ -143,10 +143,7 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
     let fields = JsonlFields { id: args.id_field, title: args.title_field, text: args.text_field };
     let config = PassageConfig { max_chars: args.max_chars, overlap_sentences: args.overlap };
     let embedder = if args.embed {
-        let spec = match &args.embedder {
-            Some(spec) => spec.clone(),
-            None => existing_embedder(&dir)?.unwrap_or_else(|| embed::DEFAULT_EMBEDDER.to_string()),
-        };
+        let spec = embed::update_embedder(&dir, args.embedder.clone())?;
         let options = embed::EmbedOptions { base_url: args.base_url.clone(), ..embed::options() };
         Some(embed::open_embedder(&spec, &options, &|line| eprintln!("{line}"))?)
     } else {
@@ -163,10 +160,8 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
     };
     let built = build_index(&dir, &args.sources, &fields, &config, args.prune, embedder.as_deref(), &progress);
     bar.finish_and_clear();
-    let built = match built {
-        Err(e @ recheck::corpus::CorpusError::NeedsEmbedder { .. }) => super::usage!("{e}"),
-        other => other?,
-    };
+    // An update without the index's embedder is a usage error (exit 2): `diagnose`.
+    let built = built?;
     for bad in &built.bad {
         eprintln!("bad input: {bad}");
     }
@@ -199,14 +194,6 @@ pub(super) fn index(home: &Home, args: IndexArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The embedder spec recorded with the index in `dir`, if it exists and has vectors.
-fn existing_embedder(dir: &std::path::Path) -> anyhow::Result<Option<String>> {
-    if !dir.join("meta.json").exists() {
-        return Ok(None);
-    }
-    Ok(recheck::corpus::CorpusIndex::open(dir)?.embedder()?.map(|e| e.spec))
 }
 
 pub(super) fn search(home: &Home, args: SearchArgs) -> anyhow::Result<()> {

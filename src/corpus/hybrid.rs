@@ -5,7 +5,7 @@
 use std::{collections::HashMap, path::Path, sync::Arc};
 
 use super::{
-    vectors::{self, Vectors, VectorsRef},
+    vectors::{self, Vectors},
     CorpusError, CorpusIndex, Embedder, EmbedderIdentity, Fusion, Hit, Mode, Passage, Retrieval, SearchOptions,
 };
 
@@ -34,11 +34,6 @@ pub(super) fn check_embedder(
 }
 
 impl CorpusIndex {
-    /// The committed vectors' record, if the index has vectors.
-    pub fn vectors(&self) -> Result<Option<VectorsRef>, CorpusError> {
-        self.manifest_vectors()
-    }
-
     /// The embedder that made the index's vectors, if it has any.
     pub fn embedder(&self) -> Result<Option<EmbedderIdentity>, CorpusError> {
         Ok(self.vectors()?.map(|r| r.embedder))
@@ -149,13 +144,15 @@ impl CorpusIndex {
 /// passage id. Scores are positive, so MMR's relevance scaling holds.
 pub fn fuse(lexical: Vec<(f32, Passage)>, semantic: Vec<(f32, Passage)>, fusion: Fusion) -> Vec<(f32, Passage)> {
     let mut merged: HashMap<String, (f32, Passage)> = HashMap::new();
-    let lists = [(lexical, 1.0 - weight(fusion)), (semantic, weight(fusion))];
-    for (list, w) in lists {
+    for (list, dense) in [(lexical, false), (semantic, true)] {
         let top = list.first().map(|(s, _)| *s).unwrap_or(0.0);
         for (rank, (score, passage)) in list.into_iter().enumerate() {
             let contribution = match fusion {
                 Fusion::Rrf { k } => 1.0 / (k + rank as f32 + 1.0),
-                Fusion::Weighted { .. } => w * if top > 0.0 { score.max(0.0) / top } else { 0.0 },
+                Fusion::Weighted { alpha } => {
+                    let weight = if dense { alpha } else { 1.0 - alpha };
+                    weight * if top > 0.0 { score.max(0.0) / top } else { 0.0 }
+                }
             };
             merged.entry(passage.passage_id.clone()).or_insert((0.0, passage)).0 += contribution;
         }
@@ -167,13 +164,6 @@ pub fn fuse(lexical: Vec<(f32, Passage)>, semantic: Vec<(f32, Passage)>, fusion:
         *score = score.max(f32::MIN_POSITIVE);
     }
     out
-}
-
-fn weight(fusion: Fusion) -> f32 {
-    match fusion {
-        Fusion::Weighted { alpha } => alpha,
-        Fusion::Rrf { .. } => 0.5,
-    }
 }
 
 #[cfg(test)]

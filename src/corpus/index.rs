@@ -186,8 +186,8 @@ impl CorpusIndex {
         }
     }
 
-    /// What the commit says of the vectors.
-    pub(super) fn manifest_vectors(&self) -> Result<Option<VectorsRef>, CorpusError> {
+    /// The committed vectors' record, if the index has vectors.
+    pub fn vectors(&self) -> Result<Option<VectorsRef>, CorpusError> {
         Ok(self.manifest()?.vectors)
     }
 

@@ -12,7 +12,7 @@
 
 use std::{
     io::{Read, Write},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use serde::{Deserialize, Serialize};
@@ -222,11 +222,6 @@ pub fn remove_stale(dir: &Path, keep: Option<&str>) {
     }
 }
 
-/// The path of a reference's file, for messages.
-pub fn path_of(dir: &Path, reference: &VectorsRef) -> PathBuf {
-    dir.join(&reference.file)
-}
-
 /// Dot product; the vectors are unit length, so this is their cosine. Eight lanes of
 /// partial sums let the compiler vectorise it without fast-math.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -276,15 +271,19 @@ pub fn nearest(vectors: &Vectors, query: &[f32], n: usize) -> Vec<(usize, f32)> 
 
 /// The `n` best of `rows`, unordered.
 fn scan(vectors: &Vectors, query: &[f32], n: usize, rows: std::ops::Range<usize>) -> Vec<(usize, f32)> {
-    // A bounded min-heap keeps the scan at one pass and O(n) memory.
+    best(rows.map(|i| (i, dot(vectors.row(i), query))), n)
+}
+
+/// The `n` highest-scoring of `scored` (row, score) pairs, unordered, ties to the lower
+/// row: a bounded min-heap keeps a scan at one pass and O(n) memory.
+fn best(scored: impl Iterator<Item = (usize, f32)>, n: usize) -> Vec<(usize, f32)> {
     let mut heap: std::collections::BinaryHeap<Entry> = std::collections::BinaryHeap::with_capacity(n + 1);
-    for i in rows {
-        let score = dot(vectors.row(i), query);
+    for (row, score) in scored {
         if heap.len() < n {
-            heap.push(Entry { score, row: i });
-        } else if heap.peek().is_some_and(|worst| Entry { score, row: i } < *worst) {
+            heap.push(Entry { score, row });
+        } else if heap.peek().is_some_and(|worst| Entry { score, row } < *worst) {
             heap.pop();
-            heap.push(Entry { score, row: i });
+            heap.push(Entry { score, row });
         }
     }
     heap.into_iter().map(|e| (e.row, e.score)).collect()
@@ -344,18 +343,14 @@ pub fn nearest_quantised(vectors: &Vectors, codes: &Quantised, query: &[f32], n:
     }
     let mut q = Vec::with_capacity(query.len());
     let q_scale = quantise(query, &mut q);
-    let keep = n.saturating_mul(RESCORE);
-    let mut heap: std::collections::BinaryHeap<Entry> = std::collections::BinaryHeap::with_capacity(keep + 1);
-    for (i, row) in codes.codes.chunks_exact(codes.dim).enumerate() {
-        let score = dot_i8(row, &q) as f32 * codes.scales[i] * q_scale;
-        if heap.len() < keep {
-            heap.push(Entry { score, row: i });
-        } else if heap.peek().is_some_and(|worst| Entry { score, row: i } < *worst) {
-            heap.pop();
-            heap.push(Entry { score, row: i });
-        }
-    }
-    let mut out: Vec<(usize, f32)> = heap.into_iter().map(|e| (e.row, dot(vectors.row(e.row), query))).collect();
+    let approximate = codes
+        .codes
+        .chunks_exact(codes.dim)
+        .enumerate()
+        .map(|(i, row)| (i, dot_i8(row, &q) as f32 * codes.scales[i] * q_scale));
+    let candidates = best(approximate, n.saturating_mul(RESCORE));
+    let mut out: Vec<(usize, f32)> =
+        candidates.into_iter().map(|(row, _)| (row, dot(vectors.row(row), query))).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out.truncate(n);
     out
@@ -403,7 +398,7 @@ mod tests {
         v.push("b#0".into(), "b".into(), &[0.0, 0.6, 0.8]);
         let r = v.write(dir.path(), &identity(3)).unwrap();
         assert_eq!(Vectors::read(dir.path(), &r).unwrap(), v);
-        let path = path_of(dir.path(), &r);
+        let path = dir.path().join(&r.file);
         let bytes = std::fs::read(&path).unwrap();
         for cut in [0, 7, 20, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut]).unwrap();

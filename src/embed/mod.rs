@@ -157,6 +157,18 @@ fn local(_dir: &Path, spec: &str, _model: Option<&str>) -> Result<Arc<dyn Embedd
     })
 }
 
+/// The embedder an `--embed` update of the index in `dir` uses: `explicit`, else the one
+/// its vectors were made with, else [`DEFAULT_EMBEDDER`].
+pub fn update_embedder(dir: &Path, explicit: Option<String>) -> Result<String, EmbedError> {
+    if let Some(spec) = explicit {
+        return Ok(spec);
+    }
+    if !dir.join("meta.json").exists() {
+        return Ok(DEFAULT_EMBEDDER.to_string());
+    }
+    Ok(CorpusIndex::open(dir)?.embedder()?.map(|e| e.spec).unwrap_or_else(|| DEFAULT_EMBEDDER.to_string()))
+}
+
 /// The retrieval a user asked for; unset parts take the index's defaults.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetrievalChoice {
